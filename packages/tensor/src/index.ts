@@ -1,0 +1,32 @@
+export { tf } from './tf.js';
+export type { Tensor, Rank, DataType } from './tf.js';
+export {
+  initBackend,
+  describeBackendChoice,
+  knownBackends,
+  backendCandidates,
+  BackendUnavailableError,
+} from './backends.js';
+export type { BackendCandidate, BackendChoice, InitBackendOptions } from './backends.js';
+export { probeWebGpu } from './webgpu.js';
+export type { WebGpuAdapterSummary } from './webgpu.js';
+export { defineOp, listOps, getOp } from './ops.js';
+export type { Op, OpSpec, OpKernel, OpAttrs, OpGradientArgs } from './ops.js';
+export { createRng } from './rng.js';
+export type { Rng, RngState } from './rng.js';
+export {
+  saveSafetensors,
+  loadSafetensors,
+  encodeSafetensors,
+  decodeSafetensors,
+  tensorToEntry,
+  entryToTensor,
+  writeFileAtomic,
+  SafetensorsError,
+} from './safetensors.js';
+export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsInput, SafetensorsData } from './safetensors.js';
+export { float32ToFloat16Bits, float16BitsToFloat32, float32ToBfloat16Bits, bfloat16BitsToFloat32 } from './half.js';
+export { memorySnapshot, measurePeakBytes, timeIt } from './probes.js';
+export type { MemorySnapshot, Timing } from './probes.js';
+export { runWgsl } from './wgsl.js';
+export type { WgslProgram } from './wgsl.js';

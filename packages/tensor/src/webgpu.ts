@@ -1,0 +1,85 @@
+/**
+ * WebGPU in Node: Dawn from the `webgpu` package provides `navigator.gpu`, then
+ * tfjs-backend-webgpu runs on the adapter it finds. In a browser `navigator.gpu` is used
+ * as it is.
+ */
+import { tf } from './tf.js';
+
+/** What the adapter says about itself, and whether it is a software rasterizer. */
+export interface WebGpuAdapterSummary {
+  vendor: string;
+  architecture: string;
+  description: string;
+  software: boolean;
+}
+
+interface GpuLike {
+  requestAdapter(options?: { powerPreference?: string }): Promise<AdapterLike | null>;
+}
+interface AdapterLike {
+  info?: { vendor?: string; architecture?: string; description?: string; device?: string; isFallbackAdapter?: boolean };
+  isFallbackAdapter?: boolean;
+}
+
+type WebGpuModule = typeof import('@tensorflow/tfjs-backend-webgpu');
+let loadedModule: WebGpuModule | undefined;
+
+/** tfjs-backend-webgpu once `registerWebGpuBackend` has loaded it (for WGSL helpers). */
+export function webGpuModule(): WebGpuModule | undefined {
+  return loadedModule;
+}
+
+let probe: Promise<{ adapter: AdapterLike; summary: WebGpuAdapterSummary } | { reason: string }> | undefined;
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|softpipe|software/i;
+
+async function findGpu(): Promise<GpuLike | { reason: string }> {
+  const nav = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  let dawn: { create(flags: string[]): GpuLike; globals: object };
+  try {
+    dawn = (await import('webgpu')) as unknown as typeof dawn;
+  } catch (err) {
+    return { reason: `the 'webgpu' package could not be loaded (${(err as Error).message})` };
+  }
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([]);
+  // Node 20 has no global navigator; tfjs-backend-webgpu looks for navigator.gpu.
+  if (nav) Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+  else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  return gpu;
+}
+
+/** Looks for a WebGPU adapter once per process; the answer is cached. */
+export function probeWebGpu(): Promise<{ adapter: AdapterLike; summary: WebGpuAdapterSummary } | { reason: string }> {
+  probe ??= (async () => {
+    const gpu = await findGpu();
+    if ('reason' in gpu) return gpu;
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) return { reason: 'navigator.gpu.requestAdapter() found no adapter (no Vulkan/Metal/D3D12 driver)' };
+    const info = adapter.info ?? {};
+    const text = `${info.vendor ?? ''} ${info.architecture ?? ''} ${info.device ?? ''} ${info.description ?? ''}`;
+    const summary: WebGpuAdapterSummary = {
+      vendor: info.vendor ?? 'unknown',
+      architecture: info.architecture ?? 'unknown',
+      description: info.description ?? '',
+      software: Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter) || SOFTWARE_ADAPTER.test(text),
+    };
+    return { adapter, summary };
+  })();
+  return probe;
+}
+
+/**
+ * Makes tfjs's `webgpu` backend available on the probed adapter. tfjs-backend-webgpu
+ * registers itself on import when `navigator.gpu` exists, which `probeWebGpu` ensures.
+ */
+export async function registerWebGpuBackend(): Promise<{ summary: WebGpuAdapterSummary } | { reason: string }> {
+  const found = await probeWebGpu();
+  if ('reason' in found) return found;
+  loadedModule = await import('@tensorflow/tfjs-backend-webgpu');
+  if (!tf.findBackendFactory('webgpu')) {
+    return { reason: 'tfjs-backend-webgpu did not register a backend although navigator.gpu exists' };
+  }
+  return { summary: found.summary };
+}
