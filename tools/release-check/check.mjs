@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// Release check: pack every publishable workspace package with `pnpm pack`, lint each
+// tarball with publint and attw, then install each tarball ALONE into a fresh temporary
+// project and import it from both ESM and CJS. Workspace dependencies of a package are
+// not on the registry yet, so they are installed from their own tarballs (npm overrides):
+// the package still gets nothing but what its package.json declares.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+const bin = (name) => join(import.meta.dirname, 'node_modules/.bin', name);
+const pnpm = ['-y', 'pnpm@12.4.2'];
+const only = process.argv.slice(2);
+
+function run(cmd, args, options = {}) {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options });
+}
+
+function workspacePackages() {
+  const dirs = [];
+  for (const group of ['packages', 'apps']) {
+    const base = join(root, group);
+    if (!existsSync(base)) continue;
+    for (const name of readdirSync(base)) dirs.push(join(base, name));
+  }
+  dirs.push(join(root, 'native'));
+  return dirs
+    .filter((dir) => existsSync(join(dir, 'package.json')))
+    .map((dir) => ({ dir, manifest: JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) }));
+}
+
+const all = workspacePackages();
+const publishable = all.filter((p) => !p.manifest.private && (only.length === 0 || only.includes(p.manifest.name)));
+const work = mkdtempSync(join(tmpdir(), 'kiln-release-'));
+const tarballs = new Map();
+const failures = [];
+
+console.log(`release check: ${publishable.length} publishable package(s) in ${work}`);
+for (const { dir, manifest } of all.filter((p) => !p.manifest.private)) {
+  const out = run('npx', [...pnpm, 'pack', '--pack-destination', work], { cwd: dir });
+  const file = out.trim().split('\n').filter((l) => l.endsWith('.tgz')).at(-1);
+  tarballs.set(manifest.name, file.startsWith('/') ? file : join(work, file));
+}
+
+function internalDeps(manifest, seen = new Set()) {
+  for (const field of ['dependencies', 'optionalDependencies']) {
+    for (const dep of Object.keys(manifest[field] ?? {})) {
+      if (!tarballs.has(dep) || seen.has(dep)) continue;
+      seen.add(dep);
+      const sub = all.find((p) => p.manifest.name === dep);
+      if (sub) internalDeps(sub.manifest, seen);
+    }
+  }
+  return seen;
+}
+
+for (const { manifest } of publishable) {
+  const name = manifest.name;
+  const tarball = tarballs.get(name);
+  const step = (label, fn) => {
+    try {
+      fn();
+      console.log(`  ok    ${label}`);
+    } catch (err) {
+      const detail = `${err.stdout ?? ''}${err.stderr ?? ''}` || err.message;
+      console.log(`  FAIL  ${label}\n${detail.replace(/^/gm, '        ')}`);
+      failures.push(`${name}: ${label}`);
+    }
+  };
+  console.log(`\n${name}@${manifest.version}  (${tarball.split('/').at(-1)})`);
+  step('publint --strict', () => run(bin('publint'), ['run', tarball, '--strict']));
+  step('attw (node10, node16 CJS/ESM, bundler)', () => run(bin('attw'), [tarball, '--format', 'ascii', '--no-emoji', '--no-color']));
+
+  const project = join(work, `install-${name.replace(/[@/]/g, '_')}`);
+  mkdirSync(project, { recursive: true });
+  const overrides = Object.fromEntries([...internalDeps(manifest)].map((dep) => [dep, `file:${tarballs.get(dep)}`]));
+  writeFileSync(
+    join(project, 'package.json'),
+    JSON.stringify({ name: 'kiln-release-probe', version: '0.0.0', private: true, overrides }, null, 2),
+  );
+  step('installs alone from its tarball', () =>
+    run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...Object.values(overrides)], { cwd: project }),
+  );
+  const hasRoot = manifest.exports === undefined || '.' in manifest.exports || typeof manifest.exports === 'string';
+  if (!hasRoot) continue;
+  step('import (ESM)', () => {
+    const out = run('node', ['--input-type=module', '-e', `const m = await import(${JSON.stringify(name)}); console.log(Object.keys(m).length);`], { cwd: project });
+    if (Number(out.trim().split('\n').at(-1)) < 1) throw new Error(`ESM import of ${name} exported nothing`);
+  });
+  step('require (CJS)', () => {
+    const out = run('node', ['-e', `const m = require(${JSON.stringify(name)}); console.log(Object.keys(m).length);`], { cwd: project });
+    if (Number(out.trim().split('\n').at(-1)) < 1) throw new Error(`CJS require of ${name} exported nothing`);
+  });
+}
+
+rmSync(work, { recursive: true, force: true });
+if (failures.length > 0) {
+  console.log(`\nrelease check failed:\n${failures.map((f) => `  - ${f}`).join('\n')}`);
+  process.exit(1);
+}
+console.log(`\nrelease check passed: ${publishable.length} package(s) install alone and import from ESM and CJS`);
