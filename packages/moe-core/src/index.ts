@@ -1,2 +1,3 @@
 // @kiln/moe-core public API. Each engineer appends their own export lines.
-export const MOE_CORE_VERSION = '0.1.0';
+export const MOE_CONFIG_VERSION = 1;
+export * from './config.js';
