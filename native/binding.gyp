@@ -1,0 +1,46 @@
+{
+  # Machine questions are answered by scripts/gyp-config.cjs (see its header).
+  "variables": {
+    "kiln_blas%": "<!(node scripts/gyp-config.cjs blas)",
+    "kiln_march%": "<!(node scripts/gyp-config.cjs march)"
+  },
+  "targets": [
+    {
+      "target_name": "kiln_native",
+      "sources": [
+        "src/addon.cc",
+        "src/parallel.cc",
+        "src/gemm.cc",
+        
+        
+        
+        
+        # Every op file of the gpu-kernels engineer, found at configure time (OPS.md).
+        "<!@(node scripts/gyp-config.cjs ops-sources)"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "src"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags": ["-O3", "-fno-math-errno", "-fno-trapping-math", "<(kiln_march)"],
+      "cflags_cc": ["-O3", "-fexceptions", "-fno-math-errno", "-fno-trapping-math", "<(kiln_march)"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "GCC_OPTIMIZATION_LEVEL": "3",
+        "OTHER_CPLUSPLUSFLAGS": ["-fno-math-errno", "<(kiln_march)"]
+      },
+      "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "Optimization": 2 } },
+      "conditions": [
+        ["kiln_blas==1", {
+          "defines": ["KILN_HAVE_OPENBLAS=1"],
+          "cflags_cc": ["<!@(node scripts/gyp-config.cjs blas-cflags)"],
+          "libraries": ["<!@(node scripts/gyp-config.cjs blas-libs)"]
+        }]
+      ]
+    }
+  ]
+}
