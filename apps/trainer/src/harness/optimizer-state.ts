@@ -1,0 +1,48 @@
+/**
+ * tfjs optimizers expose their slots (Adam's moments, the iteration count) through
+ * getWeights/setWeights; these helpers put them into a checkpoint under `optim/` and back,
+ * so a resumed run takes exactly the step the uninterrupted one would have.
+ */
+import { type SafetensorsEntry, entryToTensor, tf } from '@kiln/tensor';
+
+const PREFIX = 'optim/';
+
+export async function optimizerTensors(optimizer: tf.Optimizer): Promise<Record<string, tf.Tensor>> {
+  const out: Record<string, tf.Tensor> = {};
+  const weights = await optimizer.getWeights();
+  // Slot order matters to setWeights (it matches slots to variables by position), so the
+  // index leads the name.
+  weights.forEach((w, i) => {
+    out[`${PREFIX}${String(i).padStart(4, '0')}:${w.name}`] = w.tensor;
+  });
+  return out;
+}
+
+export async function restoreOptimizer(optimizer: tf.Optimizer, tensors: Record<string, SafetensorsEntry>): Promise<void> {
+  const names = Object.keys(tensors)
+    .filter((n) => n.startsWith(PREFIX))
+    .sort();
+  if (names.length === 0) throw new Error('checkpoint has no optimizer state (no optim/* tensors)');
+  const weights = names.map((n) => ({ name: n.slice(n.indexOf(':') + 1), tensor: entryToTensor(tensors[n]!, n) }));
+  await optimizer.setWeights(weights);
+  for (const w of weights) w.tensor.dispose();
+}
+
+export function modelTensors(variables: Record<string, tf.Variable>): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const [name, v] of Object.entries(variables)) out[`model/${name}`] = v;
+  return out;
+}
+
+export function restoreModel(variables: Record<string, tf.Variable>, tensors: Record<string, SafetensorsEntry>): void {
+  for (const [name, v] of Object.entries(variables)) {
+    const entry = tensors[`model/${name}`];
+    if (!entry) throw new Error(`checkpoint lacks tensor 'model/${name}'`);
+    const t = entryToTensor(entry, `model/${name}`);
+    if (t.shape.join(',') !== v.shape.join(',')) {
+      throw new Error(`checkpoint tensor 'model/${name}' has shape [${t.shape}], the model expects [${v.shape}]`);
+    }
+    v.assign(t);
+    t.dispose();
+  }
+}

@@ -1,0 +1,14 @@
+export { runCli, topLevelHelp } from './cli/main.js';
+export type { CommandGroup, Io } from './cli/main.js';
+export { parseCommandLine, renderHelp } from './cli/command.js';
+export type { CommandContext, CommandSpec } from './cli/command.js';
+export { UsageError, NotAvailableError, EXIT } from './cli/errors.js';
+export { checkConfigObject, checkValue, coerceFlag, flagName } from './cli/schema.js';
+export type { Config, FieldSpec, Schema } from './cli/schema.js';
+export { runTraining, runDirectory, HARNESS_FIELDS } from './harness/run.js';
+export type { TrainableJob, RunOptions, RunResult } from './harness/run.js';
+export { saveCheckpoint, loadCheckpoint, checkpointPath } from './harness/checkpoint.js';
+export { Progress, formatDuration } from './harness/progress.js';
+export { MetricsLog } from './harness/metrics-log.js';
+export { ServerSink } from './harness/server-sink.js';
+export { commands, groups } from './commands/index.js';
