@@ -11,6 +11,10 @@
         "src/addon.cc",
         "src/parallel.cc",
         "src/gemm.cc",
+        "src/elementwise.cc",
+        "src/reduce.cc",
+        "src/layout.cc",
+        "src/conv.cc",
         
         
         

@@ -7,7 +7,7 @@
  * KILN_NATIVE_PORTABLE=1 select the build variant (scripts/gyp-config.cjs).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +48,30 @@ try {
 const args = [gypBin, 'rebuild', `--jobs=${Math.max(1, os.availableParallelism?.() ?? os.cpus().length)}`];
 const prefix = path.resolve(path.dirname(process.execPath), '..');
 if (existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+
+// Several installs can run at once in one checkout (and node-gyp rebuild wipes build/):
+// a lock directory serializes them; one older than 10 minutes is taken as stale.
+const lockDir = path.join(root, '.build-lock');
+const waitUntil = Date.now() + 10 * 60_000;
+for (;;) {
+  try {
+    mkdirSync(lockDir);
+    break;
+  } catch {
+    let age = 0;
+    try {
+      age = Date.now() - statSync(lockDir).mtimeMs;
+    } catch {
+      continue;
+    }
+    if (age > 10 * 60_000 || Date.now() > waitUntil) {
+      rmSync(lockDir, { recursive: true, force: true });
+      continue;
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+  }
+}
+process.on('exit', () => rmSync(lockDir, { recursive: true, force: true }));
 
 const started = Date.now();
 const result = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: process.env, maxBuffer: 64 << 20 });
