@@ -3,3 +3,7 @@ export * from './data/point-cloud.js';
 export * from './serialization/encode.js';
 export * from './serialization/sort.js';
 export * from './serialization/serialize.js';
+export * from './data/formats/text.js';
+export * from './data/formats/lzf.js';
+export * from './data/formats/ply.js';
+export * from './data/formats/pcd.js';
