@@ -8,17 +8,19 @@ export class MetricsLog {
   constructor(readonly path: string) {}
 
   /**
-   * On resume, drops lines the killed process wrote after its last checkpoint, so the
+   * On resume, drops lines the killed process wrote after its last checkpoint (steps are counted from 1, so a checkpoint at
+   * step S keeps lines 1..S), so the
    * file holds each step once, as an uninterrupted run would.
    */
-  async truncateFrom(step: number): Promise<void> {
+  async keepThrough(step: number): Promise<void> {
     if (!existsSync(this.path)) return;
     const kept = readFileSync(this.path, 'utf8')
       .split('\n')
       .filter((line) => {
         if (!line.trim()) return false;
         try {
-          return (JSON.parse(line) as MetricRecord).step < step;
+          const record = JSON.parse(line) as MetricRecord;
+          return record.step <= step && record.phase !== 'final';
         } catch {
           return false; // a half-written last line from a kill
         }

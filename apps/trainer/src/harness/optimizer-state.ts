@@ -6,6 +6,22 @@
 import { type SafetensorsEntry, entryToTensor, tf } from '@kiln/tensor';
 
 const PREFIX = 'optim/';
+const EXTRA_PREFIX = 'optim-acc/';
+/**
+ * Adam and Adamax keep running products beta^t in private variables; setWeights recomputes
+ * them with pow(), which differs from the running product in the last bits. Saving and
+ * restoring them keeps a resumed run bit-identical.
+ */
+const ACCUMULATOR_FIELDS = ['accBeta1', 'accBeta2'] as const;
+
+function accumulators(optimizer: tf.Optimizer): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = {};
+  for (const field of ACCUMULATOR_FIELDS) {
+    const v = (optimizer as unknown as Record<string, unknown>)[field];
+    if (v instanceof tf.Variable) out[field] = v;
+  }
+  return out;
+}
 
 export async function optimizerTensors(optimizer: tf.Optimizer): Promise<Record<string, tf.Tensor>> {
   const out: Record<string, tf.Tensor> = {};
@@ -15,6 +31,7 @@ export async function optimizerTensors(optimizer: tf.Optimizer): Promise<Record<
   weights.forEach((w, i) => {
     out[`${PREFIX}${String(i).padStart(4, '0')}:${w.name}`] = w.tensor;
   });
+  for (const [field, v] of Object.entries(accumulators(optimizer))) out[`${EXTRA_PREFIX}${field}`] = v;
   return out;
 }
 
@@ -26,6 +43,13 @@ export async function restoreOptimizer(optimizer: tf.Optimizer, tensors: Record<
   const weights = names.map((n) => ({ name: n.slice(n.indexOf(':') + 1), tensor: entryToTensor(tensors[n]!, n) }));
   await optimizer.setWeights(weights);
   for (const w of weights) w.tensor.dispose();
+  for (const [field, v] of Object.entries(accumulators(optimizer))) {
+    const entry = tensors[`${EXTRA_PREFIX}${field}`];
+    if (!entry) continue;
+    const t = entryToTensor(entry, `${EXTRA_PREFIX}${field}`);
+    v.assign(t);
+    t.dispose();
+  }
 }
 
 export function modelTensors(variables: Record<string, tf.Variable>): Record<string, tf.Tensor> {

@@ -107,11 +107,11 @@ export async function runTraining(options: RunOptions): Promise<RunResult> {
     await job.restoreState(ckpt.tensors, ckpt.extra);
     rng.setState(ckpt.rng);
     startStep = ckpt.step;
-    await metrics.truncateFrom(startStep);
+    await metrics.keepThrough(startStep);
     serverRunId = (ckpt.extra as { serverRunId?: string } | null)?.serverRunId;
     options.stdout.write(`resuming ${job.name} from step ${startStep} (${dir})\n`);
   } else {
-    await metrics.truncateFrom(0);
+    await metrics.keepThrough(0);
   }
   await writeFileAtomic(
     join(dir, 'run.json'),

@@ -1,0 +1,192 @@
+/**
+ * End-to-end tests of the built `kiln` binary: exit codes, config files and flags, and
+ * exact resume after SIGKILL and after Ctrl-C (SIGINT).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { loadSafetensors } from '@kiln/tensor';
+import { describe, expect, it } from 'vitest';
+import { countLines, kiln, spawnKiln, tempDir, waitFor } from './test-support.js';
+
+const TINY = ['--preset', 'tiny', '--quiet'];
+
+async function weights(dir: string): Promise<Record<string, number[]>> {
+  const { tensors, metadata } = await loadSafetensors(join(dir, 'checkpoint.safetensors'));
+  const out: Record<string, number[]> = { step: [Number(metadata?.['kiln.step'])] };
+  for (const [name, entry] of Object.entries(tensors)) out[name] = Array.from(entry.data as Float32Array);
+  return out;
+}
+
+function losses(dir: string): number[] {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { loss?: number })
+    .filter((r) => r.loss !== undefined)
+    .map((r) => r.loss!);
+}
+
+describe('kiln usage', () => {
+  it('prints help with exit 0 and refuses bad usage with exit 2', async () => {
+    const help = await kiln(['regress', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--checkpoint-every');
+    expect((await kiln(['--help'])).code).toBe(0);
+    expect((await kiln(['pointcloud', '--help'])).code).toBe(0);
+    expect((await kiln([])).code).toBe(2);
+    const unknown = await kiln(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+    const badFlag = await kiln(['regress', '--steps', 'many']);
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain('flag --steps must be an integer ≥ 1, got "many"');
+    const unknownFlag = await kiln(['regress', '--stepz', '3']);
+    expect(unknownFlag.code).toBe(2);
+    expect(unknownFlag.stderr).toContain("'--stepz'");
+    expect((await kiln(['moe', 'frob'])).code).toBe(2);
+  });
+
+  it('validates config files, naming the key', async () => {
+    const dir = tempDir();
+    const yaml = join(dir, 'bad.yaml');
+    writeFileSync(yaml, 'steps: 5\nlearningRate: 0.1\n');
+    const r1 = await kiln(['regress', '--config', yaml]);
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toContain(`config key 'learningRate' in ${yaml} is not known`);
+    const json = join(dir, 'bad.json');
+    writeFileSync(json, JSON.stringify({ lr: 'fast' }));
+    const r2 = await kiln(['regress', '--config', json]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain(`config key 'lr' in ${json} must be a number > 0, got "fast"`);
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'steps: [1,\n');
+    expect((await kiln(['regress', '--config', broken])).code).toBe(2);
+    expect((await kiln(['regress', '--config', join(dir, 'missing.yaml')])).code).toBe(2);
+  });
+
+  it('lets flags override the config file, which overrides the preset', async () => {
+    const dir = tempDir();
+    const yaml = join(dir, 'run.yaml');
+    writeFileSync(yaml, 'steps: 7\nhidden: 4\n');
+    const out = join(dir, 'run');
+    const r = await kiln(['regress', ...TINY, '--config', yaml, '--steps', '5', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(countLines(join(out, 'metrics.jsonl'))).toBe(6); // 5 steps + the final evaluation line
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(run.config).toMatchObject({ steps: 5, hidden: 4, samples: 64 });
+    expect((await weights(out))['model/w1']!.length).toBe(8 * 4);
+  });
+});
+
+describe('kiln backends and bench', () => {
+  it('lists backends with reasons', async () => {
+    const r = await kiln(['backends', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { chosen: string; backends: { name: string; available: boolean; detail: string }[] };
+    expect(report.chosen).toBe('cpu');
+    expect(report.backends.find((b) => b.name === 'cpu')?.available).toBe(true);
+    for (const b of report.backends) if (!b.available) expect(b.detail.length).toBeGreaterThan(0);
+  });
+
+  it('benchmarks the cpu backend', async () => {
+    const r = await kiln(['bench', '--preset', 'tiny', '--backends', 'cpu', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.map((x: { task: string }) => x.task)).toEqual(['matmul 32x32', 'mlp train step 256x64x128']);
+    expect((await kiln(['bench', '--sizes', '0'])).code).toBe(2);
+  });
+});
+
+describe('kiln resume', () => {
+  it('continues exactly after SIGKILL: same final weights, optimizer state and losses', async () => {
+    const dir = tempDir();
+    const common = ['regress', ...TINY, '--steps', '60', '--step-delay-ms', '15', '--checkpoint-every', '5'];
+    const straight = join(dir, 'straight');
+    expect((await kiln([...common, '--out', straight])).code).toBe(0);
+
+    const killed = join(dir, 'killed');
+    const run = spawnKiln([...common, '--out', killed]);
+    await waitFor(() => countLines(join(killed, 'metrics.jsonl')) >= 23, 60_000, '23 steps');
+    run.child.kill('SIGKILL');
+    const first = await run.done;
+    expect(first.signal).toBe('SIGKILL');
+    const resumed = await kiln([...common, '--out', killed, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/resuming regress from step (2\d)/);
+
+    const a = await weights(straight);
+    const b = await weights(killed);
+    expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+    expect(Object.keys(a).some((k) => k.startsWith('optim/'))).toBe(true);
+    expect(b).toEqual(a); // bit for bit
+    expect(losses(killed)).toEqual(losses(straight));
+  });
+
+  it('checkpoints on Ctrl-C, exits 130, and resumes to the same result', async () => {
+    const dir = tempDir();
+    const common = ['regress', ...TINY, '--steps', '30', '--step-delay-ms', '20', '--checkpoint-every', '100'];
+    const straight = join(dir, 'straight');
+    expect((await kiln([...common, '--out', straight])).code).toBe(0);
+    const out = join(dir, 'interrupted');
+    const run = spawnKiln([...common, '--out', out]);
+    await waitFor(() => countLines(join(out, 'metrics.jsonl')) >= 8, 60_000, '8 steps');
+    run.child.kill('SIGINT');
+    const first = await run.done;
+    expect(first.code, first.stderr).toBe(130);
+    expect(first.stdout).toContain('continue with --resume');
+    const stopped = (await weights(out)).step![0]!;
+    expect(stopped).toBeGreaterThanOrEqual(8);
+    expect(stopped).toBeLessThan(30);
+    expect(countLines(join(out, 'metrics.jsonl'))).toBe(stopped);
+    const resumed = await kiln([...common, '--out', out, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(await weights(out)).toEqual(await weights(straight));
+  });
+
+  it('refuses --resume without a checkpoint or with a changed config (exit 2)', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'r');
+    expect((await kiln(['regress', ...TINY, '--out', out, '--resume'])).code).toBe(2);
+    expect((await kiln(['regress', ...TINY, '--steps', '3', '--out', out])).code).toBe(0);
+    const changed = await kiln(['regress', ...TINY, '--steps', '3', '--lr', '0.5', '--out', out, '--resume']);
+    expect(changed.code).toBe(2);
+    expect(changed.stderr).toContain("config key 'lr' is 0.5 now but was 0.01");
+  });
+});
+
+describe('kiln → eval server', () => {
+  it('creates the run and sends every metric point with the bearer token', async () => {
+    const requests: { method: string; url: string; auth: string | undefined; body: { config: Record<string, unknown>; points: { step: number; name: string }[] } }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => {
+        body += d;
+      });
+      req.on('end', () => {
+        requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: JSON.parse(body) });
+        res.setHeader('content-type', 'application/json');
+        res.end(req.url === '/api/runs' ? JSON.stringify({ id: 'run-1' }) : JSON.stringify({ inserted: 1 }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const out = join(tempDir(), 'r');
+      const r = await kiln(['regress', ...TINY, '--steps', '12', '--out', out, '--server', url, '--token', 'sekret']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain('warning');
+      expect(requests[0]).toMatchObject({ method: 'POST', url: '/api/runs', auth: 'Bearer sekret' });
+      expect(requests[0]!.body.config.steps).toBe(12);
+      const points = requests.slice(1).flatMap((q) => {
+        expect(q.url).toBe('/api/runs/run-1/metrics');
+        return q.body.points;
+      });
+      expect(points.filter((p) => p.name === 'loss').map((p) => p.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      expect(points.some((p) => p.name === 'final/mse')).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+});
