@@ -7,3 +7,5 @@ export * from './data/formats/text.js';
 export * from './data/formats/lzf.js';
 export * from './data/formats/ply.js';
 export * from './data/formats/pcd.js';
+export * from './data/formats/s3dis.js';
+export * from './data/formats/hdf5.js';
