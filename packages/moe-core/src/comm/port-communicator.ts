@@ -27,7 +27,8 @@ export class PortCommunicator implements Communicator {
   readonly size: number;
   private readonly ports: (MessagePort | null)[];
   private readonly inbox: Envelope[][];
-  private readonly waiting: (((e: Envelope) => void) | null)[];
+  /** Receivers waiting per peer, oldest first (several collectives may be in flight at once). */
+  private readonly waiting: ((e: Envelope) => void)[][];
   private seq = 0;
   private readonly timeoutMs: number;
 
@@ -38,16 +39,14 @@ export class PortCommunicator implements Communicator {
     this.ports = ports;
     this.timeoutMs = options.timeoutMs ?? 0;
     this.inbox = ports.map(() => []);
-    this.waiting = ports.map(() => null);
+    this.waiting = ports.map(() => []);
     ports.forEach((port, peer) => {
       if (peer === rank) return;
       if (!port) throw new Error(`PortCommunicator: rank ${rank} has no port to rank ${peer}`);
       port.on('message', (e: Envelope) => {
-        const resolve = this.waiting[peer];
-        if (resolve) {
-          this.waiting[peer] = null;
-          resolve(e);
-        } else this.inbox[peer]!.push(e);
+        const resolve = this.waiting[peer]!.shift();
+        if (resolve) resolve(e);
+        else this.inbox[peer]!.push(e);
       });
     });
   }
@@ -68,13 +67,7 @@ export class PortCommunicator implements Communicator {
     if (queued) return Promise.resolve(check(queued));
     return new Promise<Float32Array>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      if (this.timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.waiting[peer] = null;
-          reject(new Error(`${tag}: rank ${this.rank} waited ${this.timeoutMs} ms for rank ${peer}, which never arrived`));
-        }, this.timeoutMs);
-      }
-      this.waiting[peer] = (e) => {
+      const waiter = (e: Envelope) => {
         if (timer) clearTimeout(timer);
         try {
           resolve(check(e));
@@ -82,6 +75,15 @@ export class PortCommunicator implements Communicator {
           reject(err);
         }
       };
+      if (this.timeoutMs > 0) {
+        timer = setTimeout(() => {
+          const list = this.waiting[peer]!;
+          const i = list.indexOf(waiter);
+          if (i >= 0) list.splice(i, 1);
+          reject(new Error(`${tag}: rank ${this.rank} waited ${this.timeoutMs} ms for rank ${peer}, which never arrived`));
+        }, this.timeoutMs);
+      }
+      this.waiting[peer]!.push(waiter);
     });
   }
 
