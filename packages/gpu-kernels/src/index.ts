@@ -1,0 +1,23 @@
+/**
+ * @kiln/gpu-kernels — the custom ops Kiln's models need, declared once with @kiln/tensor's
+ * `defineOp`: a reference composition of tf ops that runs (and differentiates) on every
+ * backend, plus kernels for `cpu`, `kiln-native` (C++ through @kiln/native when its addon
+ * loads) and `webgpu` (WGSL). CUDA sources live in native/cuda.
+ *
+ * Importing this module registers the ops and their kernels (a side effect).
+ */
+export { selectiveScan, selectiveScanOp, selectiveScanBackward, scanReference, DEFAULT_SCAN_CHUNK } from './scan/selective-scan.js';
+export type { SelectiveScanArgs } from './scan/selective-scan.js';
+export { groupedMatMul, groupedMatMulOp } from './moe/grouped-matmul.js';
+export { moePermute, moeUnpermute, planPermutation, gatherRowsOp, scatterRowsOp } from './moe/permute.js';
+export type { MoePermuteResult, PermuteOptions, PermutePlan } from './moe/permute.js';
+export { topkRouter, topkRouterOp, SCORE_FUNCTIONS } from './moe/topk-router.js';
+export type { ScoreFunction, TopkRouterOptions, TopkRouting } from './moe/topk-router.js';
+export { castFp8, castFp8Op } from './quant/fp8.js';
+export type { CastFp8Options } from './quant/fp8.js';
+export { quantizeNvfp4, quantizeNvfp4Op } from './quant/nvfp4.js';
+export type { BlockShape, Nvfp4Result } from './quant/nvfp4.js';
+export { E4M3, E5M2, E2M1, FP8_FORMATS, roundToFormat, decodeMiniFloat, encodeMiniFloat, hashUniform } from './quant/minifloat.js';
+export type { Fp8Format, MiniFloatFormat } from './quant/minifloat.js';
+export { kernelSupport } from './support.js';
+export type { KernelSupportRow } from './support.js';
