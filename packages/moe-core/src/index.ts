@@ -1,3 +1,5 @@
 // @kiln/moe-core public API. Each engineer appends their own export lines.
-export const MOE_CONFIG_VERSION = 1;
 export * from './config.js';
+export * from './router/index.js';
+export * from './losses/index.js';
+export * from './capacity/index.js';

@@ -1,0 +1,2 @@
+export { expertCapacity, applyTokenDropping, padRoutingMap, padCountsToMultiple } from './capacity.js';
+export type { TokenDroppingOptions } from './capacity.js';

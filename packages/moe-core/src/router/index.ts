@@ -1,0 +1,9 @@
+export { topkRouting, computeRoutingScoresForAuxLoss, scoreFunctionScores, tokensPerExpert, groupLimitedTopkRow, selectExperts } from './routing.js';
+export type { TopkRoutingOptions, RoutingResult } from './routing.js';
+export { topkIndices } from './select.js';
+export { sinkhorn, sinkhornRouting } from './sinkhorn.js';
+export type { SinkhornOptions, SinkhornRoutingOptions } from './sinkhorn.js';
+export { updateExpertBias, ExpertBiasState } from './expert-bias.js';
+export { applyInputJitter } from './jitter.js';
+export { TopKRouter } from './router.js';
+export type { RouterCollectives, TopKRouterOptions, RouterForwardOptions, RouterOutput } from './router.js';
