@@ -9,3 +9,4 @@ export * from './data/formats/ply.js';
 export * from './data/formats/pcd.js';
 export * from './data/formats/s3dis.js';
 export * from './data/formats/hdf5.js';
+export * from './data/synthetic.js';
