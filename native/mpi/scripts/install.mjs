@@ -3,7 +3,7 @@
 // --strict): without MPI, or when the build fails, the reason is written to
 // build/kiln-mpi-build.json and `loadMpi()` reports it.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,11 @@ if (process.env.KILN_SKIP_MPI === '1' || flags('libs') === null) {
 }
 
 const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
-const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--jobs', 'max'], { cwd: root, encoding: 'utf8' });
+const args = [nodeGyp, 'rebuild', '--jobs', 'max'];
+// Build against the headers installed with this Node, offline (node-gyp would download them).
+const prefix = dirname(dirname(process.execPath));
+if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+const result = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
 if (result.status !== 0) {
   const tail = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-20).join('\n');
   report({ built: false, reason: `node-gyp failed (exit ${result.status})`, log: tail });
