@@ -3,6 +3,7 @@
  * each better one was passed over. Order and rationale are in DESIGN.md.
  */
 import { tf } from './tf.js';
+import { registerNativeBackend } from './native-backend.js';
 import { registerWebGpuBackend } from './webgpu.js';
 
 /** One backend Kiln knows how to bring up. */
@@ -80,6 +81,14 @@ const webgpuCandidate: BackendCandidate = {
   },
 };
 
+const nativeCandidate: BackendCandidate = {
+  name: 'kiln-native',
+  async prepare() {
+    // The reason says why the addon could not load (not installed, build failed, ...).
+    return registerNativeBackend();
+  },
+};
+
 const cpuCandidate: BackendCandidate = {
   name: 'cpu',
   async prepare() {
@@ -88,7 +97,7 @@ const cpuCandidate: BackendCandidate = {
 };
 
 /** The default order, best first. */
-export const backendCandidates: BackendCandidate[] = [tensorflowCandidate, webgpuCandidate, cpuCandidate];
+export const backendCandidates: BackendCandidate[] = [tensorflowCandidate, webgpuCandidate, nativeCandidate, cpuCandidate];
 
 /** Names of every backend `initBackend` can bring up, best first. */
 export function knownBackends(): string[] {
@@ -130,7 +139,7 @@ function findCandidate(name: string): BackendCandidate {
  *
  * `KILN_BACKEND` (when set) is obeyed strictly: that backend or an error saying why not.
  * Otherwise the `prefer`red backends are tried first, then the default order
- * (tensorflow, webgpu, cpu); each one passed over is reported with its reason.
+ * (tensorflow, webgpu, kiln-native, cpu); each one passed over is reported with its reason.
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendChoice> {
   const env = options.env ?? process.env;

@@ -8,6 +8,8 @@ export {
   BackendUnavailableError,
 } from './backends.js';
 export type { BackendCandidate, BackendChoice, InitBackendOptions } from './backends.js';
+export { NativeBackend, NATIVE_BACKEND_NAME, registerNativeBackend, nativeKernelNames } from './native-backend.js';
+export type { NativeBackendInfo } from './native-backend.js';
 export { probeWebGpu } from './webgpu.js';
 export type { WebGpuAdapterSummary } from './webgpu.js';
 export { defineOp, listOps, getOp } from './ops.js';
