@@ -89,7 +89,7 @@ export class ServerSink {
     await this.flush();
     if (!this.runId || this.failed) return;
     try {
-      await this.request('POST', `/api/runs/${this.runId}/results`, { kind, ...payload });
+      await this.request('POST', `/api/runs/${this.runId}/results/${kind}`, payload);
     } catch (err) {
       this.fail(err);
     }

@@ -1,0 +1,206 @@
+// Small canvas charts for the dashboard: no build step, no dependencies.
+
+const AXIS = '#6b7385';
+const GRID = '#e3e6ec';
+export const PALETTE = ['#c2410c', '#2563eb', '#16a34a', '#9333ea', '#ca8a04', '#0891b2', '#db2777', '#4b5563', '#65a30d', '#7c3aed', '#ea580c', '#0d9488', '#b91c1c', '#1d4ed8', '#a16207', '#be185d'];
+
+/** Prepares a canvas for crisp drawing at the device's pixel ratio; returns ctx and size in CSS px. */
+function setup(canvas) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || canvas.width;
+  const height = canvas.clientHeight || canvas.height;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, width, height);
+  ctx.font = '11px system-ui, sans-serif';
+  return { ctx, width, height };
+}
+
+function niceTicks(min, max, count = 5) {
+  if (!(max > min)) return [min];
+  const span = max - min;
+  const step0 = 10 ** Math.floor(Math.log10(span / count));
+  const step = [1, 2, 5, 10].map((m) => m * step0).find((s) => span / s <= count) ?? step0 * 10;
+  const ticks = [];
+  for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+function fmt(v) {
+  const a = Math.abs(v);
+  return a !== 0 && (a >= 1e4 || a < 1e-3) ? v.toExponential(1) : Number(v.toPrecision(4)).toString();
+}
+
+/** A line chart of one metric: steps on x, values on y (log y for positive losses with a wide range). */
+export function lineChart(canvas, { title, steps, values }) {
+  const { ctx, width, height } = setup(canvas);
+  const pad = { l: 52, r: 12, t: 20, b: 26 };
+  const finite = values.filter(Number.isFinite);
+  let lo = Math.min(...finite);
+  let hi = Math.max(...finite);
+  if (lo === hi) {
+    lo -= Math.abs(lo) * 0.1 || 1;
+    hi += Math.abs(hi) * 0.1 || 1;
+  }
+  const x0 = steps[0];
+  const x1 = steps[steps.length - 1] === x0 ? x0 + 1 : steps[steps.length - 1];
+  const sx = (s) => pad.l + ((s - x0) / (x1 - x0)) * (width - pad.l - pad.r);
+  const sy = (v) => height - pad.b - ((v - lo) / (hi - lo)) * (height - pad.t - pad.b);
+  ctx.fillStyle = AXIS;
+  ctx.fillText(title, pad.l, 13);
+  ctx.strokeStyle = GRID;
+  ctx.lineWidth = 1;
+  for (const t of niceTicks(lo, hi)) {
+    ctx.beginPath();
+    ctx.moveTo(pad.l, sy(t));
+    ctx.lineTo(width - pad.r, sy(t));
+    ctx.stroke();
+    ctx.fillText(fmt(t), 4, sy(t) + 4);
+  }
+  for (const t of niceTicks(x0, x1, 6)) ctx.fillText(fmt(t), sx(t) - 8, height - 8);
+  ctx.strokeStyle = PALETTE[0];
+  ctx.lineWidth = 1.6;
+  ctx.beginPath();
+  steps.forEach((s, i) => {
+    const v = values[i];
+    if (!Number.isFinite(v)) return;
+    if (i === 0) ctx.moveTo(sx(s), sy(v));
+    else ctx.lineTo(sx(s), sy(v));
+  });
+  ctx.stroke();
+  if (steps.length === 1) {
+    ctx.fillStyle = PALETTE[0];
+    ctx.beginPath();
+    ctx.arc(sx(steps[0]), sy(values[0]), 3, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+}
+
+/** Horizontal bars in [0, 1], one per class, with the value written at the end. */
+export function iouBars(canvas, classes) {
+  const rowH = 18;
+  canvas.style.height = `${Math.max(120, classes.length * rowH + 30)}px`;
+  const { ctx, width } = setup(canvas);
+  const left = 110;
+  const right = width - 50;
+  ctx.strokeStyle = GRID;
+  for (const t of [0, 0.25, 0.5, 0.75, 1]) {
+    const x = left + t * (right - left);
+    ctx.beginPath();
+    ctx.moveTo(x, 4);
+    ctx.lineTo(x, classes.length * rowH + 8);
+    ctx.stroke();
+    ctx.fillStyle = AXIS;
+    ctx.fillText(t.toFixed(2), x - 10, classes.length * rowH + 22);
+  }
+  classes.forEach((c, i) => {
+    const y = 8 + i * rowH;
+    ctx.fillStyle = AXIS;
+    ctx.fillText(c.name.slice(0, 16), 4, y + 11);
+    if (c.iou === null || c.iou === undefined) {
+      ctx.fillText('n/a', left + 4, y + 11);
+      return;
+    }
+    ctx.fillStyle = PALETTE[i % PALETTE.length];
+    ctx.fillRect(left, y, c.iou * (right - left), rowH - 5);
+    ctx.fillStyle = AXIS;
+    ctx.fillText(c.iou.toFixed(3), left + c.iou * (right - left) + 4, y + 11);
+  });
+}
+
+function heatColor(t) {
+  // white → orange → dark red
+  const c = Math.max(0, Math.min(1, t));
+  const r = Math.round(255 - 60 * c);
+  const g = Math.round(250 - 210 * c);
+  const b = Math.round(240 - 230 * c);
+  return `rgb(${r},${g},${b})`;
+}
+
+/** Layers × experts heatmap of routed-token fractions; the colour scale is relative to a uniform load. */
+export function expertHeatmap(canvas, layers) {
+  const experts = Math.max(...layers.map((l) => l.load.length));
+  canvas.style.height = `${Math.max(120, layers.length * 22 + 50)}px`;
+  const { ctx, width, height } = setup(canvas);
+  const left = 60;
+  const top = 8;
+  const cellW = (width - left - 10) / experts;
+  const cellH = (height - top - 40) / layers.length;
+  let max = 0;
+  for (const l of layers) {
+    const total = l.load.reduce((a, b) => a + b, 0) || 1;
+    for (const v of l.load) max = Math.max(max, v / total);
+  }
+  layers.forEach((l, row) => {
+    const total = l.load.reduce((a, b) => a + b, 0) || 1;
+    ctx.fillStyle = AXIS;
+    ctx.fillText(`layer ${l.layer}`, 4, top + row * cellH + cellH / 2 + 4);
+    l.load.forEach((v, e) => {
+      ctx.fillStyle = heatColor(v / total / (max || 1));
+      ctx.fillRect(left + e * cellW, top + row * cellH, Math.max(1, cellW - 1), Math.max(1, cellH - 1));
+    });
+  });
+  ctx.fillStyle = AXIS;
+  const labelEvery = Math.ceil(experts / 16);
+  for (let e = 0; e < experts; e += labelEvery) ctx.fillText(String(e), left + e * cellW + cellW / 2 - 3, height - 24);
+  ctx.fillText(`expert (darkest = ${(100 * max).toFixed(1)}% of tokens; uniform = ${(100 / experts).toFixed(1)}%)`, left, height - 8);
+}
+
+/** Point estimates with confidence-interval whiskers per group, and the overall value as a line. */
+export function ciChart(canvas, { overall, groups }) {
+  const rowH = 22;
+  canvas.style.height = `${Math.max(120, groups.length * rowH + 40)}px`;
+  const { ctx, width } = setup(canvas);
+  const left = 120;
+  const right = width - 20;
+  const all = [overall, ...groups].flatMap((g) => [g.lo, g.hi, g.value]).filter(Number.isFinite);
+  let lo = Math.min(...all);
+  let hi = Math.max(...all);
+  if (lo === hi) {
+    lo -= 1;
+    hi += 1;
+  }
+  const sx = (v) => left + ((v - lo) / (hi - lo)) * (right - left);
+  const bottom = groups.length * rowH + 10;
+  ctx.strokeStyle = GRID;
+  ctx.fillStyle = AXIS;
+  for (const t of niceTicks(lo, hi)) {
+    ctx.beginPath();
+    ctx.moveTo(sx(t), 4);
+    ctx.lineTo(sx(t), bottom);
+    ctx.stroke();
+    ctx.fillText(fmt(t), sx(t) - 10, bottom + 14);
+  }
+  ctx.fillStyle = 'rgba(194,65,12,0.12)';
+  ctx.fillRect(sx(overall.lo), 4, sx(overall.hi) - sx(overall.lo), bottom - 4);
+  ctx.strokeStyle = PALETTE[0];
+  ctx.setLineDash([4, 3]);
+  ctx.beginPath();
+  ctx.moveTo(sx(overall.value), 4);
+  ctx.lineTo(sx(overall.value), bottom);
+  ctx.stroke();
+  ctx.setLineDash([]);
+  groups.forEach((g, i) => {
+    const y = 14 + i * rowH;
+    ctx.fillStyle = AXIS;
+    ctx.fillText(String(g.group).slice(0, 18), 4, y + 4);
+    ctx.strokeStyle = PALETTE[1];
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.moveTo(sx(g.lo), y);
+    ctx.lineTo(sx(g.hi), y);
+    ctx.moveTo(sx(g.lo), y - 5);
+    ctx.lineTo(sx(g.lo), y + 5);
+    ctx.moveTo(sx(g.hi), y - 5);
+    ctx.lineTo(sx(g.hi), y + 5);
+    ctx.stroke();
+    ctx.fillStyle = PALETTE[1];
+    ctx.beginPath();
+    ctx.arc(sx(g.value), y, 4, 0, 2 * Math.PI);
+    ctx.fill();
+  });
+  ctx.lineWidth = 1;
+}

@@ -1,0 +1,10 @@
+export { createServer, publicDir, threeBuildDir } from './server.js';
+export type { EvalServer, ServerOptions } from './server.js';
+export { Store, newId } from './store.js';
+export type { RunRow, MetricPoint, ResultRow, ArtifactRow, JobRow, JobStatus } from './store.js';
+export { DataFolder, UnsafePathError, NAME_PATTERN } from './data-folder.js';
+export { ConfusionMatrix } from './segmentation.js';
+export type { SegmentationScore } from './segmentation.js';
+export { JobRunner } from './jobs.js';
+export type { JobSpec } from './jobs.js';
+export { main } from './main.js';

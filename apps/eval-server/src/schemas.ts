@@ -1,0 +1,143 @@
+/**
+ * JSON schemas of every request body. Fastify validates with them before a handler runs
+ * and answers 400 naming the field (`body/points/3/value must be number`).
+ */
+const finite = { type: 'number' } as const;
+const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+
+export const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' } },
+} as const;
+
+export const createRunBody = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: {
+    name,
+    kind: { type: 'string', minLength: 1, maxLength: 100, default: 'generic' },
+    config: { type: 'object', default: {} },
+  },
+} as const;
+
+export const MAX_POINTS_PER_BATCH = 10_000;
+
+export const metricsBody = {
+  type: 'object',
+  required: ['points'],
+  additionalProperties: false,
+  properties: {
+    points: {
+      type: 'array',
+      minItems: 1,
+      maxItems: MAX_POINTS_PER_BATCH,
+      items: {
+        type: 'object',
+        required: ['step', 'name', 'value'],
+        additionalProperties: false,
+        properties: {
+          step: { type: 'integer', minimum: 0 },
+          name: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_./:-]+$' },
+          value: finite,
+        },
+      },
+    },
+  },
+} as const;
+
+/** Point-cloud segmentation: mIoU and IoU per class, optionally a segmented cloud to view. */
+export const pointcloudResultBody = {
+  type: 'object',
+  required: ['miou', 'classes'],
+  additionalProperties: false,
+  properties: {
+    kind: { const: 'pointcloud' },
+    split: { type: 'string', maxLength: 100 },
+    miou: { type: 'number', minimum: 0, maximum: 1 },
+    accuracy: { type: 'number', minimum: 0, maximum: 1 },
+    classes: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 1000,
+      items: {
+        type: 'object',
+        required: ['name', 'iou'],
+        additionalProperties: false,
+        properties: { name, iou: { type: ['number', 'null'], minimum: 0, maximum: 1 }, support: { type: 'integer', minimum: 0 } },
+      },
+    },
+    pointsArtifact: { type: 'string', maxLength: 128 },
+  },
+} as const;
+
+/** MoE: the fraction of tokens routed to each expert, per layer. */
+export const moeResultBody = {
+  type: 'object',
+  required: ['layers'],
+  additionalProperties: false,
+  properties: {
+    kind: { const: 'moe' },
+    step: { type: 'integer', minimum: 0 },
+    layers: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 1000,
+      items: {
+        type: 'object',
+        required: ['layer', 'load'],
+        additionalProperties: false,
+        properties: {
+          layer: { type: 'integer', minimum: 0 },
+          load: { type: 'array', minItems: 1, maxItems: 4096, items: { type: 'number', minimum: 0 } },
+        },
+      },
+    },
+  },
+} as const;
+
+const estimateWithCi = {
+  type: 'object',
+  required: ['value', 'lo', 'hi'],
+  properties: { value: finite, lo: finite, hi: finite, n: { type: 'integer', minimum: 0 } },
+} as const;
+
+/** LInCo: the coefficient overall and per group, each with a confidence interval. */
+export const lincoResultBody = {
+  type: 'object',
+  required: ['overall', 'groups'],
+  additionalProperties: false,
+  properties: {
+    kind: { const: 'linco' },
+    confidence: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+    overall: estimateWithCi,
+    groups: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 10_000,
+      items: { ...estimateWithCi, required: ['group', 'value', 'lo', 'hi'], properties: { ...estimateWithCi.properties, group: name } },
+    },
+  },
+} as const;
+
+export const resultBodies = { pointcloud: pointcloudResultBody, moe: moeResultBody, linco: lincoResultBody } as const;
+
+export const artifactParams = {
+  type: 'object',
+  required: ['id', 'name'],
+  properties: { id: idParams.properties.id, name: { type: 'string', minLength: 1, maxLength: 300 } },
+} as const;
+
+export const jobBody = {
+  type: 'object',
+  required: ['runId', 'kind', 'checkpoint', 'dataset'],
+  additionalProperties: false,
+  properties: {
+    runId: idParams.properties.id,
+    kind: { type: 'string', enum: ['segmentation'] },
+    checkpoint: { type: 'string', minLength: 1, maxLength: 128, description: 'artifact name of the run' },
+    dataset: { type: 'string', minLength: 1, maxLength: 128, description: 'artifact name of the run' },
+    classes: { type: 'array', maxItems: 1000, items: name },
+  },
+} as const;
