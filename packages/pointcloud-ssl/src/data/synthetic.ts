@@ -621,7 +621,7 @@ export function generateSyntheticScene(seed: number, options: SyntheticSceneOpti
       const jitter = s.colorNoise * (rng.next() - 0.5) * 2;
       for (let ch = 0; ch < 3; ch++) {
         const v = (s.color[ch]! + jitter) * light * tint[ch]!;
-        color[3 * p + ch] = v < 0 ? 0 : v > 1 ? 1 : v;
+        color[3 * p + ch] = Math.min(1, Math.max(0, v));
       }
       label[p] = s.cls;
       instance[p] = s.instance;

@@ -1,0 +1,155 @@
+/**
+ * Grid sampling (voxel downsampling) with Pointcept's GridSample semantics, per scene:
+ *   grid_coord = floor(coord / gridSize) − min(floor(coord / gridSize))  (≥ 0 in each scene)
+ * and one point kept per occupied cell. 'train' picks a random member of each cell the way
+ * Pointcept does (randint(0, max count) mod count); 'test' is deterministic and picks member
+ * `part mod count` (part 0 = the first point of the cell in input order), so parts
+ * 0 .. maxCount − 1 together cover every point, as Pointcept's test-time voting does.
+ * `inverse` maps every input point to the kept point of its cell, restoring full resolution:
+ * full[p] = sampled[inverse[p]].
+ */
+import type { Rng } from '@kiln/tensor';
+import { type PointCloudBatch, gatherPoints } from './point-cloud.js';
+
+export interface GridSampleOptions {
+  /** Cell edge length (same unit as coord). */
+  gridSize: number;
+  mode?: 'train' | 'test';
+  /** Needed in 'train' mode. */
+  rng?: Rng;
+  /** 'test' mode: which member of each cell to keep (taken mod the cell's count). */
+  part?: number;
+}
+
+export interface GridSampleResult {
+  /** Kept input points (M), scene by scene; cells in order of their first point. */
+  index: Int32Array;
+  /** For every input point (N), the position in `index` of its cell's kept point. */
+  inverse: Int32Array;
+  /** Grid coordinates of the kept points (M*3), per scene from that scene's minimum. */
+  gridCoord: Int32Array;
+  /** Cumulative kept counts per scene. */
+  offset: Int32Array;
+  /** Input points in each cell (M). */
+  cellCount: Int32Array;
+  /** Largest cell count (the number of test-mode parts that cover every point). */
+  maxCount: number;
+}
+
+export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): GridSampleResult {
+  const { gridSize } = options;
+  const mode = options.mode ?? 'train';
+  if (!(gridSize > 0) || !Number.isFinite(gridSize)) throw new RangeError(`gridSample: gridSize must be a positive number, got ${gridSize}`);
+  if (mode !== 'train' && mode !== 'test') throw new Error(`gridSample: mode must be 'train' or 'test', got '${mode}'`);
+  if (mode === 'train' && !options.rng) throw new Error("gridSample: 'train' mode needs an rng (or use mode 'test')");
+  const part = options.part ?? 0;
+  if (!Number.isInteger(part) || part < 0) throw new RangeError(`gridSample: part must be a non-negative integer, got ${part}`);
+  const { coord, offset } = batch;
+  const n = coord.length / 3;
+  const cellOf = new Int32Array(n); // global cell id per point
+  const cellGrid: number[] = []; // 3 ints per cell
+  const cellScene: number[] = [];
+  const sceneCells = new Int32Array(offset.length);
+  const g = new Int32Array(3 * n);
+  let cells = 0;
+  let start = 0;
+  const key = new Map<number, number>();
+  for (let s = 0; s < offset.length; s++) {
+    const end = offset[s]!;
+    let mx = Number.POSITIVE_INFINITY;
+    let my = Number.POSITIVE_INFINITY;
+    let mz = Number.POSITIVE_INFINITY;
+    for (let p = start; p < end; p++) {
+      const x = Math.floor(coord[3 * p]! / gridSize);
+      const y = Math.floor(coord[3 * p + 1]! / gridSize);
+      const z = Math.floor(coord[3 * p + 2]! / gridSize);
+      g[3 * p] = x;
+      g[3 * p + 1] = y;
+      g[3 * p + 2] = z;
+      if (x < mx) mx = x;
+      if (y < my) my = y;
+      if (z < mz) mz = z;
+    }
+    let sx = 1;
+    let sy = 1;
+    for (let p = start; p < end; p++) {
+      g[3 * p]! -= mx;
+      g[3 * p + 1]! -= my;
+      g[3 * p + 2]! -= mz;
+      if (g[3 * p]! + 1 > sx) sx = g[3 * p]! + 1;
+      if (g[3 * p + 1]! + 1 > sy) sy = g[3 * p + 1]! + 1;
+    }
+    key.clear();
+    const first = cells;
+    for (let p = start; p < end; p++) {
+      // x + sx·(y + sy·z) is unique per cell and exact while below 2^53.
+      const k = g[3 * p]! + sx * (g[3 * p + 1]! + sy * g[3 * p + 2]!);
+      let c = key.get(k);
+      if (c === undefined) {
+        c = cells++;
+        key.set(k, c);
+        cellGrid.push(g[3 * p]!, g[3 * p + 1]!, g[3 * p + 2]!);
+        cellScene.push(s);
+      }
+      cellOf[p] = c;
+    }
+    sceneCells[s] = cells - first;
+    start = end;
+  }
+  // Members of each cell in input order (counting sort by cell).
+  const cellCount = new Int32Array(cells);
+  for (let p = 0; p < n; p++) cellCount[cellOf[p]!]!++;
+  const ptr = new Int32Array(cells + 1);
+  let maxCount = 0;
+  for (let c = 0; c < cells; c++) {
+    ptr[c + 1] = ptr[c]! + cellCount[c]!;
+    if (cellCount[c]! > maxCount) maxCount = cellCount[c]!;
+  }
+  const fill = ptr.slice(0, cells);
+  const members = new Int32Array(n);
+  for (let p = 0; p < n; p++) members[fill[cellOf[p]!]!++] = p;
+  const index = new Int32Array(cells);
+  for (let c = 0; c < cells; c++) {
+    const count = cellCount[c]!;
+    const pick = mode === 'train' ? options.rng!.int(0, maxCount) % count : part % count;
+    index[c] = members[ptr[c]! + pick]!;
+  }
+  const offsetOut = new Int32Array(offset.length);
+  let acc = 0;
+  for (let s = 0; s < offset.length; s++) {
+    acc += sceneCells[s]!;
+    offsetOut[s] = acc;
+  }
+  return {
+    index,
+    inverse: cellOf,
+    gridCoord: Int32Array.from(cellGrid),
+    offset: offsetOut,
+    cellCount,
+    maxCount,
+  };
+}
+
+/** The sampled batch (points gathered by `result.index`) with its grid coordinates. */
+export function applyGridSample(batch: PointCloudBatch, result: GridSampleResult): PointCloudBatch & { gridCoord: Int32Array } {
+  const sizes = new Int32Array(result.offset.length);
+  let prev = 0;
+  for (let s = 0; s < sizes.length; s++) {
+    sizes[s] = result.offset[s]! - prev;
+    prev = result.offset[s]!;
+  }
+  return { ...gatherPoints(batch, result.index, sizes), gridCoord: result.gridCoord };
+}
+
+/**
+ * Restores per-point values computed on the sampled points to full resolution:
+ * out[p·width + k] = values[inverse[p]·width + k].
+ */
+export function upsampleByInverse<T extends Float32Array | Int32Array>(values: T, inverse: Int32Array, width = 1): T {
+  const out = new (values.constructor as { new (n: number): T })(inverse.length * width);
+  for (let p = 0; p < inverse.length; p++) {
+    const src = inverse[p]! * width;
+    for (let k = 0; k < width; k++) out[p * width + k] = values[src + k]!;
+  }
+  return out;
+}
