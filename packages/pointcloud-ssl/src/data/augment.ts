@@ -154,7 +154,7 @@ export function randomJitter(batch: PointCloudBatch, rng: Rng, options: { sigma?
   const noise = rng.normalArray(out.coord.length, 0, sigma);
   for (let i = 0; i < noise.length; i++) {
     const v = noise[i]!;
-    out.coord[i]! += v < -clip ? -clip : v > clip ? clip : v;
+    out.coord[i]! += Math.max(-clip, Math.min(clip, v));
   }
   return out;
 }
@@ -196,15 +196,17 @@ export interface SubsetResult {
   index: Int32Array;
 }
 
-function subset(batch: PointCloudBatch, keep: (start: number, end: number, out: number[]) => void): SubsetResult {
-  const kept: number[] = [];
-  const sizes: number[] = [];
-  forEachScene(batch, (start, end) => {
-    const before = kept.length;
-    keep(start, end, kept);
-    sizes.push(kept.length - before);
+/** Collects kept indices per scene into one preallocated array, then gathers the points. */
+function subset(batch: PointCloudBatch, keep: (start: number, end: number, out: Int32Array, at: number) => number): SubsetResult {
+  const kept = new Int32Array(batch.coord.length / 3);
+  const sizes = new Int32Array(batch.offset.length);
+  let at = 0;
+  forEachScene(batch, (start, end, s) => {
+    const next = keep(start, end, kept, at);
+    sizes[s] = next - at;
+    at = next;
   });
-  const index = Int32Array.from(kept);
+  const index = kept.slice(0, at);
   return { batch: gatherPoints(batch, index, sizes), index };
 }
 
@@ -216,11 +218,12 @@ export function randomCrop(batch: PointCloudBatch, rng: Rng, options: { maxPoint
   const { maxPoints } = options;
   if (!Number.isInteger(maxPoints) || maxPoints < 1) throw new RangeError(`randomCrop: maxPoints must be a positive integer, got ${maxPoints}`);
   const { coord } = batch;
-  return subset(batch, (start, end, out) => {
+  return subset(batch, (start, end, out, at) => {
     const n = end - start;
+    let w = at;
     if (n <= maxPoints) {
-      for (let p = start; p < end; p++) out.push(p);
-      return;
+      for (let p = start; p < end; p++) out[w++] = p;
+      return w;
     }
     const c = start + rng.int(0, n);
     const cx = coord[3 * c]!;
@@ -241,12 +244,13 @@ export function randomCrop(batch: PointCloudBatch, rng: Rng, options: { maxPoint
     let ties = maxPoints - inside;
     for (let i = 0; i < n; i++) {
       const d = dist[i]!;
-      if (d < threshold) out.push(start + i);
+      if (d < threshold) out[w++] = start + i;
       else if (d === threshold && ties > 0) {
-        out.push(start + i);
+        out[w++] = start + i;
         ties--;
       }
     }
+    return w;
   });
 }
 
@@ -258,17 +262,19 @@ export function randomDropout(batch: PointCloudBatch, rng: Rng, options: { ratio
   const ratio = options.ratio ?? 0.2;
   const p = options.p ?? 0.2;
   if (!(ratio >= 0 && ratio < 1)) throw new RangeError(`randomDropout: ratio must be in [0, 1), got ${ratio}`);
-  return subset(batch, (start, end, out) => {
+  return subset(batch, (start, end, out, at) => {
     const n = end - start;
+    let w = at;
     if (rng.next() >= p) {
-      for (let q = start; q < end; q++) out.push(q);
-      return;
+      for (let q = start; q < end; q++) out[w++] = q;
+      return w;
     }
     const keepCount = Math.max(1, Math.floor(n * (1 - ratio)));
     const perm = rng.permutation(n);
     const mask = new Uint8Array(n);
     for (let i = 0; i < keepCount; i++) mask[perm[i]!] = 1;
-    for (let i = 0; i < n; i++) if (mask[i]) out.push(start + i);
+    for (let i = 0; i < n; i++) if (mask[i]) out[w++] = start + i;
+    return w;
   });
 }
 
@@ -288,10 +294,13 @@ export interface AugmentOptions {
  */
 export function augment(batch: PointCloudBatch, rng: Rng, options: AugmentOptions = {}): SubsetResult {
   let b = batch;
-  let index = Int32Array.from({ length: batch.coord.length / 3 }, (_, i) => i);
+  let index = new Int32Array(batch.coord.length / 3);
+  for (let i = 0; i < index.length; i++) index[i] = i;
   const follow = (r: SubsetResult) => {
     b = r.batch;
-    index = Int32Array.from(r.index, (i) => index[i]!);
+    const composed = new Int32Array(r.index.length);
+    for (let i = 0; i < composed.length; i++) composed[i] = index[r.index[i]!]!;
+    index = composed;
   };
   if (options.dropout !== false) follow(randomDropout(b, rng, options.dropout ?? {}));
   if (options.rotate !== false) b = randomRotate(b, rng, options.rotate ?? {});

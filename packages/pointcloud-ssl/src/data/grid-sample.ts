@@ -1,7 +1,8 @@
 /**
  * Grid sampling (voxel downsampling) with Pointcept's GridSample semantics, per scene:
  *   grid_coord = floor(coord / gridSize) − min(floor(coord / gridSize))  (≥ 0 in each scene)
- * and one point kept per occupied cell. 'train' picks a random member of each cell the way
+ * and one point kept per occupied cell; cells are numbered per scene in the order of their
+ * key x + sx·(y + sy·z) (Pointcept orders them by a hash of the same key). 'train' picks a random member of each cell the way
  * Pointcept does (randint(0, max count) mod count); 'test' is deterministic and picks member
  * `part mod count` (part 0 = the first point of the cell in input order), so parts
  * 0 .. maxCount − 1 together cover every point, as Pointcept's test-time voting does.
@@ -9,6 +10,7 @@
  * full[p] = sampled[inverse[p]].
  */
 import type { Rng } from '@kiln/tensor';
+import { argsortCodes } from '../serialization/sort.js';
 import { type PointCloudBatch, gatherPoints } from './point-cloud.js';
 
 export interface GridSampleOptions {
@@ -22,7 +24,7 @@ export interface GridSampleOptions {
 }
 
 export interface GridSampleResult {
-  /** Kept input points (M), scene by scene; cells in order of their first point. */
+  /** Kept input points (M), scene by scene; cells in key order (z, then y, then x). */
   index: Int32Array;
   /** For every input point (N), the position in `index` of its cell's kept point. */
   inverse: Int32Array;
@@ -47,13 +49,12 @@ export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): 
   const { coord, offset } = batch;
   const n = coord.length / 3;
   const cellOf = new Int32Array(n); // global cell id per point
-  const cellGrid: number[] = []; // 3 ints per cell
-  const cellScene: number[] = [];
-  const sceneCells = new Int32Array(offset.length);
   const g = new Int32Array(3 * n);
+  const keys = new Float64Array(n);
+  const sceneCells = new Int32Array(offset.length);
+  let cellGrid = new Int32Array(3 * Math.max(16, n));
   let cells = 0;
   let start = 0;
-  const key = new Map<number, number>();
   for (let s = 0; s < offset.length; s++) {
     const end = offset[s]!;
     let mx = Number.POSITIVE_INFINITY;
@@ -72,26 +73,40 @@ export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): 
     }
     let sx = 1;
     let sy = 1;
+    let sz = 1;
     for (let p = start; p < end; p++) {
       g[3 * p]! -= mx;
       g[3 * p + 1]! -= my;
       g[3 * p + 2]! -= mz;
       if (g[3 * p]! + 1 > sx) sx = g[3 * p]! + 1;
       if (g[3 * p + 1]! + 1 > sy) sy = g[3 * p + 1]! + 1;
+      if (g[3 * p + 2]! + 1 > sz) sz = g[3 * p + 2]! + 1;
     }
-    key.clear();
+    if (sx * sy * sz > Number.MAX_SAFE_INTEGER) {
+      throw new RangeError(`gridSample: scene ${s} spans ${sx}×${sy}×${sz} cells, too many for exact keys; use a larger gridSize`);
+    }
+    // x + sx·(y + sy·z) is unique per cell; a stable radix argsort groups each cell's points
+    // (in input order) and orders the cells by key, as Pointcept orders them by hash.
+    for (let p = start; p < end; p++) keys[p] = g[3 * p]! + sx * (g[3 * p + 1]! + sy * g[3 * p + 2]!);
+    const order = argsortCodes(keys.subarray(start, end));
+    let prev = -1;
     const first = cells;
-    for (let p = start; p < end; p++) {
-      // x + sx·(y + sy·z) is unique per cell and exact while below 2^53.
-      const k = g[3 * p]! + sx * (g[3 * p + 1]! + sy * g[3 * p + 2]!);
-      let c = key.get(k);
-      if (c === undefined) {
-        c = cells++;
-        key.set(k, c);
-        cellGrid.push(g[3 * p]!, g[3 * p + 1]!, g[3 * p + 2]!);
-        cellScene.push(s);
+    for (let i = 0; i < order.length; i++) {
+      const p = start + order[i]!;
+      const k = keys[p]!;
+      if (k !== prev) {
+        if (3 * cells + 3 > cellGrid.length) {
+          const grown = new Int32Array(2 * cellGrid.length);
+          grown.set(cellGrid);
+          cellGrid = grown;
+        }
+        cellGrid[3 * cells] = g[3 * p]!;
+        cellGrid[3 * cells + 1] = g[3 * p + 1]!;
+        cellGrid[3 * cells + 2] = g[3 * p + 2]!;
+        cells++;
+        prev = k;
       }
-      cellOf[p] = c;
+      cellOf[p] = cells - 1;
     }
     sceneCells[s] = cells - first;
     start = end;
@@ -123,7 +138,7 @@ export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): 
   return {
     index,
     inverse: cellOf,
-    gridCoord: Int32Array.from(cellGrid),
+    gridCoord: cellGrid.slice(0, 3 * cells),
     offset: offsetOut,
     cellCount,
     maxCount,
