@@ -7,7 +7,8 @@
  * KILN_NATIVE_PORTABLE=1 select the build variant (scripts/gyp-config.cjs).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,45 @@ function fail(reason, log = '') {
 }
 
 if (process.env.KILN_NATIVE_SKIP_BUILD === '1') fail('the build was skipped (KILN_NATIVE_SKIP_BUILD=1)');
+
+/**
+ * Everything the build depends on: sources (src/ and src/ops/), binding.gyp, these scripts,
+ * the variant switches, Node's version and the BLAS found. An unchanged fingerprint skips
+ * the rebuild, so a repeated `pnpm install` costs nothing.
+ */
+function fingerprint() {
+  const hash = createHash('sha256');
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (/\.(cc|h|cu|cuh|gyp|gypi|cjs|mjs)$/.test(entry.name)) hash.update(`${path.relative(root, full)}\0`).update(readFileSync(full));
+    }
+  };
+  walk(path.join(root, 'src'));
+  walk(path.join(root, 'scripts'));
+  hash.update(readFileSync(path.join(root, 'binding.gyp')));
+  for (const key of ['KILN_NATIVE_BLAS', 'KILN_NATIVE_PORTABLE', 'CXX', 'CXXFLAGS']) hash.update(`${key}=${process.env[key] ?? ''}\0`);
+  hash.update(process.version);
+  const blas = spawnSync('pkg-config', ['--libs', '--cflags', 'openblas'], { encoding: 'utf8' });
+  hash.update(`blas=${blas.status === 0 ? blas.stdout : 'none'}`);
+  return hash.digest('hex').slice(0, 16);
+}
+
+const addonFile = path.join(root, 'build', 'Release', 'kiln_native.node');
+const wanted = fingerprint();
+if (!strict && existsSync(addonFile) && existsSync(statusFile)) {
+  try {
+    const previous = JSON.parse(readFileSync(statusFile, 'utf8'));
+    if (previous.ok && previous.fingerprint === wanted) {
+      console.log('@kiln/native: the addon is up to date');
+      process.exit(0);
+    }
+  } catch {
+    // rebuild
+  }
+}
 
 const require = createRequire(import.meta.url);
 let gypBin;
@@ -83,5 +123,5 @@ if (result.status !== 0) {
 }
 const addon = path.join(root, 'build', 'Release', 'kiln_native.node');
 if (!existsSync(addon)) fail(`node-gyp succeeded but ${addon} is missing`, log);
-record({ ok: true, seconds: Math.round((Date.now() - started) / 100) / 10 });
+record({ ok: true, fingerprint: wanted, seconds: Math.round((Date.now() - started) / 100) / 10 });
 console.log(`@kiln/native: built ${path.relative(root, addon)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
