@@ -3,3 +3,4 @@ export * from './config.js';
 export * from './router/index.js';
 export * from './losses/index.js';
 export * from './capacity/index.js';
+export * from './quant/index.js';
