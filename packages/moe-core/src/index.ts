@@ -4,3 +4,4 @@ export * from './router/index.js';
 export * from './losses/index.js';
 export * from './capacity/index.js';
 export * from './quant/index.js';
+export * from './parallel/index.js';
