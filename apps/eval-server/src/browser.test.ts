@@ -1,0 +1,152 @@
+/**
+ * Browser test: Debian's Chromium, driven by playwright-core, opens the dashboard of a
+ * seeded run and checks that the metric curves, IoU bars, expert heatmap, LInCo chart and
+ * the three.js point-cloud view actually drew pixels; saves a screenshot.
+ * Skips, saying why, where /usr/bin/chromium is missing (apt-get install -y chromium).
+ */
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, call, startServer } from './test-support.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const available = existsSync(CHROMIUM);
+if (!available) console.log(`browser test skipped: ${CHROMIUM} is missing (install Debian's package: apt-get install -y chromium)`);
+
+export const SCREENSHOT = fileURLToPath(new URL('../test-output/dashboard.png', import.meta.url));
+
+let server: RunningServer;
+let browser: BrowserContext | undefined;
+
+/** A small segmented "room": a floor, two walls and a box, 4 classes. */
+function roomCloud() {
+  const positions: number[] = [];
+  const labels: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const u = (i * 0.6180339) % 1;
+    const v = (i * 0.7548776) % 1;
+    const kind = i % 4;
+    if (kind === 0) positions.push(u * 4, v * 3, 0);
+    else if (kind === 1) positions.push(u * 4, 0, v * 2.5);
+    else if (kind === 2) positions.push(0, u * 3, v * 2.5);
+    else positions.push(1.5 + u * 0.8, 1 + v * 0.8, (u + v) * 0.4);
+    labels.push(kind);
+  }
+  return { classes: ['floor', 'wall', 'column', 'table'], positions, labels, predictions: labels.map((l, i) => (i % 17 === 0 ? (l + 1) % 4 : l)) };
+}
+
+async function seedRun(): Promise<string> {
+  const id = (await call(server, 'POST', '/api/runs', { body: { name: 'browser test', kind: 'pointcloud', config: { epochs: 3 } } })).body.id as string;
+  const points = [];
+  for (let step = 1; step <= 60; step++) {
+    points.push({ step, name: 'loss', value: 2 * Math.exp(-step / 20) + 0.1 });
+    points.push({ step, name: 'lr', value: 0.01 * Math.min(1, step / 10) });
+  }
+  await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points } });
+  const cloud = new TextEncoder().encode(JSON.stringify(roomCloud()));
+  expect((await call(server, 'PUT', `/api/runs/${id}/artifacts/room.points.json`, { raw: cloud })).status).toBe(201);
+  const classes = [
+    { name: 'floor', iou: 0.91 },
+    { name: 'wall', iou: 0.78 },
+    { name: 'column', iou: 0.42 },
+    { name: 'table', iou: 0.63 },
+  ];
+  await call(server, 'POST', `/api/runs/${id}/results/pointcloud`, { body: { miou: 0.685, classes, pointsArtifact: 'room.points.json' } });
+  await call(server, 'POST', `/api/runs/${id}/results/moe`, {
+    body: { layers: [0, 1, 2].map((layer) => ({ layer, load: Array.from({ length: 8 }, (_, e) => 1 + ((e * (layer + 2)) % 5)) })) },
+  });
+  await call(server, 'POST', `/api/runs/${id}/results/linco`, {
+    body: {
+      confidence: 0.95,
+      overall: { value: 0.31, lo: 0.25, hi: 0.37 },
+      groups: ['civil', 'criminal', 'administrative'].map((group, i) => ({ group, value: 0.2 + 0.1 * i, lo: 0.12 + 0.1 * i, hi: 0.3 + 0.1 * i })),
+    },
+  });
+  return id;
+}
+
+describe.skipIf(!available)('dashboard in Chromium', () => {
+  beforeAll(async () => {
+    server = await startServer();
+    // A fresh profile each run (playwright passes it as --user-data-dir).
+    browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'kiln-chromium-')), {
+      executablePath: CHROMIUM,
+      viewport: { width: 1280, height: 1800 },
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        // WebGL on the CPU (SwiftShader) now that --disable-gpu removes the GPU path.
+        '--enable-unsafe-swiftshader',
+      ],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('renders curves, bars, heatmap, intervals and the 3-D view', async () => {
+    const id = await seedRun();
+    const page = await browser!.newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    // Loopback only: refuse any request that would leave this server.
+    await page.route('**/*', (route) => (route.request().url().startsWith(server.url) ? route.continue() : route.abort()));
+    await page.goto(`${server.url}/#run=${id}`);
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 });
+    await page.waitForSelector('#cloud-view[data-points]', { timeout: 30_000 });
+    await page.waitForTimeout(500); // a few animation frames
+
+    // 2-D canvases: count pixels that are not the white background.
+    const inked = await page.evaluate(() => {
+      const out: Record<string, number> = {};
+      for (const canvas of Array.from(document.querySelectorAll('canvas'))) {
+        if (canvas.id === 'cloud-view') continue;
+        const ctx = canvas.getContext('2d')!;
+        const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+        let n = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i]! < 240 || data[i + 1]! < 240 || data[i + 2]! < 240) n++;
+        out[canvas.dataset.metric ?? canvas.id] = n;
+      }
+      return out;
+    });
+    expect(Object.keys(inked).sort()).toEqual(['expert-heatmap', 'iou-chart', 'linco-chart', 'loss', 'lr']);
+    for (const [name, n] of Object.entries(inked)) expect(n, name).toBeGreaterThan(500);
+
+    // The WebGL view: copy it onto a 2-D canvas and count coloured (point) pixels, i.e.
+    // pixels that differ from the dark clear colour.
+    const cloud = await page.evaluate(() => {
+      const src = document.getElementById('cloud-view') as HTMLCanvasElement;
+      const copy = document.createElement('canvas');
+      copy.width = src.width;
+      copy.height = src.height;
+      const ctx = copy.getContext('2d')!;
+      ctx.drawImage(src, 0, 0);
+      const { data } = ctx.getImageData(0, 0, copy.width, copy.height);
+      let points = 0;
+      for (let i = 0; i < data.length; i += 4) if (Math.abs(data[i]! - 0x11) + Math.abs(data[i + 1]! - 0x15) + Math.abs(data[i + 2]! - 0x1c) > 60) points++;
+      const gl = src.getContext('webgl2') ?? src.getContext('webgl');
+      return { points, total: copy.width * copy.height, renderer: gl ? String(gl.getParameter(gl.RENDERER)) : 'none' };
+    });
+    console.log(`3-D view: ${cloud.points} of ${cloud.total} pixels show points (WebGL renderer: ${cloud.renderer}); 2-D canvases: ${JSON.stringify(inked)}`);
+    expect(cloud.points).toBeGreaterThan(1000);
+    expect(await page.textContent('.miou')).toContain('mIoU 68.50');
+    mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(existsSync(SCREENSHOT)).toBe(true);
+    expect(consoleErrors).toEqual([]);
+  });
+});
