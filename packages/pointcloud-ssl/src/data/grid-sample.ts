@@ -124,9 +124,11 @@ export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): 
   const members = new Int32Array(n);
   for (let p = 0; p < n; p++) members[fill[cellOf[p]!]!++] = p;
   const index = new Int32Array(cells);
+  const rng = options.rng;
   for (let c = 0; c < cells; c++) {
     const count = cellCount[c]!;
-    const pick = mode === 'train' ? options.rng!.int(0, maxCount) % count : part % count;
+    // Pointcept: randint(0, max count) mod count. next() has 24 random bits, plenty here.
+    const pick = mode === 'train' ? Math.floor(rng!.next() * maxCount) % count : part % count;
     index[c] = members[ptr[c]! + pick]!;
   }
   const offsetOut = new Int32Array(offset.length);
