@@ -23,7 +23,9 @@ describe('load', () => {
     const id = (await call(server, 'POST', '/api/runs', { body: { name: 'load test' } })).body.id as string;
     let batch = 0;
     const ticks: number[] = [];
-    const instance = autocannon({
+    let instance!: autocannon.Instance;
+    const done = new Promise<autocannon.Result>((resolve, reject) => {
+      instance = autocannon({
       url: server.url,
       connections: 8,
       amount: REQUESTS,
@@ -33,16 +35,27 @@ describe('load', () => {
           method: 'POST',
           path: `/api/runs/${id}/metrics`,
           headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
-          setupRequest: (req) => {
+          setupRequest: (req: autocannon.Request) => {
             const b = batch++;
             const points = Array.from({ length: POINTS_PER_REQUEST }, (_, i) => ({ step: b * POINTS_PER_REQUEST + i, name: 'loss', value: Math.exp(-b / 1000) }));
             return { ...req, body: JSON.stringify({ points }) };
           },
         },
       ],
+    }, (err, result) => (err ? reject(err) : resolve(result)));
     });
-    instance.on('tick', (t: { counter: number }) => ticks.push(t.counter));
-    const result = await instance;
+    // Responses per wall-clock second, sampled here rather than trusting one summary.
+    let answered = 0;
+    let last = 0;
+    instance.on('response', () => {
+      answered++;
+    });
+    const sampler = setInterval(() => {
+      ticks.push(answered - last);
+      last = answered;
+    }, 1000);
+    const result = await done.finally(() => clearInterval(sampler));
+    ticks.push(answered - last);
     console.log(`per second: ${ticks.join(' ')}`);
     const perSecond = result.requests;
     console.log(

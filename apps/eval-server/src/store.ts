@@ -139,7 +139,11 @@ export class Store {
     ) as MetricPoint[];
     const out: Record<string, { steps: number[]; values: number[] }> = {};
     for (const r of rows) {
-      const series = (out[r.name] ??= { steps: [], values: [] });
+      let series = out[r.name];
+      if (!series) {
+        series = { steps: [], values: [] };
+        out[r.name] = series;
+      }
       series.steps.push(r.step);
       series.values.push(r.value);
     }

@@ -59,13 +59,14 @@ export async function call(
   method: string,
   path: string,
   options: { body?: unknown; raw?: Uint8Array; token?: string | null; contentType?: string } = {},
+  // biome-ignore lint/suspicious/noExplicitAny: tests check response bodies field by field
 ): Promise<{ status: number; body: any; text: string }> {
   const headers: Record<string, string> = {};
   const token = options.token === undefined ? TOKEN : options.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
-  let body: string | Uint8Array | undefined;
+  let body: string | Blob | undefined;
   if (options.raw) {
-    body = options.raw;
+    body = new Blob([new Uint8Array(options.raw)]);
     headers['content-type'] = options.contentType ?? 'application/octet-stream';
   } else if (options.body !== undefined) {
     body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
