@@ -23,6 +23,12 @@ export interface PermutePlan {
   tokensPerExpert: Int32Array;
   /** Whether any padding row exists (the permute then needs a zero row). */
   padded: boolean;
+  /** Most rows any token occupies (≤ topk). */
+  maxRowsPerToken: number;
+  /** [tokens, maxRowsPerToken]: the rows of each token, `rows` (a zero row) where fewer. */
+  tokenRows: Int32Array;
+  /** [tokens·totalExperts]: the row of each (token, expert) pair, `rows` where not routed here. */
+  probRow: Int32Array;
 }
 
 export interface PlanOptions {
@@ -83,7 +89,22 @@ export function planPermutation(routingMap: ArrayLike<number | boolean>, numToke
     if (r < start + rowsPerExpert[e]!) padded = true;
     start += rowsPerExpert[e]!;
   }
-  return { numTokens, numExperts: count, expertOffset: offset, totalExperts, rowToken, rowProb, rowsPerExpert, tokensPerExpert, padded };
+  // Inverse maps, so that both directions are gathers (tfjs's scatter-add, UnsortedSegmentSum,
+  // loops over segments on the CPU backends and is orders of magnitude slower).
+  const perToken = new Int32Array(numTokens);
+  for (let r = 0; r < rows; r++) if (rowToken[r]! < numTokens) perToken[rowToken[r]!]!++;
+  let maxRowsPerToken = 0;
+  for (const n of perToken) maxRowsPerToken = Math.max(maxRowsPerToken, n);
+  const tokenRows = new Int32Array(numTokens * maxRowsPerToken).fill(rows);
+  perToken.fill(0);
+  const probRow = new Int32Array(numTokens * totalExperts).fill(rows);
+  for (let r = 0; r < rows; r++) {
+    const t = rowToken[r]!;
+    if (t >= numTokens) continue;
+    tokenRows[t * maxRowsPerToken + perToken[t]!++] = r;
+    probRow[rowProb[r]!] = r;
+  }
+  return { numTokens, numExperts: count, expertOffset: offset, totalExperts, rowToken, rowProb, rowsPerExpert, tokensPerExpert, padded, maxRowsPerToken, tokenRows, probRow };
 }
 
 /**
@@ -101,34 +122,95 @@ export interface Permuter {
   unpermute(rows: tf.Tensor2D, plan: PermutePlan, probs?: tf.Tensor2D | null): tf.Tensor2D;
 }
 
+/** x with one zero row appended (the target of padding indices). */
+function withZeroRow(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.concat([x, tf.zeros([1, x.shape[1]])], 0) as tf.Tensor2D;
+}
+
+/** Σ_j x[index[t, j]] over the j of each row t (index [T, k] into x with a zero row appended). */
+function gatherSum(x: tf.Tensor2D, index: Int32Array, T: number, k: number): tf.Tensor2D {
+  const width = x.shape[1];
+  if (k === 0) return tf.zeros([T, width]) as tf.Tensor2D;
+  const g = tf.gather(withZeroRow(x), tf.tensor1d(index, 'int32'));
+  return (k === 1 ? tf.reshape(g, [T, width]) : tf.sum(tf.reshape(g, [T, k, width]), 1)) as tf.Tensor2D;
+}
+
+/**
+ * Reference permute/unpermute built from gathers only, each direction's gradient being the
+ * other direction's gather (custom gradients), so no scatter-add is ever run.
+ */
 export class ReferencePermuter implements Permuter {
   permute(tokens: tf.Tensor2D, plan: PermutePlan): tf.Tensor2D {
     checkTokens('permute', tokens, plan.numTokens);
-    return tf.tidy(() => {
-      const source = plan.padded ? tf.concat([tokens, tf.zeros([1, tokens.shape[1]])], 0) : tokens;
-      return tf.gather(source, tf.tensor1d(plan.rowToken, 'int32')) as tf.Tensor2D;
+    const T = plan.numTokens;
+    const k = plan.maxRowsPerToken;
+    const op = tf.customGrad((...args: unknown[]) => {
+      const [x, save] = args as [tf.Tensor, (ts: tf.Tensor[]) => void];
+      save([]);
+      const value = tf.gather(withZeroRow(x as tf.Tensor2D), tf.tensor1d(plan.rowToken, 'int32'));
+      return { value, gradFunc: (dy: tf.Tensor | tf.Tensor[]) => gatherSum(dy as tf.Tensor2D, plan.tokenRows, T, k) };
     });
+    return tf.tidy(() => (op as unknown as (x: tf.Tensor) => tf.Tensor2D)(tokens));
   }
 
   unpermute(rows: tf.Tensor2D, plan: PermutePlan, probs?: tf.Tensor2D | null): tf.Tensor2D {
     if (rows.shape[0] !== plan.rowToken.length) {
       throw new Error(`unpermute: rows has ${rows.shape[0]} rows, the plan ${plan.rowToken.length}`);
     }
-    return tf.tidy(() => {
-      let weighted: tf.Tensor2D = rows;
-      if (probs) {
-        if (probs.shape[0] !== plan.numTokens || probs.shape[1] !== plan.totalExperts) {
-          throw new Error(`unpermute: probs shape [${probs.shape}] is not [tokens ${plan.numTokens}, experts ${plan.totalExperts}]`);
-        }
-        const flat = tf.concat([tf.reshape(probs, [-1]), tf.zeros([1])], 0);
-        const w = tf.gather(flat, tf.tensor1d(plan.rowProb, 'int32'));
-        weighted = tf.mul(rows, tf.expandDims(w, 1));
-      }
-      const segments = plan.padded ? plan.numTokens + 1 : plan.numTokens;
-      const summed = tf.unsortedSegmentSum(weighted, tf.tensor1d(plan.rowToken, 'int32'), segments);
-      return (plan.padded ? tf.slice(summed, [0, 0], [plan.numTokens, rows.shape[1]]) : summed) as tf.Tensor2D;
+    const T = plan.numTokens;
+    const k = plan.maxRowsPerToken;
+    if (!probs) {
+      const op = tf.customGrad((...args: unknown[]) => {
+        const [r, save] = args as [tf.Tensor, (ts: tf.Tensor[]) => void];
+        save([]);
+        return {
+          value: gatherSum(r as tf.Tensor2D, plan.tokenRows, T, k),
+          gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.gather(withZeroRow(dy as tf.Tensor2D), tf.tensor1d(plan.rowToken, 'int32')),
+        };
+      });
+      return tf.tidy(() => (op as unknown as (x: tf.Tensor) => tf.Tensor2D)(rows));
+    }
+    if (probs.shape[0] !== T || probs.shape[1] !== plan.totalExperts) {
+      throw new Error(`unpermute: probs shape [${probs.shape}] is not [tokens ${T}, experts ${plan.totalExperts}]`);
+    }
+    const op = tf.customGrad((...args: unknown[]) => {
+      const [r, p, save] = args as [tf.Tensor, tf.Tensor, (ts: tf.Tensor[]) => void];
+      // weight of each row: its (token, expert) probability, 0 for padding rows
+      const flat = tf.concat([tf.reshape(p, [-1]), tf.zeros([1])], 0);
+      const w = tf.gather(flat, tf.tensor1d(plan.rowProb, 'int32'));
+      const weighted = tf.mul(r, tf.expandDims(w, 1)) as tf.Tensor2D;
+      save([r, w]);
+      return {
+        value: gatherSum(weighted, plan.tokenRows, T, k),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const [sr, sw] = saved as [tf.Tensor2D, tf.Tensor1D];
+          const back = tf.gather(withZeroRow(dy as tf.Tensor2D), tf.tensor1d(plan.rowToken, 'int32'));
+          const dRows = tf.mul(back, tf.expandDims(sw, 1));
+          // d prob(t, e) = ⟨dy[t], row(t, e)⟩, gathered back to the [T, E] layout
+          const dW = tf.sum(tf.mul(back, sr), 1);
+          const dProbs = tf.reshape(tf.gather(tf.concat([dW, tf.zeros([1])], 0), tf.tensor1d(plan.probRow, 'int32')), [T, plan.totalExperts]);
+          return [dRows, dProbs];
+        },
+      };
     });
+    return tf.tidy(() => (op as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D)(rows, probs));
   }
+}
+
+/**
+ * Reorders rows by a permutation `order` (row i of the result is x[order[i]]); its gradient
+ * is the gather by the inverse permutation.
+ */
+export function permuteRows(x: tf.Tensor2D, order: Int32Array, inverse: Int32Array): tf.Tensor2D {
+  const op = tf.customGrad((...args: unknown[]) => {
+    const [a, save] = args as [tf.Tensor, (ts: tf.Tensor[]) => void];
+    save([]);
+    return {
+      value: tf.gather(a, tf.tensor1d(order, 'int32')),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.gather(dy as tf.Tensor, tf.tensor1d(inverse, 'int32')),
+    };
+  });
+  return tf.tidy(() => (op as unknown as (a: tf.Tensor) => tf.Tensor2D)(x));
 }
 
 function checkTokens(where: string, tokens: tf.Tensor, numTokens: number): void {

@@ -52,7 +52,8 @@ export class StagedGraph {
   }
 
   private time(name: string, dir: 'forwardMs' | 'backwardMs', ms: number): void {
-    const t = (this.timings[name] ??= { forwardMs: 0, backwardMs: 0 });
+    if (!this.timings[name]) this.timings[name] = { forwardMs: 0, backwardMs: 0 };
+    const t = this.timings[name]!;
     t[dir] += ms;
   }
 
@@ -126,7 +127,9 @@ export class StagedGraph {
         const t0 = performance.now();
         const dxs = vjp((ins) => step.run(ins), xs, dys);
         this.time(step.name, 'backwardMs', performance.now() - t0);
-        step.inputs.forEach((n, i) => add(n, Promise.resolve(dxs[i]!)));
+        step.inputs.forEach((n, i) => {
+          add(n, Promise.resolve(dxs[i]!));
+        });
       } else {
         const dxsP = dysP.then(async (dys) => {
           const filled = dys.map((d, i) => d ?? tf.zeros(this.shapes.get(step.outputs[i]!)!));
@@ -135,7 +138,9 @@ export class StagedGraph {
           this.time(step.name, 'backwardMs', performance.now() - t0);
           return dxs;
         });
-        step.inputs.forEach((n, i) => add(n, dxsP.then((d) => d[i]!)));
+        step.inputs.forEach((n, i) => {
+          add(n, dxsP.then((d) => d[i]!));
+        });
       }
     }
     const out: Record<string, tf.Tensor> = {};

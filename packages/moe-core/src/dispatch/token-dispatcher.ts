@@ -1,7 +1,7 @@
 import { tf } from '@kiln/tensor';
 import type { Communicator } from '../comm/communicator.js';
 import { reduceArrays } from '../comm/communicator.js';
-import type { PermutePlan, Permuter } from './permute.js';
+import { type PermutePlan, type Permuter, permuteRows } from './permute.js';
 import { type CommStep, type LocalStep, joinRows, splitRows } from './staged.js';
 
 /** The six named phases of a token dispatcher, in pipeline order (Megatron's names). */
@@ -139,7 +139,7 @@ export class AllToAllDispatcher extends DispatcherBase implements TokenDispatche
       name: 'dispatchPostprocess',
       inputs: ['received'],
       outputs: ['expertInput'],
-      run: ([received]) => [this.comm.size === 1 ? received! : tf.gather(received!, tf.tensor1d(this.sortIndex!, 'int32'))],
+      run: ([received]) => [this.comm.size === 1 ? received! : permuteRows(received as tf.Tensor2D, this.sortIndex!, this.unsortIndex!)],
     };
     return [preprocess, dispatch, postprocess];
   }
@@ -150,7 +150,7 @@ export class AllToAllDispatcher extends DispatcherBase implements TokenDispatche
       name: 'combinePreprocess',
       inputs: ['expertOutput'],
       outputs: ['toReturn'],
-      run: ([out]) => [this.comm.size === 1 ? out! : tf.gather(out!, tf.tensor1d(this.unsortIndex!, 'int32'))],
+      run: ([out]) => [this.comm.size === 1 ? out! : permuteRows(out as tf.Tensor2D, this.unsortIndex!, this.sortIndex!)],
     };
     const combine: CommStep = {
       kind: 'comm',

@@ -41,7 +41,7 @@ export function swigluBackward(h: tf.Tensor2D, da: tf.Tensor2D): tf.Tensor2D {
     const s = tf.sigmoid(g);
     const silu = tf.mul(g, s);
     const dSilu = tf.mul(s, tf.add(1, tf.mul(g, tf.sub(1, s))));
-    return tf.concat([tf.mul(tf.mul(da, u), dSilu), tf.mul(da, silu)], 1);
+    return tf.concat([tf.mul(tf.mul(da, u), dSilu), tf.mul(da, silu)], 1) as tf.Tensor2D;
   });
 }
 

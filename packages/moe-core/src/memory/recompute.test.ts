@@ -17,7 +17,9 @@ describe('recompute', () => {
     const loss = (m: typeof mlp) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(tf.sin(m(tf.mul(a, 2), b, c))));
     const plain = tf.grads(loss(mlp))([x, w1, w2]);
     const rec = tf.grads(loss(recompute(mlp)))([x, w1, w2]);
-    plain.forEach((g, i) => expect(Array.from(rec[i]!.dataSync())).toEqual(Array.from(g.dataSync())));
+    plain.forEach((g, i) => {
+      expect(Array.from(rec[i]!.dataSync())).toEqual(Array.from(g.dataSync()));
+    });
   });
 
   it('vjp matches tf.grads on a weighted sum', () => {

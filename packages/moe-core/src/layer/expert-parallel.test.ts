@@ -1,0 +1,90 @@
+import { createRng, tf } from '@kiln/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runRanks } from '../comm/run-ranks.js';
+import { type MoEConfigInput, validateMoEConfig } from '../config.js';
+import type { ExpertParallelProgramArgs, ExpertParallelProgramResult } from './ep-program.js';
+import { MoELayer } from './moe-layer.js';
+import { initMoEWeights } from './weights.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const T = 24;
+const H = 8;
+const base: MoEConfigInput = { numExperts: 8, topk: 2, hiddenSize: H, ffnHiddenSize: 6, sharedExpertSize: 4, sharedExpertGate: true };
+const tokens = createRng(31).normalArray(T * H);
+const dOutput = createRng(32).normalArray(T * H);
+
+/** One process, all experts, tfjs autodiff end to end: the reference. */
+function singleProcess(config: MoEConfigInput) {
+  const c = validateMoEConfig(config);
+  const w = initMoEWeights(c, createRng(7), { std: 0.3 });
+  const layer = new MoELayer(c, w);
+  const x = tf.tensor2d(tokens, [T, H]);
+  const dy = tf.tensor2d(dOutput, [T, H]);
+  const names = ['router', 'fc1', 'fc2', 'sharedFc1', 'sharedFc2', 'sharedGate'] as const;
+  const vars = names.map((n) => w[n]!);
+  const f = (...xs: tf.Tensor[]) => {
+    const l = new MoELayer(c, { ...w, router: xs[1] as tf.Variable, fc1: xs[2] as tf.Variable, fc2: xs[3] as tf.Variable, sharedFc1: xs[4] as tf.Variable, sharedFc2: xs[5] as tf.Variable, sharedGate: xs[6] as tf.Variable });
+    return tf.sum(tf.mul(l.forward(xs[0] as tf.Tensor2D), dy)) as tf.Scalar;
+  };
+  const g = tf.grads(f)([x, ...vars]);
+  const grads: Record<string, Float32Array> = {};
+  names.forEach((n, i) => {
+    grads[n] = g[i + 1]!.dataSync() as Float32Array;
+  });
+  return { output: layer.forward(x).dataSync() as Float32Array, dHidden: g[0]!.dataSync() as Float32Array, grads };
+}
+
+function close(a: ArrayLike<number>, b: ArrayLike<number>, what: string) {
+  expect(a.length, what).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (1e-4 + Math.abs(b[i]!)));
+  expect(worst, what).toBeLessThan(2e-4);
+}
+
+function concat(parts: Float32Array[]) {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+async function expertParallel(ep: number, config: MoEConfigInput) {
+  const args: ExpertParallelProgramArgs = { config, seed: 7, std: 0.3, tokens, dOutput };
+  const results = await runRanks<ExpertParallelProgramArgs, ExpertParallelProgramResult>(ep, 'expertParallelProgram', args, { backend: 'cpu' });
+  return {
+    output: concat(results.map((r) => r.output)),
+    dHidden: concat(results.map((r) => r.dHidden)),
+    grads: Object.fromEntries(
+      ['router', 'fc1', 'fc2', 'sharedFc1', 'sharedFc2', 'sharedGate'].map((n) => [n, n.startsWith('fc') ? concat(results.map((r) => r.grads[n]!.data)) : results[0]!.grads[n]!.data]),
+    ),
+    results,
+  };
+}
+
+describe('expert parallelism over worker threads', () => {
+  const cases: [string, MoEConfigInput, number[]][] = [
+    ['all-to-all, shared experts overlapped', { ...base, tokenDispatcherType: 'alltoall', sharedExpertOverlap: true }, [1, 2, 4]],
+    ['all-gather', { ...base, tokenDispatcherType: 'allgather' }, [2, 4]],
+  ];
+  for (const [name, config, sizes] of cases) {
+    it(`${name}: EP ${sizes.join(', ')} give the single-process outputs and gradients`, async () => {
+      const ref = singleProcess(config);
+      for (const ep of sizes) {
+        const got = await expertParallel(ep, config);
+        close(got.output, ref.output, `output, EP ${ep}`);
+        close(got.dHidden, ref.dHidden, `d hidden, EP ${ep}`);
+        for (const n of Object.keys(ref.grads)) close(got.grads[n]!, ref.grads[n]!, `d ${n}, EP ${ep}`);
+        const routed = got.results.reduce((a, r) => a + r.tokensPerExpert.reduce((x, y) => x + y, 0), 0);
+        expect(routed).toBe(T * 2);
+        const phases = Object.keys(got.results[0]!.timings);
+        for (const p of ['dispatchPreprocess', 'tokenDispatch', 'dispatchPostprocess', 'combinePreprocess', 'tokenCombine', 'combinePostprocess']) expect(phases).toContain(p);
+      }
+    }, 120_000);
+  }
+});

@@ -1,0 +1,171 @@
+import { type Rng, tf } from '@kiln/tensor';
+import type { Communicator } from '../comm/communicator.js';
+import { type MoEConfig, type MoEConfigInput, validateMoEConfig } from '../config.js';
+import { type Permuter, getPermuter } from '../dispatch/permute.js';
+import { type StepTimings, StagedGraph } from '../dispatch/staged.js';
+import { AllGatherDispatcher, AllToAllDispatcher, type TokenDispatcher } from '../dispatch/token-dispatcher.js';
+import type { ExpertMatMul } from '../experts/grouped-mlp.js';
+import { ActivationOffloader } from '../memory/offload.js';
+import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage } from './moe-layer.js';
+import { RouterStage } from './router-stage.js';
+import type { MoEWeights } from './weights.js';
+
+export interface ExpertParallelOptions {
+  rng?: Rng;
+  expertMatMul?: ExpertMatMul | null;
+  offloader?: ActivationOffloader;
+  permuter?: Permuter;
+}
+
+/** Cotangents returned by `backward`: the input's and every local weight's. */
+export interface ExpertParallelGrads {
+  hidden: tf.Tensor2D;
+  router: tf.Tensor;
+  fc1: tf.Tensor;
+  fc2: tf.Tensor;
+  sharedFc1?: tf.Tensor;
+  sharedFc2?: tf.Tensor;
+  sharedGate?: tf.Tensor;
+}
+
+export interface ExpertParallelPass {
+  output: tf.Tensor2D;
+  stats: MoELayerStats;
+  /**
+   * Back-propagates `dOutput`. Router and shared-expert gradients are this rank's
+   * contribution (sum them over the data-parallel group, as a DP all-reduce would); expert
+   * gradients are complete for this rank's local experts.
+   */
+  backward(dOutput: tf.Tensor2D): Promise<ExpertParallelGrads>;
+  /** Wall time of each named stage and dispatcher phase, forward and backward. */
+  timings: StepTimings;
+}
+
+/**
+ * The MoE layer on one rank of an expert-parallel group: the same route / permute / experts /
+ * shared stages as MoELayer, with the token dispatcher's six phases around the experts and
+ * a Communicator (worker threads, later MPI) moving the tokens. This rank holds experts
+ * [rank·E/ep, (rank+1)·E/ep) in `weights.fc1/fc2`; router and shared experts are replicated.
+ */
+export class ExpertParallelMoE {
+  readonly config: MoEConfig;
+  readonly router: RouterStage;
+  readonly permute: PermuteStage;
+  readonly experts: ExpertsStage;
+  readonly shared: SharedExpertsStage | null;
+  readonly dispatcher: TokenDispatcher;
+  readonly offloader: ActivationOffloader;
+  private readonly rng: Rng | null;
+
+  constructor(
+    config: MoEConfig | MoEConfigInput,
+    readonly weights: MoEWeights,
+    readonly comm: Communicator,
+    options: ExpertParallelOptions = {},
+  ) {
+    this.config = validateMoEConfig(withExpertParallel(config, comm.size));
+    const c = this.config;
+    const L = c.numExperts / comm.size;
+    if (weights.fc1.shape[0] !== L || weights.fc2.shape[0] !== L) {
+      throw new Error(`ExpertParallelMoE: rank ${comm.rank} should hold ${L} local experts (numExperts ${c.numExperts} / ep ${comm.size}), weights hold ${weights.fc1.shape[0]}`);
+    }
+    this.offloader = options.offloader ?? new ActivationOffloader();
+    this.router = new RouterStage(c);
+    const permuter = options.permuter ?? getPermuter();
+    this.permute = new PermuteStage(c, permuter);
+    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? null);
+    this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
+    this.dispatcher =
+      c.tokenDispatcherType === 'allgather'
+        ? new AllGatherDispatcher(comm, permuter, c.numExperts, c.hiddenSize)
+        : new AllToAllDispatcher(comm, permuter, c.numExperts, c.hiddenSize);
+    this.rng = options.rng ?? null;
+  }
+
+  async forward(hidden: tf.Tensor2D, options: { seqLength?: number } = {}): Promise<ExpertParallelPass> {
+    const c = this.config;
+    const w = this.weights;
+    const T = hidden.shape[0];
+    if (hidden.rank !== 2 || hidden.shape[1] !== c.hiddenSize) {
+      throw new Error(`ExpertParallelMoE.forward: hidden shape [${hidden.shape}] is not [tokens, hiddenSize ${c.hiddenSize}]`);
+    }
+    const jitter = this.router.drawJitter([T, c.hiddenSize], this.rng);
+    let routed = false;
+    const stats: MoELayerStats = { tokensPerExpert: new Float32Array(c.numExperts), losses: {}, capacity: null };
+    const route = {
+      kind: 'local' as const,
+      name: 'route',
+      inputs: ['hidden', 'router'],
+      outputs: ['probs'],
+      run: ([h, r]: tf.Tensor[]) => {
+        const out = this.router.route(h as tf.Tensor2D, r as tf.Tensor2D, { jitter, seqLength: options.seqLength, record: !routed });
+        if (!routed) {
+          routed = true;
+          stats.tokensPerExpert = this.router.lastTokensPerExpert;
+          stats.losses = { ...this.router.lastLosses };
+          stats.capacity = out.capacity;
+          this.dispatcher.setRouting({
+            routingMap: out.routingMap,
+            numTokens: T,
+            plan: (map, n, offset, count) => this.permute.plan({ ...out, routingMap: map }, n, offset, count),
+          });
+        }
+        return [out.probs];
+      },
+    };
+    const experts = {
+      kind: 'local' as const,
+      name: 'experts',
+      inputs: ['expertInput', 'fc1', 'fc2'],
+      outputs: ['expertOutput'],
+      run: ([x, a, b]: tf.Tensor[]) => [this.experts.forward(x as tf.Tensor2D, a!, b!, this.dispatcher.rowsPerLocalExpert())],
+    };
+    const sharedNames = w.sharedGate ? ['hidden', 'sharedFc1', 'sharedFc2', 'sharedGate'] : ['hidden', 'sharedFc1', 'sharedFc2'];
+    const shared = this.shared
+      ? {
+          kind: 'local' as const,
+          name: 'sharedExperts',
+          inputs: sharedNames,
+          outputs: ['sharedOutput'],
+          run: ([h, a, b, g]: tf.Tensor[]) => [this.shared!.forward(h as tf.Tensor2D, a!, b!, g ?? null)],
+        }
+      : null;
+    const output = {
+      kind: 'local' as const,
+      name: 'output',
+      inputs: shared ? ['routedOutput', 'sharedOutput'] : ['routedOutput'],
+      outputs: ['output'],
+      run: (xs: tf.Tensor[]) => [xs.length === 2 ? tf.add(xs[0]!, xs[1]!) : tf.clone(xs[0]!)],
+    };
+    const [pre, dispatch, post] = this.dispatcher.dispatchSteps();
+    // With overlap the shared experts run after the all-to-all is started and before it is awaited.
+    const steps = [route, pre!, ...(shared && !c.sharedExpertOverlap ? [shared] : []), dispatch!, ...(shared && c.sharedExpertOverlap ? [shared] : []), post!, experts, ...this.dispatcher.combineSteps(), output];
+    const graph = new StagedGraph(steps);
+    const feeds: Record<string, tf.Tensor> = { hidden, router: w.router, fc1: w.fc1, fc2: w.fc2 };
+    if (w.sharedFc1 && w.sharedFc2) Object.assign(feeds, { sharedFc1: w.sharedFc1, sharedFc2: w.sharedFc2 });
+    if (w.sharedGate) feeds.sharedGate = w.sharedGate;
+    const [out] = await graph.forward(feeds, ['output']);
+    return {
+      output: out as tf.Tensor2D,
+      stats,
+      timings: graph.timings,
+      backward: async (dOutput) => {
+        const wrt = Object.keys(feeds);
+        const g = await graph.backward({ output: dOutput }, wrt);
+        jitter?.dispose();
+        return { ...g, hidden: g.hidden as tf.Tensor2D } as ExpertParallelGrads;
+      },
+    };
+  }
+}
+
+/**
+ * The config with ep = the group size; when the attention world (tp·cp·dp·pp) cannot hold
+ * that many EP ranks, dp is raised to ep (the EP ranks are data-parallel ranks of attention,
+ * as in Parallel Folding).
+ */
+export function withExpertParallel(config: MoEConfig | MoEConfigInput, ep: number): MoEConfigInput {
+  const world = (config.tp ?? 1) * (config.cp ?? 1) * (config.dp ?? 1) * (config.pp ?? 1);
+  const expertModel = (config.etp ?? config.tp ?? 1) * ep * (config.pp ?? 1);
+  return world % expertModel === 0 ? { ...config, ep } : { ...config, ep, dp: ep };
+}

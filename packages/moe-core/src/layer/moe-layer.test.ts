@@ -1,0 +1,171 @@
+import { createRng, tf } from '@kiln/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type MoEConfigInput, validateMoEConfig } from '../config.js';
+import { swiglu } from '../experts/activation.js';
+import { MoELayer } from './moe-layer.js';
+import { initMoEWeights, weightList } from './weights.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const base: MoEConfigInput = { numExperts: 4, topk: 2, hiddenSize: 8, ffnHiddenSize: 6 };
+
+function build(input: MoEConfigInput, seed = 1) {
+  const config = validateMoEConfig(input);
+  const weights = initMoEWeights(config, createRng(seed), { std: 0.3 });
+  return { config, weights, layer: new MoELayer(config, weights) };
+}
+
+/** Every token through its chosen experts, densely, with an explicit keep mask (independent of permute). */
+function denseReference(x: tf.Tensor2D, w: ReturnType<typeof build>['weights'], topk: number, keep?: (probs: Float32Array, mask: Float32Array) => Float32Array) {
+  const [T] = x.shape;
+  const E = w.router.shape[0]!;
+  const logits = tf.matMul(x, w.router, false, true);
+  const l = logits.dataSync();
+  const mask = new Float32Array(T * E);
+  for (let t = 0; t < T; t++) {
+    const order = Array.from({ length: E }, (_, e) => e).sort((a, b) => l[t * E + b]! - l[t * E + a]! || a - b);
+    for (const e of order.slice(0, topk)) mask[t * E + e] = 1;
+  }
+  const m = tf.tensor2d(mask, [T, E], 'bool' as never);
+  let probs = tf.softmax(tf.where(tf.cast(m, 'bool'), logits, tf.fill([T, E], Number.NEGATIVE_INFINITY)), -1) as tf.Tensor2D;
+  if (keep) probs = tf.mul(probs, tf.tensor2d(keep(probs.dataSync() as Float32Array, mask), [T, E])) as tf.Tensor2D;
+  let out: tf.Tensor = tf.zeros(x.shape);
+  for (let e = 0; e < E; e++) {
+    const w1 = tf.squeeze(tf.slice(w.fc1, [e, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D;
+    const w2 = tf.squeeze(tf.slice(w.fc2, [e, 0, 0], [1, -1, -1]), [0]) as tf.Tensor2D;
+    const y = tf.matMul(swiglu(tf.matMul(x, w1)), w2);
+    out = tf.add(out, tf.mul(y, tf.slice(probs, [0, e], [T, 1])));
+  }
+  return out as tf.Tensor2D;
+}
+
+function expectClose(a: tf.Tensor, b: tf.Tensor, tol = 1e-5) {
+  expect(a.shape).toEqual(b.shape);
+  const x = a.dataSync();
+  const y = b.dataSync();
+  let worst = 0;
+  for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!) / (1e-3 + Math.abs(y[i]!)));
+  expect(worst).toBeLessThan(tol);
+}
+
+describe('MoELayer', () => {
+  it('matches a dense reference (every token through its top-k experts, weighted by probs): outputs and gradients', () => {
+    const { weights, layer } = build(base);
+    const x = createRng(9).normal([12, 8]) as tf.Tensor2D;
+    const dy = createRng(10).normal([12, 8]);
+    const loss = (f: (h: tf.Tensor2D) => tf.Tensor) => () => tf.sum(tf.mul(f(x), dy)) as tf.Scalar;
+    expectClose(layer.forward(x), denseReference(x, weights, 2));
+    const vars = weightList(weights);
+    const g1 = tf.variableGrads(loss((h) => layer.forward(h)), vars).grads;
+    const g2 = tf.variableGrads(loss((h) => denseReference(h, weights, 2)), vars).grads;
+    for (const v of vars) expectClose(g1[v.name]!, g2[v.name]!, 1e-4);
+    const [gx1] = tf.grads((h: tf.Tensor) => tf.sum(tf.mul(layer.forward(h as tf.Tensor2D), dy)))([x]);
+    const [gx2] = tf.grads((h: tf.Tensor) => tf.sum(tf.mul(denseReference(h as tf.Tensor2D, weights, 2), dy)))([x]);
+    expectClose(gx1!, gx2!, 1e-4);
+    let routed = 0;
+    for (const c of layer.stats.tokensPerExpert) routed += c;
+    expect(routed).toBe(12 * 2);
+  });
+
+  it('drops tokens over capacity by probability at the layer level, and padding to capacity changes nothing', () => {
+    const cfg = { ...base, capacityFactor: 0.5 };
+    const { weights, layer } = build(cfg);
+    const x = createRng(11).normal([16, 8]) as tf.Tensor2D;
+    const capacity = Math.ceil(((16 * 2) / 4) * 0.5); // 4 rows per expert
+    const keepTopByProb = (probs: Float32Array, mask: Float32Array) => {
+      const keep = new Float32Array(mask.length);
+      for (let e = 0; e < 4; e++) {
+        const tokens = Array.from({ length: 16 }, (_, t) => t).filter((t) => mask[t * 4 + e]);
+        tokens.sort((a, b) => probs[b * 4 + e]! - probs[a * 4 + e]! || a - b);
+        for (const t of tokens.slice(0, capacity)) keep[t * 4 + e] = 1;
+      }
+      return keep;
+    };
+    const out = layer.forward(x);
+    expect(Math.max(...layer.stats.tokensPerExpert)).toBeLessThanOrEqual(capacity);
+    expect(layer.stats.capacity).toBe(capacity);
+    expectClose(out, denseReference(x, weights, 2, keepTopByProb));
+    // dropping really happened: the dropless output differs
+    const dropless = build(base).layer.forward(x);
+    expect(tf.max(tf.abs(tf.sub(out, dropless))).dataSync()[0]).toBeGreaterThan(1e-4);
+    const padded = new MoELayer(validateMoEConfig({ ...cfg, padToCapacity: true }), weights);
+    expectClose(padded.forward(x), out);
+    expect(Array.from(padded.stats.tokensPerExpert)).toEqual([capacity, capacity, capacity, capacity]);
+  });
+
+  it("'position' drop policy keeps each expert's earliest tokens", () => {
+    const cfg = { ...base, capacityFactor: 0.5, dropPolicy: 'position' as const };
+    const { weights, layer } = build(cfg);
+    const x = createRng(12).normal([16, 8]) as tf.Tensor2D;
+    const keepEarliest = (_p: Float32Array, mask: Float32Array) => {
+      const keep = new Float32Array(mask.length);
+      for (let e = 0; e < 4; e++) {
+        let kept = 0;
+        for (let t = 0; t < 16 && kept < 4; t++) {
+          if (mask[t * 4 + e]) {
+            keep[t * 4 + e] = 1;
+            kept++;
+          }
+        }
+      }
+      return keep;
+    };
+    expectClose(layer.forward(x), denseReference(x, weights, 2, keepEarliest));
+  });
+
+  it('shared experts with a sigmoid gate are added to the routed output', () => {
+    const cfg = { ...base, sharedExpertSize: 5, sharedExpertGate: true };
+    const { weights, layer } = build(cfg);
+    const x = createRng(13).normal([6, 8]) as tf.Tensor2D;
+    const shared = tf.mul(tf.matMul(swiglu(tf.matMul(x, weights.sharedFc1!)), weights.sharedFc2!), tf.sigmoid(tf.matMul(x, weights.sharedGate!)));
+    expectClose(layer.forward(x), tf.add(denseReference(x, weights, 2), shared));
+  });
+
+  it('rejects hidden states of the wrong width, naming the shape', () => {
+    const { layer } = build(base);
+    expect(() => layer.forward(tf.zeros([3, 5]) as tf.Tensor2D)).toThrow(/hidden shape \[3,5\]/);
+  });
+});
+
+describe('memory: recomputation and offloading', () => {
+  const cfg: MoEConfigInput = { ...base, sharedExpertSize: 4, sharedExpertGate: true, auxLossCoeff: 0.01, zLossCoeff: 0.001 };
+  const x = createRng(21).normal([10, 8]) as tf.Tensor2D;
+  const dy = createRng(22).normal([10, 8]);
+
+  function grads(extra: Partial<MoEConfigInput>) {
+    const config = validateMoEConfig({ ...cfg, ...extra });
+    const weights = initMoEWeights(config, createRng(5), { std: 0.3 });
+    const layer = new MoELayer(config, weights);
+    const vars = weightList(weights);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.forward(x), dy)) as tf.Scalar, vars);
+    const [gx] = tf.grads((h: tf.Tensor) => tf.sum(tf.mul(layer.forward(h as tf.Tensor2D), dy)))([x]);
+    return { value: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!), gx: gx!, layer };
+  }
+
+  const plain = () => grads({});
+  for (const modules of [['moe'], ['experts'], ['moe_act'], ['shared_experts'], ['moe_act', 'shared_experts']] as const) {
+    it(`recomputing ${modules.join('+')} gives identical gradients`, () => {
+      const a = plain();
+      const b = grads({ recomputeModules: [...modules] });
+      expect(b.value).toBe(a.value);
+      a.grads.forEach((g, i) => {
+      expectClose(b.grads[i]!, g, 1e-5);
+    });
+      expectClose(b.gx, a.gx, 1e-5);
+    });
+  }
+
+  it('offloading expert activations to the host round-trips them and keeps gradients', () => {
+    const a = plain();
+    const b = grads({ offloadModules: ['fused_group_mlp'] });
+    a.grads.forEach((g, i) => {
+      expectClose(b.grads[i]!, g, 1e-5);
+    });
+    const off = b.layer.offloader;
+    expect(off.offloadedBytes).toBeGreaterThan(0);
+    expect(off.reloadedBytes).toBe(off.offloadedBytes);
+    expect(off.hostBytes).toBe(0);
+  });
+});

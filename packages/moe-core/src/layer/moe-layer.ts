@@ -1,0 +1,169 @@
+import { type Rng, tf } from '@kiln/tensor';
+import { type MoEConfig, type MoEConfigInput, quantizationAlignSize, validateMoEConfig } from '../config.js';
+import { type PermutePlan, type Permuter, getPermuter, planPermutation } from '../dispatch/permute.js';
+import { type ExpertMatMul, GroupedMlp } from '../experts/grouped-mlp.js';
+import { sharedExpertsForward } from '../experts/shared-experts.js';
+import { ActivationOffloader } from '../memory/offload.js';
+import { recompute } from '../memory/recompute.js';
+import { type RouteOutput, RouterStage, type RouterLosses } from './router-stage.js';
+import type { MoEWeights } from './weights.js';
+
+/** Options that are not part of MoEConfig: runtime objects. */
+export interface MoELayerOptions {
+  /** Random stream for input jitter (only used when `inputJitterEps` is set). */
+  rng?: Rng;
+  /** Expert GEMM override, e.g. a quantize–dequantize FP8/NVFP4 matmul. */
+  expertMatMul?: ExpertMatMul | null;
+  /** Shared host-offload accountant (one per layer if omitted). */
+  offloader?: ActivationOffloader;
+  /** Permuter override (default: the registered one, see setPermuter). */
+  permuter?: Permuter;
+}
+
+/** Statistics of the most recent forward (per layer logging). */
+export interface MoELayerStats {
+  /** Tokens routed to each expert (after capacity dropping). */
+  tokensPerExpert: Float32Array;
+  /** Load-balancing and z losses with their coefficients applied. */
+  losses: RouterLosses;
+  /** Capacity per expert, when a capacity factor is set. */
+  capacity: number | null;
+}
+
+/** The permute stage: routing map → plan (drop/pad applied) → expert-contiguous rows and back. */
+export class PermuteStage {
+  constructor(
+    readonly config: MoEConfig,
+    readonly permuter: Permuter,
+  ) {}
+
+  plan(route: RouteOutput, numTokens: number, expertOffset = 0, numExperts?: number): PermutePlan {
+    const c = this.config;
+    const align = c.padExpertRowsToMultiple ?? (quantizationAlignSize(c) > 1 ? quantizationAlignSize(c) : null);
+    return planPermutation(route.routingMap, numTokens, c.numExperts, {
+      expertOffset,
+      numExperts: numExperts ?? c.numExperts - expertOffset,
+      padToCapacity: c.padToCapacity ? route.capacity : null,
+      padToMultiple: align,
+    });
+  }
+}
+
+/** The experts stage: the grouped MLP with the configured recomputation / offloading. */
+export class ExpertsStage {
+  readonly mlp: GroupedMlp;
+  constructor(
+    readonly config: MoEConfig,
+    readonly offloader: ActivationOffloader,
+    matMul: ExpertMatMul | null,
+  ) {
+    this.mlp = new GroupedMlp(config.activation, matMul);
+  }
+
+  forward(rows: tf.Tensor2D, fc1: tf.Tensor, fc2: tf.Tensor, rowsPerExpert: ArrayLike<number>): tf.Tensor2D {
+    const c = this.config;
+    const f1 = fc1 as tf.Tensor3D;
+    const f2 = fc2 as tf.Tensor3D;
+    if (c.recomputeModules.includes('experts')) {
+      return recompute((x, a, b) => this.mlp.forward(x as tf.Tensor2D, a as tf.Tensor3D, b as tf.Tensor3D, rowsPerExpert))(rows, f1, f2);
+    }
+    const actRecompute = c.recomputeModules.includes('moe_act');
+    if ((actRecompute || c.offloadModules.length > 0) && !this.mlp.matMul) {
+      return this.mlp.forwardManaged(rows, f1, f2, rowsPerExpert, {
+        recomputeActivation: actRecompute,
+        offload: c.offloadModules,
+        offloader: this.offloader,
+      });
+    }
+    return this.mlp.forward(rows, f1, f2, rowsPerExpert);
+  }
+}
+
+/** The shared-experts stage (optional gate, optional recomputation). */
+export class SharedExpertsStage {
+  constructor(readonly config: MoEConfig) {}
+
+  forward(hidden: tf.Tensor2D, fc1: tf.Tensor, fc2: tf.Tensor, gate: tf.Tensor | null): tf.Tensor2D {
+    const act = this.config.activation;
+    const run = (x: tf.Tensor, a: tf.Tensor, b: tf.Tensor, g?: tf.Tensor) =>
+      sharedExpertsForward(x as tf.Tensor2D, { fc1: a as tf.Tensor2D, fc2: b as tf.Tensor2D, gate: (g ?? null) as tf.Tensor2D | null }, act);
+    if (this.config.recomputeModules.includes('shared_experts')) {
+      const r = recompute((...xs) => run(xs[0]!, xs[1]!, xs[2]!, xs[3]));
+      return gate ? r(hidden, fc1, fc2, gate) : r(hidden, fc1, fc2);
+    }
+    return run(hidden, fc1, fc2, gate ?? undefined);
+  }
+}
+
+/**
+ * Megatron-Core's MoELayer on one expert-parallel rank holding every expert: route →
+ * (drop/pad) → permute → experts → unpermute (+ shared experts). Differentiable with tfjs
+ * (use it inside `optimizer.minimize` / `tf.grads`). For expert parallelism over a
+ * Communicator see `ExpertParallelMoE`, which runs the same stages with a token dispatcher.
+ */
+export class MoELayer {
+  readonly config: MoEConfig;
+  readonly router: RouterStage;
+  readonly permute: PermuteStage;
+  readonly experts: ExpertsStage;
+  readonly shared: SharedExpertsStage | null;
+  readonly offloader: ActivationOffloader;
+  stats: MoELayerStats;
+  private readonly rng: Rng | null;
+
+  constructor(
+    config: MoEConfig | MoEConfigInput,
+    readonly weights: MoEWeights,
+    options: MoELayerOptions = {},
+  ) {
+    this.config = validateMoEConfig(config);
+    const c = this.config;
+    if (weights.fc1.shape[0] !== c.numExperts) {
+      throw new Error(`MoELayer: weights hold ${weights.fc1.shape[0]} experts, config.numExperts is ${c.numExperts} (use ExpertParallelMoE for a share of the experts)`);
+    }
+    if (!!c.sharedExpertSize !== !!weights.sharedFc1) throw new Error('MoELayer: config.sharedExpertSize and the shared-expert weights disagree');
+    if (c.sharedExpertGate !== !!weights.sharedGate) throw new Error('MoELayer: config.sharedExpertGate and the shared gate weight disagree');
+    this.offloader = options.offloader ?? new ActivationOffloader();
+    this.router = new RouterStage(c);
+    this.permute = new PermuteStage(c, options.permuter ?? getPermuter());
+    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? null);
+    this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
+    this.rng = options.rng ?? null;
+    this.stats = { tokensPerExpert: new Float32Array(c.numExperts), losses: {}, capacity: null };
+  }
+
+  /**
+   * hidden [T, H] → [T, H]. `seqLength` is needed only for the sequence aux loss.
+   * With `recomputeModules` containing 'moe' the whole layer is recomputed in backward.
+   */
+  forward(hidden: tf.Tensor2D, options: { seqLength?: number } = {}): tf.Tensor2D {
+    if (hidden.rank !== 2 || hidden.shape[1] !== this.config.hiddenSize) {
+      throw new Error(`MoELayer.forward: hidden shape [${hidden.shape}] is not [tokens, hiddenSize ${this.config.hiddenSize}]`);
+    }
+    const w = this.weights;
+    const jitter = this.router.drawJitter([hidden.shape[0], hidden.shape[1]], this.rng);
+    const inputs: tf.Tensor[] = [hidden, w.router, w.fc1, w.fc2];
+    if (w.sharedFc1 && w.sharedFc2) inputs.push(w.sharedFc1, w.sharedFc2);
+    if (w.sharedGate) inputs.push(w.sharedGate);
+    let calls = 0;
+    const body = (...xs: tf.Tensor[]) => this.body(xs, { jitter, seqLength: options.seqLength, record: calls++ === 0 });
+    const out = this.config.recomputeModules.includes('moe') ? recompute(body)(...inputs) : body(...inputs);
+    jitter?.dispose();
+    return out;
+  }
+
+  private body(xs: tf.Tensor[], o: { jitter: tf.Tensor | null; seqLength?: number; record: boolean }): tf.Tensor2D {
+    const [hidden, router, fc1, fc2, sFc1, sFc2, sGate] = xs as [tf.Tensor2D, tf.Tensor2D, tf.Tensor, tf.Tensor, tf.Tensor?, tf.Tensor?, tf.Tensor?];
+    return tf.tidy(() => {
+      const T = hidden.shape[0];
+      const route = this.router.route(hidden, router, { jitter: o.jitter, seqLength: o.seqLength, record: o.record });
+      const plan = this.permute.plan(route, T);
+      const rows = this.permute.permuter.permute(hidden, plan);
+      const expertOut = this.experts.forward(rows, fc1, fc2, plan.rowsPerExpert);
+      let out = this.permute.permuter.unpermute(expertOut, plan, route.probs);
+      if (this.shared && sFc1 && sFc2) out = tf.add(out, this.shared.forward(hidden, sFc1, sFc2, sGate ?? null));
+      if (o.record) this.stats = { tokensPerExpert: this.router.lastTokensPerExpert, losses: { ...this.router.lastLosses }, capacity: route.capacity };
+      return out;
+    });
+  }
+}
