@@ -38,3 +38,4 @@ export { ExpertParallelMoE } from './layer/expert-parallel.js';
 export type { ExpertParallelOptions, ExpertParallelGrads, ExpertParallelPass } from './layer/expert-parallel.js';
 export { expertParallelProgram, tokenShard } from './layer/ep-program.js';
 export type { ExpertParallelProgramArgs, ExpertParallelProgramResult } from './layer/ep-program.js';
+export * from './estimator/index.js';
