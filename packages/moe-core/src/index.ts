@@ -5,6 +5,7 @@ export * from './losses/index.js';
 export * from './capacity/index.js';
 export * from './quant/index.js';
 export * from './parallel/index.js';
+export * from './estimator/index.js';
 // ---- MoE layer pipeline: layer/, dispatch/, experts/, memory/, comm/, demo/ (layer engineer) ----
 export { LocalCommunicator, reduceArrays, reduceScatter } from './comm/communicator.js';
 export type { Communicator } from './comm/communicator.js';
@@ -38,4 +39,3 @@ export { ExpertParallelMoE } from './layer/expert-parallel.js';
 export type { ExpertParallelOptions, ExpertParallelGrads, ExpertParallelPass } from './layer/expert-parallel.js';
 export { expertParallelProgram, tokenShard } from './layer/ep-program.js';
 export type { ExpertParallelProgramArgs, ExpertParallelProgramResult } from './layer/ep-program.js';
-export * from './estimator/index.js';
