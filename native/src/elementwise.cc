@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "fastmath.h"
 #include "kiln_addon.h"
 #include "parallel.h"
 
@@ -36,7 +37,7 @@ bool apply_unary(const std::string& op, const float* x, float* o, int64_t n, flo
   const float nan = std::numeric_limits<float>::quiet_NaN();
   if (op == "abs") map_unary(x, o, n, [](float v) { return std::fabs(v); });
   else if (op == "neg") map_unary(x, o, n, [](float v) { return -v; });
-  else if (op == "exp") map_unary(x, o, n, [](float v) { return std::exp(v); });
+  else if (op == "exp") map_unary(x, o, n, [](float v) { return fast_exp(v); });
   else if (op == "expm1") map_unary(x, o, n, [](float v) { return std::expm1(v); });
   else if (op == "log") map_unary(x, o, n, [](float v) { return std::log(v); });
   else if (op == "log1p") map_unary(x, o, n, [](float v) { return std::log1p(v); });
@@ -46,8 +47,8 @@ bool apply_unary(const std::string& op, const float* x, float* o, int64_t n, flo
   else if (op == "reciprocal") map_unary(x, o, n, [](float v) { return 1.0f / v; });
   else if (op == "relu") map_unary(x, o, n, [](float v) { return v < 0.f ? 0.f : v; });
   else if (op == "relu6") map_unary(x, o, n, [](float v) { return v < 0.f ? 0.f : (v > 6.f ? 6.f : v); });
-  else if (op == "sigmoid") map_unary(x, o, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
-  else if (op == "tanh") map_unary(x, o, n, [](float v) { return std::tanh(v); });
+  else if (op == "sigmoid") map_unary(x, o, n, [](float v) { return fast_sigmoid(v); });
+  else if (op == "tanh") map_unary(x, o, n, [](float v) { return fast_tanh(v); });
   else if (op == "elu") map_unary(x, o, n, [](float v) { return v >= 0.f ? v : std::expm1(v); });
   else if (op == "selu") map_unary(x, o, n, [](float v) { return v > 0.f ? kSeluScale * v : kSeluScale * kSeluAlpha * std::expm1(v); });
   else if (op == "softplus") map_unary(x, o, n, softplus);

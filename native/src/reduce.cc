@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fastmath.h"
 #include "kiln_addon.h"
 #include "parallel.h"
 
@@ -170,11 +171,8 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
       const float* xr = x.data + r * cols;
       float* o = out.data + r * cols;
       const float m = static_cast<float>(reduce_row(Op::Max, xr, cols));
-      double s = 0;
-      for (int64_t j = 0; j < cols; ++j) {
-        o[j] = std::exp(xr[j] - m);
-        s += o[j];
-      }
+      for (int64_t j = 0; j < cols; ++j) o[j] = fast_exp(xr[j] - m);
+      const double s = reduce_row(Op::Sum, o, cols);
       const float inv = static_cast<float>(1.0 / s);
       for (int64_t j = 0; j < cols; ++j) o[j] *= inv;
     }
