@@ -9,6 +9,7 @@
  */
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
+import { nativeOps } from '../native.js';
 import { fmtShape, requireFloat, requireRank, requireTensor } from '../checks.js';
 
 type Tensor = tf.Tensor;
@@ -141,6 +142,8 @@ export function groupedOutShape(xShape: readonly number[], wShape: readonly numb
   return [xShape[0]!, mode === 'nn' ? wShape[2]! : wShape[1]!];
 }
 
+const MODE_CODE: Record<GroupedMode, number> = { nn: 0, nt: 1, tn: 2 };
+
 export const groupedCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const b = cpuBackend(backend);
   const { groupSizes, mode } = attrs as unknown as GroupedAttrs;
@@ -148,8 +151,15 @@ export const groupedCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const w = inputInfo(inputs, 'w')!;
   const K = mode === 'nt' ? w.shape[1]! : x.shape[1]!;
   const N = mode === 'tn' ? w.shape[1]! : w.shape[2]!;
+  const shape = groupedOutShape(x.shape, w.shape, Array.from(groupSizes), mode);
+  const native = nativeOps(backend, 'groupedMatMul');
+  if (native) {
+    const out = new Float32Array(shape.reduce((p, q) => p * q, 1));
+    native.groupedMatMul(readF32(b, x)!, readF32(b, w)!, out, Int32Array.from(groupSizes), MODE_CODE[mode], K, N);
+    return b.makeTensorInfo(shape, 'float32', out);
+  }
   const out = groupedMatMulHost(readF32(b, x)!, readF32(b, w)!, Array.from(groupSizes), mode, K, N);
-  return b.makeTensorInfo(groupedOutShape(x.shape, w.shape, Array.from(groupSizes), mode), 'float32', out);
+  return b.makeTensorInfo(shape, 'float32', out);
 };
 
 export const groupedMatMulOp: Op<'x' | 'w', GroupedAttrs, Tensor> = defineOp<'x' | 'w', GroupedAttrs, Tensor>({

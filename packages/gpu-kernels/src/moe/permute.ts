@@ -10,6 +10,7 @@
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
 import { cpuBackend, inputInfo, readF32, readI32 } from '../backend-data.js';
+import { EMPTY_F32, nativeOps } from '../native.js';
 import { fmtShape, requireFloat, requirePositiveInt, requireRank, requireTensor } from '../checks.js';
 
 type Tensor = tf.Tensor;
@@ -23,6 +24,12 @@ function checkIndices(op: string, indices: Tensor, rows: number, allowedRows: nu
   void allowedRows;
 }
 
+function checkIndexValues(op: string, idx: Int32Array, rows: number): void {
+  for (let r = 0; r < idx.length; r++) {
+    if (idx[r]! < 0 || idx[r]! >= rows) throw new Error(`${op}: 'indices[${r}]' = ${idx[r]} is outside [0, ${rows})`);
+  }
+}
+
 export const gatherRowsCpu: OpKernel = ({ inputs, backend }) => {
   const b = cpuBackend(backend);
   const x = inputInfo(inputs, 'x')!;
@@ -30,6 +37,12 @@ export const gatherRowsCpu: OpKernel = ({ inputs, backend }) => {
   const H = x.shape[1]!;
   const xs = readF32(b, x)!;
   const out = new Float32Array(idx.length * H);
+  checkIndexValues('moeGatherRows', idx, x.shape[0]!);
+  const native = nativeOps(backend, 'moeGatherRows');
+  if (native && H > 0) {
+    native.moeGatherRows(xs, idx, out, H);
+    return b.makeTensorInfo([idx.length, H], 'float32', out);
+  }
   for (let r = 0; r < idx.length; r++) out.set(xs.subarray(idx[r]! * H, idx[r]! * H + H), r * H);
   return b.makeTensorInfo([idx.length, H], 'float32', out);
 };
@@ -43,6 +56,12 @@ export const scatterRowsCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const H = x.shape[1]!;
   const xs = readF32(b, x)!;
   const out = new Float32Array(numRows * H);
+  checkIndexValues('moeScatterRows', idx, numRows);
+  const native = nativeOps(backend, 'moeScatterRows');
+  if (native && H > 0) {
+    native.moeScatterRows(xs, idx, w ?? EMPTY_F32, out, H);
+    return b.makeTensorInfo([numRows, H], 'float32', out);
+  }
   for (let r = 0; r < idx.length; r++) {
     const wr = w ? w[r]! : 1;
     const o = idx[r]! * H;

@@ -10,6 +10,7 @@
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
+import { EMPTY_F32, nativeOps } from '../native.js';
 import { fmtShape, requireFloat, requirePositiveInt, requireRank, requireShape, requireTensor } from '../checks.js';
 import { untaped, vjp } from '../nested-grad.js';
 
@@ -205,6 +206,14 @@ export const routerCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const logits = inputInfo(inputs, 'logits')!;
   const [T, E] = logits.shape as [number, number];
   const a = attrs as unknown as RouterAttrs;
+  const native = nativeOps(backend, 'topkRouter');
+  if (native) {
+    const probs = new Float32Array(T * E);
+    const indices = new Int32Array(T * a.topk);
+    const fn = SCORE_FUNCTIONS.indexOf(a.scoreFunction ?? 'softmax');
+    native.topkRouter(readF32(b, logits)!, readF32(b, inputInfo(inputs, 'expertBias')) ?? EMPTY_F32, probs, indices, E, a.topk, fn, Boolean(a.usePreSoftmax), a.numGroups ?? 0, a.groupTopk ?? 0, a.scalingFactor ?? 0);
+    return [b.makeTensorInfo([T, E], 'float32', probs), b.makeTensorInfo([T, a.topk], 'int32', indices)];
+  }
   const { probs, indices } = routeHost(readF32(b, logits)!, readF32(b, inputInfo(inputs, 'expertBias')), T, E, a);
   return [b.makeTensorInfo([T, E], 'float32', probs), b.makeTensorInfo([T, a.topk], 'int32', indices)];
 };

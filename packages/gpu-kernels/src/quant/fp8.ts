@@ -5,6 +5,7 @@
  */
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
+import { nativeOps } from '../native.js';
 import { fmtShape, requireFiniteScale, requireFloat, requireTensor } from '../checks.js';
 import { untaped } from '../nested-grad.js';
 import { FP8_FORMATS, type Fp8Format, hashUniform, roundToFormat } from './minifloat.js';
@@ -40,6 +41,13 @@ export const castCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const b = cpuBackend(backend);
   const x = inputInfo(inputs, 'x')!;
   const scale = readF32(b, inputInfo(inputs, 'scale'))![0]!;
+  const a = attrs as unknown as CastAttrs;
+  const native = nativeOps(backend, 'castFp8');
+  if (native && scale > 0 && Number.isFinite(scale)) {
+    const out = new Float32Array(x.shape.reduce((p, q) => p * q, 1));
+    native.castFp8(readF32(b, x)!, out, scale, a.format === 'e4m3' ? 0 : 1, Boolean(a.stochastic), a.seed ?? 0);
+    return b.makeTensorInfo([...x.shape], 'float32', out);
+  }
   return b.makeTensorInfo([...x.shape], 'float32', castHost(readF32(b, x)!, scale, attrs as unknown as CastAttrs));
 };
 

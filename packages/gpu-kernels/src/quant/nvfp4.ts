@@ -9,6 +9,7 @@
  */
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
+import { nativeOps } from '../native.js';
 import { fmtShape, requireFloat, requireTensor } from '../checks.js';
 import { untaped } from '../nested-grad.js';
 import { E2M1, E4M3, hashUniform, roundToFormat } from './minifloat.js';
@@ -76,8 +77,19 @@ export const nvfp4Cpu: OpKernel = ({ inputs, backend, attrs }) => {
   const b = cpuBackend(backend);
   const x = inputInfo(inputs, 'x')!;
   const a = attrs as unknown as Nvfp4Attrs;
-  const { values, blockScales, globalScale } = nvfp4Host(readF32(b, x)!, x.shape, a);
-  const { scaleShape } = blockLayout(x.shape, a.blockShape ?? '1x16');
+  const { scaleShape, blocks } = blockLayout(x.shape, a.blockShape ?? '1x16');
+  const native = nativeOps(backend, 'quantizeNvfp4');
+  let result: { values: Float32Array; blockScales: Float32Array; globalScale: number };
+  if (native) {
+    const cols = x.shape[x.shape.length - 1]!;
+    const size = x.shape.reduce((p, q) => p * q, 1);
+    const values = new Float32Array(size);
+    const blockScales = new Float32Array(blocks);
+    const globalScale = new Float32Array(1);
+    native.quantizeNvfp4(readF32(b, x)!, values, blockScales, globalScale, size / cols, cols, a.blockShape === '16x16' ? 1 : 0, Boolean(a.stochastic), a.seed ?? 0);
+    result = { values, blockScales, globalScale: globalScale[0]! };
+  } else result = nvfp4Host(readF32(b, x)!, x.shape, a);
+  const { values, blockScales, globalScale } = result;
   return [
     b.makeTensorInfo([...x.shape], 'float32', values),
     b.makeTensorInfo(scaleShape, 'float32', blockScales),

@@ -21,7 +21,9 @@ export function roundToFormatRef(v: Tensor, f: MiniFloatFormat, noise?: Tensor):
   const r = noise ? tf.floor(tf.add(q, noise)) : tf.round(q); // tf.round is ties-to-even
   let mag = tf.minimum(tf.mul(r, step), f.max);
   mag = tf.where(tf.greaterEqual(a, f.max), tf.fill(a.shape, f.max), mag);
-  const signed = tf.where(tf.less(v, 0), tf.neg(mag), mag);
+  // Negative, or −0 (1/−0 = −∞): the sign survives rounding, as in IEEE casts.
+  const negative = tf.logicalOr(tf.less(v, 0), tf.less(tf.div(1, v), 0));
+  const signed = tf.where(negative, tf.neg(mag), mag);
   return tf.where(tf.isNaN(v), tf.fill(v.shape, Number.NaN), signed);
 }
 

@@ -8,7 +8,9 @@ import { defineOp, type OpKernel, tf } from '@kiln/tensor';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { fmtShape, requireFloat, requireRank, requireShape, requireTensor } from '../checks.js';
 import { vjp } from '../nested-grad.js';
-import { type ScanDims, type ScanInputs, scanBackward, scanForward } from './chunked-scan.js';
+import { scanBackwardWgsl, scanForwardWgsl } from '../wgsl/scan.js';
+import { EMPTY_F32, type GpuKernelsAddon, nativeOps } from '../native.js';
+import { type ScanDims, type ScanGrads, type ScanInputs, scanBackward, scanForward } from './chunked-scan.js';
 
 type Tensor = tf.Tensor;
 
@@ -106,6 +108,20 @@ export const scanForwardCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const b = cpuBackend(backend);
   const a = attrs as unknown as ScanAttrs;
   const dims = scanDimsOf(inputs);
+  const native = nativeOps(backend, 'selectiveScanForward');
+  if (native) {
+    const x = readScanInputs(b, inputs);
+    const out = new Float32Array(dims.batch * dims.dim * dims.length);
+    const last = new Float32Array(dims.batch * dims.dim * dims.dstate);
+    native.selectiveScanForward(
+      x.u, x.delta, x.A, x.B, x.C, x.D ?? EMPTY_F32, x.z ?? EMPTY_F32, x.deltaBias ?? EMPTY_F32, x.initialState ?? EMPTY_F32,
+      out, last, dims.batch, dims.dim, dims.dstate, dims.length, Boolean(a.deltaSoftplus), a.chunkSize ?? DEFAULT_SCAN_CHUNK,
+    );
+    return [
+      b.makeTensorInfo([dims.batch, dims.dim, dims.length], 'float32', out),
+      b.makeTensorInfo([dims.batch, dims.dim, dims.dstate], 'float32', last),
+    ];
+  }
   const { out, last } = scanForward(readScanInputs(b, inputs), dims, {
     deltaSoftplus: Boolean(a.deltaSoftplus),
     chunk: a.chunkSize ?? DEFAULT_SCAN_CHUNK,
@@ -125,7 +141,8 @@ export const scanBackwardCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const b = cpuBackend(backend);
   const a = attrs as unknown as ScanAttrs;
   const dims = scanDimsOf(inputs);
-  const g = scanBackward(
+  const native = nativeOps(backend, 'selectiveScanBackward');
+  const g = native ? scanBackwardNative(native, b, inputs, dims, a) : scanBackward(
     readScanInputs(b, inputs),
     dims,
     { deltaSoftplus: Boolean(a.deltaSoftplus), chunk: a.chunkSize ?? DEFAULT_SCAN_CHUNK },
@@ -145,6 +162,36 @@ export const scanBackwardCpu: OpKernel = ({ inputs, backend, attrs }) => {
     b.makeTensorInfo([batch, dim, dstate], 'float32', g.dInitialState),
   ];
 };
+
+function scanBackwardNative(
+  native: Pick<GpuKernelsAddon, 'selectiveScanBackward'>,
+  b: ReturnType<typeof cpuBackend>,
+  inputs: tf.NamedTensorInfoMap,
+  dims: ScanDims,
+  a: ScanAttrs,
+): ScanGrads {
+  const x = readScanInputs(b, inputs);
+  const { batch, dim, dstate, length } = dims;
+  const bdl = batch * dim * length;
+  const g: ScanGrads = {
+    du: new Float32Array(bdl),
+    ddelta: new Float32Array(bdl),
+    dA: new Float32Array(dim * dstate),
+    dB: new Float32Array(batch * dstate * length),
+    dC: new Float32Array(batch * dstate * length),
+    dD: new Float32Array(dim),
+    dz: new Float32Array(bdl),
+    ddeltaBias: new Float32Array(dim),
+    dInitialState: new Float32Array(batch * dim * dstate),
+  };
+  native.selectiveScanBackward(
+    x.u, x.delta, x.A, x.B, x.C, x.D ?? EMPTY_F32, x.z ?? EMPTY_F32, x.deltaBias ?? EMPTY_F32, x.initialState ?? EMPTY_F32,
+    readF32(b, inputInfo(inputs, 'dout'))!, readF32(b, inputInfo(inputs, 'dLast')) ?? EMPTY_F32,
+    g.du, g.ddelta, g.dA, g.dB, g.dC, g.dD, g.dz, g.ddeltaBias, g.dInitialState,
+    batch, dim, dstate, length, Boolean(a.deltaSoftplus), a.chunkSize ?? DEFAULT_SCAN_CHUNK,
+  );
+  return g;
+}
 
 /**
  * The scan's backward as an op of its own, so each backend can run a kernel for it. Its
@@ -177,7 +224,7 @@ export const selectiveScanBackward = defineOp<ScanGradInputName, ScanAttrs, Tens
       return tf.zeros(zeroShape(n, inputs.u!.shape as number[], dstate));
     });
   },
-  kernels: { cpu: scanBackwardCpu, 'kiln-native': scanBackwardCpu },
+  kernels: { cpu: scanBackwardCpu, 'kiln-native': scanBackwardCpu, webgpu: scanBackwardWgsl },
 });
 
 function zeroShape(name: ScanInputName, uShape: number[], dstate: number): number[] {
@@ -194,7 +241,7 @@ export const selectiveScanOp = defineOp<ScanInputName, ScanAttrs, Tensor[]>({
     validateScan(inputs, attrs);
   },
   reference: scanReference,
-  kernels: { cpu: scanForwardCpu, 'kiln-native': scanForwardCpu },
+  kernels: { cpu: scanForwardCpu, 'kiln-native': scanForwardCpu, webgpu: scanForwardWgsl },
   // The reference's autodiff keeps L steps of [batch, dim, N] tensors alive and runs
   // ~10·L small kernels; the dedicated backward op replays chunks instead.
   gradient: ({ inputs, dy, attrs }) => {
