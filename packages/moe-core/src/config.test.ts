@@ -106,3 +106,40 @@ describe('validateMoEConfig', () => {
     expect(quantizationAlignSize(c)).toBe(32);
   });
 });
+
+describe('README example', () => {
+  it('the README config validates', () => {
+    const c = validateMoEConfig({
+      numExperts: 64,
+      topk: 6,
+      hiddenSize: 2048,
+      ffnHiddenSize: 1408,
+      routerScoreFunction: 'sigmoid',
+      routerEnableExpertBias: true,
+      routerBiasUpdateRate: 1e-3,
+      routerNumGroups: 8,
+      routerGroupTopk: 3,
+      routerTopkScalingFactor: 2.5,
+      routerLoadBalancingType: ['seq_aux_loss'],
+      auxLossCoeff: [1e-4],
+      zLossCoeff: 1e-3,
+      capacityFactor: 1.25,
+      dropPolicy: 'probs',
+      sharedExpertSize: 2816,
+      sharedExpertGate: true,
+      tp: 2,
+      ep: 8,
+      etp: 1,
+      dp: 8,
+      pp: 1,
+      cp: 1,
+      order: 'tp-cp-ep-dp-pp',
+      fp8: 'hybrid',
+      fp8Recipe: 'mxfp8',
+    });
+    expect(expertDataParallelSize(c)).toBe(2);
+    expect(() => validateMoEConfig({ numExperts: 8, hiddenSize: 16, ffnHiddenSize: 32, routerEnableExpertBias: true })).toThrow(
+      "invalid MoEConfig: routerEnableExpertBias: expert bias (aux-loss-free routing) needs routerScoreFunction 'sigmoid' or 'sqrtsoftplus', not 'softmax'",
+    );
+  });
+});
