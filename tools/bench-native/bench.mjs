@@ -57,22 +57,20 @@ const mlp = { batch: 1024, width: 1024, layers: 4 };
 const elemN = 1 << 22;
 const red = { rows: 4096, cols: 1024 };
 
-// ---- peers first (one python process), so both sides see the same machine state
-const request = [
-  ...gemmSizes.map((n) => ({ kind: 'gemm', id: `gemm${n}`, n, runs: runs(gemmRuns[n]) })),
-  { kind: 'mlp', id: 'mlp', ...mlp, runs: runs(5) },
-  { kind: 'elementwise', id: 'elem', n: elemN, runs: runs(10) },
-  { kind: 'reduction', id: 'red', ...red, runs: runs(10) },
-];
-const py = spawnSync('/usr/bin/python3', [path.join(here, 'peers.py'), JSON.stringify(request), String(threads)], {
-  encoding: 'utf8',
-  env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
-});
-if (py.status !== 0) {
-  console.error(`python peers failed: ${py.stderr}`);
-  process.exit(1);
+// ---- peers: one python process per case, run right before the kiln-native side, so both
+// see the same machine load (this machine is shared).
+const peerEnv = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+const peerInfo = {};
+function peerTime(request) {
+  const py = spawnSync('/usr/bin/python3', [path.join(here, 'peers.py'), JSON.stringify([request]), String(threads)], { encoding: 'utf8', env: peerEnv });
+  if (py.status !== 0) {
+    console.error(`python peer failed: ${py.stderr}`);
+    process.exit(1);
+  }
+  const out = JSON.parse(py.stdout);
+  Object.assign(peerInfo, { numpy: out.numpy, torch: out.torch, threads: out.threads });
+  return out[request.id];
 }
-const peer = JSON.parse(py.stdout);
 
 const rows = [];
 const gflops = (n, s) => (2 * n ** 3) / s / 1e9;
@@ -82,18 +80,19 @@ const rand = (shape) => tf.randomUniform(shape, -1, 1, 'float32', 1);
 for (const n of gemmSizes) {
   const a = rand([n, n]);
   const b = rand([n, n]);
+  const numpy = peerTime({ kind: 'gemm', id: 'gemm', n, runs: runs(gemmRuns[n]) });
   const sNative = time(() => tf.matMul(a, b), { runs: runs(gemmRuns[n]) });
   const row = { name: `GEMM ${n}²`, native: sNative, unit: `${gflops(n, sNative).toFixed(1)} GFLOP/s` };
-  row.numpy = peer[`gemm${n}`];
+  row.numpy = numpy;
   row.numpyUnit = `${gflops(n, row.numpy).toFixed(1)} GFLOP/s`;
   if (cpuSizes.includes(n)) {
-    await tf.setBackend('cpu');
+    await initBackend({ env: { KILN_BACKEND: 'cpu' } });
     const ac = rand([n, n]);
     const bc = rand([n, n]);
     row.cpu = time(() => tf.matMul(ac, bc), { warmup: 1, runs: n <= 256 ? 3 : 1 });
     row.cpuUnit = `${gflops(n, row.cpu).toFixed(2)} GFLOP/s`;
     tf.dispose([ac, bc]);
-    await tf.setBackend('kiln-native');
+    await initBackend({ env: { KILN_BACKEND: 'kiln-native' } });
   }
   rows.push(row);
   tf.dispose([a, b]);
@@ -120,8 +119,9 @@ for (const n of gemmSizes) {
       }
       return tf.losses.meanSquaredError(y, h);
     }, true);
+  const torchS = peerTime({ kind: 'mlp', id: 'mlp', ...mlp, runs: runs(5) });
   const sNative = time(step, { runs: runs(5) });
-  rows.push({ name: `MLP step (4×${width}, batch ${batch}, Adam)`, native: sNative, torch: peer.mlp, unit: `${(sNative * 1000).toFixed(0)} ms`, torchUnit: `${(peer.mlp * 1000).toFixed(0)} ms` });
+  rows.push({ name: `MLP step (4×${width}, batch ${batch}, Adam)`, native: sNative, torch: torchS, unit: `${(sNative * 1000).toFixed(0)} ms`, torchUnit: `${(torchS * 1000).toFixed(0)} ms` });
   opt.dispose();
   tf.dispose([...params, x, y]);
 }
@@ -129,19 +129,21 @@ for (const n of gemmSizes) {
 // ---- elementwise chain and reduction
 {
   const x = rand([elemN]);
+  const elemTorch = peerTime({ kind: 'elementwise', id: 'elem', n: elemN, runs: runs(10) });
   const s = time(() => tf.sub(tf.mul(tf.tanh(tf.add(tf.mul(x, 1.5), 0.25)), tf.sigmoid(x)), tf.square(x)), { runs: runs(10) });
-  rows.push({ name: 'elementwise chain (7 ops, 4M floats)', native: s, torch: peer.elem, unit: `${(s * 1000).toFixed(1)} ms`, torchUnit: `${(peer.elem * 1000).toFixed(1)} ms` });
+  rows.push({ name: 'elementwise chain (7 ops, 4M floats)', native: s, torch: elemTorch, unit: `${(s * 1000).toFixed(1)} ms`, torchUnit: `${(elemTorch * 1000).toFixed(1)} ms` });
   tf.dispose(x);
   const m = rand([red.rows, red.cols]);
+  const redTorch = peerTime({ kind: 'reduction', id: 'red', ...red, runs: runs(10) });
   const r = time(() => [tf.sum(m, 1), tf.max(m, 0), tf.mean(m)], { runs: runs(10) });
-  rows.push({ name: `reduction (sum rows, max cols, mean; ${red.rows}×${red.cols})`, native: r, torch: peer.red, unit: `${(r * 1000).toFixed(2)} ms`, torchUnit: `${(peer.red * 1000).toFixed(2)} ms` });
+  rows.push({ name: `reduction (sum rows, max cols, mean; ${red.rows}×${red.cols})`, native: r, torch: redTorch, unit: `${(r * 1000).toFixed(2)} ms`, torchUnit: `${(redTorch * 1000).toFixed(2)} ms` });
   tf.dispose(m);
 }
 
 // ---- report
 const ratio = (peerS, s) => (peerS === undefined ? '—' : `${(peerS / s).toFixed(2)}×`);
 const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model ?? 'unknown CPU';
-const machine = `${cpuModel}, ${os.cpus().length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, numpy ${peer.numpy}, torch ${peer.torch} (${peer.threads} threads)`;
+const machine = `${cpuModel}, ${os.cpus().length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, numpy ${peerInfo.numpy}, torch ${peerInfo.torch} (${peerInfo.threads} threads)`;
 const lines = [
   `Machine: ${machine}`,
   `kiln-native: ${choice.detail}`,
