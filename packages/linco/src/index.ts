@@ -1,0 +1,37 @@
+export type { JudgmentCase, Term, TermKind } from './types.js';
+export { termKind, TERM_KINDS } from './types.js';
+export { CaseFormatError, parseCailJsonl, parseCasesCsv, parseCsvRecords, readCases, toCailJsonl } from './readers.js';
+export type { ReadOptions } from './readers.js';
+export { tokenize, baseTokens, detectMode, hashToken, hashedFeatures } from './tokenize.js';
+export type { TokenizeOptions, TokenMode } from './tokenize.js';
+export { generateCases, CHARGES, MODIFIERS, REGIONS, severityBand, severityModulation, chargeSeverity } from './synthetic.js';
+export type { ChargeSpec, Circumstance, InjectionOptions, SyntheticOptions, SeverityBand } from './synthetic.js';
+export { HashedNgramModel } from './models/hashed-ngram.js';
+export type { HashedNgramOptions } from './models/hashed-ngram.js';
+export { TextCnnModel } from './models/text-cnn.js';
+export type { TextCnnOptions } from './models/text-cnn.js';
+export { createModel, registerModel, modelTypes } from './models/registry.js';
+export type { ModelSpec } from './models/registry.js';
+export type { LjpModel, LjpOutputs, PreparedTexts, EncodedLabels } from './models/types.js';
+export { chargeVocabulary, encodeLabels } from './labels.js';
+export { gradientReversal } from './gradient-reversal.js';
+export { trainPanel, predictPanel, sampleLosses } from './train.js';
+export type { TrainOptions, TrainResult, DebiasOptions, DebiasMethod, JudgeData, JudgePrediction } from './train.js';
+export { planJudges, randomSplitJudges } from './judges.js';
+export type { SamplingOptions, JudgePlan } from './judges.js';
+export {
+  caseTermDisagreement,
+  caseChargeDisagreement,
+  termDistance,
+  caseScores,
+  buildFrame,
+  LincoFrame,
+  METRICS,
+} from './metric.js';
+export type { TermMetricOptions, ChargeMetricOptions, MetricOptions, MetricName, MetricValues, GroupValues, PanelPredictions, CaseScores, FrameInput } from './metric.js';
+export { bootstrapMean, bootstrapDifference, spearman, ranks, mean, quantileSorted } from './stats.js';
+export type { BootstrapOptions, Estimate } from './stats.js';
+export { breakdownValue, breakdownValues } from './breakdowns.js';
+export type { BreakdownName } from './breakdowns.js';
+export { linco, lincoRun, lincoBeforeAfter } from './linco.js';
+export type { LincoOptions, LincoProgress, LincoRun, BeforeAfter } from './linco.js';

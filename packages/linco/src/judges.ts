@@ -1,0 +1,103 @@
+/**
+ * Virtual-judge sampling. Cases are split by a group attribute; every judge gets the same
+ * number of training cases (sampled without replacement), so that a large group's better
+ * model cannot masquerade as inconsistency; the held-out cases that every judge predicts
+ * are drawn first and never trained on. The random-split baseline draws judges of the same
+ * sizes from the same training pool with the group ignored.
+ */
+import { createRng, type Rng } from '@kiln/tensor';
+import type { JudgmentCase } from './types.js';
+
+export interface SamplingOptions {
+  /** Group attribute that defines the judges (e.g. 'region', 'gender'). */
+  groupBy: string;
+  /** Training cases per judge. Default: the smallest eligible group's training size. */
+  perJudge?: number;
+  /** Groups with fewer training cases are dropped (and reported). Default 20. */
+  minPerJudge?: number;
+  /** Only these groups become judges. Default: every group present. */
+  groups?: string[];
+  /** Held-out cases every judge predicts. Default min(300, 20 % of the cases). */
+  testSize?: number;
+  /**
+   * Share of each judge's cases drawn evenly from the other groups (de-biasing needs to see
+   * other groups' decisions). Default 0: a judge learns from its own group only.
+   */
+  crossGroupShare?: number;
+  seed?: number;
+}
+
+export interface JudgePlan {
+  groupBy: string;
+  testRows: number[];
+  judges: { group: string; rows: number[]; caseGroups: string[] }[];
+  dropped: { group: string; available: number }[];
+  perJudge: number;
+  /** Training rows of the judged groups (the random-split pool). */
+  trainPool: number[];
+}
+
+function sample(rng: Rng, from: number[], n: number): number[] {
+  const copy = from.slice();
+  rng.shuffle(copy);
+  return copy.slice(0, n);
+}
+
+export function planJudges(cases: JudgmentCase[], options: SamplingOptions): JudgePlan {
+  const { groupBy } = options;
+  const rng = createRng(options.seed ?? 3);
+  const minPer = options.minPerJudge ?? 20;
+  const share = options.crossGroupShare ?? 0;
+  if (!(share >= 0 && share < 1)) throw new Error(`sampling.crossGroupShare must be in [0, 1), got ${share}`);
+  const eligible = cases.map((_, i) => i).filter((i) => {
+    const g = cases[i]!.groups[groupBy];
+    return g !== undefined && (!options.groups || options.groups.includes(g));
+  });
+  if (eligible.length === 0) throw new Error(`sampling.groupBy: no case has the group attribute "${groupBy}"`);
+  const testSize = options.testSize ?? Math.min(300, Math.floor(eligible.length * 0.2));
+  if (!Number.isInteger(testSize) || testSize < 1 || testSize >= eligible.length) {
+    throw new Error(`sampling.testSize must be an integer in [1, ${eligible.length - 1}], got ${testSize}`);
+  }
+  const shuffled = sample(rng, eligible, eligible.length);
+  const testRows = shuffled.slice(0, testSize).sort((a, b) => a - b);
+  const train = shuffled.slice(testSize);
+  const byGroup = new Map<string, number[]>();
+  for (const i of train) {
+    const g = cases[i]!.groups[groupBy]!;
+    const list = byGroup.get(g) ?? [];
+    list.push(i);
+    byGroup.set(g, list);
+  }
+  const names = [...byGroup.keys()].sort();
+  const dropped = names.filter((g) => byGroup.get(g)!.length < minPer).map((g) => ({ group: g, available: byGroup.get(g)!.length }));
+  const kept = names.filter((g) => byGroup.get(g)!.length >= minPer);
+  if (kept.length < 2) {
+    throw new Error(`sampling.groupBy "${groupBy}": need at least 2 groups with ≥ ${minPer} training cases, got ${kept.length} (${names.map((g) => `${g}: ${byGroup.get(g)!.length}`).join(', ')})`);
+  }
+  const smallest = Math.min(...kept.map((g) => byGroup.get(g)!.length));
+  const perJudge = options.perJudge ?? smallest;
+  if (!Number.isInteger(perJudge) || perJudge < 1) throw new Error(`sampling.perJudge must be a positive integer, got ${perJudge}`);
+  if (perJudge > smallest) throw new Error(`sampling.perJudge ${perJudge} exceeds the smallest group's ${smallest} training cases`);
+  const own = Math.round(perJudge * (1 - share));
+  const judges = kept.map((g) => {
+    const rows = sample(rng, byGroup.get(g)!, own);
+    const others = kept.filter((x) => x !== g);
+    const extra = perJudge - own;
+    for (let e = 0; e < extra; e++) {
+      const list = byGroup.get(others[e % others.length]!)!;
+      rows.push(list[rng.int(0, list.length)]!);
+    }
+    return { group: g, rows, caseGroups: rows.map((r) => cases[r]!.groups[groupBy]!) };
+  });
+  const trainPool = kept.flatMap((g) => byGroup.get(g)!);
+  return { groupBy, testRows, judges, dropped, perJudge, trainPool };
+}
+
+/** Random-split judges: the same number of judges and sizes, groups ignored. */
+export function randomSplitJudges(plan: JudgePlan, seed: number): { group: string; rows: number[] }[] {
+  const rng = createRng(seed);
+  const pool = sample(rng, plan.trainPool, plan.trainPool.length);
+  const k = plan.judges.length;
+  if (pool.length < k * plan.perJudge) throw new Error(`random split: pool of ${pool.length} cases cannot fill ${k} judges of ${plan.perJudge}`);
+  return plan.judges.map((_, j) => ({ group: `random-${j}`, rows: pool.slice(j * plan.perJudge, (j + 1) * plan.perJudge) }));
+}

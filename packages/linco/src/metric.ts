@@ -1,0 +1,261 @@
+/**
+ * LInCo: the disagreement among virtual judges on the same cases.
+ *
+ * Terms. Each judge's sentence is put on a log scale, y = ln(1 + months) (the scale of
+ * CAIL's own term score), and life imprisonment and death either get fixed month
+ * equivalents (`lifeDeath: 'map'`, default) or are treated as categories
+ * (`'category'`: same kind → 0, different kinds → `categoryDistance`). Per case, the
+ * default is the mean absolute difference over judge pairs (Gini's mean difference);
+ * `'std'` gives the judges' standard deviation computed from the same pairwise distances.
+ * Charges. Per case, the default is the share of judge pairs that disagree (Gini–Simpson);
+ * `'majority'` is 1 − the majority's share, `'entropy'` the vote entropy over ln K.
+ * The coefficient is the mean over cases.
+ */
+import { bootstrapDifference, bootstrapMean, type BootstrapOptions, type Estimate, mean } from './stats.js';
+import type { Term } from './types.js';
+
+export interface TermMetricOptions {
+  /** How life and death enter: month equivalents or categories. Default 'map'. */
+  lifeDeath?: 'map' | 'category';
+  /** Month equivalent of life imprisonment. Default 300 (25 years). */
+  lifeMonths?: number;
+  /** Month equivalent of death. Default 480 (40 years). */
+  deathMonths?: number;
+  /** Distance between different kinds in 'category' mode (log scale). Default 1. */
+  categoryDistance?: number;
+  /** Per-case statistic. Default 'pairwise'. */
+  perCase?: 'pairwise' | 'std';
+}
+
+export interface ChargeMetricOptions {
+  /** Per-case statistic. Default 'pairwise'. */
+  perCase?: 'pairwise' | 'majority' | 'entropy';
+}
+
+export interface MetricOptions {
+  term?: TermMetricOptions;
+  charge?: ChargeMetricOptions;
+}
+
+export type MetricName = 'term' | 'charge';
+export const METRICS: readonly MetricName[] = ['term', 'charge'];
+
+function checkTermOptions(o: TermMetricOptions): Required<TermMetricOptions> {
+  const r: Required<TermMetricOptions> = {
+    lifeDeath: o.lifeDeath ?? 'map',
+    lifeMonths: o.lifeMonths ?? 300,
+    deathMonths: o.deathMonths ?? 480,
+    categoryDistance: o.categoryDistance ?? 1,
+    perCase: o.perCase ?? 'pairwise',
+  };
+  if (r.lifeDeath !== 'map' && r.lifeDeath !== 'category') throw new Error(`metric.term.lifeDeath must be 'map' or 'category', got ${JSON.stringify(r.lifeDeath)}`);
+  if (r.perCase !== 'pairwise' && r.perCase !== 'std') throw new Error(`metric.term.perCase must be 'pairwise' or 'std', got ${JSON.stringify(r.perCase)}`);
+  for (const k of ['lifeMonths', 'deathMonths', 'categoryDistance'] as const) {
+    if (!(Number.isFinite(r[k]) && r[k] >= 0)) throw new Error(`metric.term.${k} must be a finite number ≥ 0, got ${r[k]}`);
+  }
+  return r;
+}
+
+/** Distance between two sentences on the log scale. */
+export function termDistance(a: Term, b: Term, options: TermMetricOptions = {}): number {
+  const o = checkTermOptions(options);
+  return termDistanceChecked(a, b, o);
+}
+
+function termDistanceChecked(a: Term, b: Term, o: Required<TermMetricOptions>): number {
+  if (o.lifeDeath === 'category') {
+    const ka = a.death ? 2 : a.life ? 1 : 0;
+    const kb = b.death ? 2 : b.life ? 1 : 0;
+    if (ka !== kb) return o.categoryDistance;
+    if (ka !== 0) return 0;
+  }
+  const ya = Math.log1p(a.death ? o.deathMonths : a.life ? o.lifeMonths : a.months);
+  const yb = Math.log1p(b.death ? o.deathMonths : b.life ? o.lifeMonths : b.months);
+  return Math.abs(ya - yb);
+}
+
+/** Term disagreement of one case's K judge sentences. */
+export function caseTermDisagreement(terms: Term[], options: TermMetricOptions = {}): number {
+  const o = checkTermOptions(options);
+  return termDisagreementChecked(terms, o);
+}
+
+function termDisagreementChecked(terms: Term[], o: Required<TermMetricOptions>): number {
+  const k = terms.length;
+  if (k < 2) throw new Error(`LInCo needs at least 2 judges, got ${k}`);
+  let sum = 0;
+  let sumSq = 0;
+  for (let i = 0; i < k; i++) {
+    for (let j = i + 1; j < k; j++) {
+      const d = termDistanceChecked(terms[i]!, terms[j]!, o);
+      sum += d;
+      sumSq += d * d;
+    }
+  }
+  // Σ_{i<j} (y_i − y_j)² = K² · Var(y) for real y, so this std is exact in 'map' mode
+  // and extends to category distances.
+  return o.perCase === 'pairwise' ? sum / ((k * (k - 1)) / 2) : Math.sqrt(sumSq / (k * k));
+}
+
+/** Charge disagreement of one case's K judge charges. */
+export function caseChargeDisagreement(charges: ArrayLike<string | number>, options: ChargeMetricOptions = {}): number {
+  const perCase = options.perCase ?? 'pairwise';
+  const k = charges.length;
+  if (k < 2) throw new Error(`LInCo needs at least 2 judges, got ${k}`);
+  const counts = new Map<string | number, number>();
+  for (let i = 0; i < k; i++) counts.set(charges[i]!, (counts.get(charges[i]!) ?? 0) + 1);
+  if (perCase === 'pairwise') {
+    let agree = 0;
+    for (const c of counts.values()) agree += c * (c - 1);
+    return 1 - agree / (k * (k - 1));
+  }
+  if (perCase === 'majority') return 1 - Math.max(...counts.values()) / k;
+  if (perCase === 'entropy') {
+    let h = 0;
+    for (const c of counts.values()) h -= (c / k) * Math.log(c / k);
+    return h / Math.log(k);
+  }
+  throw new Error(`metric.charge.perCase must be 'pairwise', 'majority' or 'entropy', got ${JSON.stringify(perCase)}`);
+}
+
+/** The judges' predictions on the same cases: `charges[judge][case]`, `terms[judge][case]`. */
+export interface PanelPredictions {
+  charges: (string | number)[][];
+  terms: Term[][];
+}
+
+export interface CaseScores {
+  term: Float64Array;
+  charge: Float64Array;
+}
+
+/** Per-case term and charge disagreement for a panel. */
+export function caseScores(preds: PanelPredictions, options: MetricOptions = {}): CaseScores {
+  const k = preds.terms.length;
+  if (k < 2) throw new Error(`LInCo needs at least 2 judges, got ${k}`);
+  if (preds.charges.length !== k) throw new Error(`predictions: ${preds.charges.length} judges' charges but ${k} judges' terms`);
+  const n = preds.terms[0]!.length;
+  preds.terms.forEach((t, j) => {
+    if (t.length !== n || preds.charges[j]!.length !== n) throw new Error(`predictions: judge ${j} predicted ${t.length} terms / ${preds.charges[j]!.length} charges, expected ${n}`);
+  });
+  const to = checkTermOptions(options.term ?? {});
+  const term = new Float64Array(n);
+  const charge = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    term[i] = termDisagreementChecked(preds.terms.map((t) => t[i]!), to);
+    charge[i] = caseChargeDisagreement(preds.charges.map((c) => c[i]!), options.charge);
+  }
+  return { term, charge };
+}
+
+export type MetricValues = Record<MetricName, number>;
+export interface GroupValues extends MetricValues {
+  /** Cases in the group. */
+  n: number;
+}
+
+/**
+ * The result, shaped like fairlearn's MetricFrame: `overall`, `byGroup` (one table per
+ * breakdown feature), `difference()` and `ratio()`; plus confidence intervals, the
+ * random-split baseline and the excess over it.
+ */
+export class LincoFrame {
+  readonly metrics = METRICS;
+  constructor(
+    readonly overall: MetricValues,
+    readonly ci: Record<MetricName, [number, number]>,
+    readonly byGroup: Record<string, Record<string, GroupValues>>,
+    readonly baseline: { overall: MetricValues; ci: Record<MetricName, [number, number]> } | undefined,
+    readonly excess: { overall: MetricValues; ci: Record<MetricName, [number, number]> } | undefined,
+    readonly info: Record<string, unknown> = {},
+  ) {}
+
+  private table(by: string): Record<string, GroupValues> {
+    const t = this.byGroup[by];
+    if (!t) throw new Error(`LincoFrame: no breakdown "${by}" (have: ${Object.keys(this.byGroup).join(', ')})`);
+    return t;
+  }
+
+  groupMax(by: string): MetricValues {
+    const rows = Object.values(this.table(by));
+    return { term: Math.max(...rows.map((r) => r.term)), charge: Math.max(...rows.map((r) => r.charge)) };
+  }
+
+  groupMin(by: string): MetricValues {
+    const rows = Object.values(this.table(by));
+    return { term: Math.min(...rows.map((r) => r.term)), charge: Math.min(...rows.map((r) => r.charge)) };
+  }
+
+  /** fairlearn's `difference(method='between_groups')`: max − min over the groups of `by`. */
+  difference(by: string): MetricValues {
+    const hi = this.groupMax(by);
+    const lo = this.groupMin(by);
+    return { term: hi.term - lo.term, charge: hi.charge - lo.charge };
+  }
+
+  /** fairlearn's `ratio(method='between_groups')`: min / max over the groups of `by`. */
+  ratio(by: string): MetricValues {
+    const hi = this.groupMax(by);
+    const lo = this.groupMin(by);
+    return { term: hi.term === 0 ? 1 : lo.term / hi.term, charge: hi.charge === 0 ? 1 : lo.charge / hi.charge };
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { overall: this.overall, ci: this.ci, byGroup: this.byGroup, baseline: this.baseline, excess: this.excess, info: this.info };
+  }
+}
+
+export interface FrameInput {
+  /** Per-case scores of the group-split judges. */
+  scores: CaseScores;
+  /** Per-case scores of random-split panels (one per repeat), or none. */
+  baseline?: CaseScores[];
+  /** Breakdown feature → the value of each case. */
+  breakdowns?: Record<string, string[]>;
+  bootstrap?: BootstrapOptions;
+  info?: Record<string, unknown>;
+}
+
+/** Aggregates per-case scores into a LincoFrame with bootstrap intervals and breakdowns. */
+export function buildFrame(input: FrameInput): LincoFrame {
+  const { scores } = input;
+  const est = {} as Record<MetricName, Estimate>;
+  for (const m of METRICS) est[m] = bootstrapMean([scores[m]], input.bootstrap);
+  let baseline: LincoFrame['baseline'];
+  let excess: LincoFrame['excess'];
+  if (input.baseline && input.baseline.length > 0) {
+    const b = {} as Record<MetricName, Estimate>;
+    const e = {} as Record<MetricName, Estimate>;
+    for (const m of METRICS) {
+      const reps = input.baseline.map((s) => s[m]);
+      b[m] = bootstrapMean(reps, input.bootstrap);
+      e[m] = bootstrapDifference([scores[m]], reps, input.bootstrap);
+    }
+    baseline = { overall: { term: b.term.value, charge: b.charge.value }, ci: { term: b.term.ci, charge: b.charge.ci } };
+    excess = { overall: { term: e.term.value, charge: e.charge.value }, ci: { term: e.term.ci, charge: e.charge.ci } };
+  }
+  const byGroup: Record<string, Record<string, GroupValues>> = {};
+  for (const [feature, values] of Object.entries(input.breakdowns ?? {})) {
+    if (values.length !== scores.term.length) throw new Error(`breakdown "${feature}": ${values.length} values for ${scores.term.length} cases`);
+    const rows: Record<string, number[]> = {};
+    values.forEach((v, i) => {
+      const list = rows[v] ?? [];
+      list.push(i);
+      rows[v] = list;
+    });
+    const table: Record<string, GroupValues> = {};
+    for (const key of Object.keys(rows).sort()) {
+      const idx = rows[key]!;
+      table[key] = { term: mean(idx.map((i) => scores.term[i]!)), charge: mean(idx.map((i) => scores.charge[i]!)), n: idx.length };
+    }
+    byGroup[feature] = table;
+  }
+  return new LincoFrame(
+    { term: est.term.value, charge: est.charge.value },
+    { term: est.term.ci, charge: est.charge.ci },
+    byGroup,
+    baseline,
+    excess,
+    input.info ?? {},
+  );
+}
