@@ -307,9 +307,6 @@ export function checkMoEConfig(c: MoEConfig): MoEConfigIssue[] {
     bad('routerScoreFunction', `must be 'softmax', 'sigmoid' or 'sqrtsoftplus', got '${String(c.routerScoreFunction)}'`);
   }
   if (typeof c.routerPreSoftmax !== 'boolean') bad('routerPreSoftmax', 'must be a boolean');
-  if (c.routerPreSoftmax && c.routerScoreFunction !== 'softmax') {
-    bad('routerPreSoftmax', `only applies to softmax scores, got routerScoreFunction '${c.routerScoreFunction}'`);
-  }
 
   // Group-limited routing (Megatron TransformerConfig.__post_init__ checks, plus feasibility).
   if (c.routerGroupTopk !== null) {

@@ -126,7 +126,9 @@ describe('topkRouting semantics', () => {
     expect(r.probs.dtype).toBe('float32');
     expect(() => topkRouting(tf.tensor1d([1, 2]) as never, { topk: 1 })).toThrow(/logits/);
     expect(() => topkRouting(tf.tensor2d([[1, 2]]), { topk: 3 })).toThrow(/topk/);
-    expect(() => topkRouting(tf.tensor2d([[1, 2]]), { topk: 1, expertBias: [0, 0] })).toThrow(/expertBias/);
+    // softmax ignores an expert bias, as Megatron's function does
+    const withBias = topkRouting(tf.tensor2d([[1, 2]]), { topk: 1, preSoftmax: true, expertBias: [5, 0] });
+    expect(tf.cast(withBias.routingMap, 'int32').arraySync()).toEqual([[0, 1]]);
     expect(() => topkRouting(tf.tensor2d([[1, 2, 3]]), { topk: 1, numGroups: 2, groupTopk: 1 })).toThrow(/numGroups/);
     expect(() => topkRouting(tf.tensor2d([[1, 2]]), { topk: 1, expertBias: [0], scoreFunction: 'sigmoid' })).toThrow(/expertBias has 1/);
   });

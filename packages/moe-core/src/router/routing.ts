@@ -164,15 +164,11 @@ export function topkRouting(logits: tf.Tensor2D, options: TopkRoutingOptions): R
   validateOptions(numExperts, options);
   const { topk } = options;
   const scoreFunction = options.scoreFunction ?? 'softmax';
-  const preSoftmax = options.preSoftmax ?? false;
-  if (preSoftmax && scoreFunction !== 'softmax') {
-    throw new Error(`preSoftmax applies to softmax scores only, got scoreFunction '${scoreFunction}'`);
-  }
+  // As in Megatron, preSoftmax only affects softmax scores and the expert bias only sigmoid /
+  // sqrtsoftplus scores; otherwise they are ignored.
+  const preSoftmax = scoreFunction === 'softmax' && (options.preSoftmax ?? false);
   let bias: Float32Array | null = null;
-  if (options.expertBias !== null && options.expertBias !== undefined) {
-    if (scoreFunction === 'softmax') {
-      throw new Error("expertBias needs scoreFunction 'sigmoid' or 'sqrtsoftplus' (Megatron ignores it with softmax)");
-    }
+  if (options.expertBias !== null && options.expertBias !== undefined && scoreFunction !== 'softmax') {
     bias = hostValues(options.expertBias);
     if (bias.length !== numExperts) throw new Error(`expertBias has ${bias.length} entries, expected ${numExperts} (experts)`);
   }
