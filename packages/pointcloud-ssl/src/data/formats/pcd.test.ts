@@ -52,7 +52,7 @@ function cloud(): PointCloudBatch {
 }
 
 describe('PCD', () => {
-  it('reads a hand-written ascii file with a float-packed rgb and NaN points', () => {
+  it('reads a hand-written ascii file with float-packed and integer rgb and NaN points', () => {
     // 0x00ff8000 as float32 bits: orange
     const dv = new DataView(new ArrayBuffer(4));
     dv.setUint32(0, 0x00ff8000, true);
@@ -63,19 +63,21 @@ FIELDS x y z rgb label
 SIZE 4 4 4 4 4
 TYPE F F F F U
 COUNT 1 1 1 1 1
-WIDTH 3
+WIDTH 4
 HEIGHT 1
 VIEWPOINT 0 0 0 1 0 0 0
-POINTS 3
+POINTS 4
 DATA ascii
 1 2 3 ${rgbFloat.toPrecision(9)} 4
 nan nan nan 0 0
 -1 -2 -3.5 ${rgbFloat.toPrecision(9)} 7
+0 0 1 ${0xff0080ff} 9
 `;
     const pc = pcdToPointCloud(parsePcd(enc(text), 'a.pcd'));
-    expect(Array.from(pc.coord)).toEqual([1, 2, 3, -1, -2, -3.5]);
-    expect(Array.from(pc.color!).map((v) => Math.round(v * 255))).toEqual([255, 128, 0, 255, 128, 0]);
-    expect(Array.from(pc.label!)).toEqual([4, 7]);
+    expect(Array.from(pc.coord)).toEqual([1, 2, 3, -1, -2, -3.5, 0, 0, 1]);
+    // the last point is PCL's style: the uint32 word (alpha 0xff) printed as an integer
+    expect(Array.from(pc.color!).map((v) => Math.round(v * 255))).toEqual([255, 128, 0, 255, 128, 0, 0, 128, 255]);
+    expect(Array.from(pc.label!)).toEqual([4, 7, 9]);
   });
 
   it('reads hand-packed binary (point-major) and binary_compressed (field-major) bodies', () => {

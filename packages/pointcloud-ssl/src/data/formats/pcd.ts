@@ -195,8 +195,13 @@ export function parsePcd(bytes: Uint8Array, file = '<pcd>'): PcdData {
           fields[f.name]![p * f.count + c] = v;
         }
         if (isColorField(f)) {
-          // ascii PCD writes a float rgb as the float whose bits hold the colour
-          setRaw(f, p, fields[f.name]![p]!);
+          const v = fields[f.name]![p]!;
+          // PCL writes a float rgb in ascii as its uint32 bit pattern (opaque colours are NaN as
+          // floats); older writers print the float itself, whose bits hold the colour. An integer
+          // token is the word; anything else is a float (NaN, whose bits are lost, gives black).
+          if (f.type !== 'F' || (Number.isInteger(v) && v >= 0 && v < 2 ** 32)) rawWords[f.name]![p] = v >>> 0;
+          else if (Number.isNaN(v)) rawWords[f.name]![p] = 0;
+          else setRaw(f, p, v);
         }
       }
       p++;

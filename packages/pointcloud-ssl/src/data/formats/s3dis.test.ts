@@ -54,6 +54,9 @@ describe('S3DIS', () => {
     expect(() => parseS3disObject('1 2 3 4 5 6 7\n', 'a.txt')).toThrow(/line 1: expected 6 values 'x y z r g b', got more/);
     expect(() => parseS3disObject('1 2 3 4 5 300\n', 'a.txt')).toThrow(/line 1: colour 'b' = 300 outside 0..255/);
     expect(() => parseS3disObject('1 2 z 4 5 6\n', 'a.txt')).toThrow(/line 1: value 3 \('z'\) is not a number/);
+    const lenient = parseS3disObject('1 2 3 4 5 6\n1 2 3 4\x105 6\n7 8 9 1 2 3\n', 'h6.txt', { skipBadLines: true });
+    expect(lenient.skippedLines).toEqual([2]);
+    expect(Array.from(lenient.coord)).toEqual([1, 2, 3, 7, 8, 9]);
     expect(() => s3disClassOfFile('/x/Annotations/lamp_1.txt')).toThrow(/lamp_1.txt: unknown S3DIS class 'lamp'/);
     expect(() => s3disClassOfFile('/x/Annotations/notes.txt')).toThrow(/notes.txt: annotation file name/);
     const base = mkdtempSync(join(tmpdir(), 'kiln-s3dis-'));

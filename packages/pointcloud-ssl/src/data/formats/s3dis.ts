@@ -22,7 +22,7 @@ export interface S3disRoom extends PointCloudBatch {
   /** Room name (the folder name). */
   name: string;
   /** One entry per object: its file name and class. */
-  objects: Array<{ file: string; className: S3disClass; points: number }>;
+  objects: Array<{ file: string; className: S3disClass; points: number; skippedLines: number[] }>;
 }
 
 /** Class of an annotation file name `<class>_<i>.txt`; throws naming the file when unknown. */
@@ -37,8 +37,21 @@ export function s3disClassOfFile(file: string): S3disClass {
   throw new PointCloudFormatError(file, `unknown S3DIS class '${name}' (expected one of ${S3DIS_CLASSES.join(', ')})`);
 }
 
+export interface S3disReadOptions {
+  /**
+   * Skip malformed lines instead of throwing (the released data has at least one: a stray
+   * control character in Area_5/hallway_6). Skipped line numbers are reported per object.
+   */
+  skipBadLines?: boolean;
+}
+
 /** Parses the "x y z r g b" lines of one object file; colour is scaled to 0..1. */
-export function parseS3disObject(text: string, file = '<s3dis>'): { coord: Float32Array; color: Float32Array } {
+export function parseS3disObject(
+  text: string,
+  file = '<s3dis>',
+  options: S3disReadOptions = {},
+): { coord: Float32Array; color: Float32Array; skippedLines: number[] } {
+  const skippedLines: number[] = [];
   let lines = 0;
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) lines++;
   lines++;
@@ -48,13 +61,17 @@ export function parseS3disObject(text: string, file = '<s3dis>'): { coord: Float
   let n = 0;
   forEachLine(text, 1, (line, start, end) => {
     const got = parseTokens(text, start, end, tokens);
-    if (got !== 6) throw new PointCloudFormatError(file, `expected 6 values 'x y z r g b', got ${got > 6 ? 'more' : got}`, line);
-    for (let k = 0; k < 6; k++) {
+    let problem: string | undefined;
+    if (got !== 6) problem = `expected 6 values 'x y z r g b', got ${got > 6 ? 'more' : got}`;
+    for (let k = 0; k < 6 && problem === undefined; k++) {
       const v = tokens[k]!;
-      if (!Number.isFinite(v)) {
-        throw new PointCloudFormatError(file, `value ${k + 1} ('${'xyzrgb'[k]}') is not a number`, line);
-      }
-      if (k >= 3 && (v < 0 || v > 255)) throw new PointCloudFormatError(file, `colour '${'xyzrgb'[k]}' = ${v} outside 0..255`, line);
+      if (!Number.isFinite(v)) problem = `value ${k + 1} ('${'xyzrgb'[k]}') is not a number`;
+      else if (k >= 3 && (v < 0 || v > 255)) problem = `colour '${'xyzrgb'[k]}' = ${v} outside 0..255`;
+    }
+    if (problem !== undefined) {
+      if (!options.skipBadLines) throw new PointCloudFormatError(file, problem, line);
+      skippedLines.push(line);
+      return undefined;
     }
     coord[3 * n] = tokens[0]!;
     coord[3 * n + 1] = tokens[1]!;
@@ -65,7 +82,7 @@ export function parseS3disObject(text: string, file = '<s3dis>'): { coord: Float
     n++;
     return undefined;
   });
-  return { coord: coord.slice(0, 3 * n), color: color.slice(0, 3 * n) };
+  return { coord: coord.slice(0, 3 * n), color: color.slice(0, 3 * n), skippedLines };
 }
 
 async function isDir(path: string): Promise<boolean> {
@@ -77,7 +94,7 @@ async function isDir(path: string): Promise<boolean> {
 }
 
 /** Reads one room folder (the one holding `Annotations/`). */
-export async function readS3disRoom(roomDir: string): Promise<S3disRoom> {
+export async function readS3disRoom(roomDir: string, options: S3disReadOptions = {}): Promise<S3disRoom> {
   const annotations = join(roomDir, 'Annotations');
   if (!(await isDir(annotations))) throw new PointCloudFormatError(roomDir, "no 'Annotations' folder in the room");
   const files = (await readdir(annotations)).filter((f) => f.endsWith('.txt')).sort();
@@ -89,11 +106,11 @@ export async function readS3disRoom(roomDir: string): Promise<S3disRoom> {
     const path = join(annotations, files[i]!);
     const className = s3disClassOfFile(path);
     const bytes = await readBytes(path);
-    const obj = parseS3disObject(new TextDecoder('latin1').decode(bytes), path);
+    const { skippedLines, ...obj } = parseS3disObject(new TextDecoder('latin1').decode(bytes), path, options);
     const n = obj.coord.length / 3;
     parts.push({ ...obj, label: new Int32Array(n).fill(S3DIS_CLASS_ID[className]), offset: Int32Array.of(n) });
     instanceParts.push(new Int32Array(n).fill(i));
-    objects.push({ file: files[i]!, className, points: n });
+    objects.push({ file: files[i]!, className, points: n, skippedLines });
   }
   const merged = concatScenes(parts);
   const n = merged.coord.length / 3;
@@ -107,11 +124,14 @@ export async function readS3disRoom(roomDir: string): Promise<S3disRoom> {
 }
 
 /** Reads every room of an area folder (rooms = sub-folders with an Annotations folder), sorted by name, as one batch. */
-export async function readS3disArea(areaDir: string): Promise<{ batch: PointCloudBatch; rooms: string[] }> {
+export async function readS3disArea(
+  areaDir: string,
+  options: S3disReadOptions = {},
+): Promise<{ batch: PointCloudBatch; rooms: string[] }> {
   const entries = (await readdir(areaDir)).sort();
   const rooms: S3disRoom[] = [];
   for (const e of entries) {
-    if (await isDir(join(areaDir, e, 'Annotations'))) rooms.push(await readS3disRoom(join(areaDir, e)));
+    if (await isDir(join(areaDir, e, 'Annotations'))) rooms.push(await readS3disRoom(join(areaDir, e), options));
   }
   if (rooms.length === 0) throw new PointCloudFormatError(areaDir, 'no room folders with Annotations/');
   const batch = concatScenes(rooms.map(({ coord, color, label, offset }) => ({ coord, color: color!, label: label!, offset })));
