@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { addonPath, describeNative, loadNative, type GemmPathName, type NativeAddon } from './index.js';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { addonPath, describeNative, explainMissingAddon, loadNative, type GemmPathName, type NativeAddon } from './index.js';
 
 const loaded = loadNative();
 if (!loaded.ok) throw new Error(`@kiln/native tests need the built addon: ${loaded.reason}`);
@@ -154,6 +157,38 @@ describe('loader', () => {
   it('reports why when disabled, and describes a loaded addon', () => {
     expect(loadNative({ KILN_NATIVE: 'off' })).toEqual({ ok: false, reason: 'disabled by KILN_NATIVE=off' });
     expect(describeNative(loaded.info)).toMatch(/threads, \w+, GEMM/);
+  });
+
+  it('explains a missing addon with the recorded build failure', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-native-'));
+    try {
+      expect(explainMissingAddon(dir)).toMatch(/addon is not built .*kiln_native\.node is missing/);
+      mkdirSync(path.join(dir, 'build'));
+      writeFileSync(path.join(dir, 'build', 'kiln-build.json'), JSON.stringify({ ok: false, reason: 'node-gyp rebuild exited with 1: g++: not found' }));
+      expect(explainMissingAddon(dir)).toBe('the @kiln/native build failed at install: node-gyp rebuild exited with 1: g++: not found');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failing build never fails the install, and records why', () => {
+    const pkg = path.resolve(path.dirname(addonPath), '..', '..');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-native-build-'));
+    try {
+      cpSync(path.join(pkg, 'scripts'), path.join(dir, 'scripts'), { recursive: true });
+      cpSync(path.join(pkg, 'binding.gyp'), path.join(dir, 'binding.gyp'));
+      symlinkSync(path.join(pkg, 'node_modules'), path.join(dir, 'node_modules'));
+      mkdirSync(path.join(dir, 'src', 'ops'), { recursive: true });
+      writeFileSync(path.join(dir, 'src', 'addon.cc'), '#error deliberately broken\n');
+      // execFileSync throws on a non-zero exit: the install must exit 0.
+      execFileSync(process.execPath, [path.join(dir, 'scripts', 'install.mjs')], { cwd: dir, stdio: 'pipe' });
+      const status = JSON.parse(readFileSync(path.join(dir, 'build', 'kiln-build.json'), 'utf8'));
+      expect(status.ok).toBe(false);
+      expect(status.reason).toMatch(/node-gyp rebuild exited with/);
+      expect(explainMissingAddon(dir)).toMatch(/^the @kiln\/native build failed at install: node-gyp rebuild exited/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('selects OpenBLAS SkylakeX kernels on AVX-512 machines when OPENBLAS_CORETYPE was unset', () => {

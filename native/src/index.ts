@@ -129,9 +129,12 @@ export const addonPath = path.join(packageRoot, 'build', 'Release', 'kiln_native
 
 let cached: NativeLoadResult | undefined;
 
-/** Why the install-time build did not produce the addon, from build/kiln-build.json. */
-function buildFailureReason(): string {
-  const status = path.join(packageRoot, 'build', 'kiln-build.json');
+/**
+ * Why the install-time build did not produce the addon, from `<root>/build/kiln-build.json`
+ * (written by scripts/install.mjs). Exported for tests.
+ */
+export function explainMissingAddon(root: string = packageRoot): string {
+  const status = path.join(root, 'build', 'kiln-build.json');
   if (existsSync(status)) {
     try {
       const parsed = JSON.parse(readFileSync(status, 'utf8')) as { ok?: boolean; reason?: string };
@@ -140,7 +143,7 @@ function buildFailureReason(): string {
       // fall through to the generic reason
     }
   }
-  return `@kiln/native's addon is not built (${addonPath} is missing; run \`pnpm --filter @kiln/native build:native\` to see why)`;
+  return `@kiln/native's addon is not built (${path.join(root, 'build', 'Release', 'kiln_native.node')} is missing; run \`pnpm --filter @kiln/native build:native\` to see why)`;
 }
 
 /**
@@ -170,7 +173,7 @@ export function loadNative(env: NodeJS.ProcessEnv = process.env): NativeLoadResu
   if (env.KILN_NATIVE === 'off') return { ok: false, reason: 'disabled by KILN_NATIVE=off' };
   if (cached) return cached;
   if (!existsSync(addonPath)) {
-    cached = { ok: false, reason: buildFailureReason() };
+    cached = { ok: false, reason: explainMissingAddon() };
     return cached;
   }
   chooseOpenBlasCore(process.env);

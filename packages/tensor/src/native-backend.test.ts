@@ -379,4 +379,16 @@ describe('kiln-native unavailable', () => {
   it('reports why instead of throwing', async () => {
     expect(await registerNativeBackend({ KILN_NATIVE: 'off' })).toEqual({ ok: false, reason: 'disabled by KILN_NATIVE=off' });
   });
+
+  it('makes initBackend fall back to cpu and report the reason', async () => {
+    process.env.KILN_NATIVE = 'off';
+    try {
+      const choice = await initBackend({ env: {} });
+      expect(choice.skipped.find((s) => s.name === 'kiln-native')?.reason).toBe('disabled by KILN_NATIVE=off');
+      if (choice.name !== 'webgpu') expect(choice.name).toBe('cpu');
+    } finally {
+      delete process.env.KILN_NATIVE;
+      await tf.setBackend('cpu');
+    }
+  });
 });
