@@ -41,3 +41,9 @@ export function attachAuxLoss<T extends tf.Tensor>(activation: T, auxLoss: tf.Te
   if (!(auxLoss instanceof tf.Tensor)) throw new Error('attachAuxLoss: auxLoss must be a tensor');
   return (attach as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor)(activation, auxLoss) as T;
 }
+
+/** Megatron's names: `MoEAuxLossAutoScaler.apply(activation, auxLoss)` and `.setLossScale(scale)`. */
+export const MoEAuxLossAutoScaler = {
+  apply: attachAuxLoss,
+  setLossScale: setAuxLossScale,
+} as const;

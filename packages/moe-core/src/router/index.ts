@@ -1,4 +1,4 @@
-export { topkRouting, computeRoutingScoresForAuxLoss, scoreFunctionScores, tokensPerExpert, groupLimitedTopkRow, selectExperts } from './routing.js';
+export { topkRouting, topkRoutingWithScoreFunction, groupLimitedTopk, computeRoutingScoresForAuxLoss, scoreFunctionScores, tokensPerExpert, groupLimitedTopkRow, selectExperts } from './routing.js';
 export type { TopkRoutingOptions, RoutingResult } from './routing.js';
 export { topkIndices } from './select.js';
 export { sinkhorn, sinkhornRouting } from './sinkhorn.js';
@@ -7,3 +7,5 @@ export { updateExpertBias, ExpertBiasState } from './expert-bias.js';
 export { applyInputJitter } from './jitter.js';
 export { TopKRouter } from './router.js';
 export type { RouterCollectives, TopKRouterOptions, RouterForwardOptions, RouterOutput } from './router.js';
+/** Megatron's name for `updateExpertBias`. */
+export { updateExpertBias as getUpdatedExpertBias } from './expert-bias.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { computeRoutingScoresForAuxLoss, topkRouting } from './routing.js';
+import { computeRoutingScoresForAuxLoss, groupLimitedTopk, topkRouting } from './routing.js';
 import { topkIndices } from './select.js';
 
 // Megatron-Core reference values computed with PyTorch by scripts/megatron-reference.py.
@@ -131,5 +131,13 @@ describe('topkRouting semantics', () => {
     expect(tf.cast(withBias.routingMap, 'int32').arraySync()).toEqual([[0, 1]]);
     expect(() => topkRouting(tf.tensor2d([[1, 2, 3]]), { topk: 1, numGroups: 2, groupTopk: 1 })).toThrow(/numGroups/);
     expect(() => topkRouting(tf.tensor2d([[1, 2]]), { topk: 1, expertBias: [0], scoreFunction: 'sigmoid' })).toThrow(/expertBias has 1/);
+  });
+});
+
+describe('groupLimitedTopk', () => {
+  it('returns the masked top-k values and indices', () => {
+    const { values, indices } = groupLimitedTopk(tf.tensor2d([[5, 0, 4, 3.9, 3, 3.5, 0, 0]]), 2, 4, 2);
+    expect(indices.arraySync()).toEqual([[0, 2]]);
+    expect(values.arraySync()).toEqual([[5, 4]]);
   });
 });

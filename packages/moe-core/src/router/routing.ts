@@ -101,6 +101,25 @@ export function groupLimitedTopkRow(
   return topkIndices(masked, numExperts, topk);
 }
 
+/**
+ * Megatron's `group_limited_topk` on a [tokens, experts] score tensor: the top-k scores and
+ * their expert indices per token ([tokens, topk] each) after masking all but the best
+ * `groupTopk` of `numGroups` expert groups.
+ */
+export function groupLimitedTopk(
+  scores: tf.Tensor2D,
+  topk: number,
+  numGroups: number,
+  groupTopk: number,
+): { values: tf.Tensor2D; indices: tf.Tensor2D } {
+  const [numTokens, numExperts] = check2d(scores, 'scores');
+  validateOptions(numExperts, { topk, numGroups, groupTopk });
+  const host = hostValues(scores);
+  const idx = selectExperts(host, numTokens, numExperts, topk, numGroups, groupTopk);
+  const vals = idx.map((row, t) => row.map((e) => host[t * numExperts + e]!));
+  return { values: tf.tensor2d(vals.flat(), [numTokens, topk]), indices: tf.tensor2d(idx.flat(), [numTokens, topk], 'int32') };
+}
+
 /** Top-k (optionally group-limited) expert indices of every row of a host score matrix. */
 export function selectExperts(
   scores: Float32Array,
@@ -215,6 +234,9 @@ export function topkRouting(logits: tf.Tensor2D, options: TopkRoutingOptions): R
     return { probs, routingMap: maskBool, topIndices };
   });
 }
+
+/** Megatron's name for `topkRouting`. */
+export const topkRoutingWithScoreFunction = topkRouting;
 
 /**
  * Megatron's `compute_routing_scores_for_aux_loss`: the full score distribution the aux
