@@ -29,7 +29,7 @@ export { gelu, swiglu, applyActivation, fc1Width } from './experts/activation.js
 export { ActivationOffloader } from './memory/offload.js';
 export type { HostTensor } from './memory/offload.js';
 export { recompute, vjp } from './memory/recompute.js';
-export { MoELayer, PermuteStage, ExpertsStage, SharedExpertsStage } from './layer/moe-layer.js';
+export { MoELayer, PermuteStage, ExpertsStage, SharedExpertsStage, expertMatMulFor } from './layer/moe-layer.js';
 export type { MoELayerOptions, MoELayerStats } from './layer/moe-layer.js';
 export { RouterStage } from './layer/router-stage.js';
 export type { RouteOutput, RouteOptions, RouterLosses } from './layer/router-stage.js';
@@ -39,3 +39,8 @@ export { ExpertParallelMoE } from './layer/expert-parallel.js';
 export type { ExpertParallelOptions, ExpertParallelGrads, ExpertParallelPass } from './layer/expert-parallel.js';
 export { expertParallelProgram, tokenShard } from './layer/ep-program.js';
 export type { ExpertParallelProgramArgs, ExpertParallelProgramResult } from './layer/ep-program.js';
+export { MoeLm } from './demo/moe-lm.js';
+export type { MoeLmShape } from './demo/moe-lm.js';
+export { trainMoeLm, MOE_LM_PRESETS, DEFAULT_PEAK_FLOPS } from './demo/train.js';
+export type { MoeLmTrainConfig, MoeLmStepReport, MoeLmTrainResult } from './demo/train.js';
+export { loadByteCorpus, defaultCorpusPath, splitCorpus, decodeBytes, DEFAULT_CORPUS } from './demo/corpus.js';

@@ -6,7 +6,7 @@ import { type StepTimings, StagedGraph } from '../dispatch/staged.js';
 import { AllGatherDispatcher, AllToAllDispatcher, type TokenDispatcher } from '../dispatch/token-dispatcher.js';
 import type { ExpertMatMul } from '../experts/grouped-mlp.js';
 import { ActivationOffloader } from '../memory/offload.js';
-import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage } from './moe-layer.js';
+import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage, expertMatMulFor } from './moe-layer.js';
 import { RouterStage } from './router-stage.js';
 import type { MoEWeights } from './weights.js';
 
@@ -73,7 +73,7 @@ export class ExpertParallelMoE {
     this.router = new RouterStage(c);
     const permuter = options.permuter ?? getPermuter();
     this.permute = new PermuteStage(c, permuter);
-    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? null);
+    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng));
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
     this.dispatcher =
       c.tokenDispatcherType === 'allgather'

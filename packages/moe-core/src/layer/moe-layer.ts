@@ -4,6 +4,7 @@ import { type PermutePlan, type Permuter, getPermuter, planPermutation } from '.
 import { type ExpertMatMul, GroupedMlp } from '../experts/grouped-mlp.js';
 import { sharedExpertsForward } from '../experts/shared-experts.js';
 import { ActivationOffloader } from '../memory/offload.js';
+import { createQuantRecipe, quantizedMatMul } from '../quant/qdq.js';
 import { recompute } from '../memory/recompute.js';
 import { type RouteOutput, RouterStage, type RouterLosses } from './router-stage.js';
 import type { MoEWeights } from './weights.js';
@@ -126,7 +127,7 @@ export class MoELayer {
     this.offloader = options.offloader ?? new ActivationOffloader();
     this.router = new RouterStage(c);
     this.permute = new PermuteStage(c, options.permuter ?? getPermuter());
-    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? null);
+    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng));
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
     this.rng = options.rng ?? null;
     this.stats = { tokensPerExpert: new Float32Array(c.numExperts), losses: {}, capacity: null };
@@ -166,4 +167,14 @@ export class MoELayer {
       return out;
     });
   }
+}
+
+/**
+ * The expert GEMM a config's low-precision recipe asks for: FP8 (delayed, tensorwise,
+ * blockwise, MXFP8) or NVFP4 quantize–dequantize through `quantizedMatMul`, or null (fp32).
+ */
+export function expertMatMulFor(config: MoEConfig, rng?: Rng): ExpertMatMul | null {
+  if (!config.fp8 && !config.fp4) return null;
+  const recipe = createQuantRecipe(config, rng);
+  return (a, b) => quantizedMatMul(a, b, recipe);
 }

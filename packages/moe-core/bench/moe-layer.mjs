@@ -1,0 +1,95 @@
+// MoE layer forward+backward: @kiln/moe-core against the same layer in Debian's python3-torch
+// (OpenBLAS), side by side in one run, plus the memory/time trade-offs of selective
+// recomputation and activation offloading. Run: pnpm --filter @kiln/moe-core bench
+// Sizes: the issue's E 8, top-2, hidden 512, FFN 1024, 8192 tokens ("full"), and a reduced
+// size ("reduced", 1024 tokens, hidden 128, FFN 256) that the pure-JS cpu backend finishes.
+// KILN_BENCH_SIZES=reduced,full picks which run (default: full only on a native backend).
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createRng, describeBackendChoice, initBackend, measurePeakBytes, tf, timeIt } from '@kiln/tensor';
+import { MoELayer, initMoEWeights, validateMoEConfig, weightList } from '../dist/index.js';
+
+const choice = await initBackend();
+console.log(describeBackendChoice(choice));
+const SIZES = {
+  full: { tokens: 8192, hidden: 512, ffn: 1024, experts: 8, topk: 2 },
+  reduced: { tokens: 1024, hidden: 128, ffn: 256, experts: 8, topk: 2 },
+};
+const wanted = (process.env.KILN_BENCH_SIZES ?? (choice.name === 'cpu' ? 'reduced' : 'reduced,full')).split(',');
+const runs = Number(process.env.KILN_BENCH_RUNS ?? 3);
+const python = process.env.KILN_PYTHON ?? '/usr/bin/python3';
+const torchScript = fileURLToPath(new URL('./torch_moe.py', import.meta.url));
+
+function flops(s) {
+  // forward: router + per routed row fc1 (H→2F) and fc2 (F→H); backward ≈ 2× forward
+  const fwd = 2 * s.tokens * s.hidden * s.experts + 2 * s.tokens * s.topk * (s.hidden * 2 * s.ffn + s.ffn * s.hidden);
+  return 3 * fwd;
+}
+
+function build(s, extra = {}) {
+  const config = validateMoEConfig({ numExperts: s.experts, topk: s.topk, hiddenSize: s.hidden, ffnHiddenSize: s.ffn, ...extra });
+  const weights = initMoEWeights(config, createRng(0), { std: 0.02 });
+  const layer = new MoELayer(config, weights);
+  const x = tf.variable(createRng(1).normal([s.tokens, s.hidden]));
+  const dy = createRng(2).normal([s.tokens, s.hidden]);
+  const vars = [x, ...weightList(weights)];
+  const step = async () => {
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.forward(x), dy)), vars);
+    await value.data();
+    value.dispose();
+    for (const g of Object.values(grads)) g.dispose();
+  };
+  return { step, layer };
+}
+
+function torchRun(s) {
+  const out = execFileSync(python, [torchScript, s.tokens, s.hidden, s.ffn, s.experts, s.topk, runs].map(String), {
+    env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' },
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').at(-1));
+}
+
+const rows = [];
+for (const name of wanted) {
+  const s = SIZES[name];
+  if (!s) throw new Error(`KILN_BENCH_SIZES: unknown size '${name}' (use reduced, full)`);
+  const { step } = build(s);
+  const kiln = await timeIt(step, { warmup: 1, runs });
+  const torch = torchRun(s);
+  const f = flops(s);
+  rows.push({ size: name, ...s, kilnMs: kiln.medianMs, torchMs: torch.medianMs, ratio: torch.medianMs / kiln.medianMs, kilnGflops: f / kiln.medianMs / 1e6, torchGflops: f / torch.medianMs / 1e6 });
+  const r = rows.at(-1);
+  console.log(
+    `${name.padEnd(8)} T ${s.tokens} H ${s.hidden} F ${s.ffn} E ${s.experts} top-${s.topk}: kiln (${choice.name}) ${r.kilnMs.toFixed(1)} ms ` +
+      `(${r.kilnGflops.toFixed(2)} GFLOP/s), torch ${torch.torch} ${r.torchMs.toFixed(1)} ms (${r.torchGflops.toFixed(2)} GFLOP/s): ` +
+      `speed ratio kiln/torch = ${r.ratio.toFixed(3)}×`,
+  );
+}
+
+// Memory/time trade-offs on the reduced size.
+const s = SIZES.reduced;
+const variants = [
+  ['baseline', {}],
+  ["recompute ['moe_act']", { recomputeModules: ['moe_act'] }],
+  ["recompute ['experts']", { recomputeModules: ['experts'] }],
+  ["recompute ['moe']", { recomputeModules: ['moe'] }],
+  ["offload ['expert_fc1']", { offloadModules: ['expert_fc1'] }],
+  ["offload ['moe_act']", { offloadModules: ['moe_act'] }],
+  ["offload ['fused_group_mlp']", { offloadModules: ['fused_group_mlp'] }],
+];
+console.log(`\nmemory/time trade-offs (reduced size, forward+backward, ${choice.name} backend):`);
+console.log('variant                      peak tensor MiB   saved MiB   median ms   time added   host MiB moved');
+let base = null;
+for (const [label, extra] of variants) {
+  const { step, layer } = build(s, extra);
+  await step();
+  const { peakBytes, startBytes } = await measurePeakBytes(step);
+  const peak = peakBytes - startBytes;
+  const t = await timeIt(step, { warmup: 0, runs });
+  base ??= { peak, ms: t.medianMs };
+  const moved = layer.offloader.offloadedBytes / (runs + 2);
+  console.log(
+    `${label.padEnd(28)} ${(peak / 2 ** 20).toFixed(2).padStart(15)} ${((base.peak - peak) / 2 ** 20).toFixed(2).padStart(11)} ${t.medianMs.toFixed(1).padStart(11)} ${(((t.medianMs - base.ms) / base.ms) * 100).toFixed(1).padStart(11)}% ${(moved / 2 ** 20).toFixed(2).padStart(15)}`,
+  );
+}
