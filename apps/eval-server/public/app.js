@@ -120,13 +120,29 @@ async function renderRun(fresh) {
     expertHeatmap($('#expert-heatmap'), moe.layers);
     $('#expert-heatmap').dataset.rendered = String(moe.layers.length);
   }
-  const linco = latest(run.results, 'linco');
-  if (linco) {
+  // The latest LInCo result per metric (term, charge, ...), one chart each.
+  const lincoByMetric = new Map();
+  for (const r of run.results) if (r.kind === 'linco') lincoByMetric.set(r.payload.metric ?? 'LInCo', r.payload);
+  if (lincoByMetric.size) {
     $('[data-panel="linco"]').hidden = false;
-    const pct = linco.confidence ? `${Math.round(100 * linco.confidence)}% CI` : 'CI';
-    $('.linco-overall').textContent = `overall ${linco.overall.value.toFixed(4)} [${linco.overall.lo.toFixed(4)}, ${linco.overall.hi.toFixed(4)}] (${pct})`;
-    ciChart($('#linco-chart'), linco);
-    $('#linco-chart').dataset.rendered = String(linco.groups.length);
+    const holder = $('.linco-charts', section);
+    holder.replaceChildren();
+    [...lincoByMetric].forEach(([metric, linco], i) => {
+      const title = document.createElement('p');
+      const pct = linco.confidence ? `${Math.round(100 * linco.confidence)}% CI` : 'CI';
+      const o = linco.overall;
+      const base = linco.baseline ? `; random-split baseline ${linco.baseline.value.toFixed(4)} [${linco.baseline.lo.toFixed(4)}, ${linco.baseline.hi.toFixed(4)}] (grey band)` : '';
+      title.className = 'linco-overall';
+      title.textContent = `${metric}: overall ${o.value.toFixed(4)} [${o.lo.toFixed(4)}, ${o.hi.toFixed(4)}] (${pct}, orange band)${base}`;
+      const canvas = document.createElement('canvas');
+      canvas.id = `linco-chart-${i}`;
+      canvas.width = 640;
+      canvas.height = 260;
+      canvas.style.width = '100%';
+      holder.append(title, canvas);
+      ciChart(canvas, linco);
+      canvas.dataset.rendered = String(linco.groups.length);
+    });
   }
   if (run.jobs.length) {
     $('[data-panel="jobs"]').hidden = false;

@@ -149,14 +149,17 @@ export function expertHeatmap(canvas, layers) {
   ctx.fillText(`expert (darkest = ${(100 * max).toFixed(1)}% of tokens; uniform = ${(100 / experts).toFixed(1)}%)`, left, height - 8);
 }
 
-/** Point estimates with confidence-interval whiskers per group, and the overall value as a line. */
-export function ciChart(canvas, { overall, groups }) {
+/**
+ * Point estimates per group (with whiskers where a group has an interval), the overall value
+ * as a dashed line inside its interval band, and the baseline as a grey band.
+ */
+export function ciChart(canvas, { overall, groups, baseline }) {
   const rowH = 22;
   canvas.style.height = `${Math.max(120, groups.length * rowH + 40)}px`;
   const { ctx, width } = setup(canvas);
   const left = 120;
   const right = width - 20;
-  const all = [overall, ...groups].flatMap((g) => [g.lo, g.hi, g.value]).filter(Number.isFinite);
+  const all = [overall, ...(baseline ? [baseline] : []), ...groups].flatMap((g) => [g.lo, g.hi, g.value]).filter(Number.isFinite);
   let lo = Math.min(...all);
   let hi = Math.max(...all);
   if (lo === hi) {
@@ -174,6 +177,10 @@ export function ciChart(canvas, { overall, groups }) {
     ctx.stroke();
     ctx.fillText(fmt(t), sx(t) - 10, bottom + 14);
   }
+  if (baseline) {
+    ctx.fillStyle = 'rgba(75,85,99,0.12)';
+    ctx.fillRect(sx(baseline.lo), 4, sx(baseline.hi) - sx(baseline.lo), bottom - 4);
+  }
   ctx.fillStyle = 'rgba(194,65,12,0.12)';
   ctx.fillRect(sx(overall.lo), 4, sx(overall.hi) - sx(overall.lo), bottom - 4);
   ctx.strokeStyle = PALETTE[0];
@@ -189,14 +196,16 @@ export function ciChart(canvas, { overall, groups }) {
     ctx.fillText(String(g.group).slice(0, 18), 4, y + 4);
     ctx.strokeStyle = PALETTE[1];
     ctx.lineWidth = 2;
-    ctx.beginPath();
-    ctx.moveTo(sx(g.lo), y);
-    ctx.lineTo(sx(g.hi), y);
-    ctx.moveTo(sx(g.lo), y - 5);
-    ctx.lineTo(sx(g.lo), y + 5);
-    ctx.moveTo(sx(g.hi), y - 5);
-    ctx.lineTo(sx(g.hi), y + 5);
-    ctx.stroke();
+    if (Number.isFinite(g.lo) && Number.isFinite(g.hi)) {
+      ctx.beginPath();
+      ctx.moveTo(sx(g.lo), y);
+      ctx.lineTo(sx(g.hi), y);
+      ctx.moveTo(sx(g.lo), y - 5);
+      ctx.lineTo(sx(g.lo), y + 5);
+      ctx.moveTo(sx(g.hi), y - 5);
+      ctx.lineTo(sx(g.hi), y + 5);
+      ctx.stroke();
+    }
     ctx.fillStyle = PALETTE[1];
     ctx.beginPath();
     ctx.arc(sx(g.value), y, 4, 0, 2 * Math.PI);

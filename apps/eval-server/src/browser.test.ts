@@ -60,9 +60,14 @@ async function seedRun(): Promise<string> {
   });
   await call(server, 'POST', `/api/runs/${id}/results/linco`, {
     body: {
+      metric: 'term',
       confidence: 0.95,
+      baseline: { value: 0.22, lo: 0.18, hi: 0.26 },
       overall: { value: 0.31, lo: 0.25, hi: 0.37 },
-      groups: ['civil', 'criminal', 'administrative'].map((group, i) => ({ group, value: 0.2 + 0.1 * i, lo: 0.12 + 0.1 * i, hi: 0.3 + 0.1 * i })),
+      groups: [
+        ...['civil', 'criminal', 'administrative'].map((group, i) => ({ group, value: 0.2 + 0.1 * i, lo: 0.12 + 0.1 * i, hi: 0.3 + 0.1 * i })),
+        { group: 'severity=light', value: 0.35, n: 40 },
+      ],
     },
   });
   return id;
@@ -123,7 +128,7 @@ describe.skipIf(!available)('dashboard in Chromium', () => {
       }
       return out;
     });
-    expect(Object.keys(inked).sort()).toEqual(['expert-heatmap', 'iou-chart', 'linco-chart', 'loss', 'lr']);
+    expect(Object.keys(inked).sort()).toEqual(['expert-heatmap', 'iou-chart', 'linco-chart-0', 'loss', 'lr']);
     for (const [name, n] of Object.entries(inked)) expect(n, name).toBeGreaterThan(500);
 
     // The WebGL view: copy it onto a 2-D canvas and count coloured (point) pixels, i.e.

@@ -103,20 +103,32 @@ const estimateWithCi = {
   properties: { value: finite, lo: finite, hi: finite, n: { type: 'integer', minimum: 0 } },
 } as const;
 
-/** LInCo: the coefficient overall and per group, each with a confidence interval. */
+/**
+ * LInCo: the coefficient overall with its confidence interval, and per group (an interval
+ * when the producer has one: @kiln/linco bootstraps the overall value, not each group).
+ */
 export const lincoResultBody = {
   type: 'object',
   required: ['overall', 'groups'],
   additionalProperties: false,
   properties: {
     kind: { const: 'linco' },
+    /** Which LInCo metric ('term', 'charge'). */
+    metric: { type: 'string', minLength: 1, maxLength: 100 },
     confidence: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
     overall: estimateWithCi,
+    /** The random-split baseline (model noise) with its interval, when measured. */
+    baseline: estimateWithCi,
     groups: {
       type: 'array',
       minItems: 1,
       maxItems: 10_000,
-      items: { ...estimateWithCi, required: ['group', 'value', 'lo', 'hi'], properties: { ...estimateWithCi.properties, group: name } },
+      items: {
+        type: 'object',
+        required: ['group', 'value'],
+        additionalProperties: false,
+        properties: { ...estimateWithCi.properties, group: name },
+      },
     },
   },
 } as const;
