@@ -100,6 +100,11 @@ describe('synthetic indoor scenes', () => {
       }
     }
     expect(maxClean).toBe(0);
+    // the noise is added to the same surface samples: labels and x/y agree up to the noise
+    expect(Array.from(noisy.label)).toEqual(Array.from(clean.label));
+    let dmax = 0;
+    for (let i = 0; i < 9000; i++) dmax = Math.max(dmax, Math.abs(noisy.coord[i]! - clean.coord[i]!));
+    expect(dmax).toBeLessThan(0.05 * 6);
     expect(Math.sqrt(sumNoisy / n)).toBeGreaterThan(0.03);
     expect(Math.sqrt(sumNoisy / n)).toBeLessThan(0.07);
   });

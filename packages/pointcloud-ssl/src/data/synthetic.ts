@@ -557,10 +557,15 @@ export function generateSyntheticScene(seed: number, options: SyntheticSceneOpti
   const normal = new Float32Array(3 * points);
   const label = new Int32Array(points);
   const instance = new Int32Array(points);
-  const noise = options.noise ?? b.uniform(0.002, 0.012);
+  const drawnNoise = b.uniform(0.002, 0.012); // always drawn, so the option changes nothing else
+  const noise = options.noise ?? drawnNoise;
+  if (!(noise >= 0)) throw new RangeError(`generateSyntheticScene: noise must be ≥ 0, got ${noise}`);
   const light = b.uniform(0.75, 1.15);
   const tint: Vec3 = [b.uniform(0.92, 1.08), b.uniform(0.92, 1.08), b.uniform(0.92, 1.08)];
-  const gauss = rng.normalArray(points * 6);
+  // Sensor noise comes from its own stream, so the same seed samples the same surface points
+  // whatever the noise level.
+  const noiseRng = rng.fork();
+  const gauss = noise > 0 ? noiseRng.normalArray(points * 3) : new Float32Array(points * 3);
   let g = 0;
   let p = 0;
   for (let i = 0; i < surfaces.length; i++) {
@@ -584,14 +589,12 @@ export function generateSyntheticScene(seed: number, options: SyntheticSceneOpti
       let y: number;
       let z: number;
       if (s.sphere !== undefined) {
-        // uniform on the sphere from a normalised Gaussian vector
-        const a = gauss[g++]!;
-        const c = gauss[g++]!;
-        const e = gauss[g++]!;
-        const l = Math.hypot(a, c, e) || 1;
-        nx = a / l;
-        ny = c / l;
-        nz = e / l;
+        // uniform on the sphere: z uniform in [-1, 1], azimuth uniform (Archimedes)
+        nz = 2 * rng.next() - 1;
+        const t = rng.next() * 2 * Math.PI;
+        const r = Math.sqrt(Math.max(0, 1 - nz * nz));
+        nx = r * Math.cos(t);
+        ny = r * Math.sin(t);
         x = s.o[0] + s.sphere * nx;
         y = s.o[1] + s.sphere * ny;
         z = s.o[2] + s.sphere * nz;
@@ -603,14 +606,12 @@ export function generateSyntheticScene(seed: number, options: SyntheticSceneOpti
         x = s.o[0] + s.radius * nx;
         y = s.o[1] + s.radius * ny;
         z = s.o[2] + rng.next() * s.u[2];
-        g += 3;
       } else {
         const a = rng.next();
         const c = rng.next();
         x = s.o[0] + a * s.u[0] + c * s.v[0];
         y = s.o[1] + a * s.u[1] + c * s.v[1];
         z = s.o[2] + a * s.u[2] + c * s.v[2];
-        g += 3;
       }
       coord[3 * p] = x + noise * gauss[g++]!;
       coord[3 * p + 1] = y + noise * gauss[g++]!;
