@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   E2M1,
@@ -123,4 +124,25 @@ describe('exhaustive enumerations', () => {
     expect(encodeE8M0Ceil(0)).toBe(0);
     expect(encodeE8M0Ceil(2 ** 200)).toBe(254);
   });
+});
+
+describe('independent reference: ml_dtypes casts (scripts/ml-dtypes-reference.py)', () => {
+  const ref = JSON.parse(readFileSync(new URL('../fixtures/ml-dtypes-casts.json', import.meta.url), 'utf8')) as Record<
+    string,
+    { probes: number[]; casts: Array<number | string | null> }
+  >;
+  for (const name of ['e4m3', 'e5m2', 'e2m1'] as const) {
+    it(`${name}: every value, midpoint and midpoint neighbour casts as ml_dtypes (non-saturating)`, () => {
+      const { probes, casts } = ref[name]!;
+      expect(probes.length).toBeGreaterThan(60);
+      const bad: string[] = [];
+      probes.forEach((p, i) => {
+        const c = casts[i];
+        const want = c === null ? Number.NaN : c === 'inf' ? Number.POSITIVE_INFINITY : c === '-inf' ? Number.NEGATIVE_INFINITY : (c as number);
+        const got = castToMinifloat(p, name, { saturate: false });
+        if (!(Number.isNaN(want) ? Number.isNaN(got) : got === want)) bad.push(`${p} → ${got}, want ${want}`);
+      });
+      expect(bad).toEqual([]);
+    });
+  }
 });
