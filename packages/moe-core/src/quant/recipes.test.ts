@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createRng, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateMoEConfig } from '../config.js';
@@ -206,4 +207,20 @@ describe('quantizedMatMul and fakeQuantize', () => {
     expect(() => quantizedMatMul(a, tf.slice(a, [0, 0], [32, 8]) as tf.Tensor2D, r).shape).not.toThrow();
     expect(() => quantizedMatMul(a, tf.slice(b, [0, 0], [16, 16]) as tf.Tensor2D, r)).toThrow(/do not multiply/);
   });
+});
+
+describe('NVFP4 against a re-implementation of TE’s reference quantizer (scripts/nvfp4-reference.py)', () => {
+  const ref = JSON.parse(readFileSync(new URL('../fixtures/nvfp4-reference.json', import.meta.url), 'utf8')) as {
+    cases: Array<{ rows: number; cols: number; tile: [1, 16] | [16, 16]; x: number[]; out: number[]; blockScales: number[]; globalAmax: number }>;
+  };
+  for (const c of ref.cases) {
+    it(`${c.rows}×${c.cols} with ${c.tile.join('×')} tiles`, () => {
+      const q = qdqNvfp4({ data: Float32Array.from(c.x), rows: c.rows, cols: c.cols }, { tile: c.tile });
+      expect(q.globalAmax).toBe(c.globalAmax);
+      expect(Array.from(q.blockScales)).toEqual(c.blockScales);
+      for (let i = 0; i < c.out.length; i++) {
+        expect(Math.abs(q.data[i]! - c.out[i]!)).toBeLessThanOrEqual(1e-6 * Math.abs(c.out[i]!));
+      }
+    });
+  }
 });
