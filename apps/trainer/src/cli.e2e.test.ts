@@ -3,12 +3,10 @@
  * exact resume after SIGKILL and after Ctrl-C (SIGINT).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { loadSafetensors } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
-import { countLines, kiln, spawnKiln, tempDir, waitFor } from './test-support.js';
+import { countLines, kiln, spawnKiln, startFakeEvalServer, tempDir, waitFor } from './test-support.js';
 
 const TINY = ['--preset', 'tiny', '--quiet'];
 
@@ -177,35 +175,69 @@ describe('kiln resume', () => {
 
 describe('kiln → eval server', () => {
   it('creates the run and sends every metric point with the bearer token', async () => {
-    const requests: { method: string; url: string; auth: string | undefined; body: { config: Record<string, unknown>; points: { step: number; name: string }[] } }[] = [];
-    const server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => {
-        body += d;
-      });
-      req.on('end', () => {
-        requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: JSON.parse(body) });
-        res.setHeader('content-type', 'application/json');
-        res.end(req.url === '/api/runs' ? JSON.stringify({ id: 'run-1' }) : JSON.stringify({ inserted: 1 }));
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const fake = await startFakeEvalServer();
     try {
       const out = join(tempDir(), 'r');
-      const r = await kiln(['regress', ...TINY, '--steps', '12', '--out', out, '--server', url, '--token', 'sekret']);
+      const r = await kiln(['regress', ...TINY, '--steps', '12', '--out', out, '--server', fake.url, '--token', 'sekret']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).not.toContain('warning');
+      const { requests } = fake;
       expect(requests[0]).toMatchObject({ method: 'POST', url: '/api/runs', auth: 'Bearer sekret' });
       expect(requests[0]!.body.config.steps).toBe(12);
       const points = requests.slice(1).flatMap((q) => {
         expect(q.url).toBe('/api/runs/run-1/metrics');
-        return q.body.points;
+        return q.body.points as { step: number; name: string }[];
       });
       expect(points.filter((p) => p.name === 'loss').map((p) => p.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
       expect(points.some((p) => p.name === 'final/mse')).toBe(true);
     } finally {
-      server.close();
+      fake.close();
     }
+  });
+
+  it('warns but finishes when the server is unreachable', async () => {
+    const out = join(tempDir(), 'r');
+    const r = await kiln(['regress', ...TINY, '--steps', '3', '--out', out, '--server', 'http://127.0.0.1:9']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('warning: eval server http://127.0.0.1:9');
+    expect(countLines(join(out, 'metrics.jsonl'))).toBe(4);
+  });
+});
+
+describe('kiln linco run', () => {
+  it('runs the tiny preset on synthetic cases and reports LInCo with intervals to the server', async () => {
+    const fake = await startFakeEvalServer();
+    try {
+      const out = join(tempDir(), 'linco');
+      const r = await kiln(['linco', 'run', '--preset', 'tiny', '--out', out, '--server', fake.url, '--token', 't']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/LInCo term +\d\.\d{4} +\[\d\.\d{4}, \d\.\d{4}\] 95% CI/);
+      expect(r.stdout).toContain('by severity:');
+      const saved = JSON.parse(readFileSync(join(out, 'linco.json'), 'utf8'));
+      expect(saved.judges.length).toBeGreaterThan(1);
+      expect(saved.ci.term[0]).toBeLessThanOrEqual(saved.overall.term);
+      expect(saved.ci.term[1]).toBeGreaterThanOrEqual(saved.overall.term);
+      const results = fake.requests.filter((q) => q.url === '/api/runs/run-1/results/linco').map((q) => q.body);
+      expect(results.map((b) => b.metric)).toEqual(['term', 'charge']);
+      for (const b of results) {
+        expect(b.overall.lo).toBeLessThanOrEqual(b.overall.value);
+        expect(b.overall.hi).toBeGreaterThanOrEqual(b.overall.value);
+        expect(b.groups.some((g: { group: string }) => g.group.startsWith('severity='))).toBe(true);
+        expect(b.baseline).toBeDefined();
+      }
+      const losses = fake.requests.filter((q) => q.url.endsWith('/metrics')).flatMap((q) => q.body.points).filter((p: { name: string }) => p.name === 'loss');
+      expect(losses.length).toBe(4); // 2 epochs × (group panel + 1 baseline panel)
+    } finally {
+      fake.close();
+    }
+  });
+
+  it('refuses a missing data file and an unknown group attribute with exit 2', async () => {
+    const missing = await kiln(['linco', 'run', '--data', '/nonexistent/cases.jsonl']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("config key 'data'");
+    const group = await kiln(['linco', 'run', '--preset', 'tiny', '--group-by', 'planet', '--out', join(tempDir(), 'x')]);
+    expect(group.code).toBe(2);
+    expect(group.stderr).toContain('planet');
   });
 });

@@ -56,3 +56,32 @@ export async function waitFor(predicate: () => boolean, timeoutMs: number, what:
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  auth: string | undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: tests check recorded bodies field by field
+  body: any;
+}
+
+/** A stand-in eval server on 127.0.0.1 that records every request and answers like the real one. */
+export async function startFakeEvalServer(): Promise<{ url: string; requests: RecordedRequest[]; close: () => void }> {
+  const { createServer } = await import('node:http');
+  const requests: RecordedRequest[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => {
+      body += d;
+    });
+    req.on('end', () => {
+      requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: JSON.parse(body) });
+      res.setHeader('content-type', 'application/json');
+      res.statusCode = req.url === '/api/runs' || req.url!.includes('/results/') ? 201 : 200;
+      res.end(req.url === '/api/runs' ? JSON.stringify({ id: 'run-1' }) : JSON.stringify({ inserted: 1 }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, requests, close: () => server.close() };
+}

@@ -1,0 +1,74 @@
+/**
+ * The record of a run whose loop lives in a library (LInCo, the MoE demo, point-cloud
+ * pre-training): a run directory with run.json and metrics.jsonl, a progress bar, and the
+ * eval-server sink — the same files and server calls as `runTraining`, for code the
+ * harness does not drive step by step.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '@kiln/tensor';
+import type { Config } from '../cli/schema.js';
+import { MetricsLog } from './metrics-log.js';
+import { Progress } from './progress.js';
+import { runDirectory } from './run.js';
+import { ServerSink } from './server-sink.js';
+
+export interface RecorderOptions {
+  command: string;
+  kind: string;
+  config: Config;
+  quiet: boolean;
+  token: string | undefined;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+export class RunRecorder {
+  readonly dir: string;
+  readonly metrics: MetricsLog;
+  private sink: ServerSink | undefined;
+
+  private constructor(private readonly options: RecorderOptions) {
+    this.dir = runDirectory(options.command, options.config);
+    this.metrics = new MetricsLog(join(this.dir, 'metrics.jsonl'));
+  }
+
+  static async open(options: RecorderOptions): Promise<RunRecorder> {
+    const r = new RunRecorder(options);
+    mkdirSync(r.dir, { recursive: true });
+    await r.metrics.keepThrough(-1);
+    await r.writeJson('run.json', { command: options.command, kind: options.kind, config: options.config, startedAt: new Date().toISOString() });
+    if (options.config.server) {
+      r.sink = new ServerSink({ url: String(options.config.server), token: options.token, warn: (m) => options.stderr.write(`warning: ${m}\n`) });
+      await r.sink.start(`${options.command} seed ${options.config.seed ?? 0}`, options.kind, options.config);
+    }
+    return r;
+  }
+
+  progress(label: string, total: number): Progress {
+    return new Progress(label, total, 0, { stream: this.options.stdout, quiet: this.options.quiet });
+  }
+
+  /** One metrics line, and its numeric values to the server under `prefix/name`. */
+  log(step: number, values: Record<string, number | string>, prefix = ''): void {
+    this.metrics.append({ step, time: new Date().toISOString(), ...values });
+    const points = Object.entries(values)
+      .filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
+      .map(([name, value]) => ({ step, name: prefix ? `${prefix}/${name}` : name, value }));
+    this.sink?.push(points);
+  }
+
+  async result(kind: 'pointcloud' | 'moe' | 'linco', payload: Record<string, unknown>): Promise<void> {
+    await this.sink?.result(kind, payload);
+  }
+
+  async writeJson(name: string, value: unknown): Promise<string> {
+    const path = join(this.dir, name);
+    await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+    return path;
+  }
+
+  async close(): Promise<void> {
+    await this.sink?.flush();
+  }
+}
