@@ -240,9 +240,8 @@ export function parseCasesCsv(text: string, options: ReadOptions = {}): Judgment
 
 /** Reads a `.jsonl`/`.json` (CAIL2018) or `.csv` file by its extension. */
 export function readCases(path: string, options: Omit<ReadOptions, 'source'> = {}): JudgmentCase[] {
-  const text = readFileSync(path, 'utf8');
-  if (/\.csv$/i.test(path)) return parseCasesCsv(text, { ...options, source: path });
-  if (/\.jsonl?$/i.test(path)) return parseCailJsonl(text, { ...options, source: path });
+  if (/\.csv$/i.test(path)) return parseCasesCsv(readFileSync(path, 'utf8'), { ...options, source: path });
+  if (/\.jsonl?$/i.test(path)) return parseCailJsonl(readFileSync(path, 'utf8'), { ...options, source: path });
   throw new Error(`readCases: ${path}: unknown extension (expected .jsonl, .json or .csv)`);
 }
 
