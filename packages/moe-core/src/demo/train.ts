@@ -148,6 +148,8 @@ export async function trainMoeLm(
     lossT.dispose();
     x.dispose();
     y.dispose();
+    // aux-loss-free balancing (DeepSeek-V3): one expert-bias update per global batch
+    for (const blk of model.blocks) blk.moe.router.expertBias?.update();
     const ms = performance.now() - t0;
     const tokensPerSecond = (c.batch * c.context) / (ms / 1000);
     const report: MoeLmStepReport = {
