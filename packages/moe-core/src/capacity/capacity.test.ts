@@ -24,9 +24,7 @@ describe('expertCapacity', () => {
 });
 
 describe('applyTokenDropping against Megatron-Core (PyTorch reference)', () => {
-  // 'position' follows the policy's meaning (earliest routed tokens) rather than PyTorch's
-  // CPU tie order, so only 'probs' is compared with the CPU reference.
-  for (const c of casesOf('drop').filter((x) => x.policy === 'probs')) {
+  for (const c of casesOf('drop')) {
     it(`policy ${c.policy}, pad ${c.pad}, factor ${c.factor}`, () => {
       const out = applyTokenDropping(tf.tensor2d(c.probs), tf.cast(tf.tensor2d(c.map), 'bool') as tf.Tensor2D, {
         topk: c.topk,
@@ -64,7 +62,7 @@ describe('drop policies', () => {
       [0, 1],
       [1, 0],
     ]);
-    const q = applyTokenDropping(probs, map, { topk: 2, capacityFactor: 0.5, dropPolicy: 'position' });
+    const q = applyTokenDropping(probs, map, { topk: 2, capacityFactor: 0.5, dropPolicy: 'position', positionTieBreak: 'earliest' });
     expect(asInt(q.routingMap)).toEqual([
       [1, 1],
       [1, 1],
@@ -83,13 +81,24 @@ describe('drop policies', () => {
     const d = applyTokenDropping(probs, map, { topk: 2, capacityFactor: null });
     expect(d.probs).toBe(probs);
     const g = tf.grad((p: tf.Tensor) =>
-      tf.sum(applyTokenDropping(p as tf.Tensor2D, map, { topk: 2, capacityFactor: 0.5, dropPolicy: 'position' }).probs),
+      tf.sum(applyTokenDropping(p as tf.Tensor2D, map, { topk: 2, capacityFactor: 0.5, dropPolicy: 'position', positionTieBreak: 'earliest' }).probs),
     )(probs);
     expect(g.arraySync()).toEqual([
       [1, 1],
       [1, 1],
       [0, 0],
       [0, 0],
+    ]);
+  });
+
+  it("'position' with torch tie order reproduces PyTorch's CPU top-k over the 0/1 column", () => {
+    // all four tokens routed to both experts, capacity 2: torch.topk([1,1,1,1], 2) = [2, 3]
+    const q = applyTokenDropping(probs, map, { topk: 2, capacityFactor: 0.5, dropPolicy: 'position' });
+    expect(asInt(q.routingMap)).toEqual([
+      [0, 0],
+      [0, 0],
+      [1, 1],
+      [1, 1],
     ]);
   });
 

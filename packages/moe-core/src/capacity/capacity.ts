@@ -31,24 +31,39 @@ export interface TokenDroppingOptions {
   dropPolicy?: DropPolicy;
   /** Give every expert exactly `capacity` rows (padding rows have probability 0). */
   padToCapacity?: boolean;
+  /**
+   * How 'position' breaks ties among routed tokens: 'torch' (default) = PyTorch's CPU top-k
+   * order, exactly as Megatron's code runs on CPU; 'earliest' = lowest token index first.
+   */
+  positionTieBreak?: 'torch' | 'earliest';
 }
 
 /**
  * Per-expert capacity mask [tokens, experts] (1 = inside capacity) by the drop policy.
- * 'probs': torch.topk of the column (torch's tie order, see select.ts). 'position': the
- * routed tokens in index order, then (only when padding) the earliest unrouted ones — what
- * Megatron's top-k over the 0/1 map yields on GPU and what the policy means; PyTorch's CPU
- * top-k would break the ties among the 1s in introselect order instead.
+ * 'probs': torch.topk of the probability column. 'position': torch.topk of the 0/1 routing
+ * column, as Megatron's code does — among the equal 1s PyTorch's CPU top-k picks in its
+ * introselect order (see select.ts), which is what `positionTieBreak: 'torch'` reproduces;
+ * 'earliest' keeps the routed tokens in index order (then the earliest unrouted ones when
+ * padding), the policy's stated intent.
  */
-function capacityMask(probs: Float32Array, map: Float32Array, numTokens: number, numExperts: number, capacity: number, policy: DropPolicy): Float32Array {
+function capacityMask(
+  probs: Float32Array,
+  map: Float32Array,
+  numTokens: number,
+  numExperts: number,
+  capacity: number,
+  policy: DropPolicy,
+  tieBreak: 'torch' | 'earliest',
+): Float32Array {
   const mask = new Float32Array(numTokens * numExperts);
   if (capacity > numTokens) {
     mask.fill(1);
     return mask;
   }
   for (let e = 0; e < numExperts; e++) {
-    if (policy === 'probs') {
-      for (const t of topkIndices(probs, numTokens, capacity, e, numExperts, false)) mask[t * numExperts + e] = 1;
+    if (policy === 'probs' || tieBreak === 'torch') {
+      const key = policy === 'probs' ? probs : map;
+      for (const t of topkIndices(key, numTokens, capacity, e, numExperts, false)) mask[t * numExperts + e] = 1;
       continue;
     }
     let kept = 0;
@@ -71,7 +86,7 @@ function capacityMask(probs: Float32Array, map: Float32Array, numTokens: number,
 /**
  * Megatron's `apply_router_token_dropping`: capacity = ceil(tokens·topk / E · factor); per
  * expert keep the top-`capacity` tokens by probability ('probs') or by position among the
- * routed tokens ('position', the earliest). Without padding the result is map ∧ capacity; with
+ * routed tokens ('position', see `positionTieBreak`). Without padding the result is map ∧ capacity; with
  * `padToCapacity` it is the capacity mask itself, so each expert gets exactly `capacity` rows
  * (when capacity ≤ tokens), the extra ones with probability 0.
  */
@@ -94,7 +109,7 @@ export function applyTokenDropping(
   return tf.tidy(() => {
     const p = Float32Array.from(probs.dataSync() as ArrayLike<number>);
     const m = Float32Array.from(tf.cast(routingMap, 'float32').dataSync() as ArrayLike<number>);
-    const cap = capacityMask(p, m, numTokens, numExperts, capacity, policy);
+    const cap = capacityMask(p, m, numTokens, numExperts, capacity, policy, options.positionTieBreak ?? 'torch');
     const finalMap = options.padToCapacity ? cap : cap.map((v, i) => (v && m[i] ? 1 : 0));
     const mask = tf.tensor2d(finalMap, [numTokens, numExperts]);
     return {
