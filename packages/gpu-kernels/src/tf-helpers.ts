@@ -3,8 +3,12 @@ import { tf } from '@kiln/tensor';
 
 type Tensor = tf.Tensor;
 
-/** tf.oneHot as float32, also for depth 1 (which tfjs refuses). */
+/**
+ * One-hot rows as float32: indices [...] → [..., depth], as 1 − min(|i − j|, 1) in float
+ * arithmetic. tf.oneHot is avoided: its webgpu path (tfjs 4.22) ends in a transpose whose
+ * WGSL mixes i32 and f32 and invalidates the whole command buffer, and it refuses depth 1.
+ */
 export function oneHot(indices: Tensor, depth: number): Tensor {
-  if (depth === 1) return tf.ones([...indices.shape, 1]);
-  return tf.cast(tf.oneHot(indices, depth), 'float32');
+  const diff = tf.sub(tf.expandDims(tf.cast(indices, 'float32'), -1), tf.range(0, depth, 1, 'float32'));
+  return tf.sub(1, tf.minimum(tf.abs(diff), 1));
 }

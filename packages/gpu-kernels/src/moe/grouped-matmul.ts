@@ -10,11 +10,14 @@
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { nativeOps } from '../native.js';
+import { groupedWgsl } from '../wgsl/moe.js';
+import { groupedOutShape } from './grouped-shape.js';
 import { fmtShape, requireFloat, requireRank, requireTensor } from '../checks.js';
 
 type Tensor = tf.Tensor;
-export type GroupedMode = 'nn' | 'nt' | 'tn';
-export type GroupedAttrs = { groupSizes: number[]; mode: GroupedMode };
+import type { GroupedAttrs, GroupedMode } from './grouped-shape.js';
+
+export type { GroupedAttrs, GroupedMode } from './grouped-shape.js';
 
 const OP = 'groupedMatMul';
 
@@ -137,10 +140,6 @@ export function groupedMatMulHost(x: Float32Array, w: Float32Array, sizes: numbe
   return out;
 }
 
-export function groupedOutShape(xShape: readonly number[], wShape: readonly number[], sizes: number[], mode: GroupedMode): number[] {
-  if (mode === 'tn') return [sizes.length, xShape[1]!, wShape[1]!];
-  return [xShape[0]!, mode === 'nn' ? wShape[2]! : wShape[1]!];
-}
 
 const MODE_CODE: Record<GroupedMode, number> = { nn: 0, nt: 1, tn: 2 };
 
@@ -167,7 +166,7 @@ export const groupedMatMulOp: Op<'x' | 'w', GroupedAttrs, Tensor> = defineOp<'x'
   inputs: ['x', 'w'] as const,
   validate,
   reference: ({ x, w }, { groupSizes, mode }) => groupedReference(x!, w!, Array.from(groupSizes), mode),
-  kernels: { cpu: groupedCpu, 'kiln-native': groupedCpu },
+  kernels: { cpu: groupedCpu, 'kiln-native': groupedCpu, webgpu: groupedWgsl },
   gradient: ({ inputs, dy, attrs }): Partial<Record<'x' | 'w', Tensor>> => {
     const { groupSizes, mode } = attrs;
     if (mode !== 'nn') throw new Error(`${OP}: second-order gradients of mode '${mode}' are not supported`);

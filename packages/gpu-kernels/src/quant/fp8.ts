@@ -6,6 +6,7 @@
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { nativeOps } from '../native.js';
+import { castWgsl } from '../wgsl/quant.js';
 import { fmtShape, requireFiniteScale, requireFloat, requireTensor } from '../checks.js';
 import { untaped } from '../nested-grad.js';
 import { FP8_FORMATS, type Fp8Format, hashUniform, roundToFormat } from './minifloat.js';
@@ -62,7 +63,7 @@ export const castFp8Op = defineOp<'x' | 'scale', CastAttrs, Tensor>({
     const q = untaped(() => tf.div(roundToFormatRef(tf.mul(x!, s), FP8_FORMATS[attrs.format], noise), s));
     return straightThrough(x!, q);
   },
-  kernels: { cpu: castCpu, 'kiln-native': castCpu },
+  kernels: { cpu: castCpu, 'kiln-native': castCpu, webgpu: castWgsl },
   gradient: ({ dy }) => ({ x: dy[0]! }),
 });
 

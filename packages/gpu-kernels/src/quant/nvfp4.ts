@@ -10,13 +10,15 @@
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { nativeOps } from '../native.js';
+import { nvfp4Wgsl } from '../wgsl/quant.js';
+import { type BlockShape, blockLayout } from './block-layout.js';
 import { fmtShape, requireFloat, requireTensor } from '../checks.js';
 import { untaped } from '../nested-grad.js';
 import { E2M1, E4M3, hashUniform, roundToFormat } from './minifloat.js';
 import { noiseTensor, roundToFormatRef, straightThrough } from './round-ref.js';
 
 type Tensor = tf.Tensor;
-export type BlockShape = '1x16' | '16x16';
+export type { BlockShape } from './block-layout.js';
 export type Nvfp4Attrs = { blockShape?: BlockShape; stochastic?: boolean; seed?: number };
 
 const OP = 'quantizeNvfp4';
@@ -35,20 +37,6 @@ function validate(inputs: Partial<Record<'x', Tensor>>, attrs: Nvfp4Attrs): void
   if (attrs.stochastic && !Number.isInteger(attrs.seed)) throw new Error(`${OP}: stochastic rounding needs an integer 'seed', got ${String(attrs.seed)}`);
 }
 
-/** Block index of flat element i, and the block-scale tensor's shape. */
-export function blockLayout(shape: readonly number[], blockShape: BlockShape): { blockOf: (i: number) => number; scaleShape: number[]; blocks: number } {
-  const cols = shape[shape.length - 1]!;
-  const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-  if (blockShape === '1x16') {
-    return { blockOf: (i) => Math.floor(i / 16), scaleShape: [...shape.slice(0, -1), cols / 16], blocks: (rows * cols) / 16 };
-  }
-  const bc = cols / 16;
-  return {
-    blockOf: (i) => Math.floor(Math.floor(i / cols) / 16) * bc + Math.floor((i % cols) / 16),
-    scaleShape: [rows / 16, bc],
-    blocks: (rows / 16) * bc,
-  };
-}
 
 export function nvfp4Host(x: Float32Array, shape: readonly number[], attrs: Nvfp4Attrs): { values: Float32Array; blockScales: Float32Array; globalScale: number } {
   const { blockOf, blocks } = blockLayout(shape, attrs.blockShape ?? '1x16');
@@ -135,7 +123,7 @@ export const quantizeNvfp4Op = defineOp<'x', Nvfp4Attrs, Tensor[]>({
   inputs: ['x'] as const,
   validate,
   reference,
-  kernels: { cpu: nvfp4Cpu, 'kiln-native': nvfp4Cpu },
+  kernels: { cpu: nvfp4Cpu, 'kiln-native': nvfp4Cpu, webgpu: nvfp4Wgsl },
   gradient: ({ dy }) => ({ x: dy[0]! }),
 });
 

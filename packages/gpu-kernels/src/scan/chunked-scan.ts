@@ -17,6 +17,9 @@
  * again a linear recurrence (backwards in time) that chunks the same way.
  */
 
+/** Time steps per chunk unless the caller says otherwise. */
+export const DEFAULT_SCAN_CHUNK = 64;
+
 export interface ScanDims {
   batch: number;
   dim: number;

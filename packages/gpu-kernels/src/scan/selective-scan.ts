@@ -10,7 +10,7 @@ import { fmtShape, requireFloat, requireRank, requireShape, requireTensor } from
 import { vjp } from '../nested-grad.js';
 import { scanBackwardWgsl, scanForwardWgsl } from '../wgsl/scan.js';
 import { EMPTY_F32, type GpuKernelsAddon, nativeOps } from '../native.js';
-import { type ScanDims, type ScanGrads, type ScanInputs, scanBackward, scanForward } from './chunked-scan.js';
+import { DEFAULT_SCAN_CHUNK, type ScanDims, type ScanGrads, type ScanInputs, scanBackward, scanForward } from './chunked-scan.js';
 
 type Tensor = tf.Tensor;
 
@@ -22,7 +22,7 @@ export type ScanAttrs = {
   chunkSize?: number;
 };
 
-export const DEFAULT_SCAN_CHUNK = 64;
+export { DEFAULT_SCAN_CHUNK } from './chunked-scan.js';
 const OP = 'selectiveScan';
 
 /** Shapes: u, delta, z [batch, dim, L]; A [dim, N]; B, C [batch, N, L]; D, deltaBias [dim]; initialState [batch, dim, N]. */

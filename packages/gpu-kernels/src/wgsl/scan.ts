@@ -12,7 +12,8 @@
  */
 import type { OpKernel, tf } from '@kiln/tensor';
 import { inputInfo } from '../backend-data.js';
-import { DEFAULT_SCAN_CHUNK, type ScanAttrs } from '../scan/selective-scan.js';
+import { DEFAULT_SCAN_CHUNK } from '../scan/chunked-scan.js';
+import type { ScanAttrs } from '../scan/selective-scan.js';
 import { dispose, runProgram, upload, WGSL_MATH } from './program.js';
 
 type Info = tf.TensorInfo;

@@ -1,0 +1,137 @@
+/** WGSL kernels of the FP8 cast and NVFP4 quantization, bit-exact with the host code. */
+import type { OpKernel, tf } from '@kiln/tensor';
+import { inputInfo } from '../backend-data.js';
+import type { CastAttrs } from '../quant/fp8.js';
+import { E2M1, E4M3, FP8_FORMATS, type MiniFloatFormat } from '../quant/minifloat.js';
+import { blockLayout } from '../quant/block-layout.js';
+import type { Nvfp4Attrs } from '../quant/nvfp4.js';
+import { dispose, runProgram, upload } from './program.js';
+
+/** Rounding to a small float format: nearest-even (WGSL's round) or ⌊q + u⌋, saturating. */
+const ROUND = `
+fn gk_round(v : f32, mant : i32, minExp : i32, maxv : f32, u : f32, stochastic : bool) -> f32 {
+  let bits = bitcast<u32>(v);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) { return v; }
+  let a = abs(v);
+  var m = 0.0;
+  if (a >= maxv) {
+    m = maxv;
+  } else if (a > 0.0) {
+    let e = max(i32((bitcast<u32>(a) >> 23u) & 0xffu) - 127, minExp);
+    let step = ldexp(1.0, e - mant);
+    let q = a / step;
+    var r = round(q);
+    if (stochastic) { r = floor(q + u); }
+    m = min(r * step, maxv);
+  }
+  return select(m, -m, (bits >> 31u) == 1u);
+}
+
+fn gk_hash_uniform(seed : i32, index : i32) -> f32 {
+  var x = bitcast<u32>(index) ^ (bitcast<u32>(seed) * 0x9e3779b9u);
+  x = x ^ (x >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  x = x ^ (x >> 16u);
+  return f32(x >> 8u) / 16777216.0;
+}
+`;
+
+function fmtArgs(f: MiniFloatFormat): string {
+  return `${f.mantissaBits}, ${f.minExponent}, ${f.max.toFixed(1)}`;
+}
+
+export const castWgsl: OpKernel = ({ inputs, backend, attrs }) => {
+  const x = inputInfo(inputs, 'x')!;
+  const scale = inputInfo(inputs, 'scale')!;
+  const a = attrs as unknown as CastAttrs;
+  const f = FP8_FORMATS[a.format];
+  const size = x.shape.reduce((p, q) => p * q, 1);
+  if (size === 0) return upload(backend, [...x.shape], 'float32', new Float32Array(0));
+  return runProgram(backend, {
+    key: `cast_fp8_${a.format}_${Boolean(a.stochastic)}`,
+    inputs: [
+      ['X', x],
+      ['SC', scale],
+    ],
+    outShape: [...x.shape],
+    threads: size,
+    ints: { seed: a.seed ?? 0 },
+    prelude: ROUND,
+    body: `
+  let s = SC[0];
+  let u = ${a.stochastic ? 'gk_hash_uniform(uniforms.seed, index)' : '0.0'};
+  result[index] = gk_round(X[index] * s, ${fmtArgs(f)}, u, ${Boolean(a.stochastic)}) / s;`,
+  });
+};
+
+export const nvfp4Wgsl: OpKernel = ({ inputs, backend, attrs }) => {
+  const x = inputInfo(inputs, 'x')!;
+  const a = attrs as unknown as Nvfp4Attrs;
+  const tile = (a.blockShape ?? '1x16') === '16x16';
+  const { scaleShape, blocks } = blockLayout(x.shape, a.blockShape ?? '1x16');
+  const cols = x.shape[x.shape.length - 1]!;
+  const size = x.shape.reduce((p, q) => p * q, 1);
+  const blockOf = tile ? '((i / uniforms.cols) / 16) * (uniforms.cols / 16) + (i % uniforms.cols) / 16' : 'i / 16';
+  const elementOf = tile
+    ? '((b / (uniforms.cols / 16)) * 16 + j / 16) * uniforms.cols + (b % (uniforms.cols / 16)) * 16 + j % 16'
+    : 'b * 16 + j';
+  const ints = { cols, blocks, seed: a.seed ?? 0 };
+  const bamax = runProgram(backend, {
+    key: `nvfp4_bamax_${tile}`,
+    inputs: [['X', x]],
+    outShape: [blocks],
+    threads: blocks,
+    ints,
+    body: `
+  let b = index;
+  var m = 0.0;
+  for (var j = 0; j < ${tile ? 256 : 16}; j = j + 1) { m = max(m, abs(X[${elementOf}])); }
+  result[index] = m;`,
+  });
+  const global = runProgram(backend, {
+    key: 'nvfp4_global',
+    inputs: [['BA', bamax]],
+    outShape: [],
+    threads: 1,
+    ints,
+    body: `
+  var m = 0.0;
+  for (var b = 0; b < uniforms.blocks; b = b + 1) { m = max(m, BA[b]); }
+  result[0] = select(1.0, m / 2688.0, m > 0.0);`,
+  });
+  const scales = runProgram(backend, {
+    key: 'nvfp4_scales',
+    inputs: [
+      ['BA', bamax],
+      ['GS', global],
+    ],
+    outShape: scaleShape,
+    threads: blocks,
+    ints,
+    prelude: ROUND,
+    body: `
+  result[index] = gk_round((BA[index] / 6.0) / GS[0], ${fmtArgs(E4M3)}, 0.0, false);`,
+  });
+  const values = runProgram(backend, {
+    key: `nvfp4_values_${tile}_${Boolean(a.stochastic)}`,
+    inputs: [
+      ['X', x],
+      ['SB', scales],
+      ['GS', global],
+    ],
+    outShape: [...x.shape],
+    threads: size,
+    ints,
+    prelude: ROUND,
+    body: `
+  let i = index;
+  let denom = SB[${blockOf}] * GS[0];
+  if (denom == 0.0) { result[index] = 0.0; return; }
+  let u = ${a.stochastic ? 'gk_hash_uniform(uniforms.seed, index)' : '0.0'};
+  result[index] = gk_round(X[index] / denom, ${fmtArgs(E2M1)}, u, ${Boolean(a.stochastic)}) * denom;`,
+  });
+  dispose(backend, bamax);
+  return [values, scales, global];
+};
