@@ -34,6 +34,7 @@ describe('validateMoEConfig', () => {
     expect(c.etp).toBe(1);
     expect(validateMoEConfig({ ...base, tp: 2 }).etp).toBe(2);
     expect(validateMoEConfig({ ...base, tp: 2, etp: 1 }).etp).toBe(1);
+    expect(validateMoEConfig({ numExperts: 4, hiddenSize: 8 }).ffnHiddenSize).toBe(32);
   });
 
   it('treats a negative capacity factor as dropless, like Megatron', () => {

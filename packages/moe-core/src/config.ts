@@ -104,7 +104,7 @@ export interface MoEConfig {
   // ---- expert MLPs ---------------------------------------------------------------------
   /** Model hidden size H (`hidden_size`). */
   hiddenSize: number;
-  /** Each routed expert's FFN width F (`moe_ffn_hidden_size`). */
+  /** Each routed expert's FFN width F (`moe_ffn_hidden_size`). Default 4 · hiddenSize (Megatron's ffn_hidden_size default). */
   ffnHiddenSize: number;
   /** Expert activation; SwiGLU makes fc1 2·F wide (`gated_linear_unit` + `activation_func`). Default 'swiglu'. */
   activation: ExpertActivation;
@@ -167,7 +167,7 @@ export interface MoEConfig {
 }
 
 /** What a user passes: the required sizes, everything else optional. */
-export type MoEConfigInput = Partial<MoEConfig> & Pick<MoEConfig, 'numExperts' | 'hiddenSize' | 'ffnHiddenSize'>;
+export type MoEConfigInput = Partial<MoEConfig> & Pick<MoEConfig, 'numExperts' | 'hiddenSize'>;
 
 /** One problem found in a config: the field and why. */
 export interface MoEConfigIssue {
@@ -508,6 +508,7 @@ export function validateMoEConfig(input: MoEConfigInput): MoEConfig {
     if (v === undefined) (merged as unknown as Record<string, unknown>)[k] = (MOE_CONFIG_DEFAULTS as unknown as Record<string, unknown>)[k];
   }
   if (input.etp === undefined) merged.etp = merged.tp;
+  if (input.ffnHiddenSize === undefined && typeof merged.hiddenSize === 'number') merged.ffnHiddenSize = 4 * merged.hiddenSize;
   if (typeof merged.capacityFactor === 'number' && merged.capacityFactor < 0) merged.capacityFactor = null;
   merged.recomputeModules = Array.isArray(merged.recomputeModules) ? [...merged.recomputeModules] : merged.recomputeModules;
   merged.offloadModules = Array.isArray(merged.offloadModules) ? [...merged.offloadModules] : merged.offloadModules;
