@@ -116,6 +116,45 @@ describe('kiln moe estimate', () => {
   });
 });
 
+describe('kiln moe train', () => {
+  it('trains the tiny preset, logs metrics, writes the checkpoint and sends expert load per layer', async () => {
+    const fake = await startFakeEvalServer();
+    try {
+      const out = join(tempDir(), 'moe');
+      const r = await kiln(['moe', 'train', '--preset', 'tiny', '--steps', '8', '--out', out, '--server', fake.url, '--token', 't']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/done: 8 steps, loss \d+\.\d+ → \d+\.\d+/);
+      expect(countLines(join(out, 'metrics.jsonl'))).toBe(8);
+      const { tensors, metadata } = await loadSafetensors(join(out, 'model.safetensors'));
+      expect(Object.keys(tensors).length).toBeGreaterThan(3);
+      expect(metadata?.step).toBe('8');
+      const moe = fake.requests.find((q) => q.url === '/api/runs/run-1/results/moe')!.body;
+      expect(moe.layers).toHaveLength(1);
+      const load: number[] = moe.layers[0].load;
+      expect(load).toHaveLength(4);
+      expect(load.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it('stops on Ctrl-C with exit 130 and a checkpoint, and refuses --resume and bad shapes with exit 2', async () => {
+    const out = join(tempDir(), 'moe');
+    const run = spawnKiln(['moe', 'train', '--preset', 'tiny', '--steps', '500', '--out', out]);
+    await waitFor(() => countLines(join(out, 'metrics.jsonl')) >= 3, 60_000, '3 steps');
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stdout).toContain('interrupted after');
+    const { metadata } = await loadSafetensors(join(out, 'model.safetensors'));
+    expect(Number(metadata?.step)).toBeLessThan(500);
+    expect((await kiln(['moe', 'train', '--preset', 'tiny', '--resume'])).code).toBe(2);
+    const bad = await kiln(['moe', 'train', '--preset', 'tiny', '--topk', '9']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("config key 'topk'");
+  });
+});
+
 describe('kiln resume', () => {
   it('continues exactly after SIGKILL: same final weights, optimizer state and losses', async () => {
     const dir = tempDir();
