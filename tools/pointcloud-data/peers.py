@@ -3,7 +3,7 @@ work in PyTorch (2 threads) and numpy, written from the bit definitions in FACTS
 
 argv[1]: a binary file written by bench.mjs: int32 header [n, scenes, depth], then
 gridCoord int32 [n, 3], batch int32 [n], coord float32 [n, 3].
-Prints one JSON object: median seconds per case and a checksum of every code array, so
+argv[2]: runs per case. Prints one JSON object: [median, best] seconds per case and a checksum of every code array, so
 bench.mjs can also confirm that both sides computed identical codes.
 """
 import json
@@ -17,15 +17,19 @@ import torch
 torch.set_num_threads(2)
 
 
-def timed(fn, warmup=1, runs=5):
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+
+
+def timed(fn, warmup=1):
+    # [median, best] seconds: on a shared machine the best run is the steadier figure
     for _ in range(warmup):
         fn()
     samples = []
-    for _ in range(runs):
+    for _ in range(RUNS):
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+    return [statistics.median(samples), min(samples)]
 
 
 def spread_lut():

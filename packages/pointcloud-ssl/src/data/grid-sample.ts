@@ -52,7 +52,10 @@ export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): 
   const g = new Int32Array(3 * n);
   const keys = new Float64Array(n);
   const sceneCells = new Int32Array(offset.length);
-  let cellGrid = new Int32Array(3 * Math.max(16, n));
+  // At most one cell per point: size the per-cell arrays by n and trim at the end.
+  const cellGrid = new Int32Array(3 * n);
+  const cellStart = new Int32Array(n + 1);
+  const members = new Int32Array(n);
   let cells = 0;
   let start = 0;
   for (let s = 0; s < offset.length; s++) {
@@ -95,41 +98,35 @@ export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): 
       const p = start + order[i]!;
       const k = keys[p]!;
       if (k !== prev) {
-        if (3 * cells + 3 > cellGrid.length) {
-          const grown = new Int32Array(2 * cellGrid.length);
-          grown.set(cellGrid);
-          cellGrid = grown;
-        }
         cellGrid[3 * cells] = g[3 * p]!;
         cellGrid[3 * cells + 1] = g[3 * p + 1]!;
         cellGrid[3 * cells + 2] = g[3 * p + 2]!;
+        cellStart[cells] = start + i;
         cells++;
         prev = k;
       }
+      // The stable sort already lists each cell's members together, in input order.
+      members[start + i] = p;
       cellOf[p] = cells - 1;
     }
     sceneCells[s] = cells - first;
     start = end;
   }
-  // Members of each cell in input order (counting sort by cell).
+  cellStart[cells] = n;
   const cellCount = new Int32Array(cells);
-  for (let p = 0; p < n; p++) cellCount[cellOf[p]!]!++;
-  const ptr = new Int32Array(cells + 1);
   let maxCount = 0;
   for (let c = 0; c < cells; c++) {
-    ptr[c + 1] = ptr[c]! + cellCount[c]!;
-    if (cellCount[c]! > maxCount) maxCount = cellCount[c]!;
+    const count = cellStart[c + 1]! - cellStart[c]!;
+    cellCount[c] = count;
+    if (count > maxCount) maxCount = count;
   }
-  const fill = ptr.slice(0, cells);
-  const members = new Int32Array(n);
-  for (let p = 0; p < n; p++) members[fill[cellOf[p]!]!++] = p;
   const index = new Int32Array(cells);
   const rng = options.rng;
   for (let c = 0; c < cells; c++) {
     const count = cellCount[c]!;
     // Pointcept: randint(0, max count) mod count. next() has 24 random bits, plenty here.
     const pick = mode === 'train' ? Math.floor(rng!.next() * maxCount) % count : part % count;
-    index[c] = members[ptr[c]! + pick]!;
+    index[c] = members[cellStart[c]! + pick]!;
   }
   const offsetOut = new Int32Array(offset.length);
   let acc = 0;
