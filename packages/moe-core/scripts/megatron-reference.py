@@ -206,6 +206,59 @@ b = torch.tensor([0.1, -0.2, 0.0, 0.3, 0.0, 0.05])
 avg = tpe.sum(dim=-1, keepdim=True) / tpe.shape[-1]
 cases.append(dict(kind='bias', tokensPerExpert=L(tpe), bias=L(b), rate=0.01, out=L(b + torch.sign(avg - tpe) * 0.01)))
 
+# RankGenerator (megatron/core/parallel_state.py): groups for every mask of random layouts.
+def masked_groups(world_size, parallel_size, mask):
+    def prefix_product(a, init=1):
+        r = [init]
+        for v in a:
+            init = init * v
+            r.append(init)
+        return r
+
+    def decompose(index, shape):
+        stride = prefix_product(shape)
+        return [(index // d) % s for s, d in zip(shape, stride)]
+
+    masked_shape = [s for s, m in zip(parallel_size, mask) if m]
+    unmasked_shape = [s for s, m in zip(parallel_size, mask) if not m]
+    gstride = prefix_product(parallel_size)
+    masked_stride = [d for d, m in zip(gstride, mask) if m]
+    unmasked_stride = [d for d, m in zip(gstride, mask) if not m]
+    group_size = prefix_product(masked_shape)[-1]
+    ranks = []
+    for gi in range(world_size // group_size):
+        gidx = decompose(gi, unmasked_shape)
+        ranks.append([sum(x * y for x, y in zip(decompose(r, masked_shape), masked_stride))
+                      + sum(x * y for x, y in zip(gidx, unmasked_stride)) for r in range(group_size)])
+    return ranks
+
+
+import itertools
+import random as _random
+
+_r = _random.Random(5)
+for _ in range(12):
+    sizes = {'tp': _r.choice([1, 2, 4]), 'pp': _r.choice([1, 2, 3]), 'dp': _r.choice([1, 2, 3])}
+    if _r.random() < 0.5:
+        sizes['ep'], sizes['cp'] = _r.choice([1, 2, 4]), 1
+    else:
+        sizes['ep'], sizes['cp'] = 1, _r.choice([1, 2])
+    names = ['tp', 'cp', 'ep', 'dp', 'pp']
+    _r.shuffle(names)
+    order = '-'.join(names)
+    offset = _r.choice([0, 0, 8])
+    world = 1
+    for v in sizes.values():
+        world *= v
+    ordered = [sizes[t] for t in names]
+    groups = {}
+    for k in range(1, 4):
+        for combo in itertools.combinations(names, k):
+            token = '-'.join(combo)
+            mask = [t in combo for t in names]
+            groups[token] = [[x + offset for x in g] for g in masked_groups(world, ordered, mask)]
+    cases.append(dict(kind='ranks', sizes=sizes, order=order, rankOffset=offset, groups=groups))
+
 out = os.path.join(os.path.dirname(__file__), '..', 'src', 'fixtures', 'megatron-reference.json')
 with open(out + '.tmp', 'w') as f:
     json.dump(dict(torch=torch.__version__, cases=cases), f)

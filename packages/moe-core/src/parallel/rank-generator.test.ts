@@ -1,3 +1,4 @@
+import { casesOf } from '../fixtures/reference.js';
 import { describe, expect, it } from 'vitest';
 import { ParallelFolding, RankGenerator, generateMaskedOrthogonalRankGroups } from './rank-generator.js';
 
@@ -120,5 +121,16 @@ describe('ParallelFolding', () => {
     expect(() => new ParallelFolding({ worldSize: 8, tp: 3 })).toThrow(/not divisible by tp·pp·cp = 3/);
     expect(() => new ParallelFolding({ worldSize: 8, tp: 1, ep: 3 })).toThrow(/etp·ep·pp = 3/);
     expect(() => new ParallelFolding({ worldSize: 16, tp: 2, pp: 2, ep: 4, etp: 1, order: 'tp-cp-ep-pp-dp' })).toThrow(/data-parallel sizes/);
+  });
+});
+
+describe('RankGenerator against a Python port of parallel_state.py (scripts/megatron-reference.py)', () => {
+  const cases = casesOf('ranks');
+  it(`matches every mask of ${cases.length} random layouts and orders`, () => {
+    expect(cases.length).toBe(12);
+    for (const c of cases) {
+      const g = new RankGenerator({ ...c.sizes, order: c.order, rankOffset: c.rankOffset });
+      for (const [token, groups] of Object.entries(c.groups)) expect(g.getRanks(token)).toEqual(groups);
+    }
   });
 });
