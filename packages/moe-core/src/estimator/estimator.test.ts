@@ -12,6 +12,8 @@ describe('parameter counts against the published sizes', () => {
     // exact sums of the architecture (embedding 129280·7168, 256 experts × 58 MoE layers)
     expect(p.embedding).toBe(129280 * 7168);
     expect(p.routedExperts).toBe(58 * 256 * 3 * 7168 * 2048);
+    // 685 B published with the MTP module (its checkpoint also stores embedding and head again)
+    expect(Math.abs((p.total + p.mtp + 2 * p.embedding) / B - 685) / 685).toBeLessThan(0.005);
     expect(p.attention).toBe(61 * (7168 * 1536 + 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 + 512 * 128 * 256 + 128 * 128 * 7168));
   });
 

@@ -53,7 +53,11 @@ export interface MoEModelSpec {
   expertBias: boolean;
   attention: MlaAttention | GqaAttention;
   tiedEmbeddings: boolean;
-  /** Multi-token-prediction modules (not counted in the headline sizes). */
+  /**
+   * Multi-token-prediction modules (DeepSeek-V3's MTP): counted in `ParamCounts.mtp`, not in
+   * the headline total. Each is one MoE transformer layer plus two RMSNorms, a 2H×H projection
+   * and a final norm; embedding and output head are shared with the main model.
+   */
   mtpLayers?: number;
 }
 
@@ -73,7 +77,7 @@ export const DEEPSEEK_V3: MoEModelSpec = {
   expertBias: true,
   attention: { kind: 'mla', numHeads: 128, qLoraRank: 1536, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128 },
   tiedEmbeddings: false,
-  mtpLayers: 0,
+  mtpLayers: 1,
 };
 
 /** Qwen3-235B-A22B (config.json of Qwen/Qwen3-235B-A22B): 235 B total, 22 B active. */
@@ -137,6 +141,8 @@ export interface ParamCounts {
   norms: number;
   /** Everything but the routed experts (sharded by tp·pp, replicated over dp). */
   nonExpert: number;
+  /** Parameters of the multi-token-prediction modules (not in total/active). */
+  mtp: number;
 }
 
 export function countParams(spec: MoEModelSpec): ParamCounts {
@@ -153,6 +159,14 @@ export function countParams(spec: MoEModelSpec): ParamCounts {
   const norms = spec.numLayers * 2 * h + h;
   const total = embedding + outputLayer + attention + denseMlp + routedExperts + sharedExperts + router + norms;
   const active = total - routedExperts + moeLayers * spec.topk * perExpert;
+  const moeLayer =
+    attentionParams(h, spec.attention) +
+    spec.numExperts * perExpert +
+    (spec.sharedExpertFfnHiddenSize > 0 ? mlpParams(h, spec.sharedExpertFfnHiddenSize, spec.gatedMlp) : 0) +
+    spec.numExperts * h +
+    (spec.expertBias ? spec.numExperts : 0) +
+    2 * h;
+  const mtp = (spec.mtpLayers ?? 0) * (moeLayer + 2 * h + 2 * h * h + h);
   return {
     total,
     active,
@@ -165,6 +179,7 @@ export function countParams(spec: MoEModelSpec): ParamCounts {
     router,
     norms,
     nonExpert: total - routedExperts,
+    mtp,
   };
 }
 
