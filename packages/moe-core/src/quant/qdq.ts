@@ -105,12 +105,16 @@ export function qdqOperand(m: Matrix, role: OperandRole, recipe: QuantRecipe, re
   return reduceAlong === 'cols' ? out : transpose(out);
 }
 
-/** Quantize–dequantize a tensor with a straight-through gradient. */
+/**
+ * Quantize–dequantize a tensor with a straight-through gradient. With delayed scaling the
+ * role's history is updated after the call (one step per call).
+ */
 export function fakeQuantize(x: tf.Tensor2D, role: OperandRole, recipe: QuantRecipe, reduceAlong: 'rows' | 'cols' = 'cols'): tf.Tensor2D {
   if (recipe.kind === 'none') return x;
   const f = tf.customGrad(((t: tf.Tensor) => {
     const [rows, cols] = t.shape as [number, number];
     const q = qdqOperand({ data: Float32Array.from(t.dataSync() as ArrayLike<number>), rows, cols }, role, recipe, reduceAlong);
+    if (recipe.kind === 'fp8' && recipe.delayed) recipe.delayed[role].update();
     return { value: tf.tensor2d(q.data, [rows, cols]), gradFunc: (dy: tf.Tensor) => dy };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return (f as unknown as (t: tf.Tensor) => tf.Tensor2D)(x);

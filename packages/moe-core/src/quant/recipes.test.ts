@@ -204,6 +204,9 @@ describe('quantizedMatMul and fakeQuantize', () => {
     const r = createQuantRecipe(cfg({ fp8: 'e4m3', fp8Recipe: 'tensorwise' }));
     const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(fakeQuantize(x as tf.Tensor2D, 'input', r), 3)))(a);
     expect(Array.from(g.dataSync()).every((v) => v === 3)).toBe(true);
+    const d = createQuantRecipe(cfg({ fp8: 'e4m3', fp8Recipe: 'delayed' }));
+    fakeQuantize(a, 'input', d);
+    expect(d.kind === 'fp8' && d.delayed!.input.scale).toBeGreaterThan(1);
     expect(() => quantizedMatMul(a, tf.slice(a, [0, 0], [32, 8]) as tf.Tensor2D, r).shape).not.toThrow();
     expect(() => quantizedMatMul(a, tf.slice(b, [0, 0], [16, 16]) as tf.Tensor2D, r)).toThrow(/do not multiply/);
   });
