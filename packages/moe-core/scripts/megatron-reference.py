@@ -206,6 +206,65 @@ b = torch.tensor([0.1, -0.2, 0.0, 0.3, 0.0, 0.05])
 avg = tpe.sum(dim=-1, keepdim=True) / tpe.shape[-1]
 cases.append(dict(kind='bias', tokensPerExpert=L(tpe), bias=L(b), rate=0.01, out=L(b + torch.sign(avg - tpe) * 0.01)))
 
+# TopKRouter.routing end to end (one rank): z-loss on the logits, routing, token dropping,
+# aux / seq / global aux losses attached to the probs by an identity-forward autograd function.
+class AuxScaler(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, output, aux_loss):
+        ctx.save_for_backward(aux_loss)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (aux_loss,) = ctx.saved_tensors
+        return grad_output, torch.ones_like(aux_loss)
+
+
+def router_routing(logits, cfg, seq_length, bsz, tracker_counts):
+    T, E = logits.shape
+    k = cfg['topk']
+    if cfg.get('z'):
+        z = z_loss(logits, cfg['z'])
+        logits = AuxScaler.apply(logits, z * T if cfg.get('per_token') else z)
+    rp, rm, _ = route(logits, k, cfg.get('pre', False), cfg.get('num_groups'), cfg.get('group_topk'), cfg.get('scaling'), cfg['fn'], None)
+    if cfg.get('factor'):
+        rp, rm, _ = drop(rp, rm, k, cfg['factor'], cfg.get('policy', 'probs'), cfg.get('pad', False))
+    amap, s = aux_scores(logits, k, cfg['fn'])
+    mult = (lambda loss: loss * T) if cfg.get('per_token') else (lambda loss: loss)
+    if cfg.get('aux'):
+        loss = switch_loss(s, amap.sum(dim=0).float(), T, k, E, cfg['aux'])
+        rp = AuxScaler.apply(rp, mult(loss))
+    if cfg.get('seq'):
+        s2 = s.reshape(seq_length, -1)
+        m2 = amap.reshape(seq_length, -1)
+        loss = switch_loss(s2, m2.sum(dim=0).float(), seq_length, k, E, cfg['seq']) / bsz
+        rp = AuxScaler.apply(rp, mult(loss))
+    if cfg.get('glob'):
+        tracker_counts['sum'] = tracker_counts['sum'] + amap.sum(dim=0).float()
+        tracker_counts['steps'] += 1
+        loss = switch_loss(s, tracker_counts['sum'] / tracker_counts['steps'], T, k, E, cfg['glob'])
+        rp = AuxScaler.apply(rp, mult(loss))
+    return rp, rm
+
+
+router_cfgs = [
+    dict(fn='softmax', topk=2, aux=0.01, z=0.001),
+    dict(fn='sigmoid', topk=2, seq=0.1, glob=0.05, factor=1.0, per_token=True),
+    dict(fn='sqrtsoftplus', topk=3, aux=0.02, seq=0.01, factor=0.75, pad=True, scaling=2.0),
+    dict(fn='softmax', topk=2, pre=True, num_groups=4, group_topk=2, glob=0.03, z=0.01, factor=1.25, policy='position'),
+]
+for cfg in router_cfgs:
+    S, Bz, E = 4, 3, 8
+    tracker_counts = {'sum': torch.zeros(E), 'steps': 0}
+    steps = []
+    for step in range(2):
+        logits = torch.randn(S * Bz, E, requires_grad=True)
+        rp, rm = router_routing(logits, cfg, S, Bz, tracker_counts)
+        w = torch.randn(S * Bz, E)
+        (rp * w).sum().backward()
+        steps.append(dict(logits=L(logits), weights=L(w), probs=L(rp), map=L(rm.int()), grad=L(logits.grad)))
+    cases.append(dict(kind='router', config=cfg, seqLength=S, bsz=Bz, steps=steps))
+
 # RankGenerator (megatron/core/parallel_state.py): groups for every mask of random layouts.
 def masked_groups(world_size, parallel_size, mask):
     def prefix_product(a, init=1):

@@ -1,7 +1,7 @@
 import { tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateMoEConfig } from '../config.js';
-import { expectClose } from '../fixtures/reference.js';
+import { casesOf, expectClose } from '../fixtures/reference.js';
 import { switchLoadBalancingLoss } from '../losses/load-balancing.js';
 import { MoEMetricsTracker } from '../losses/metrics.js';
 import { zLoss } from '../losses/z-loss.js';
@@ -98,4 +98,59 @@ describe('TopKRouter', () => {
     expect(probs.shape).toEqual([T, E]);
     expect(tf.sum(tf.cast(routingMap, 'int32')).dataSync()[0]).toBe(T);
   });
+});
+
+describe('TopKRouter.routing against a PyTorch port of Megatron TopKRouter.routing', () => {
+  for (const [n, c] of casesOf('router').entries()) {
+    const cfg = c.config;
+    it(`case ${n}: ${cfg.fn} k=${cfg.topk}${cfg.aux ? ' aux' : ''}${cfg.seq ? ' seq' : ''}${cfg.glob ? ' global' : ''}${cfg.z ? ' z' : ''}${cfg.factor ? ` capacity ${cfg.factor}` : ''}`, () => {
+      const types: Array<'aux_loss' | 'seq_aux_loss' | 'global_aux_loss'> = [];
+      const coeffs: number[] = [];
+      if (cfg.aux) {
+        types.push('aux_loss');
+        coeffs.push(cfg.aux);
+      }
+      if (cfg.seq) {
+        types.push('seq_aux_loss');
+        coeffs.push(cfg.seq);
+      }
+      if (cfg.glob) {
+        types.push('global_aux_loss');
+        coeffs.push(cfg.glob);
+      }
+      const config = validateMoEConfig({
+        numExperts: 8,
+        hiddenSize: 4,
+        topk: cfg.topk,
+        routerScoreFunction: cfg.fn,
+        routerPreSoftmax: cfg.pre ?? false,
+        routerNumGroups: cfg.num_groups ?? null,
+        routerGroupTopk: cfg.group_topk ?? null,
+        routerTopkScalingFactor: cfg.scaling ?? null,
+        routerLoadBalancingType: types,
+        auxLossCoeff: coeffs,
+        zLossCoeff: cfg.z ?? null,
+        capacityFactor: cfg.factor ?? null,
+        dropPolicy: cfg.policy ?? 'probs',
+        padToCapacity: cfg.pad ?? false,
+        calculatePerTokenLoss: cfg.per_token ?? false,
+      });
+      const router = new TopKRouter(config, { seed: 1, tracker: new MoEMetricsTracker() });
+      for (const step of c.steps) {
+        const logits = tf.tensor2d(step.logits);
+        const w = tf.tensor2d(step.weights);
+        let probs: tf.Tensor2D | null = null;
+        let map: tf.Tensor2D | null = null;
+        const g = tf.grad((l: tf.Tensor) => {
+          const out = router.routing(l as tf.Tensor2D, { seqLength: c.seqLength, bsz: c.bsz });
+          probs = tf.keep(out.probs);
+          map = tf.keep(out.routingMap);
+          return tf.sum(tf.mul(out.probs, w));
+        })(logits);
+        expect(tf.cast(map!, 'int32').arraySync()).toEqual(step.map);
+        expectClose(probs!.arraySync(), step.probs);
+        expectClose(g.arraySync(), step.grad, 1e-4);
+      }
+    });
+  }
 });
