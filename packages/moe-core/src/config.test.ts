@@ -5,6 +5,7 @@ import {
   expertDataParallelSize,
   isAuxLossEnabled,
   quantizationAlignSize,
+  toMegatronArgs,
   validateMoEConfig,
   type MoEConfigInput,
 } from './config.js';
@@ -142,5 +143,39 @@ describe('README example', () => {
     expect(() => validateMoEConfig({ numExperts: 8, hiddenSize: 16, ffnHiddenSize: 32, routerEnableExpertBias: true })).toThrow(
       "invalid MoEConfig: routerEnableExpertBias: expert bias (aux-loss-free routing) needs routerScoreFunction 'sigmoid' or 'sqrtsoftplus', not 'softmax'",
     );
+  });
+});
+
+describe('toMegatronArgs', () => {
+  it('emits Megatron flags for non-default fields', () => {
+    const c = validateMoEConfig({
+      numExperts: 64,
+      hiddenSize: 1024,
+      ffnHiddenSize: 512,
+      topk: 6,
+      routerScoreFunction: 'sigmoid',
+      routerEnableExpertBias: true,
+      routerLoadBalancingType: ['seq_aux_loss', 'global_aux_loss'],
+      auxLossCoeff: [1e-4, 1e-3],
+      ep: 8,
+      dp: 8,
+      recomputeModules: ['moe_act'],
+      fp8: 'e4m3',
+      fp8Recipe: 'blockwise',
+      padExpertRowsToMultiple: 16,
+    });
+    const a = toMegatronArgs(c).join(' ');
+    expect(a).toContain('--num-experts 64');
+    expect(a).toContain('--moe-router-topk 6');
+    expect(a).toContain('--moe-router-score-function sigmoid');
+    expect(a).toContain('--moe-router-enable-expert-bias');
+    expect(a).toContain('--moe-router-load-balancing-type seq_aux_loss global_aux_loss');
+    expect(a).toContain('--moe-aux-loss-coeff 0.0001 0.001');
+    expect(a).toContain('--expert-model-parallel-size 8');
+    expect(a).toContain('--recompute-modules moe_act');
+    expect(a).toContain('--fp8-format e4m3 --fp8-recipe blockwise');
+    expect(a).toContain('--moe-router-padding-for-quantization');
+    expect(a).not.toContain('--moe-router-pre-softmax');
+    expect(a).not.toContain('--expert-tensor-parallel-size');
   });
 });

@@ -529,3 +529,79 @@ export function expertDataParallelSize(c: Pick<MoEConfig, 'tp' | 'cp' | 'dp' | '
 export function numLocalExperts(c: Pick<MoEConfig, 'numExperts' | 'ep'>): number {
   return c.numExperts / c.ep;
 }
+
+/**
+ * The Megatron-LM command-line flag of each field (`--moe-router-topk` for `topk`, …), for
+ * translating a config to and from Megatron launch scripts. Fields without a Megatron flag
+ * (Kiln-only) are absent.
+ */
+export const MEGATRON_FLAGS: Partial<Record<keyof MoEConfig, string>> = {
+  numExperts: '--num-experts',
+  topk: '--moe-router-topk',
+  routerScoreFunction: '--moe-router-score-function',
+  routerPreSoftmax: '--moe-router-pre-softmax',
+  routerNumGroups: '--moe-router-num-groups',
+  routerGroupTopk: '--moe-router-group-topk',
+  routerTopkScalingFactor: '--moe-router-topk-scaling-factor',
+  routerEnableExpertBias: '--moe-router-enable-expert-bias',
+  routerBiasUpdateRate: '--moe-router-bias-update-rate',
+  routerLoadBalancingType: '--moe-router-load-balancing-type',
+  auxLossCoeff: '--moe-aux-loss-coeff',
+  zLossCoeff: '--moe-z-loss-coeff',
+  inputJitterEps: '--moe-input-jitter-eps',
+  capacityFactor: '--moe-expert-capacity-factor',
+  padToCapacity: '--moe-pad-expert-input-to-capacity',
+  dropPolicy: '--moe-token-drop-policy',
+  hiddenSize: '--hidden-size',
+  ffnHiddenSize: '--moe-ffn-hidden-size',
+  groupedGemm: '--moe-grouped-gemm',
+  sharedExpertSize: '--moe-shared-expert-intermediate-size',
+  sharedExpertGate: '--moe-shared-expert-gate',
+  sharedExpertOverlap: '--moe-shared-expert-overlap',
+  tokenDispatcherType: '--moe-token-dispatcher-type',
+  ep: '--expert-model-parallel-size',
+  tp: '--tensor-model-parallel-size',
+  etp: '--expert-tensor-parallel-size',
+  pp: '--pipeline-model-parallel-size',
+  cp: '--context-parallel-size',
+  recomputeModules: '--recompute-modules',
+  offloadModules: '--offload-modules',
+  fp8: '--fp8-format',
+  fp8Recipe: '--fp8-recipe',
+  fp8Margin: '--fp8-margin',
+  fp8AmaxHistoryLen: '--fp8-amax-history-len',
+  fp8AmaxComputeAlgo: '--fp8-amax-compute-algo',
+  fp4: '--fp4-format',
+  fp4Recipe: '--fp4-recipe',
+  calculatePerTokenLoss: '--calculate-per-token-loss',
+  numLayers: '--num-layers',
+};
+
+/**
+ * Megatron-LM flags for the fields that differ from Megatron's defaults (booleans as bare
+ * flags when true, lists space-separated). `padExpertRowsToMultiple` becomes
+ * `--moe-router-padding-for-quantization` when it equals the recipe's alignment.
+ */
+export function toMegatronArgs(config: MoEConfig): string[] {
+  const args: string[] = [];
+  const defaults = MOE_CONFIG_DEFAULTS as unknown as Record<string, unknown>;
+  for (const [field, flag] of Object.entries(MEGATRON_FLAGS) as [keyof MoEConfig, string][]) {
+    const v = config[field] as unknown;
+    if (v === null || v === undefined) continue;
+    if (field in defaults && JSON.stringify(defaults[field]) === JSON.stringify(v) && field !== 'numExperts') continue;
+    if (field === 'etp' && v === config.tp) continue;
+    if (typeof v === 'boolean') {
+      if (v) args.push(flag);
+      continue;
+    }
+    if (Array.isArray(v)) {
+      if (v.length > 0) args.push(flag, ...v.map(String));
+      continue;
+    }
+    args.push(flag, String(v));
+  }
+  if (config.padExpertRowsToMultiple !== null && config.padExpertRowsToMultiple === quantizationAlignSize(config)) {
+    args.push('--moe-router-padding-for-quantization');
+  }
+  return args;
+}
