@@ -1,0 +1,110 @@
+/**
+ * A bidirectional Mamba mixer over serialized points (Vision-Mamba style): a shared input
+ * projection to (x, z); per direction a short causal depthwise convolution, SiLU, the
+ * projection to (Δ_low-rank, B, C), Δ's up-projection and the selective scan with Δ softplus,
+ * A = −exp(A_log) and the D skip; the two directions are summed, gated by SiLU(z) and
+ * projected back.
+ */
+import { type Rng, type Tensor, tf } from '@kiln/tensor';
+import { addParam, initLinear, type ParamStore, param, rows, silu } from './params.js';
+import { gatherRows } from './gather.js';
+import { selectiveScan } from './scan.js';
+import type { SequenceLayout } from './structure.js';
+
+export interface MambaConfig {
+  /** Channels of the state space (N). */
+  dState: number;
+  /** Inner width = expand · channels. */
+  expand: number;
+  /** Causal convolution width. */
+  dConv: number;
+  /** Rank of Δ's projection; 0 = ceil(channels / 16). */
+  dtRank: number;
+}
+
+export const DIRECTIONS = ['fwd', 'bwd'] as const;
+
+function dims(channels: number, cfg: MambaConfig): { inner: number; rank: number } {
+  return { inner: Math.round(cfg.expand * channels), rank: cfg.dtRank > 0 ? cfg.dtRank : Math.ceil(channels / 16) };
+}
+
+export function initBiMamba(store: ParamStore, rng: Rng, name: string, channels: number, cfg: MambaConfig): void {
+  const { inner, rank } = dims(channels, cfg);
+  initLinear(store, rng, `${name}.in_proj`, channels, 2 * inner, false);
+  initLinear(store, rng, `${name}.out_proj`, inner, channels, false);
+  for (const dir of DIRECTIONS) {
+    const p = `${name}.${dir}`;
+    const k = 1 / Math.sqrt(cfg.dConv);
+    addParam(store, `${p}.conv.weight`, rng.uniform([cfg.dConv, inner], -k, k));
+    addParam(store, `${p}.conv.bias`, tf.zeros([inner]));
+    initLinear(store, rng, `${p}.x_proj`, inner, rank + 2 * cfg.dState, false);
+    const r = 1 / Math.sqrt(rank);
+    addParam(store, `${p}.dt_proj.weight`, rng.uniform([rank, inner], -r, r));
+    // Mamba's Δ init: Δ = exp(U(log 1e-3, log 1e-1)), stored as softplus⁻¹(Δ).
+    const dt = Float32Array.from(rng.uniformArray(inner, Math.log(1e-3), Math.log(1e-1)), (v) => Math.exp(v));
+    addParam(store, `${p}.dt_proj.bias`, tf.tensor1d(Float32Array.from(dt, (d) => d + Math.log(-Math.expm1(-d)))));
+    const aLog = new Float32Array(inner * cfg.dState);
+    for (let i = 0; i < inner; i++) for (let s = 0; s < cfg.dState; s++) aLog[i * cfg.dState + s] = Math.log(s + 1);
+    addParam(store, `${p}.A_log`, tf.tensor2d(aLog, [inner, cfg.dState]));
+    addParam(store, `${p}.D`, tf.ones([inner]));
+  }
+}
+
+/** Causal depthwise convolution along the sequence of x [rows, L, C] with weight [K, C]. */
+function causalConv(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
+  const [r, len, c] = x.shape as [number, number, number];
+  const k = weight.shape[0]!;
+  const padded = tf.pad(tf.reshape(x, [r, 1, len, c]), [
+    [0, 0],
+    [0, 0],
+    [k - 1, 0],
+    [0, 0],
+  ]);
+  const y = tf.depthwiseConv2d(padded as tf.Tensor4D, tf.reshape(weight, [1, k, c, 1]) as tf.Tensor4D, 1, 'valid');
+  return tf.add(tf.reshape(y, [r * len, c]), rows(bias, r * len));
+}
+
+/** One direction: sequence features [rows·L, inner] → scan output [rows·L, inner]. */
+function direction(store: ParamStore, p: string, seq: Tensor, rowsN: number, len: number, cfg: MambaConfig, inner: number, rank: number): Tensor {
+  const xc = silu(causalConv(tf.reshape(seq, [rowsN, len, inner]), param(store, `${p}.conv.weight`), param(store, `${p}.conv.bias`)));
+  // Three matMuls on column blocks of the weight instead of one matMul and a split:
+  // splitting activations along channels is a strided copy, slicing the small weight is not.
+  const w = param(store, `${p}.x_proj.weight`);
+  const dtLow = tf.matMul(xc, tf.slice(w, [0, 0], [-1, rank]));
+  const bm = tf.matMul(xc, tf.slice(w, [0, rank], [-1, cfg.dState]));
+  const cm = tf.matMul(xc, tf.slice(w, [0, rank + cfg.dState], [-1, cfg.dState]));
+  const delta = tf.matMul(dtLow, param(store, `${p}.dt_proj.weight`));
+  const toBDL = (t: Tensor, width: number) => tf.transpose(tf.reshape(t, [rowsN, len, width]), [0, 2, 1]);
+  const { y } = selectiveScan({
+    u: toBDL(xc, inner),
+    delta: toBDL(delta, inner),
+    A: tf.neg(tf.exp(param(store, `${p}.A_log`))),
+    B: toBDL(bm, cfg.dState),
+    C: toBDL(cm, cfg.dState),
+    D: param(store, `${p}.D`),
+    deltaBias: param(store, `${p}.dt_proj.bias`),
+    deltaSoftplus: true,
+  });
+  return tf.reshape(tf.transpose(y, [0, 2, 1]), [rowsN * len, inner]);
+}
+
+/** Mixes x [n, channels] along the layout's sequences (both directions). */
+export function biMamba(store: ParamStore, name: string, x: Tensor, layout: SequenceLayout, cfg: MambaConfig): Tensor {
+  const [n, channels] = x.shape as [number, number];
+  const { inner, rank } = dims(channels, cfg);
+  const w = param(store, `${name}.in_proj.weight`);
+  const xs = tf.matMul(x, tf.slice(w, [0, 0], [-1, inner]));
+  const z = tf.matMul(x, tf.slice(w, [0, inner], [-1, inner]));
+  let mixed: Tensor | null = null;
+  for (const dir of DIRECTIONS) {
+    const slots = dir === 'fwd' ? layout.forward : layout.backward;
+    const back = dir === 'fwd' ? layout.forwardSlot : layout.backwardSlot;
+    // Padding slots hold index n, which gatherRows turns into zero rows.
+    const seq = gatherRows(xs, slots, back);
+    const y = direction(store, `${name}.${dir}`, seq, layout.rows, layout.length, cfg, inner, rank);
+    const perPoint = gatherRows(y, back, slots);
+    mixed = mixed ? tf.add(mixed, perPoint) : perPoint;
+  }
+  if (mixed!.shape[0] !== n) throw new Error(`biMamba: layout covers ${mixed!.shape[0]} points, features have ${n}`);
+  return tf.matMul(tf.mul(mixed!, silu(z)), param(store, `${name}.out_proj.weight`));
+}
