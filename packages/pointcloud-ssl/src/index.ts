@@ -12,3 +12,7 @@ export * from './data/formats/hdf5.js';
 export * from './data/synthetic.js';
 export * from './data/grid-sample.js';
 export * from './data/augment.js';
+// Model, training and evaluation (CSP pre-training, SPD fine-tuning).
+export * from './model/index.js';
+export * from './train/index.js';
+export * from './eval/index.js';
