@@ -92,10 +92,27 @@ export function exactLog2Floor(a: number): number {
   return e;
 }
 
+// Exponent of a double read from its bits (little-endian high word), the fast path of the casts.
+const F64 = new Float64Array(1);
+const HI = new Uint32Array(F64.buffer, 4, 1);
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function floorLog2(a: number): number {
+  if (!littleEndian) return exactLog2Floor(a);
+  F64[0] = a;
+  const ex = (HI[0]! >>> 20) & 0x7ff;
+  return ex === 0 ? exactLog2Floor(a) : ex - 1023;
+}
+
+// 2^k for integer k in [-1100, 1100], exact.
+const POW2 = new Float64Array(2201);
+for (let k = -1100; k <= 1100; k++) POW2[k + 1100] = 2 ** k;
+const pow2 = (k: number): number => POW2[k + 1100]!;
+
 /** Magnitude rounded onto the format's grid (may exceed max; overflow is handled by the caller). */
 function roundMagnitude(a: number, f: MinifloatFormat, random?: () => number): number {
-  const e = a < f.minNormal ? 1 - f.bias : exactLog2Floor(a);
-  const quantum = 2 ** (e - f.manBits);
+  const e = a < f.minNormal ? 1 - f.bias : floorLog2(a);
+  const quantum = pow2(e - f.manBits);
   const q = a / quantum;
   const fl = Math.floor(q);
   const frac = q - fl;
@@ -108,11 +125,21 @@ function roundMagnitude(a: number, f: MinifloatFormat, random?: () => number): n
 }
 
 /** The first magnitude that no longer rounds (to nearest even) to max: max + ulp(max)/2, or beyond. */
-function overflowThreshold(f: MinifloatFormat): { at: number; inclusive: boolean } {
+function computeOverflowThreshold(f: MinifloatFormat): { at: number; inclusive: boolean } {
   const ulp = 2 ** (exactLog2Floor(f.max) - f.manBits);
   // max's last mantissa bit decides the tie: an odd max rounds the midpoint up (overflow).
   const maxMantissaOdd = (f.max / ulp) % 2 === 1;
   return { at: f.max + ulp / 2, inclusive: maxMantissaOdd };
+}
+
+const thresholds = new Map<MinifloatFormat, { at: number; inclusive: boolean }>();
+function overflowThreshold(f: MinifloatFormat): { at: number; inclusive: boolean } {
+  let t = thresholds.get(f);
+  if (!t) {
+    t = computeOverflowThreshold(f);
+    thresholds.set(f, t);
+  }
+  return t;
 }
 
 /**
