@@ -26,20 +26,25 @@ function flops(s) {
   return 3 * fwd;
 }
 
-function build(s, extra = {}) {
+/** `depth` MoE layers with residual connections (depth 1: the bare layer, as the torch peer). */
+function build(s, extra = {}, depth = 1) {
   const config = validateMoEConfig({ numExperts: s.experts, topk: s.topk, hiddenSize: s.hidden, ffnHiddenSize: s.ffn, ...extra });
-  const weights = initMoEWeights(config, createRng(0), { std: 0.02 });
-  const layer = new MoELayer(config, weights);
+  const rng = createRng(0);
+  const stack = Array.from({ length: depth }, () => {
+    const weights = initMoEWeights(config, rng.fork(), { std: 0.02 });
+    return { weights, layer: new MoELayer(config, weights) };
+  });
   const x = tf.variable(createRng(1).normal([s.tokens, s.hidden]));
   const dy = createRng(2).normal([s.tokens, s.hidden]);
-  const vars = [x, ...weightList(weights)];
+  const vars = [x, ...stack.flatMap((l) => weightList(l.weights))];
+  const forward = () => (depth === 1 ? stack[0].layer.forward(x) : stack.reduce((h, l) => tf.add(h, l.layer.forward(h)), x));
   const step = async () => {
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.forward(x), dy)), vars);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(forward(), dy)), vars);
     await value.data();
     value.dispose();
     for (const g of Object.values(grads)) g.dispose();
   };
-  return { step, layer };
+  return { step, offloaded: () => stack.reduce((n, l) => n + l.layer.offloader.offloadedBytes, 0) };
 }
 
 function torchRun(s) {
@@ -67,8 +72,10 @@ for (const name of wanted) {
   );
 }
 
-// Memory/time trade-offs on the reduced size.
+// Memory/time trade-offs on the reduced size, for a stack of 4 MoE layers (recomputation
+// pays off across layers: one layer's activations are rebuilt while the others hold none).
 const s = SIZES.reduced;
+const depth = 4;
 const variants = [
   ['baseline', {}],
   ["recompute ['moe_act']", { recomputeModules: ['moe_act'] }],
@@ -78,17 +85,17 @@ const variants = [
   ["offload ['moe_act']", { offloadModules: ['moe_act'] }],
   ["offload ['fused_group_mlp']", { offloadModules: ['fused_group_mlp'] }],
 ];
-console.log(`\nmemory/time trade-offs (reduced size, forward+backward, ${choice.name} backend):`);
-console.log('variant                      peak tensor MiB   saved MiB   median ms   time added   host MiB moved');
+console.log(`\nmemory/time trade-offs (reduced size, ${depth} MoE layers with residuals, forward+backward, ${choice.name} backend):`);
+console.log('variant                      peak tensor MiB   saved MiB   median ms   time added   host MiB moved/step');
 let base = null;
 for (const [label, extra] of variants) {
-  const { step, layer } = build(s, extra);
+  const { step, offloaded } = build(s, extra, depth);
   await step();
   const { peakBytes, startBytes } = await measurePeakBytes(step);
   const peak = peakBytes - startBytes;
   const t = await timeIt(step, { warmup: 0, runs });
   base ??= { peak, ms: t.medianMs };
-  const moved = layer.offloader.offloadedBytes / (runs + 2);
+  const moved = offloaded() / (runs + 2);
   console.log(
     `${label.padEnd(28)} ${(peak / 2 ** 20).toFixed(2).padStart(15)} ${((base.peak - peak) / 2 ** 20).toFixed(2).padStart(11)} ${t.medianMs.toFixed(1).padStart(11)} ${(((t.medianMs - base.ms) / base.ms) * 100).toFixed(1).padStart(11)}% ${(moved / 2 ** 20).toFixed(2).padStart(15)}`,
   );

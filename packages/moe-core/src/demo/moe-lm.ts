@@ -141,15 +141,29 @@ export class MoeLm {
     return { total, active: total - this.shape.layers * (c.numExperts - c.topk) * expert };
   }
 
-  /** Greedy continuation of `prompt` bytes by `n` bytes. */
-  generate(prompt: Uint8Array, n: number): Uint8Array {
+  /**
+   * Continues `prompt` by `n` bytes, sampling from softmax(logits / temperature) with `rng`
+   * (temperature 0 = greedy).
+   */
+  generate(prompt: Uint8Array, n: number, options: { temperature?: number; rng?: Rng } = {}): Uint8Array {
+    const temperature = options.temperature ?? 0;
     const out = Array.from(prompt);
     for (let i = 0; i < n; i++) {
       const ctx = out.slice(-this.shape.context);
-      const next = tf.tidy(() => {
-        const logits = this.logits(tf.tensor2d(ctx, [1, ctx.length], 'int32'));
-        return tf.argMax(tf.slice(logits, [ctx.length - 1, 0], [1, -1]), 1).dataSync()[0]!;
+      const probs = tf.tidy(() => {
+        const logits = tf.slice(this.logits(tf.tensor2d(ctx, [1, ctx.length], 'int32')), [ctx.length - 1, 0], [1, -1]);
+        return temperature > 0 ? tf.softmax(tf.div(logits, temperature)).dataSync() : logits.dataSync();
       });
+      let next = 0;
+      if (temperature > 0 && options.rng) {
+        let u = options.rng.next();
+        for (next = 0; next < probs.length - 1; next++) {
+          u -= probs[next]!;
+          if (u <= 0) break;
+        }
+      } else {
+        for (let v = 1; v < probs.length; v++) if (probs[v]! > probs[next]!) next = v;
+      }
       out.push(next);
     }
     return Uint8Array.from(out.slice(prompt.length));

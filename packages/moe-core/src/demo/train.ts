@@ -173,7 +173,7 @@ export async function trainMoeLm(
   }
   if (c.checkpointPath) await save(reports.length);
   const prompt = new TextEncoder().encode('And God said');
-  const sample = decodeBytes(model.generate(prompt, 48));
+  const sample = decodeBytes(model.generate(prompt, 64, { temperature: 0.8, rng: createRng(c.seed + 7) }));
   const last = reports.slice(-5);
   const mean = (rs: MoeLmStepReport[]) => rs.reduce((a, r) => a + r.loss, 0) / Math.max(1, rs.length);
   return {

@@ -1,5 +1,6 @@
 import { tf } from '@kiln/tensor';
 import type { ExpertActivation } from '../config.js';
+import { swigluGradOp, swigluOp } from './swiglu-op.js';
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
@@ -26,23 +27,17 @@ export function geluBackward(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
   });
 }
 
-/** SwiGLU as Megatron's `glu` with SiLU: fc1's output [.., 2F] splits into (gate, up); silu(gate) · up. */
+/**
+ * SwiGLU as Megatron's `glu` with SiLU: fc1's output [.., 2F] splits into (gate, up);
+ * silu(gate) · up. A custom op (one pass on the CPU backends, tf ops elsewhere).
+ */
 export function swiglu(h: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => {
-    const [g, u] = tf.split(h, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
-    return tf.mul(tf.mul(g, tf.sigmoid(g)), u);
-  });
+  return swigluOp({ h }) as tf.Tensor2D;
 }
 
 /** The cotangent of SwiGLU's input for output cotangent `da`. */
 export function swigluBackward(h: tf.Tensor2D, da: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => {
-    const [g, u] = tf.split(h, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
-    const s = tf.sigmoid(g);
-    const silu = tf.mul(g, s);
-    const dSilu = tf.mul(s, tf.add(1, tf.mul(g, tf.sub(1, s))));
-    return tf.concat([tf.mul(tf.mul(da, u), dSilu), tf.mul(da, silu)], 1) as tf.Tensor2D;
-  });
+  return swigluGradOp({ h, dy: da }) as tf.Tensor2D;
 }
 
 /** Applies the expert activation to fc1's output. */

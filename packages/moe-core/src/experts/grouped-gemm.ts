@@ -18,15 +18,15 @@ export const referenceGroupedGemm: GroupedGemm = (x, w, groupSizes, options = {}
   if (x.shape[1] !== inner) throw new Error(`groupedGemm: x has ${x.shape[1]} columns, weights expect ${inner}`);
   const outCols = tb ? w.shape[1] : w.shape[2];
   return tf.tidy(() => {
+    // Row blocks by a split along rows and weights by unstack: both are contiguous copies whose
+    // gradients are concat/stack (tf.slice's gradient pads to the full shape, once per group).
+    const sizes = Array.from(groupSizes);
+    const xs = groups === 1 ? [x] : tf.split(x, sizes, 0);
+    const ws = tf.unstack(w, 0) as tf.Tensor2D[];
     const parts: tf.Tensor2D[] = [];
-    let start = 0;
     for (let g = 0; g < groups; g++) {
-      const n = groupSizes[g]!;
-      if (n === 0) continue;
-      const xg = tf.slice(x, [start, 0], [n, x.shape[1]]);
-      const wg = tf.reshape(tf.slice(w, [g, 0, 0], [1, w.shape[1], w.shape[2]]), [w.shape[1], w.shape[2]]) as tf.Tensor2D;
-      parts.push(tf.matMul(xg, wg, false, tb));
-      start += n;
+      if (sizes[g] === 0) continue;
+      parts.push(tf.matMul(xs[g] as tf.Tensor2D, ws[g]!, false, tb));
     }
     if (parts.length === 0) return tf.zeros([0, outCols]) as tf.Tensor2D;
     return (parts.length === 1 ? parts[0]! : tf.concat(parts, 0)) as tf.Tensor2D;

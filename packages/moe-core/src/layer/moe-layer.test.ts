@@ -1,5 +1,6 @@
 import { createRng, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { applyTokenDropping } from '../capacity/capacity.js';
 import { type MoEConfigInput, validateMoEConfig } from '../config.js';
 import { swiglu } from '../experts/activation.js';
 import { MoELayer } from './moe-layer.js';
@@ -95,24 +96,21 @@ describe('MoELayer', () => {
     expect(Array.from(padded.stats.tokensPerExpert)).toEqual([capacity, capacity, capacity, capacity]);
   });
 
-  it("'position' drop policy keeps each expert's earliest tokens", () => {
+  it("'position' drop policy: the layer keeps exactly the tokens applyTokenDropping keeps (torch.topk over the routing column)", () => {
     const cfg = { ...base, capacityFactor: 0.5, dropPolicy: 'position' as const };
     const { weights, layer } = build(cfg);
     const x = createRng(12).normal([16, 8]) as tf.Tensor2D;
-    const keepEarliest = (_p: Float32Array, mask: Float32Array) => {
-      const keep = new Float32Array(mask.length);
-      for (let e = 0; e < 4; e++) {
-        let kept = 0;
-        for (let t = 0; t < 16 && kept < 4; t++) {
-          if (mask[t * 4 + e]) {
-            keep[t * 4 + e] = 1;
-            kept++;
-          }
-        }
-      }
-      return keep;
+    const keepByPosition = (probs: Float32Array, mask: Float32Array) => {
+      const kept = applyTokenDropping(tf.tensor2d(probs, [16, 4]), tf.cast(tf.tensor2d(mask, [16, 4]), 'bool') as tf.Tensor2D, {
+        topk: 2,
+        capacityFactor: 0.5,
+        dropPolicy: 'position',
+      });
+      return Float32Array.from(tf.cast(kept.routingMap, 'float32').dataSync());
     };
-    expectClose(layer.forward(x), denseReference(x, weights, 2, keepEarliest));
+    const out = layer.forward(x);
+    expect(Math.max(...layer.stats.tokensPerExpert)).toBeLessThanOrEqual(4);
+    expectClose(out, denseReference(x, weights, 2, keepByPosition));
   });
 
   it('shared experts with a sigmoid gate are added to the routed output', () => {
