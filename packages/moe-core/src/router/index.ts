@@ -1,6 +1,7 @@
 export { topkRouting, topkRoutingWithScoreFunction, groupLimitedTopk, computeRoutingScoresForAuxLoss, scoreFunctionScores, tokensPerExpert, groupLimitedTopkRow, selectExperts } from './routing.js';
 export type { TopkRoutingOptions, RoutingResult } from './routing.js';
-export { topkIndices } from './select.js';
+export { topkIndices, setTopkTieOrder, getTopkTieOrder } from './select.js';
+export type { TopkTieOrder } from './select.js';
 export { sinkhorn, sinkhornRouting } from './sinkhorn.js';
 export type { SinkhornOptions, SinkhornRoutingOptions } from './sinkhorn.js';
 export { updateExpertBias, ExpertBiasState } from './expert-bias.js';

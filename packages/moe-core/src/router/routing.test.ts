@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { computeRoutingScoresForAuxLoss, groupLimitedTopk, topkRouting } from './routing.js';
-import { topkIndices } from './select.js';
+import { setTopkTieOrder, topkIndices } from './select.js';
 
 // Megatron-Core reference values computed with PyTorch by scripts/megatron-reference.py.
 interface RouteCase {
@@ -53,6 +53,18 @@ describe('topkIndices reproduces torch.topk (CPU) including ties and NaN', () =>
       expect(topkIndices(v, v.length, c.k)).toEqual(c.sorted);
       expect(topkIndices(v, v.length, c.k, 0, 1, false)).toEqual(c.unsorted);
     }
+  });
+
+  it("'lowest-index' tie order puts equal values in index order", () => {
+    setTopkTieOrder('lowest-index');
+    try {
+      expect(topkIndices([1, 1, 1, 1], 4, 2)).toEqual([0, 1]);
+      expect(topkIndices([0, Number.NaN, 5, Number.NaN], 4, 3)).toEqual([1, 3, 2]);
+    } finally {
+      setTopkTieOrder('torch-cpu');
+    }
+    expect(topkIndices([1, 1, 1, 1], 4, 2)).toEqual([2, 3]);
+    expect(() => setTopkTieOrder('gpu' as never)).toThrow(/order/);
   });
 
   it('reads strided columns', () => {

@@ -176,6 +176,25 @@ function stdSort(a: Pair[], first: number, last: number): void {
   }
 }
 
+/** How equal values are ordered by `topkIndices`. */
+export type TopkTieOrder = 'torch-cpu' | 'lowest-index';
+
+let tieOrder: TopkTieOrder = 'torch-cpu';
+
+/**
+ * Choose the tie order of every top-k in this package: 'torch-cpu' (default) replays PyTorch's
+ * CPU kernel; 'lowest-index' puts equal values in index order (a stable order, as sorted GPU
+ * top-k results usually are).
+ */
+export function setTopkTieOrder(order: TopkTieOrder): void {
+  if (order !== 'torch-cpu' && order !== 'lowest-index') throw new Error(`setTopkTieOrder: order must be 'torch-cpu' or 'lowest-index', got '${String(order)}'`);
+  tieOrder = order;
+}
+
+export function getTopkTieOrder(): TopkTieOrder {
+  return tieOrder;
+}
+
 /**
  * The k positions torch.topk (CPU, largest=True) returns for `values[offset + i·stride]`,
  * i < n, in torch's output order. `sorted = false` skips the final sort as torch does.
@@ -186,7 +205,9 @@ export function topkIndices(values: ArrayLike<number>, n: number, k: number, off
   if (k === 0) return [];
   const q: Pair[] = new Array(n);
   for (let j = 0; j < n; j++) q[j] = { v: values[offset + j * stride]!, i: j };
-  if (k * 64 <= n) {
+  if (tieOrder === 'lowest-index') {
+    q.sort((x, y) => (before(x, y) ? -1 : before(y, x) ? 1 : x.i - y.i));
+  } else if (k * 64 <= n) {
     partialSort(q, 0, k, n);
   } else {
     nthElement(q, 0, k - 1, n);
