@@ -1,5 +1,6 @@
 // Thread pool behind kiln::parallel_for: persistent workers woken per job; chunks are
-// handed out through an atomic counter so uneven chunks balance themselves.
+// handed out through an atomic counter so uneven chunks balance themselves, and the caller
+// works too, so a job finishes even if no worker gets scheduled.
 #include "parallel.h"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,6 +19,20 @@ namespace kiln {
 namespace {
 
 thread_local bool t_in_region = false;
+
+// One parallel_for call. Heap-allocated and shared with the workers, so the caller can
+// return as soon as every chunk is done, without waiting for workers that have not woken
+// up yet (on an oversubscribed machine that wait can be a whole scheduler time slice).
+struct Job {
+  const std::function<void(int64_t, int64_t)>* fn;
+  int64_t end, chunk;
+  std::atomic<int64_t> next;
+  std::atomic<int64_t> remaining;  // chunks not yet finished
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex m;
+  std::condition_variable finished;
+};
 
 class Pool {
  public:
@@ -37,23 +53,28 @@ class Pool {
   bool run(int64_t begin, int64_t end, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
     std::unique_lock<std::mutex> use(use_mutex_, std::try_to_lock);
     if (!use.owns_lock()) return false;
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->end = end;
+    job->chunk = chunk;
+    job->next.store(begin);
+    job->remaining.store((end - begin + chunk - 1) / chunk);
     {
       std::lock_guard<std::mutex> lk(mutex_);
-      fn_ = &fn;
-      begin_ = begin;
-      end_ = end;
-      chunk_ = chunk;
-      next_.store(begin, std::memory_order_relaxed);
-      error_ = nullptr;
-      active_ = static_cast<int>(workers_.size());
+      current_ = job;
       ++generation_;
     }
     wake_.notify_all();
-    drain();
-    std::unique_lock<std::mutex> lk(mutex_);
-    done_.wait(lk, [this] { return active_ == 0; });
-    fn_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    drain(*job);
+    {
+      std::unique_lock<std::mutex> lk(job->m);
+      job->finished.wait(lk, [&] { return job->remaining.load() == 0; });
+    }
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      if (current_ == job) current_.reset();
+    }
+    if (job->error) std::rethrow_exception(job->error);
     return true;
   }
 
@@ -67,18 +88,23 @@ class Pool {
     return hc == 0 ? 1 : static_cast<int>(hc);
   }
 
-  void drain() {
+  static void drain(Job& job) {
     t_in_region = true;
     for (;;) {
-      int64_t start = next_.fetch_add(chunk_, std::memory_order_relaxed);
-      if (start >= end_) break;
-      int64_t stop = std::min(end_, start + chunk_);
-      try {
-        (*fn_)(start, stop);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mutex_);
-        if (!error_) error_ = std::current_exception();
-        next_.store(end_, std::memory_order_relaxed);
+      const int64_t start = job.next.fetch_add(job.chunk);
+      if (start >= job.end) break;
+      if (!job.failed.load()) {
+        try {
+          (*job.fn)(start, std::min(job.end, start + job.chunk));
+        } catch (...) {
+          std::lock_guard<std::mutex> lk(job.m);
+          if (!job.error) job.error = std::current_exception();
+          job.failed.store(true);
+        }
+      }
+      if (job.remaining.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> lk(job.m);
+        job.finished.notify_all();
       }
     }
     t_in_region = false;
@@ -87,15 +113,15 @@ class Pool {
   void work_loop() {
     uint64_t seen = 0;
     for (;;) {
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lk(mutex_);
         wake_.wait(lk, [&] { return stopping_ || generation_ != seen; });
         if (stopping_) return;
         seen = generation_;
+        job = current_;
       }
-      drain();
-      std::lock_guard<std::mutex> lk(mutex_);
-      if (--active_ == 0) done_.notify_one();
+      if (job) drain(*job);
     }
   }
 
@@ -111,13 +137,9 @@ class Pool {
 
   std::mutex use_mutex_;  // one job at a time
   std::mutex mutex_;
-  std::condition_variable wake_, done_;
+  std::condition_variable wake_;
   std::vector<std::thread> workers_;
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t begin_ = 0, end_ = 0, chunk_ = 1;
-  std::atomic<int64_t> next_{0};
-  std::exception_ptr error_;
-  int active_ = 0;
+  std::shared_ptr<Job> current_;
   uint64_t generation_ = 0;
   bool stopping_ = false;
 };

@@ -5,13 +5,16 @@
  *   4-layer MLP step      batch 1024, width 1024, fwd + bwd + Adam, vs PyTorch (OpenBLAS)
  *   elementwise chain     tanh(x·1.5 + 0.25)·sigmoid(x) − x² on 4M floats, vs PyTorch
  *   reduction             row sums, column max and mean of 4096×1024, vs PyTorch
+ * The machine is shared, so each case alternates peer and kiln-native rounds and reports the
+ * best run of each side (the least-disturbed one); ratios are best peer / best kiln-native.
  * Prints ratios (> 1 means kiln-native is faster) and a Markdown table for native/README.md.
  * Options: --quick (fewer runs), --json <file> (writes the results).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { initBackend, tf, writeFileAtomic } from '@kiln/tensor';
 
@@ -21,13 +24,8 @@ const jsonIdx = process.argv.indexOf('--json');
 const jsonOut = jsonIdx > 0 ? process.argv[jsonIdx + 1] : undefined;
 const threads = Number(process.env.KILN_NUM_THREADS) || os.availableParallelism?.() || os.cpus().length;
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-/** Median seconds of fn over runs after warmup; fn returns tensors whose data is read to sync. */
-function time(fn, { warmup = 2, runs = 5 } = {}) {
+/** Seconds of each run after warmup; fn returns tensors whose data is read to sync. */
+function timeAll(fn, { warmup = 2, runs = 5 } = {}) {
   const once = () => {
     const t0 = performance.now();
     tf.tidy(() => {
@@ -39,9 +37,11 @@ function time(fn, { warmup = 2, runs = 5 } = {}) {
   for (let i = 0; i < warmup; i++) once();
   const samples = [];
   for (let i = 0; i < runs; i++) samples.push(once());
-  return median(samples);
+  return samples;
 }
+const best = (fn, opts) => Math.min(...timeAll(fn, opts));
 
+const loadAtStart = os.loadavg()[0];
 const choice = await initBackend({ env: {} });
 if (choice.name !== 'kiln-native') {
   console.error(`kiln-native is not available: ${choice.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
@@ -51,25 +51,36 @@ console.log(`backend ${choice.name} (${choice.detail})`);
 
 const runs = (n) => (quick ? Math.max(1, Math.ceil(n / 3)) : n);
 const gemmSizes = [256, 512, 1024, 2048];
-const gemmRuns = { 256: 20, 512: 10, 1024: 5, 2048: 3 };
+const gemmRuns = { 256: 10, 512: 5, 1024: 3, 2048: 2 };
 const cpuSizes = [256, 512];
 const mlp = { batch: 1024, width: 1024, layers: 4 };
 const elemN = 1 << 22;
 const red = { rows: 4096, cols: 1024 };
 
-// ---- peers: one python process per case, run right before the kiln-native side, so both
-// see the same machine load (this machine is shared).
+// ---- peers: one persistent python process answering one case per line.
 const peerEnv = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-const peerInfo = {};
-function peerTime(request) {
-  const py = spawnSync('/usr/bin/python3', [path.join(here, 'peers.py'), JSON.stringify([request]), String(threads)], { encoding: 'utf8', env: peerEnv });
-  if (py.status !== 0) {
-    console.error(`python peer failed: ${py.stderr}`);
-    process.exit(1);
+const python = spawn('/usr/bin/python3', [path.join(here, 'peers.py'), String(threads)], { env: peerEnv, stdio: ['pipe', 'pipe', 'inherit'] });
+const pythonLines = createInterface({ input: python.stdout })[Symbol.asyncIterator]();
+async function nextLine() {
+  const { value, done } = await pythonLines.next();
+  if (done) throw new Error('the python peer exited early (is /usr/bin/python3 with numpy and torch installed?)');
+  return JSON.parse(value);
+}
+const peerInfo = await nextLine();
+async function peerSamples(request) {
+  python.stdin.write(`${JSON.stringify(request)}\n`);
+  return (await nextLine()).samples;
+}
+
+/** Alternates `rounds` rounds of peer runs and kiln-native runs; best of each side. */
+async function sideBySide(request, nativeFn, rounds = quick ? 1 : 3) {
+  const peer = [];
+  const mine = [];
+  for (let r = 0; r < rounds; r++) {
+    peer.push(...(await peerSamples(request)));
+    mine.push(...timeAll(nativeFn, { warmup: r === 0 ? 2 : 0, runs: request.runs }));
   }
-  const out = JSON.parse(py.stdout);
-  Object.assign(peerInfo, { numpy: out.numpy, torch: out.torch, threads: out.threads });
-  return out[request.id];
+  return { peer: Math.min(...peer), native: Math.min(...mine) };
 }
 
 const rows = [];
@@ -80,16 +91,13 @@ const rand = (shape) => tf.randomUniform(shape, -1, 1, 'float32', 1);
 for (const n of gemmSizes) {
   const a = rand([n, n]);
   const b = rand([n, n]);
-  const numpy = peerTime({ kind: 'gemm', id: 'gemm', n, runs: runs(gemmRuns[n]) });
-  const sNative = time(() => tf.matMul(a, b), { runs: runs(gemmRuns[n]) });
-  const row = { name: `GEMM ${n}²`, native: sNative, unit: `${gflops(n, sNative).toFixed(1)} GFLOP/s` };
-  row.numpy = numpy;
-  row.numpyUnit = `${gflops(n, row.numpy).toFixed(1)} GFLOP/s`;
+  const t = await sideBySide({ kind: 'gemm', id: `gemm${n}`, n, runs: runs(gemmRuns[n]) }, () => tf.matMul(a, b));
+  const row = { name: `GEMM ${n}²`, native: t.native, unit: `${gflops(n, t.native).toFixed(1)} GFLOP/s`, numpy: t.peer, numpyUnit: `${gflops(n, t.peer).toFixed(1)} GFLOP/s` };
   if (cpuSizes.includes(n)) {
     await initBackend({ env: { KILN_BACKEND: 'cpu' } });
     const ac = rand([n, n]);
     const bc = rand([n, n]);
-    row.cpu = time(() => tf.matMul(ac, bc), { warmup: 1, runs: n <= 256 ? 3 : 1 });
+    row.cpu = best(() => tf.matMul(ac, bc), { warmup: 1, runs: n <= 256 ? 3 : 2 });
     row.cpuUnit = `${gflops(n, row.cpu).toFixed(2)} GFLOP/s`;
     tf.dispose([ac, bc]);
     await initBackend({ env: { KILN_BACKEND: 'kiln-native' } });
@@ -119,9 +127,8 @@ for (const n of gemmSizes) {
       }
       return tf.losses.meanSquaredError(y, h);
     }, true);
-  const torchS = peerTime({ kind: 'mlp', id: 'mlp', ...mlp, runs: runs(5) });
-  const sNative = time(step, { runs: runs(5) });
-  rows.push({ name: `MLP step (4×${width}, batch ${batch}, Adam)`, native: sNative, torch: torchS, unit: `${(sNative * 1000).toFixed(0)} ms`, torchUnit: `${(torchS * 1000).toFixed(0)} ms` });
+  const t = await sideBySide({ kind: 'mlp', id: 'mlp', ...mlp, runs: runs(4) }, step);
+  rows.push({ name: `MLP step (4×${width}, batch ${batch}, Adam)`, native: t.native, torch: t.peer, unit: `${(t.native * 1000).toFixed(0)} ms`, torchUnit: `${(t.peer * 1000).toFixed(0)} ms` });
   opt.dispose();
   tf.dispose([...params, x, y]);
 }
@@ -129,21 +136,22 @@ for (const n of gemmSizes) {
 // ---- elementwise chain and reduction
 {
   const x = rand([elemN]);
-  const elemTorch = peerTime({ kind: 'elementwise', id: 'elem', n: elemN, runs: runs(10) });
-  const s = time(() => tf.sub(tf.mul(tf.tanh(tf.add(tf.mul(x, 1.5), 0.25)), tf.sigmoid(x)), tf.square(x)), { runs: runs(10) });
-  rows.push({ name: 'elementwise chain (7 ops, 4M floats)', native: s, torch: elemTorch, unit: `${(s * 1000).toFixed(1)} ms`, torchUnit: `${(elemTorch * 1000).toFixed(1)} ms` });
+  const e = await sideBySide({ kind: 'elementwise', id: 'elem', n: elemN, runs: runs(10) }, () =>
+    tf.sub(tf.mul(tf.tanh(tf.add(tf.mul(x, 1.5), 0.25)), tf.sigmoid(x)), tf.square(x)),
+  );
+  rows.push({ name: 'elementwise chain (7 ops, 4M floats)', native: e.native, torch: e.peer, unit: `${(e.native * 1000).toFixed(1)} ms`, torchUnit: `${(e.peer * 1000).toFixed(1)} ms` });
   tf.dispose(x);
   const m = rand([red.rows, red.cols]);
-  const redTorch = peerTime({ kind: 'reduction', id: 'red', ...red, runs: runs(10) });
-  const r = time(() => [tf.sum(m, 1), tf.max(m, 0), tf.mean(m)], { runs: runs(10) });
-  rows.push({ name: `reduction (sum rows, max cols, mean; ${red.rows}×${red.cols})`, native: r, torch: redTorch, unit: `${(r * 1000).toFixed(2)} ms`, torchUnit: `${(redTorch * 1000).toFixed(2)} ms` });
+  const r = await sideBySide({ kind: 'reduction', id: 'red', ...red, runs: runs(10) }, () => [tf.sum(m, 1), tf.max(m, 0), tf.mean(m)]);
+  rows.push({ name: `reduction (sum rows, max cols, mean; ${red.rows}×${red.cols})`, native: r.native, torch: r.peer, unit: `${(r.native * 1000).toFixed(2)} ms`, torchUnit: `${(r.peer * 1000).toFixed(2)} ms` });
   tf.dispose(m);
 }
+python.stdin.end();
 
 // ---- report
 const ratio = (peerS, s) => (peerS === undefined ? '—' : `${(peerS / s).toFixed(2)}×`);
 const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? os.cpus()[0]?.model ?? 'unknown CPU';
-const machine = `${cpuModel}, ${os.cpus().length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, numpy ${peerInfo.numpy}, torch ${peerInfo.torch} (${peerInfo.threads} threads)`;
+const machine = `${cpuModel}, ${os.cpus().length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, numpy ${peerInfo.numpy}, torch ${peerInfo.torch} (${peerInfo.threads} threads); 1-min load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end`;
 const lines = [
   `Machine: ${machine}`,
   `kiln-native: ${choice.detail}`,

@@ -1,38 +1,29 @@
 """Python peers for tools/bench-native/bench.mjs: numpy (OpenBLAS) and PyTorch, same work.
 
-Reads one JSON request on argv[1], prints one JSON result: median seconds per case.
+A small server: reads one JSON case per line on stdin, answers one JSON line with the
+seconds of each timed run ({"samples": [...]}). Inputs are built once per case id, so
+bench.mjs can alternate peer and kiln-native rounds on a shared machine.
 Run with OPENBLAS_CORETYPE=SkylakeX (set by bench.mjs; DESIGN.md explains why).
 """
 import json
-import statistics
 import sys
 import time
 
 import numpy as np
 import torch
 
-torch.set_num_threads(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+prepared = {}
 
 
-def timed(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
-
-
-def gemm_numpy(n, runs):
+def gemm_numpy(n):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    return timed(lambda: a @ b, 2, runs)
+    return lambda: a @ b
 
 
-def mlp_torch(batch, width, layers, runs):
+def mlp_torch(batch, width, layers):
     torch.manual_seed(0)
     mods = []
     for i in range(layers):
@@ -50,30 +41,43 @@ def mlp_torch(batch, width, layers, runs):
         loss.backward()
         opt.step()
 
-    return timed(step, 2, runs)
+    return step
 
 
-def elementwise_torch(n, runs):
+def elementwise_torch(n):
     x = torch.rand(n) * 2 - 1
     # tanh(x * 1.5 + 0.25) * sigmoid(x) - x^2, one new tensor per op as in tfjs
-    return timed(lambda: torch.sub(torch.mul(torch.tanh(torch.add(torch.mul(x, 1.5), 0.25)), torch.sigmoid(x)), torch.square(x)), 2, runs)
+    return lambda: torch.sub(torch.mul(torch.tanh(torch.add(torch.mul(x, 1.5), 0.25)), torch.sigmoid(x)), torch.square(x))
 
 
-def reduction_torch(rows, cols, runs):
+def reduction_torch(rows, cols):
     x = torch.rand(rows, cols)
-    return timed(lambda: (x.sum(dim=1), x.max(dim=0).values, x.mean()), 2, runs)
+    return lambda: (x.sum(dim=1), x.max(dim=0).values, x.mean())
 
 
-req = json.loads(sys.argv[1])
-out = {"numpy": np.__version__, "torch": torch.__version__, "threads": torch.get_num_threads()}
-for case in req:
+def prepare(case):
     kind = case["kind"]
     if kind == "gemm":
-        out[case["id"]] = gemm_numpy(case["n"], case["runs"])
-    elif kind == "mlp":
-        out[case["id"]] = mlp_torch(case["batch"], case["width"], case["layers"], case["runs"])
-    elif kind == "elementwise":
-        out[case["id"]] = elementwise_torch(case["n"], case["runs"])
-    elif kind == "reduction":
-        out[case["id"]] = reduction_torch(case["rows"], case["cols"], case["runs"])
-print(json.dumps(out))
+        return gemm_numpy(case["n"])
+    if kind == "mlp":
+        return mlp_torch(case["batch"], case["width"], case["layers"])
+    if kind == "elementwise":
+        return elementwise_torch(case["n"])
+    if kind == "reduction":
+        return reduction_torch(case["rows"], case["cols"])
+    raise ValueError(f"unknown case kind {kind!r}")
+
+
+print(json.dumps({"numpy": np.__version__, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+for line in sys.stdin:
+    case = json.loads(line)
+    fn = prepared.get(case["id"])
+    if fn is None:
+        fn = prepared[case["id"]] = prepare(case)
+        fn()  # warm-up
+    samples = []
+    for _ in range(case["runs"]):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    print(json.dumps({"samples": samples}), flush=True)
