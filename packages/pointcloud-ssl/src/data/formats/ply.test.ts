@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { PointCloudBatch } from '../point-cloud.js';
+import { type PointCloudBatch, validatePointCloud } from '../point-cloud.js';
 import { encodePly, parsePly, plyToPointCloud, readPly, writePly } from './ply.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -95,6 +95,13 @@ describe('PLY', () => {
     expect(Array.from(pc.normal!)).toEqual([0, 0, 1, 0, 0, 1, 1, 0, 0]);
     expect(Array.from(pc.label!)).toEqual([3, -1, 12]);
     expect(Array.from(pc.offset)).toEqual([3]);
+  });
+
+  it('accepts CRLF line endings and blank body lines in ascii', () => {
+    const text = 'ply\r\nformat ascii 1.0\r\nelement vertex 2\r\nproperty float x\r\nproperty float y\r\nproperty float z\r\nend_header\r\n1 2 3\r\n\r\n4 5 6\r\n';
+    const pc = plyToPointCloud(parsePly(enc(text), 'crlf.ply'));
+    validatePointCloud(pc, 'crlf.ply');
+    expect(Array.from(pc.coord)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it('reads hand-built binary little and big endian, skipping a list element that comes first', () => {
