@@ -5,3 +5,4 @@ export * from './mamba.js';
 export * from './registry.js';
 export * from './backbone.js';
 export * from './features.js';
+export * from './kernel-scan.js';

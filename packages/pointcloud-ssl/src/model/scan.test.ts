@@ -68,3 +68,21 @@ describe('selectiveScanReference', () => {
     }
   });
 });
+
+describe('kernelScan (@kiln/gpu-kernels)', () => {
+  it('matches the reference forward and backward, and swaps in and out', async () => {
+    const { kernelScan, useKernelScan } = await import('./kernel-scan.js');
+    const { selectiveScanName, setSelectiveScan } = await import('./scan.js');
+    const args = randomArgs(9, 2, 3, 40, 4);
+    const ref = selectiveScanReference(args);
+    const ker = kernelScan(args);
+    expect(maxAbsDiff(ref.y, ker.y)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(ref.lastState!, ker.lastState!)).toBeLessThan(1e-4);
+    const f = (impl: typeof kernelScan) => (u: tf.Tensor) => tf.sum(tf.square(impl({ ...args, u, returnLastState: false }).y));
+    expect(maxAbsDiff(tf.grad(f(kernelScan))(args.u), tf.grad(f((a) => selectiveScanReference(a)))(args.u))).toBeLessThan(1e-3);
+    useKernelScan();
+    expect(selectiveScanName()).toBe('gpu-kernels');
+    setSelectiveScan(null);
+    expect(selectiveScanName()).toBe('reference');
+  });
+});

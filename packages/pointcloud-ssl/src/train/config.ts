@@ -109,20 +109,20 @@ export type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] :
 const base: PointCloudSslConfig = {
   seed: 0,
   numClasses: 13,
-  data: { seed: 1, trainScenes: 24, valScenes: 8, pointsPerScene: 384 },
+  data: { seed: 1, trainScenes: 16, valScenes: 8, pointsPerScene: 160 },
   features: { color: true, normal: false, coordScale: 3 },
   serialization: { gridSize: 0.08, orders: ['z', 'z-trans', 'hilbert', 'hilbert-trans'], poolStride: 4, shuffleOrders: true },
   model: {
     name: 'SerializedMambaUNet',
     inChannels: 6,
-    channels: [24, 48],
+    channels: [16, 32],
     depths: [1, 1],
     decoderDepths: [1],
     mlpRatio: 2,
     mamba: { dState: 4, expand: 1, dConv: 4, dtRank: 0 },
   },
   pretrain: {
-    steps: 40,
+    steps: 60,
     batchScenes: 4,
     lr: 2e-3,
     crossScene: true,
@@ -130,7 +130,7 @@ const base: PointCloudSslConfig = {
     objective: 'distill',
     maskRatio: 0.4,
     maskPatch: 0.8,
-    projectionDim: 32,
+    projectionDim: 16,
     prototypes: 32,
     studentTemperature: 0.1,
     teacherTemperature: 0.05,
@@ -139,8 +139,8 @@ const base: PointCloudSslConfig = {
     mscTemperature: 0.4,
     mscPoints: 256,
   },
-  finetune: { steps: 40, batchScenes: 4, lr: 3e-3, mode: 'spd', spdLambda: 0.5, teacher: 'frozen', teacherMomentum: 0.99, labelFraction: 1 },
-  eval: { batchScenes: 4, probeSteps: 60, probeLr: 0.05 },
+  finetune: { steps: 60, batchScenes: 4, lr: 3e-3, mode: 'spd', spdLambda: 0.5, teacher: 'frozen', teacherMomentum: 0.99, labelFraction: 1 },
+  eval: { batchScenes: 4, probeSteps: 100, probeLr: 0.05 },
 };
 
 function merge<T>(target: T, over: DeepPartial<T> | undefined): T {
