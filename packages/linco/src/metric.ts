@@ -165,7 +165,7 @@ export class LincoFrame {
     readonly overall: MetricValues,
     readonly ci: Record<MetricName, [number, number]>,
     readonly byGroup: Record<string, Record<string, GroupValues>>,
-    readonly baseline: { overall: MetricValues; ci: Record<MetricName, [number, number]> } | undefined,
+    readonly baseline: { overall: MetricValues; ci: Record<MetricName, [number, number]>; byGroup: Record<string, Record<string, GroupValues>> } | undefined,
     readonly excess: { overall: MetricValues; ci: Record<MetricName, [number, number]> } | undefined,
     readonly info: Record<string, unknown> = {},
   ) {}
@@ -231,11 +231,29 @@ export function buildFrame(input: FrameInput): LincoFrame {
       b[m] = bootstrapMean(reps, input.bootstrap);
       e[m] = bootstrapDifference([scores[m]], reps, input.bootstrap);
     }
-    baseline = { overall: { term: b.term.value, charge: b.charge.value }, ci: { term: b.term.ci, charge: b.charge.ci } };
+    // Baseline breakdowns: the mean over repeats of each case's score, then group means.
+    const avg = (m: MetricName) => Float64Array.from(scores[m], (_, i) => mean(input.baseline!.map((s) => s[m][i]!)));
+    baseline = {
+      overall: { term: b.term.value, charge: b.charge.value },
+      ci: { term: b.term.ci, charge: b.charge.ci },
+      byGroup: groupTables({ term: avg('term'), charge: avg('charge') }, input.breakdowns ?? {}),
+    };
     excess = { overall: { term: e.term.value, charge: e.charge.value }, ci: { term: e.term.ci, charge: e.charge.ci } };
   }
+  return new LincoFrame(
+    { term: est.term.value, charge: est.charge.value },
+    { term: est.term.ci, charge: est.charge.ci },
+    groupTables(scores, input.breakdowns ?? {}),
+    baseline,
+    excess,
+    input.info ?? {},
+  );
+}
+
+/** Mean of the per-case scores within each value of each breakdown feature. */
+function groupTables(scores: CaseScores, breakdowns: Record<string, string[]>): Record<string, Record<string, GroupValues>> {
   const byGroup: Record<string, Record<string, GroupValues>> = {};
-  for (const [feature, values] of Object.entries(input.breakdowns ?? {})) {
+  for (const [feature, values] of Object.entries(breakdowns)) {
     if (values.length !== scores.term.length) throw new Error(`breakdown "${feature}": ${values.length} values for ${scores.term.length} cases`);
     const rows: Record<string, number[]> = {};
     values.forEach((v, i) => {
@@ -250,12 +268,5 @@ export function buildFrame(input: FrameInput): LincoFrame {
     }
     byGroup[feature] = table;
   }
-  return new LincoFrame(
-    { term: est.term.value, charge: est.charge.value },
-    { term: est.term.ci, charge: est.charge.ci },
-    byGroup,
-    baseline,
-    excess,
-    input.info ?? {},
-  );
+  return byGroup;
 }
