@@ -9,6 +9,7 @@ export * from './data/formats/ply.js';
 export * from './data/formats/pcd.js';
 export * from './data/formats/s3dis.js';
 export * from './data/formats/hdf5.js';
+export * from './data/formats/read.js';
 export * from './data/synthetic.js';
 export * from './data/grid-sample.js';
 export * from './data/augment.js';
