@@ -127,6 +127,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("blas", blas_description());
   o.Set("blasLinked", blas_available());
   o.Set("builtinKernel", builtin_kernel_name());
+  o.Set("blasThreads", gemm_threads());
 #if defined(__AVX512F__)
   o.Set("simd", "avx512");
 #elif defined(__AVX2__)
@@ -202,6 +203,8 @@ KILN_EXPORT_FUNCTION(matmul, MatMul);
 }  // namespace kiln
 
 static Napi::Object InitKilnNative(Napi::Env env, Napi::Object exports) {
+  // OpenBLAS starts with one thread per core; KILN_NUM_THREADS applies to it as well.
+  kiln::gemm_set_threads(kiln::num_threads());
   kiln::run_registrations(env, exports);
   return exports;
 }

@@ -22,6 +22,7 @@ extern "C" {
 void openblas_set_num_threads(int);
 char* openblas_get_config(void);
 char* openblas_get_corename(void);
+int openblas_get_num_threads(void);
 }
 #endif
 
@@ -302,6 +303,14 @@ void gemm_set_threads(int n) {
   openblas_set_num_threads(n);
 #else
   (void)n;
+#endif
+}
+
+int gemm_threads() {
+#ifdef KILN_HAVE_OPENBLAS
+  return openblas_get_num_threads();
+#else
+  return 0;
 #endif
 }
 

@@ -3,8 +3,9 @@
 // Row-major: C[m x n] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T.
 // lda/ldb/ldc are row strides in elements of the matrices as stored (A is m x k when
 // !trans_a, k x m when trans_a). beta == 0 overwrites C (NaNs in C do not propagate).
-// Multi-threaded on the pool of parallel.h; called from inside a parallel_for body it runs
-// on the calling thread only, so a batch of small GEMMs can be parallelized over the batch.
+// Multi-threaded (OpenBLAS's threads, or the pool of parallel.h); called from inside a
+// parallel_for body it runs the built-in kernel on the calling thread only, so a batch of
+// small GEMMs can be parallelized over the batch.
 #pragma once
 
 #include <cstdint>
@@ -33,5 +34,7 @@ const char* builtin_kernel_name();
 
 // Called when the pool size changes so the BLAS library uses the same number of threads.
 void gemm_set_threads(int n);
+// Threads the BLAS library uses (0 without BLAS).
+int gemm_threads();
 
 }  // namespace kiln

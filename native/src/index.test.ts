@@ -131,6 +131,9 @@ describe('environment overrides', () => {
 
   it('KILN_NUM_THREADS sizes the pool', () => {
     expect(inChild({ KILN_NUM_THREADS: '3' }, 'console.log(JSON.stringify(a.info().threads))')).toBe(3);
+    if (loaded.info.blasLinked) {
+      expect(inChild({ KILN_NUM_THREADS: '1' }, 'console.log(JSON.stringify(a.info().blasThreads))')).toBe(1);
+    }
   });
 
   it('setNumThreads resizes the pool and results do not depend on it', () => {

@@ -18,6 +18,8 @@ export interface NativeInfo {
   /** OpenBLAS's build configuration and core type, or `none`. */
   blas: string;
   blasLinked: boolean;
+  /** Threads OpenBLAS uses (follows the pool size); 0 without BLAS. */
+  blasThreads: number;
   /** The built-in GEMM micro-kernel, e.g. `avx512 12x32`. */
   builtinKernel: string;
   /** The SIMD level compiled in: `avx512`, `avx2`, `neon` or `none` (portable build). */

@@ -61,12 +61,15 @@ async function importNative(): Promise<NativeLoadResult> {
     mod = (await import(specifier)) as typeof mod;
   } catch (err) {
     const code = (err as { code?: string }).code;
+    const message = (err as Error).message.split('\n')[0] ?? '';
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
     return {
       ok: false,
-      reason:
-        code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+      reason: !missing
+        ? `@kiln/native failed to load: ${message}`
+        : /['"]@kiln\/native['"]/.test(message)
           ? '@kiln/native is not installed (optional peer of @kiln/tensor)'
-          : `@kiln/native failed to load: ${(err as Error).message.split('\n')[0]}`,
+          : `@kiln/native is installed but its JavaScript is not built (${message}; run its build script)`,
     };
   }
   return mod.loadNative();
