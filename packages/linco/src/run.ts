@@ -59,7 +59,7 @@ export const PRESETS: Record<'tiny' | 'default', LincoConfig> = {
     data: { source: 'synthetic', count: 600, seed: 1, language: 'zh', regions: ['Beijing', 'Hunan', 'Sichuan'], inject: { region: 0.6 } },
     groupBy: 'region',
     model: { type: 'hashed-ngram', buckets: 1024, dim: 16 },
-    train: { epochs: 4, batchSize: 32, learningRate: 0.03, termWeight: 1 },
+    train: { epochs: 8, batchSize: 32, learningRate: 0.05, termWeight: 1 },
     sampling: { minPerJudge: 20, testSize: 60, crossGroupShare: 0 },
     baselineRepeats: 1,
     bootstrap: { samples: 200, confidence: 0.95 },
