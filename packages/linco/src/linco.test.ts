@@ -47,4 +47,19 @@ describe('linco', () => {
     const dro = await lincoBeforeAfter(cases, { ...mixed, debias: { method: 'group-dro' } });
     expect(dro.after.overall.term).toBeLessThan(dro.before.overall.term * 0.9);
   });
+
+  it('runs with the TextCNN judge and a group breakdown', async () => {
+    const cases = generateCases({ count: 200, seed: 4, regions: ['A', 'B'], inject: { region: 0.5 } });
+    const f = await linco(cases, {
+      ...options,
+      sampling: { groupBy: 'region', testSize: 30 },
+      model: { type: 'text-cnn', vocab: 256, embed: 8, filters: 4, widths: [2, 3], maxLength: 32 },
+      train: { epochs: 1 },
+      baselineRepeats: 0,
+      breakdowns: ['group:gender'],
+    });
+    expect(Number.isFinite(f.overall.term)).toBe(true);
+    expect(Object.keys(f.byGroup['group:gender']!).sort()).toEqual(['female', 'male']);
+    expect(f.info['model']).toMatchObject({ type: 'text-cnn' });
+  });
 });
