@@ -6,6 +6,7 @@ import { PRESETS } from '../train/config.js';
 import { modelInput } from '../train/dataset.js';
 import { buildModel, listModels } from './registry.js';
 import './backbone.js';
+import { setSelectiveScan, useKernelScan } from './scan.js';
 import { buildStructure } from './structure.js';
 
 beforeAll(async () => {
@@ -53,7 +54,9 @@ describe('cross-sample propagation', () => {
     expect(per.levels[1]!.n).toBeLessThan(112);
   });
 
-  it('carries the scan state across scene boundaries only under CSP', () => {
+  it.each(['gpu-kernels', 'reference'])('carries the scan state across scene boundaries only under CSP (%s scan)', (scan) => {
+    if (scan === 'reference') setSelectiveScan(null);
+    else useKernelScan();
     const [a, b] = twoScenes();
     const base = concatScenes([a!, b!]);
     const perturbedA = { ...a!, color: a!.color!.map((c) => 1 - c) };
@@ -73,6 +76,7 @@ describe('cross-sample propagation', () => {
       if (crossScene) expect(diffB).toBeGreaterThan(1e-2);
       else expect(diffB).toBeLessThan(1e-4);
     }
+    useKernelScan();
   });
 
   it('gives each scene the same features alone as in a per-scene batch', () => {

@@ -5,4 +5,3 @@ export * from './mamba.js';
 export * from './registry.js';
 export * from './backbone.js';
 export * from './features.js';
-export * from './kernel-scan.js';

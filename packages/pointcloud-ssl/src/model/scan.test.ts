@@ -71,8 +71,8 @@ describe('selectiveScanReference', () => {
 
 describe('kernelScan (@kiln/gpu-kernels)', () => {
   it('matches the reference forward and backward, and swaps in and out', async () => {
-    const { kernelScan, useKernelScan } = await import('./kernel-scan.js');
-    const { selectiveScanName, setSelectiveScan } = await import('./scan.js');
+    const { kernelScan, useKernelScan, selectiveScanName, setSelectiveScan } = await import('./scan.js');
+    expect(selectiveScanName()).toBe('gpu-kernels');
     const args = randomArgs(9, 2, 3, 40, 4);
     const ref = selectiveScanReference(args);
     const ker = kernelScan(args);

@@ -17,6 +17,7 @@
  * chunks with a log-depth (Hillis–Steele) scan of the pairs (a, b) ∘ (a', b') =
  * (a'·a, a'·b + b'). The tf op count is O(log(L/T)), not O(L).
  */
+import { selectiveScan as kernelSelectiveScan } from '@kiln/gpu-kernels';
 import { type Tensor, tf } from '@kiln/tensor';
 
 export interface SelectiveScanArgs {
@@ -255,19 +256,52 @@ export function selectiveScanNaive(args: SelectiveScanArgs): SelectiveScanResult
   }) as unknown as SelectiveScanResult;
 }
 
-let activeScan: SelectiveScanFn = (args) => selectiveScanReference(args);
-let activeScanName = 'reference';
+/**
+ * `@kiln/gpu-kernels`' selectiveScan (chunked parallel scans as cpu, kiln-native C++, WGSL and
+ * CUDA kernels, each with its backward; tf-ops reference elsewhere) behind this signature.
+ */
+export function kernelScan(args: SelectiveScanArgs): SelectiveScanResult {
+  const { u, delta, A, B, C, D, z, deltaBias, initialState } = args;
+  const common = {
+    u,
+    delta,
+    A,
+    B,
+    C,
+    deltaSoftplus: Boolean(args.deltaSoftplus),
+    ...(D ? { D } : {}),
+    ...(z ? { z } : {}),
+    ...(deltaBias ? { deltaBias } : {}),
+    ...(initialState ? { initialState } : {}),
+  };
+  if (args.returnLastState) {
+    const r = kernelSelectiveScan({ ...common, returnLastState: true });
+    return { y: r.out, lastState: r.lastState };
+  }
+  return { y: kernelSelectiveScan({ ...common, returnLastState: false }) };
+}
+
+// The kernel op is the default: it is the same function as the reference (tested to 1e-4,
+// forward and gradient) and ~1.5× faster per training step on kiln-native.
+let activeScan: SelectiveScanFn = kernelScan;
+let activeScanName = 'gpu-kernels';
+
+/** Routes every model block's scan through `@kiln/gpu-kernels` (the default). */
+export function useKernelScan(): void {
+  activeScan = kernelScan;
+  activeScanName = 'gpu-kernels';
+}
 
 /**
- * Swaps the scan every model block uses, e.g. for `selectiveScan` from `@kiln/gpu-kernels`
- * once it is installed: `setSelectiveScan(selectiveScan, 'gpu-kernels')`.
+ * Swaps the scan every model block uses; `null` selects this package's tf-ops reference
+ * (`selectiveScanReference`).
  */
 export function setSelectiveScan(fn: SelectiveScanFn | null, name = 'custom'): void {
   activeScan = fn ?? ((args) => selectiveScanReference(args));
   activeScanName = fn ? name : 'reference';
 }
 
-/** Name of the scan in use ('reference' unless replaced). */
+/** Name of the scan in use ('gpu-kernels', 'reference' or the name given to setSelectiveScan). */
 export function selectiveScanName(): string {
   return activeScanName;
 }
