@@ -188,6 +188,45 @@ function readScalar(view: DataView, pos: number, type: PlyScalarType, little: bo
   }
 }
 
+/** Reads `count` values of one property spaced `stride` bytes apart into `out`. */
+function readColumn(
+  view: DataView,
+  start: number,
+  stride: number,
+  count: number,
+  type: PlyScalarType,
+  little: boolean,
+  out: ScalarArray,
+): void {
+  let pos = start;
+  switch (type) {
+    case 'int8':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getInt8(pos);
+      return;
+    case 'uint8':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getUint8(pos);
+      return;
+    case 'int16':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getInt16(pos, little);
+      return;
+    case 'uint16':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getUint16(pos, little);
+      return;
+    case 'int32':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getInt32(pos, little);
+      return;
+    case 'uint32':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getUint32(pos, little);
+      return;
+    case 'float32':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getFloat32(pos, little);
+      return;
+    case 'float64':
+      for (let r = 0; r < count; r++, pos += stride) out[r] = view.getFloat64(pos, little);
+      return;
+  }
+}
+
 function checkInteger(value: number, type: PlyScalarType): boolean {
   if (type === 'float32' || type === 'float64') return true; // NaN is rejected by the caller
   if (!Number.isInteger(value)) return false;
@@ -277,6 +316,17 @@ export function parsePly(bytes: Uint8Array, file = '<ply>'): PlyData {
           file,
           `binary body too short: element '${el.name}' needs ${rowBytes * el.count} bytes at byte ${pos}, ${end - pos} left`,
         );
+      }
+      if (fixed) {
+        // Fixed-size rows: read one property at a time down the rows, so each loop makes a
+        // single typed DataView call (fast for millions of vertices).
+        let off = 0;
+        for (const s of st) {
+          readColumn(view, pos + off, rowBytes, el.count, s.prop.type, little, s.scalar!);
+          off += TYPE_SIZE[s.prop.type];
+        }
+        pos += rowBytes * el.count;
+        continue;
       }
       for (let r = 0; r < el.count; r++) {
         for (const s of st) {
