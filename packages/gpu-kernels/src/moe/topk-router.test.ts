@@ -113,13 +113,26 @@ describe('topkRouter on cpu', () => {
     expect(Array.from(r.probs.dataSync()).slice(5, 7)).toEqual([0.5, 0.5]);
   });
 
+  it('ignores expertBias under softmax and usePreSoftmax under sigmoid, as Megatron-Core’s function does', async () => {
+    const logits = createRng(5).normal([6, 8]);
+    const bias = tf.tensor([5, 0, 0, 0, 0, 0, 0, 0]);
+    const plain = topkRouter(logits, { topk: 2 });
+    const biased = topkRouter(logits, { topk: 2, expertBias: bias });
+    expect(Array.from(biased.topIndices.dataSync())).toEqual(Array.from(plain.topIndices.dataSync()));
+    expect(await relErr(biased.probs, plain.probs)).toBe(0);
+    const sig = topkRouter(logits, { topk: 2, scoreFunction: 'sigmoid' });
+    const sigPre = topkRouter(logits, { topk: 2, scoreFunction: 'sigmoid', usePreSoftmax: true });
+    expect(await relErr(sigPre.probs, sig.probs)).toBe(0);
+    const [refProbs] = topkRouterOp.reference({ logits, expertBias: bias }, { topk: 2 });
+    expect(await relErr(refProbs!, plain.probs)).toBeLessThan(1e-6);
+  });
+
   it('rejects bad arguments naming them', () => {
     const logits = tf.zeros([3, 8]);
     expect(() => topkRouter(logits, { topk: 9 })).toThrow(/'topk' = 9 exceeds the 8 experts/);
     expect(() => topkRouter(logits, { topk: 0 })).toThrow(/'topk' must be a positive integer/);
     expect(() => topkRouter(tf.zeros([8]), { topk: 2 })).toThrow(/'logits' must have rank 2/);
     expect(() => topkRouter(logits, { topk: 2, expertBias: tf.zeros([7]), scoreFunction: 'sigmoid' })).toThrow(/'expertBias' must have shape \[8\]/);
-    expect(() => topkRouter(logits, { topk: 2, expertBias: tf.zeros([8]) })).toThrow(/'expertBias' requires scoreFunction 'sigmoid'/);
     expect(() => topkRouter(logits, { topk: 2, numGroups: 3, groupTopk: 1 })).toThrow(/do not split into 'numGroups' = 3/);
     expect(() => topkRouter(logits, { topk: 4, numGroups: 4, groupTopk: 1 })).toThrow(/'topk' = 4 exceeds the 2 experts in the 1 kept groups/);
     expect(() => topkRouter(logits, { topk: 2, scoreFunction: 'relu' as never })).toThrow(/'scoreFunction' must be one of/);

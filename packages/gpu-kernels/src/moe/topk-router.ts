@@ -44,9 +44,7 @@ export function validateRouter(inputs: Partial<Record<'logits' | 'expertBias', T
   if (inputs.expertBias) {
     requireShape(OP, 'expertBias', inputs.expertBias, [E], `experts of logits ${fmtShape(logits.shape)}`);
     requireFloat(OP, 'expertBias', inputs.expertBias);
-    if (fn === 'softmax') throw new Error(`${OP}: 'expertBias' requires scoreFunction 'sigmoid' or 'sqrtsoftplus' (as in Megatron-Core), got 'softmax'`);
   }
-  if (attrs.usePreSoftmax && fn !== 'softmax') throw new Error(`${OP}: 'usePreSoftmax' applies to scoreFunction 'softmax' only, got '${fn}'`);
   if (attrs.groupTopk) {
     const G = requirePositiveInt(OP, 'numGroups', attrs.numGroups);
     const gk = requirePositiveInt(OP, 'groupTopk', attrs.groupTopk);
@@ -94,6 +92,7 @@ export function routeHost(
   for (let t = 0; t < T; t++) {
     for (let e = 0; e < E; e++) row[e] = logits[t * E + e]!;
     // The scores the selection looks at, and the scores the gates come from.
+    // As Megatron-Core's function: usePreSoftmax only affects softmax, expertBias only the others.
     if (fn === 'softmax') {
       if (attrs.usePreSoftmax) softmaxInPlace(row, E);
       sel.set(row);

@@ -168,6 +168,14 @@ describe('selectiveScan on cpu', () => {
     expect(await relErr(second.lastState, whole.lastState)).toBeLessThan(1e-5);
   });
 
+  it('accepts mamba’s grouped layout [batch, 1, N, L] for B and C', async () => {
+    const args = makeScanInputs(SCAN_CASES[0]!, 70);
+    const flat = selectiveScan({ ...args, returnLastState: false });
+    const grouped = selectiveScan({ ...args, B: tf.expandDims(args.B, 1), C: tf.expandDims(args.C, 1), returnLastState: false });
+    expect(await relErr(grouped, flat)).toBe(0);
+    expect(() => selectiveScan({ ...args, B: tf.zeros([2, 3, 4, 9]) })).toThrow(/'B' \[2, 3, 4, 9\] has 3 groups/);
+  });
+
   it('returns out alone unless returnLastState is set', () => {
     const args = makeScanInputs(SCAN_CASES[2]!, 50);
     const out = selectiveScan({ ...args, returnLastState: false });

@@ -295,6 +295,14 @@ export function selectiveScan(args: SelectiveScanArgs): Tensor | { out: Tensor; 
   const { deltaSoftplus, returnLastState, chunkSize, ...tensors } = args;
   const inputs: Partial<Record<ScanInputName, Tensor>> = {};
   for (const [k, v] of Object.entries(tensors)) if (v != null) inputs[k as ScanInputName] = v as Tensor;
+  // mamba also takes B, C as [batch, groups, N, L]; one group is the 3-D layout.
+  for (const k of ['B', 'C'] as const) {
+    const t = inputs[k];
+    if (t?.rank === 4) {
+      if (t.shape[1] !== 1) throw new Error(`${OP}: '${k}' ${fmtShape(t.shape)} has ${t.shape[1]} groups; only [batch, N, L] or [batch, 1, N, L] are supported`);
+      inputs[k] = tf.reshape(t, [t.shape[0]!, t.shape[2]!, t.shape[3]!]);
+    }
+  }
   const attrs: ScanAttrs = { deltaSoftplus: Boolean(deltaSoftplus) };
   if (chunkSize !== undefined) attrs.chunkSize = chunkSize;
   const [out, lastState] = selectiveScanOp(inputs, attrs);

@@ -134,13 +134,16 @@ function routerProgram(backend: unknown, logits: Info, bias: Info | undefined, a
   const k = a.topk;
   const fn = a.scoreFunction ?? 'softmax';
   const G = a.groupTopk ? a.numGroups! : 0;
+  // As Megatron-Core's function: expertBias steers sigmoid/sqrtsoftplus only, usePreSoftmax softmax only.
+  const useBias = bias && fn !== 'softmax' ? bias : undefined;
+  const pre = Boolean(a.usePreSoftmax) && fn === 'softmax';
   const list: [string, Info][] = [['LG', logits]];
-  if (bias) list.push(['BS', bias]);
+  if (useBias) list.push(['BS', useBias]);
   const score =
     fn === 'softmax' ? 'l' : fn === 'sigmoid' ? '1.0 / (1.0 + exp(-l))' : 'sqrt(select(log(1.0 + exp(l)), l, l > 20.0))';
   const shape = output === 'probs' ? [T, E] : [T, k];
   return runProgram(backend, {
-    key: `router_${output}_${E}_${k}_${fn}_${Boolean(a.usePreSoftmax)}_${G}_${a.groupTopk ?? 0}_${Boolean(bias)}`,
+    key: `router_${output}_${E}_${k}_${fn}_${pre}_${G}_${a.groupTopk ?? 0}_${Boolean(useBias)}`,
     inputs: list,
     outShape: shape,
     threads: T,
@@ -160,7 +163,7 @@ function routerProgram(backend: unknown, logits: Info, bias: Info | undefined, a
     taken[e] = false;
   }
   ${
-    a.usePreSoftmax
+    pre
       ? `var mx = row[0];
   for (var e = 1; e < ${E}; e = e + 1) { mx = max(mx, row[e]); }
   var tot = 0.0;
@@ -168,7 +171,7 @@ function routerProgram(backend: unknown, logits: Info, bias: Info | undefined, a
   for (var e = 0; e < ${E}; e = e + 1) { row[e] = row[e] / tot; }`
       : ''
   }
-  for (var e = 0; e < ${E}; e = e + 1) { sel[e] = row[e]${bias ? ' + BS[e]' : ''}; }
+  for (var e = 0; e < ${E}; e = e + 1) { sel[e] = row[e]${useBias ? ' + BS[e]' : ''}; }
   ${
     G
       ? `// Group limit: a group's score is the sum of its top ${Math.floor(k / a.groupTopk!)} scores.
@@ -213,7 +216,7 @@ function routerProgram(backend: unknown, logits: Info, bias: Info | undefined, a
       : `var gates : array<f32, ${k}>;
   for (var j = 0; j < ${k}; j = j + 1) { gates[j] = row[chosen[j]]; }
   ${
-    fn === 'softmax' && !a.usePreSoftmax
+    fn === 'softmax' && !pre
       ? `var gm = gates[0];
   for (var j = 1; j < ${k}; j = j + 1) { gm = max(gm, gates[j]); }
   var gs = 0.0;

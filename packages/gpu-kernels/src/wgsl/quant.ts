@@ -1,5 +1,5 @@
 /** WGSL kernels of the FP8 cast and NVFP4 quantization, bit-exact with the host code. */
-import type { OpKernel, tf } from '@kiln/tensor';
+import type { OpKernel } from '@kiln/tensor';
 import { inputInfo } from '../backend-data.js';
 import type { CastAttrs } from '../quant/fp8.js';
 import { E2M1, E4M3, FP8_FORMATS, type MiniFloatFormat } from '../quant/minifloat.js';
