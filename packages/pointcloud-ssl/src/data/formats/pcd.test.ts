@@ -128,6 +128,39 @@ nan nan nan 0 0
     expect(Array.from(pcdToPointCloud(d2).coord)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
+  it('reads COUNT > 1 fields in binary (point-major) and binary_compressed (per field, per point)', () => {
+    const head = (data: string) =>
+      enc(`VERSION 0.7\nFIELDS x y z pair\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 2\nWIDTH 2\nHEIGHT 1\nPOINTS 2\nDATA ${data}\n`);
+    const rows = [
+      [1, 2, 3, 10, 11],
+      [4, 5, 6, 20, 21],
+    ];
+    const pm = new DataView(new ArrayBuffer(40));
+    rows.flat().forEach((v, i) => pm.setFloat32(4 * i, v, true));
+    const fm = new DataView(new ArrayBuffer(40));
+    // x x y y z z (p0 pair0 pair1) (p1 pair0 pair1)
+    [1, 4, 2, 5, 3, 6, 10, 11, 20, 21].forEach((v, i) => fm.setFloat32(4 * i, v, true));
+    const join = (...parts: Uint8Array[]) => {
+      const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
+      return out;
+    };
+    const b = parsePcd(join(head('binary'), new Uint8Array(pm.buffer)), 'pair.pcd');
+    expect(Array.from(b.fields['pair']!)).toEqual([10, 11, 20, 21]);
+    const raw = new Uint8Array(fm.buffer);
+    const sizes = new DataView(new ArrayBuffer(8));
+    const lzf = join(Uint8Array.of(31), raw.subarray(0, 32), Uint8Array.of(7), raw.subarray(32));
+    sizes.setUint32(0, lzf.length, true);
+    sizes.setUint32(4, 40, true);
+    const c = parsePcd(join(head('binary_compressed'), new Uint8Array(sizes.buffer), lzf), 'pair.pcd');
+    expect(Array.from(c.fields['pair']!)).toEqual([10, 11, 20, 21]);
+    expect(Array.from(pcdToPointCloud(c).coord)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('round-trips every DATA format through the writer', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-pcd-'));
     const c = cloud();

@@ -149,6 +149,27 @@ function readValue(view: DataView, pos: number, f: PcdField): number {
   }
 }
 
+/** Reads component `c` of field `f` for n points spaced `stride` bytes apart. */
+function readColumn(view: DataView, start: number, stride: number, n: number, f: PcdField, out: Float64Array, c: number, count: number): void {
+  let pos = start;
+  let o = c;
+  if (f.type === 'F' && f.size === 4) {
+    for (let p = 0; p < n; p++, pos += stride, o += count) out[o] = view.getFloat32(pos, true);
+  } else if (f.type === 'F') {
+    for (let p = 0; p < n; p++, pos += stride, o += count) out[o] = view.getFloat64(pos, true);
+  } else if (f.size === 4 && f.type === 'U') {
+    for (let p = 0; p < n; p++, pos += stride, o += count) out[o] = view.getUint32(pos, true);
+  } else if (f.size === 4) {
+    for (let p = 0; p < n; p++, pos += stride, o += count) out[o] = view.getInt32(pos, true);
+  } else {
+    for (let p = 0; p < n; p++, pos += stride, o += count) out[o] = readValue(view, pos, f);
+  }
+}
+
+function readWords(view: DataView, start: number, stride: number, n: number, out: Uint32Array): void {
+  for (let p = 0, pos = start; p < n; p++, pos += stride) out[p] = view.getUint32(pos, true);
+}
+
 const isColorField = (f: PcdField) => (f.name === 'rgb' || f.name === 'rgba') && f.size === 4 && f.count === 1;
 
 /** Parses a PCD file held in memory. */
@@ -214,15 +235,14 @@ export function parsePcd(bytes: Uint8Array, file = '<pcd>'): PcdData {
     const have = bytes.length - header.headerBytes;
     if (have !== need) throw new PointCloudFormatError(file, `binary body has ${have} bytes, ${n} points × ${rowBytes} bytes need ${need}`);
     const view = new DataView(bytes.buffer, bytes.byteOffset + header.headerBytes, need);
-    let pos = 0;
-    for (let p = 0; p < n; p++) {
-      for (const f of header.fields) {
-        for (let c = 0; c < f.count; c++) {
-          fields[f.name]![p * f.count + c] = readValue(view, pos, f);
-          if (isColorField(f)) rawWords[f.name]![p] = view.getUint32(pos, true);
-          pos += f.size;
-        }
+    // Point-major records: read each field component down the rows (one typed call per loop).
+    let off = 0;
+    for (const f of header.fields) {
+      for (let c = 0; c < f.count; c++) {
+        readColumn(view, off + c * f.size, rowBytes, n, f, fields[f.name]!, c, f.count);
       }
+      if (isColorField(f)) readWords(view, off, rowBytes, n, rawWords[f.name]!);
+      off += f.size * f.count;
     }
   } else {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -247,13 +267,10 @@ export function parsePcd(bytes: Uint8Array, file = '<pcd>'): PcdData {
     let pos = 0;
     // Structure of arrays: each field's values for all points, one field after another.
     for (const f of header.fields) {
-      for (let p = 0; p < n; p++) {
-        for (let c = 0; c < f.count; c++) {
-          fields[f.name]![p * f.count + c] = readValue(dv, pos, f);
-          if (isColorField(f)) rawWords[f.name]![p] = dv.getUint32(pos, true);
-          pos += f.size;
-        }
-      }
+      const stride = f.size * f.count;
+      for (let c = 0; c < f.count; c++) readColumn(dv, pos + c * f.size, stride, n, f, fields[f.name]!, c, f.count);
+      if (isColorField(f)) readWords(dv, pos, stride, n, rawWords[f.name]!);
+      pos += stride * n;
     }
   }
   return { header, fields, rawWords };
