@@ -136,10 +136,14 @@ nan nan nan 0 0
       [4, 5, 6, 20, 21],
     ];
     const pm = new DataView(new ArrayBuffer(40));
-    rows.flat().forEach((v, i) => pm.setFloat32(4 * i, v, true));
+    rows.flat().forEach((v, i) => {
+      pm.setFloat32(4 * i, v, true);
+    });
     const fm = new DataView(new ArrayBuffer(40));
     // x x y y z z (p0 pair0 pair1) (p1 pair0 pair1)
-    [1, 4, 2, 5, 3, 6, 10, 11, 20, 21].forEach((v, i) => fm.setFloat32(4 * i, v, true));
+    [1, 4, 2, 5, 3, 6, 10, 11, 20, 21].forEach((v, i) => {
+      fm.setFloat32(4 * i, v, true);
+    });
     const join = (...parts: Uint8Array[]) => {
       const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
       let at = 0;
