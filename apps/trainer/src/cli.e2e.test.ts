@@ -2,7 +2,7 @@
  * End-to-end tests of the built `kiln` binary: exit codes, config files and flags, and
  * exact resume after SIGKILL and after Ctrl-C (SIGINT).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
@@ -152,6 +152,70 @@ describe('kiln moe train', () => {
     const bad = await kiln(['moe', 'train', '--preset', 'tiny', '--topk', '9']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("config key 'topk'");
+  });
+});
+
+describe('kiln pointcloud', () => {
+  const PC = ['--preset', 'tiny', '--quiet'];
+  /** The uninterrupted run of the first test, the reference for the resume test. */
+  let straight = '';
+
+  it('pre-trains, fine-tunes and evaluates the tiny preset, reporting mIoU to the server', async () => {
+    const fake = await startFakeEvalServer();
+    try {
+      const out = join(tempDir(), 'pc');
+      straight = out;
+      const r = await kiln(['pointcloud', ...PC, '--out', out, '--server', fake.url, '--token', 't']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/mIoU \d+\.\d\d +mAcc/);
+      expect(r.stdout).toContain('IoU per class:');
+      const evaluation = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
+      expect(evaluation.classes).toHaveLength(13);
+      expect(evaluation.mIoU).toBeGreaterThanOrEqual(0);
+      const phases = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).phase);
+      expect(phases).toEqual(['pretrain', 'pretrain', 'pretrain', 'finetune', 'finetune', 'finetune', 'final']);
+      const result = fake.requests.find((q) => q.url === '/api/runs/run-1/results/pointcloud')!.body;
+      expect(result.miou).toBeCloseTo(evaluation.mIoU, 12);
+      expect(result.pointsArtifact).toBe('val-scene-0.points.json');
+      const view = fake.requests.find((q) => q.method === 'PUT')!.body;
+      expect(view.positions.length).toBe(3 * view.labels.length);
+      expect(view.predictions.length).toBe(view.labels.length);
+
+      // eval of the written checkpoint gives the same numbers
+      const again = await kiln(['pointcloud', 'eval', '--quiet', '--checkpoint', join(out, 'finetune.safetensors'), '--out', join(out, 'eval')]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(join(out, 'eval', 'eval.json'), 'utf8')).mIoU).toBe(evaluation.mIoU);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it('resumes after SIGKILL during fine-tuning to the same fine-tuned weights', async () => {
+    expect(straight, 'needs the first test').not.toBe('');
+    const common = ['pointcloud', ...PC];
+    const killed = join(tempDir(), 'killed');
+    const run = spawnKiln([...common, '--out', killed]);
+    const metricsFile = join(killed, 'metrics.jsonl');
+    await waitFor(() => existsSync(metricsFile) && readFileSync(metricsFile, 'utf8').includes('"phase":"finetune"'), 120_000, 'fine-tuning to start');
+    run.child.kill('SIGKILL');
+    expect((await run.done).signal).toBe('SIGKILL');
+    const resumed = await kiln([...common, '--out', killed, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain('resuming: pre-training already done');
+    const a = await loadSafetensors(join(straight, 'finetune.safetensors'));
+    const b = await loadSafetensors(join(killed, 'finetune.safetensors'));
+    expect(Object.keys(b.tensors).sort()).toEqual(Object.keys(a.tensors).sort());
+    for (const name of Object.keys(a.tensors)) expect(Array.from(b.tensors[name]!.data as Float32Array), name).toEqual(Array.from(a.tensors[name]!.data as Float32Array));
+    expect(readFileSync(join(killed, 'eval.json'), 'utf8')).toBe(readFileSync(join(straight, 'eval.json'), 'utf8'));
+  });
+
+  it('refuses bad settings with exit 2 naming the key', async () => {
+    const batch = await kiln(['pointcloud', 'pretrain', ...PC, '--pretrain-batch-scenes', '99', '--out', join(tempDir(), 'x')]);
+    expect(batch.code).toBe(2);
+    expect(batch.stderr).toContain("config key 'pretrainBatchScenes'");
+    expect((await kiln(['pointcloud', 'eval'])).code).toBe(2);
+    expect((await kiln(['pointcloud', 'eval', '--checkpoint', '/nonexistent.safetensors'])).code).toBe(2);
+    expect((await kiln(['pointcloud', 'finetune', ...PC, '--finetune-mode', 'magic'])).code).toBe(2);
   });
 });
 

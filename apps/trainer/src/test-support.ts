@@ -75,9 +75,15 @@ export async function startFakeEvalServer(): Promise<{ url: string; requests: Re
       body += d;
     });
     req.on('end', () => {
-      requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: JSON.parse(body) });
+      let parsed: unknown = body;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        // an artifact upload: keep the raw text
+      }
+      requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body: parsed });
       res.setHeader('content-type', 'application/json');
-      res.statusCode = req.url === '/api/runs' || req.url!.includes('/results/') ? 201 : 200;
+      res.statusCode = req.url === '/api/runs' || req.url!.includes('/results/') || req.method === 'PUT' ? 201 : 200;
       res.end(req.url === '/api/runs' ? JSON.stringify({ id: 'run-1' }) : JSON.stringify({ inserted: 1 }));
     });
   });

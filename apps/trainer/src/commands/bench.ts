@@ -94,14 +94,16 @@ export const benchCommand: CommandSpec = {
     if (ctx.config.json) {
       for (const r of rows) ctx.stdout.write(`${JSON.stringify(r)}\n`);
     } else {
-      const base = new Map(rows.filter((r) => r.backend === rows[0]!.backend).map((r) => [r.task, r.medianMs]));
+      // Speed-ups are against the pure-JS cpu backend when it ran (the reference), else the first.
+      const baseName = rows.some((r) => r.backend === 'cpu') ? 'cpu' : rows[0]!.backend;
+      const base = new Map(rows.filter((r) => r.backend === baseName).map((r) => [r.task, r.medianMs]));
       ctx.stdout.write(`${'backend'.padEnd(12)} ${'task'.padEnd(28)} ${'median ms'.padStart(10)} ${'GFLOP/s'.padStart(9)} ${'speed-up'.padStart(9)}\n`);
       for (const r of rows) {
         const ref = base.get(r.task);
         const ratio = ref ? `${(ref / r.medianMs).toFixed(2)}x` : '';
         ctx.stdout.write(`${r.backend.padEnd(12)} ${r.task.padEnd(28)} ${r.medianMs.toFixed(2).padStart(10)} ${r.gflops.toFixed(2).padStart(9)} ${ratio.padStart(9)}\n`);
       }
-      ctx.stdout.write(`speed-up is relative to ${rows[0]!.backend}\n`);
+      ctx.stdout.write(`speed-up is relative to ${baseName}\n`);
     }
     return EXIT.ok;
   },

@@ -1,9 +1,385 @@
-import type { CommandSpec } from '../cli/command.js';
-import { unavailableCommand } from './unavailable.js';
+/**
+ * `kiln pointcloud [all|pretrain|finetune|eval]`: CSP pre-training, SPD fine-tuning and
+ * segmentation evaluation from @kiln/pointcloud-ssl, on its synthetic indoor scenes.
+ *
+ * The library runs each phase's loop itself and keeps its optimizer and RNG inside, so
+ * checkpoints and `--resume` work at phase boundaries: each finished phase writes its
+ * safetensors checkpoint (with the resolved config), and `--resume` reuses every finished
+ * phase whose config matches and reruns the rest. Each phase is seeded on its own, so a
+ * resumed pipeline ends with exactly the weights of an uninterrupted one.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type DeepPartial,
+  type FinetuneResult,
+  type ParamStore,
+  PRESETS,
+  type PointCloudSslConfig,
+  S3DIS_CLASSES,
+  buildModel,
+  copyParams,
+  evaluate,
+  extractFeatures,
+  finetune,
+  initSegHead,
+  loadCheckpoint,
+  predictWith,
+  pretrain,
+  resolveConfig,
+  saveCheckpoint,
+  syntheticSplits,
+} from '@kiln/pointcloud-ssl';
+import { createRng, type tf } from '@kiln/tensor';
+import type { CommandContext, CommandSpec } from '../cli/command.js';
+import { EXIT, UsageError } from '../cli/errors.js';
+import type { Config, Schema } from '../cli/schema.js';
+import { RunRecorder } from '../harness/recorder.js';
+import { HARNESS_FIELDS } from '../harness/run.js';
+import { startBackend } from './shared.js';
 
-export const pointcloudCommands: CommandSpec[] = [
-  unavailableCommand(['pointcloud', 'all'], 'CSP pre-training then SPD fine-tuning on synthetic scenes, printing mIoU', '@kiln/pointcloud-ssl'),
-  unavailableCommand(['pointcloud', 'pretrain'], 'CSP self-supervised pre-training', '@kiln/pointcloud-ssl'),
-  unavailableCommand(['pointcloud', 'finetune'], 'SPD fine-tuning for segmentation', '@kiln/pointcloud-ssl'),
-  unavailableCommand(['pointcloud', 'eval'], 'mIoU per class of a checkpoint', '@kiln/pointcloud-ssl'),
-];
+const { checkpointEvery: _perPhase, ...RUN_FIELDS } = HARNESS_FIELDS;
+
+type Size = keyof typeof PRESETS;
+
+/** Flat config key → path in the library's nested config. */
+const PATHS = {
+  dataSeed: ['data', 'seed'],
+  trainScenes: ['data', 'trainScenes'],
+  valScenes: ['data', 'valScenes'],
+  pointsPerScene: ['data', 'pointsPerScene'],
+  pretrainSteps: ['pretrain', 'steps'],
+  pretrainBatchScenes: ['pretrain', 'batchScenes'],
+  pretrainLr: ['pretrain', 'lr'],
+  crossScene: ['pretrain', 'crossScene'],
+  objective: ['pretrain', 'objective'],
+  maskRatio: ['pretrain', 'maskRatio'],
+  finetuneSteps: ['finetune', 'steps'],
+  finetuneBatchScenes: ['finetune', 'batchScenes'],
+  finetuneLr: ['finetune', 'lr'],
+  finetuneMode: ['finetune', 'mode'],
+  spdLambda: ['finetune', 'spdLambda'],
+  teacher: ['finetune', 'teacher'],
+  labelFraction: ['finetune', 'labelFraction'],
+  evalBatchScenes: ['eval', 'batchScenes'],
+} as const;
+
+type FlatKey = keyof typeof PATHS;
+
+function read(c: PointCloudSslConfig, key: FlatKey): number | string | boolean {
+  const [group, field] = PATHS[key];
+  return (c as unknown as Record<string, Record<string, number | string | boolean>>)[group]![field]!;
+}
+
+function flatten(c: PointCloudSslConfig): Record<FlatKey, number | string | boolean> {
+  return Object.fromEntries(Object.keys(PATHS).map((k) => [k, read(c, k as FlatKey)])) as Record<FlatKey, number | string | boolean>;
+}
+
+const D = flatten(PRESETS.default);
+
+const MODEL_FIELDS = {
+  size: { type: 'enum', values: Object.keys(PRESETS), default: 'default', doc: "model and data size preset of @kiln/pointcloud-ssl ('tiny' for tests)" },
+  dataSeed: { type: 'int', default: Number(D.dataSeed), min: 0, doc: 'seed of the synthetic scenes' },
+  trainScenes: { type: 'int', default: Number(D.trainScenes), min: 1, doc: 'synthetic training scenes' },
+  valScenes: { type: 'int', default: Number(D.valScenes), min: 1, doc: 'synthetic validation scenes' },
+  pointsPerScene: { type: 'int', default: Number(D.pointsPerScene), min: 8, doc: 'points generated per scene' },
+  evalBatchScenes: { type: 'int', default: Number(D.evalBatchScenes), min: 1, doc: 'scenes per batch-serialized inference (the batch-vs-single gap)' },
+} satisfies Schema;
+
+const PRETRAIN_FIELDS = {
+  pretrainSteps: { type: 'int', default: Number(D.pretrainSteps), min: 0, doc: 'CSP pre-training steps' },
+  pretrainBatchScenes: { type: 'int', default: Number(D.pretrainBatchScenes), min: 1, doc: 'scenes serialized into one sequence per step' },
+  pretrainLr: { type: 'number', default: Number(D.pretrainLr), min: 0, exclusiveMin: true, doc: 'pre-training learning rate' },
+  crossScene: { type: 'boolean', default: Boolean(D.crossScene), doc: 'CSP: carry the scan state across scene boundaries (off: each scene alone)' },
+  objective: { type: 'enum', values: ['distill', 'cosine', 'msc'], default: String(D.objective), doc: 'self-supervised objective' },
+  maskRatio: { type: 'number', default: Number(D.maskRatio), min: 0, max: 0.99, doc: 'fraction of masked patches in the student view' },
+} satisfies Schema;
+
+const FINETUNE_FIELDS = {
+  finetuneSteps: { type: 'int', default: Number(D.finetuneSteps), min: 0, doc: 'fine-tuning steps' },
+  finetuneBatchScenes: { type: 'int', default: Number(D.finetuneBatchScenes), min: 1, doc: 'scenes per fine-tuning step' },
+  finetuneLr: { type: 'number', default: Number(D.finetuneLr), min: 0, exclusiveMin: true, doc: 'fine-tuning learning rate' },
+  finetuneMode: { type: 'enum', values: ['spd', 'single', 'batch'], default: String(D.finetuneMode), doc: "'spd': SPD distillation; 'single': plain; 'batch': batch-serialized without SPD" },
+  spdLambda: { type: 'number', default: Number(D.spdLambda), min: 0, doc: 'weight of the SPD feature-alignment loss' },
+  teacher: { type: 'enum', values: ['frozen', 'ema'], default: String(D.teacher), doc: 'SPD teacher: the frozen pre-trained backbone or an EMA of the student' },
+  labelFraction: { type: 'number', default: Number(D.labelFraction), min: 0, exclusiveMin: true, max: 1, doc: 'fraction of training labels used' },
+} satisfies Schema;
+
+/** The library's size presets, limited to the keys a command has. */
+function presetsFor(schema: Schema): Record<Size, { doc: string; values: Partial<Config> }> {
+  const pick = (size: Size, doc: string) => {
+    const values: Partial<Config> = { size };
+    for (const [k, v] of Object.entries(flatten(PRESETS[size]))) if (k in schema) values[k] = v;
+    return { doc, values };
+  };
+  return {
+    default: pick('default', `${D.trainScenes} training scenes, ${D.pretrainSteps} pre-training + ${D.finetuneSteps} fine-tuning steps (a few minutes on 2 cores)`),
+    tiny: pick('tiny', 'a few scenes and steps of a tiny model (seconds; for tests)'),
+  };
+}
+
+/** The library config for a flat command config (only the keys this command has). */
+export function libraryConfig(c: Config): PointCloudSslConfig {
+  const overrides: Record<string, Record<string, unknown>> = {};
+  for (const [key, [group, field]] of Object.entries(PATHS)) {
+    if (c[key] === undefined) continue;
+    overrides[group] ??= {};
+    overrides[group]![field] = c[key];
+  }
+  const o = overrides as DeepPartial<PointCloudSslConfig>;
+  try {
+    return resolveConfig(String(c.size ?? 'default') as Size, { ...o, seed: Number(c.seed ?? 0) });
+  } catch (err) {
+    // The library names the nested field ("config.pretrain.batchScenes = 9: ..."); say the flag too.
+    const m = /config\.(\w+)\.(\w+)/.exec((err as Error).message);
+    const flat = m && Object.entries(PATHS).find(([, [g, f]]) => g === m[1] && f === m[2])?.[0];
+    throw new UsageError(flat ? `config key '${flat}': ${(err as Error).message}` : (err as Error).message);
+  }
+}
+
+const sameConfig = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+interface Phase {
+  ctx: CommandContext;
+  recorder: RunRecorder;
+  config: PointCloudSslConfig;
+  signal: AbortSignal;
+}
+
+async function runPretrain({ ctx, recorder, config, signal }: Phase): Promise<ParamStore> {
+  const path = join(recorder.dir, 'pretrain.safetensors');
+  const progress = recorder.progress('pretrain (CSP)', config.pretrain.steps);
+  const result = await pretrain(config, {
+    signal,
+    onStep: (s) => {
+      const { step: _s, steps: _n, ...values } = s;
+      recorder.log(s.step + 1, { phase: 'pretrain', ...values }, 'pretrain');
+      progress.update(s.step + 1, `loss ${s.loss.toFixed(4)}`);
+    },
+  });
+  progress.finish();
+  await saveCheckpoint(path, [result.backbone.params], result.config, 'pretrain');
+  if (!ctx.quiet) ctx.stdout.write(`pre-training done: loss ${result.history[0]?.loss.toFixed(4)} → ${result.history.at(-1)?.loss.toFixed(4)}; checkpoint ${path}\n`);
+  return result.backbone.params;
+}
+
+async function runFinetune({ ctx, recorder, config, signal }: Phase, pretrained: ParamStore | Map<string, tf.Tensor> | undefined): Promise<FinetuneResult> {
+  const path = join(recorder.dir, 'finetune.safetensors');
+  const progress = recorder.progress(`finetune (${config.finetune.mode})`, config.finetune.steps);
+  const result = await finetune(config, {
+    signal,
+    ...(pretrained ? { pretrained } : {}),
+    onStep: (s) => {
+      const { step: _s, steps: _n, ...values } = s;
+      recorder.log(s.step + 1, { phase: 'finetune', ...values }, 'finetune');
+      progress.update(s.step + 1, `loss ${s.loss.toFixed(4)}`);
+    },
+  });
+  progress.finish();
+  await saveCheckpoint(path, [result.backbone.params, result.head], result.config, 'finetune');
+  if (!ctx.quiet) ctx.stdout.write(`fine-tuning done: loss ${result.history[0]?.loss.toFixed(4)} → ${result.history.at(-1)?.loss.toFixed(4)}; checkpoint ${path}\n`);
+  return result;
+}
+
+/** Loads a checkpoint written by this command; undefined when `expect` config differs. */
+async function loadPhase(path: string, kind: string, expect?: PointCloudSslConfig): Promise<{ tensors: Map<string, tf.Tensor>; config: PointCloudSslConfig } | undefined> {
+  if (!existsSync(path)) return undefined;
+  const ckpt = await loadCheckpoint(path);
+  if (ckpt.kind !== kind) throw new UsageError(`${path} is a '${ckpt.kind}' checkpoint, not '${kind}'`);
+  if (!ckpt.config) throw new UsageError(`${path} has no config in its metadata`);
+  if (expect && !sameConfig(ckpt.config, expect)) return undefined;
+  return { tensors: ckpt.tensors, config: ckpt.config };
+}
+
+function modelFromCheckpoint(config: PointCloudSslConfig, tensors: Map<string, tf.Tensor>, path: string): { backbone: ReturnType<typeof buildModel>; head: ParamStore } {
+  const rng = createRng(config.seed);
+  const backbone = buildModel(config.model, rng.fork());
+  const head = initSegHead(rng.fork(), backbone.outChannels, config.numClasses);
+  const copied = copyParams(backbone.params, tensors).length + copyParams(head, tensors).length;
+  if (copied !== backbone.params.size + head.size) {
+    throw new UsageError(`${path} holds ${copied} of the ${backbone.params.size + head.size} tensors of the fine-tuned model`);
+  }
+  return { backbone, head };
+}
+
+/** Scores the validation scenes, prints mIoU and per-class IoU, stores eval.json, tells the server. */
+async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'signal'>, model: { backbone: ReturnType<typeof buildModel>; head: ParamStore }): Promise<number> {
+  const data = syntheticSplits(config);
+  const result = evaluate(config, { backbone: model.backbone, head: model.head, data });
+  const names = S3DIS_CLASSES.slice(0, config.numClasses) as readonly string[];
+  const classes = result.single.iou.map((iou, k) => ({ name: names[k] ?? `class ${k}`, iou: Number.isFinite(iou) ? iou : null }));
+  const summary = {
+    mIoU: result.single.mIoU,
+    mAcc: result.single.mAcc,
+    OA: result.single.OA,
+    batchMIoU: result.batch.mIoU,
+    batchGap: result.gap,
+    featureShift: result.featureShift,
+    classes,
+  };
+  await recorder.writeJson('eval.json', { ...summary, consistency: result.consistency, valScenes: data.val.length });
+  recorder.log(0, { phase: 'final', mIoU: summary.mIoU, mAcc: summary.mAcc, OA: summary.OA, batchMIoU: summary.batchMIoU, batchGap: summary.batchGap }, 'eval');
+
+  // The first validation scene, segmented, for the dashboard's 3-D view.
+  const scene = data.val[0]!;
+  const features = extractFeatures(config, model.backbone, [scene], false, 1);
+  const predictions = predictWith(model.head, features);
+  const view = { classes: [...names], positions: Array.from(scene.coord), labels: Array.from(scene.label ?? []), predictions: Array.from(predictions) };
+  await recorder.artifact('val-scene-0.points.json', new TextEncoder().encode(JSON.stringify(view)));
+  await recorder.result('pointcloud', { split: `synthetic val (${data.val.length} scenes)`, miou: summary.mIoU, accuracy: summary.OA, classes, pointsArtifact: 'val-scene-0.points.json' });
+
+  const pct = (v: number) => (100 * v).toFixed(2);
+  const lines = [
+    `mIoU ${pct(summary.mIoU)}  mAcc ${pct(summary.mAcc)}  OA ${pct(summary.OA)}  (single-scene inference, ${data.val.length} validation scenes)`,
+    `batch-of-${config.eval.batchScenes} inference: mIoU ${pct(summary.batchMIoU)} (gap ${summary.batchGap >= 0 ? '+' : ''}${pct(summary.batchGap)})`,
+    'IoU per class:',
+    ...classes.map((c) => `  ${c.name.padEnd(10)} ${c.iou === null ? '   n/a' : pct(c.iou).padStart(6)}`),
+  ];
+  ctx.stdout.write(`${lines.join('\n')}\n`);
+  return summary.mIoU;
+}
+
+async function withAbort<T>(ctx: CommandContext, recorder: RunRecorder, body: (signal: AbortSignal) => Promise<T>): Promise<T | 'interrupted'> {
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    ctx.stderr.write(`\n${signal}: stopping after this step\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await body(abort.signal);
+  } catch (err) {
+    if (abort.signal.aborted && /aborted/.test((err as Error).message)) {
+      await recorder.close();
+      ctx.stdout.write(`interrupted; finished phases keep their checkpoints in ${recorder.dir}; continue with --resume\n`);
+      return 'interrupted';
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+const EXAMPLES = 'Examples:\n  kiln pointcloud                         # pre-train, fine-tune, evaluate (pnpm start)\n  kiln pointcloud --preset tiny --out runs/pc\n  kiln pointcloud pretrain --no-cross-scene --out runs/no-csp\n  kiln pointcloud eval --checkpoint runs/pc/finetune.safetensors';
+
+const ALL_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...FINETUNE_FIELDS, ...RUN_FIELDS };
+const PRETRAIN_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...RUN_FIELDS };
+const FINETUNE_SCHEMA: Schema = {
+  pretrained: { type: 'string', default: '', doc: 'pretrain.safetensors to start from (empty: from scratch)' },
+  ...MODEL_FIELDS,
+  ...FINETUNE_FIELDS,
+  ...RUN_FIELDS,
+};
+
+const allCommand: CommandSpec = {
+  path: ['pointcloud', 'all'],
+  summary: 'CSP pre-training, then SPD fine-tuning, then mIoU on the synthetic scenes',
+  details: `The main job. Each finished phase writes a checkpoint in --out; --resume skips finished\nphases with the same config and reruns the rest.\n\n${EXAMPLES}`,
+  schema: ALL_SCHEMA,
+  presets: presetsFor(ALL_SCHEMA),
+  defaultPreset: 'default',
+  resumable: true,
+  async handler(ctx) {
+    const config = libraryConfig(ctx.config);
+    await startBackend(ctx);
+    const recorder = await RunRecorder.open({ command: 'pointcloud', kind: 'pointcloud', ...ctx }, ctx.resume ? (r) => r.phase === 'pretrain' : undefined);
+    const outcome = await withAbort(ctx, recorder, async (signal) => {
+      const phase: Phase = { ctx, recorder, config, signal };
+      let finetuned = ctx.resume ? await loadPhase(join(recorder.dir, 'finetune.safetensors'), 'finetune', config) : undefined;
+      if (!finetuned) {
+        const done = ctx.resume ? await loadPhase(join(recorder.dir, 'pretrain.safetensors'), 'pretrain', config) : undefined;
+        if (done) ctx.stdout.write(`resuming: pre-training already done (${join(recorder.dir, 'pretrain.safetensors')})\n`);
+        if (!done) await recorder.metrics.keepWhere(() => false);
+        const pretrained = done?.tensors ?? (await runPretrain(phase));
+        const result = await runFinetune(phase, pretrained);
+        finetuned = { tensors: new Map([...result.backbone.params, ...result.head]), config: result.config };
+      } else {
+        ctx.stdout.write(`resuming: fine-tuning already done (${join(recorder.dir, 'finetune.safetensors')})\n`);
+      }
+      return runEvaluation(phase, modelFromCheckpoint(finetuned.config, finetuned.tensors, 'the fine-tuned model'));
+    });
+    await recorder.close();
+    return outcome === 'interrupted' ? EXIT.interrupted : EXIT.ok;
+  },
+};
+
+const pretrainCommand: CommandSpec = {
+  path: ['pointcloud', 'pretrain'],
+  summary: 'CSP self-supervised pre-training on the synthetic scenes',
+  details: `Writes <out>/pretrain.safetensors (backbone weights, config in the metadata).\n\n${EXAMPLES}`,
+  schema: PRETRAIN_SCHEMA,
+  presets: presetsFor(PRETRAIN_SCHEMA),
+  defaultPreset: 'default',
+  resumable: true,
+  async handler(ctx) {
+    const config = libraryConfig(ctx.config);
+    await startBackend(ctx);
+    const recorder = await RunRecorder.open({ command: 'pointcloud pretrain', kind: 'pointcloud', ...ctx }, ctx.resume ? () => true : undefined);
+    if (ctx.resume && (await loadPhase(join(recorder.dir, 'pretrain.safetensors'), 'pretrain', config))) {
+      ctx.stdout.write(`pre-training already done with this config (${join(recorder.dir, 'pretrain.safetensors')})\n`);
+      return EXIT.ok;
+    }
+    await recorder.metrics.keepWhere(() => false);
+    const outcome = await withAbort(ctx, recorder, (signal) => runPretrain({ ctx, recorder, config, signal }));
+    await recorder.close();
+    return outcome === 'interrupted' ? EXIT.interrupted : EXIT.ok;
+  },
+};
+
+const finetuneCommand: CommandSpec = {
+  path: ['pointcloud', 'finetune'],
+  summary: 'SPD fine-tuning for segmentation (from a pre-trained checkpoint, or from scratch)',
+  details: `Writes <out>/finetune.safetensors and evaluates it.\n\n${EXAMPLES}`,
+  schema: FINETUNE_SCHEMA,
+  presets: presetsFor(FINETUNE_SCHEMA),
+  defaultPreset: 'default',
+  resumable: true,
+  async handler(ctx) {
+    const config = libraryConfig(ctx.config);
+    let pretrained: Map<string, tf.Tensor> | undefined;
+    if (ctx.config.pretrained) {
+      const path = String(ctx.config.pretrained);
+      if (!existsSync(path)) throw new UsageError(`config key 'pretrained': ${path} does not exist`);
+      const loaded = await loadPhase(path, 'pretrain');
+      if (!sameConfig(loaded!.config.model, config.model)) throw new UsageError(`config key 'pretrained': ${path} was pre-trained with a different model (size '${ctx.config.size}' does not match)`);
+      pretrained = loaded!.tensors;
+    }
+    await startBackend(ctx);
+    const recorder = await RunRecorder.open({ command: 'pointcloud finetune', kind: 'pointcloud', ...ctx });
+    const outcome = await withAbort(ctx, recorder, async (signal) => {
+      const done = ctx.resume ? await loadPhase(join(recorder.dir, 'finetune.safetensors'), 'finetune', config) : undefined;
+      const model = done
+        ? modelFromCheckpoint(done.config, done.tensors, join(recorder.dir, 'finetune.safetensors'))
+        : await runFinetune({ ctx, recorder, config, signal }, pretrained);
+      return runEvaluation({ ctx, recorder, config }, model);
+    });
+    await recorder.close();
+    return outcome === 'interrupted' ? EXIT.interrupted : EXIT.ok;
+  },
+};
+
+const evalCommand: CommandSpec = {
+  path: ['pointcloud', 'eval'],
+  summary: 'mIoU and IoU per class of a fine-tuned checkpoint on the validation scenes',
+  details: `The data set is the synthetic validation split named by the checkpoint's config.\n\n${EXAMPLES}`,
+  schema: {
+    checkpoint: { type: 'string', default: '', doc: 'finetune.safetensors written by kiln pointcloud [finetune]' },
+    ...RUN_FIELDS,
+  },
+  async handler(ctx) {
+    const path = String(ctx.config.checkpoint);
+    if (!path) throw new UsageError("config key 'checkpoint' is required: --checkpoint runs/…/finetune.safetensors");
+    if (!existsSync(path)) throw new UsageError(`config key 'checkpoint': ${path} does not exist`);
+    const loaded = await loadPhase(path, 'finetune');
+    await startBackend(ctx);
+    const recorder = await RunRecorder.open({ command: 'pointcloud eval', kind: 'pointcloud', ...ctx });
+    await runEvaluation({ ctx, recorder, config: loaded!.config }, modelFromCheckpoint(loaded!.config, loaded!.tensors, path));
+    await recorder.close();
+    return EXIT.ok;
+  },
+};
+
+export const pointcloudCommands: CommandSpec[] = [allCommand, pretrainCommand, finetuneCommand, evalCommand];

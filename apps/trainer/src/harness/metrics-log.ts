@@ -13,14 +13,18 @@ export class MetricsLog {
    * file holds each step once, as an uninterrupted run would.
    */
   async keepThrough(step: number): Promise<void> {
+    await this.keepWhere((record) => record.step <= step && record.phase !== 'final');
+  }
+
+  /** Rewrites the file with the lines `keep` accepts (a half-written last line never stays). */
+  async keepWhere(keep: (record: MetricRecord) => boolean): Promise<void> {
     if (!existsSync(this.path)) return;
     const kept = readFileSync(this.path, 'utf8')
       .split('\n')
       .filter((line) => {
         if (!line.trim()) return false;
         try {
-          const record = JSON.parse(line) as MetricRecord;
-          return record.step <= step && record.phase !== 'final';
+          return keep(JSON.parse(line) as MetricRecord);
         } catch {
           return false; // a half-written last line from a kill
         }

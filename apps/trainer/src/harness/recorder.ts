@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@kiln/tensor';
 import type { Config } from '../cli/schema.js';
-import { MetricsLog } from './metrics-log.js';
+import { type MetricRecord, MetricsLog } from './metrics-log.js';
 import { Progress } from './progress.js';
 import { runDirectory } from './run.js';
 import { ServerSink } from './server-sink.js';
@@ -33,10 +33,14 @@ export class RunRecorder {
     this.metrics = new MetricsLog(join(this.dir, 'metrics.jsonl'));
   }
 
-  static async open(options: RecorderOptions): Promise<RunRecorder> {
+  /**
+   * `keep` decides which lines of an existing metrics.jsonl stay (resuming a pipeline keeps
+   * the lines of its completed phases); by default the file starts empty.
+   */
+  static async open(options: RecorderOptions, keep?: (record: MetricRecord) => boolean): Promise<RunRecorder> {
     const r = new RunRecorder(options);
     mkdirSync(r.dir, { recursive: true });
-    await r.metrics.keepThrough(-1);
+    await r.metrics.keepWhere(keep ?? (() => false));
     await r.writeJson('run.json', { command: options.command, kind: options.kind, config: options.config, startedAt: new Date().toISOString() });
     if (options.config.server) {
       r.sink = new ServerSink({ url: String(options.config.server), token: options.token, warn: (m) => options.stderr.write(`warning: ${m}\n`) });
@@ -60,6 +64,10 @@ export class RunRecorder {
 
   async result(kind: 'pointcloud' | 'moe' | 'linco', payload: Record<string, unknown>): Promise<void> {
     await this.sink?.result(kind, payload);
+  }
+
+  async artifact(name: string, bytes: Uint8Array): Promise<void> {
+    await this.sink?.artifact(name, bytes);
   }
 
   async writeJson(name: string, value: unknown): Promise<string> {

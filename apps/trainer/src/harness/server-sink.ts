@@ -84,6 +84,23 @@ export class ServerSink {
     return this.pending;
   }
 
+  /** Uploads a file (a segmented cloud for the dashboard's 3-D view, a checkpoint). */
+  async artifact(name: string, bytes: Uint8Array): Promise<void> {
+    await this.flush();
+    if (!this.runId || this.failed) return;
+    try {
+      const res = await fetch(new URL(`/api/runs/${this.runId}/artifacts/${encodeURIComponent(name)}`, this.options.url), {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}) },
+        body: new Blob([new Uint8Array(bytes)]),
+        signal: AbortSignal.timeout(30_000),
+      });
+      if (!res.ok) throw new Error(`PUT artifact ${name}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
   /** Stores an evaluation result (mIoU per class, expert load, LInCo groups). */
   async result(kind: string, payload: Record<string, unknown>): Promise<void> {
     await this.flush();
