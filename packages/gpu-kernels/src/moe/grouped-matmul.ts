@@ -8,6 +8,7 @@
  *   'tn'  out[g]      = x[rows_g]ᵀ · y[rows_g]     x [M, K], y [M, N]    → [G, K, N] (dW)
  */
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
+import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { nativeOps } from '../native.js';
 import { groupedWgsl } from '../wgsl/moe.js';
@@ -166,7 +167,7 @@ export const groupedMatMulOp: Op<'x' | 'w', GroupedAttrs, Tensor> = defineOp<'x'
   inputs: ['x', 'w'] as const,
   validate,
   reference: ({ x, w }, { groupSizes, mode }) => groupedReference(x!, w!, Array.from(groupSizes), mode),
-  kernels: { cpu: groupedCpu, 'kiln-native': groupedCpu, webgpu: groupedWgsl },
+  kernels: { ...hostKernels(groupedCpu), webgpu: groupedWgsl },
   gradient: ({ inputs, dy, attrs }): Partial<Record<'x' | 'w', Tensor>> => {
     const { groupSizes, mode } = attrs;
     if (mode !== 'nn') throw new Error(`${OP}: second-order gradients of mode '${mode}' are not supported`);

@@ -9,6 +9,7 @@
  */
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
+import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32, readI32 } from '../backend-data.js';
 import { EMPTY_F32, nativeOps } from '../native.js';
 import { gatherRowsWgsl, scatterRowsWgsl } from '../wgsl/moe.js';
@@ -87,7 +88,7 @@ export const gatherRowsOp: Op<'x' | 'indices', Record<string, never>, Tensor> = 
     checkIndices('moeGatherRows', requireTensor('moeGatherRows', 'indices', indices), indices!.shape[0]!, t.shape[0]!);
   },
   reference: ({ x, indices }) => tf.gather(x!, indices!),
-  kernels: { cpu: gatherRowsCpu, 'kiln-native': gatherRowsCpu, webgpu: gatherRowsWgsl },
+  kernels: { ...hostKernels(gatherRowsCpu), webgpu: gatherRowsWgsl },
   gradient: ({ inputs, dy }) => ({ x: scatterRowsOp({ x: dy[0]!, indices: inputs.indices! }, { numRows: inputs.x!.shape[0]! }) }),
 });
 
@@ -118,7 +119,7 @@ export const scatterRowsOp: Op<'x' | 'indices' | 'weights', { numRows: number },
     // Σ_r onehot(indices[r]) ⊗ rows[r]: a dense scatter-add that tfjs can differentiate.
     return tf.matMul(oneHot(indices!, numRows), rows, true, false);
   },
-  kernels: { cpu: scatterRowsCpu, 'kiln-native': scatterRowsCpu, webgpu: scatterRowsWgsl },
+  kernels: { ...hostKernels(scatterRowsCpu), webgpu: scatterRowsWgsl },
   gradient: ({ inputs, dy }) => {
     const back = gatherRowsOp({ x: dy[0]!, indices: inputs.indices! }, {});
     const grads: Partial<Record<'x' | 'weights', Tensor>> = {

@@ -9,6 +9,7 @@
  */
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
+import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { EMPTY_F32, nativeOps } from '../native.js';
 import { routerWgsl } from '../wgsl/moe.js';
@@ -224,7 +225,7 @@ export const topkRouterOp = defineOp<'logits' | 'expertBias', RouterAttrs, Tenso
   nonDifferentiable: ['expertBias'],
   validate: validateRouter,
   reference: routerReference,
-  kernels: { cpu: routerCpu, 'kiln-native': routerCpu, webgpu: routerWgsl },
+  kernels: { ...hostKernels(routerCpu), webgpu: routerWgsl },
   // The selection is piecewise constant; the gates are differentiated for that selection.
   gradient: ({ inputs, outputs, dy, attrs }) => {
     const [dLogits] = vjp((l) => [probsForSelection(l, outputs[1]!, attrs)], [inputs.logits!], [dy[0]!]);

@@ -4,6 +4,7 @@
  * rounding, saturating at the format's max; straight-through gradient.
  */
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
+import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { nativeOps } from '../native.js';
 import { castWgsl } from '../wgsl/quant.js';
@@ -63,7 +64,7 @@ export const castFp8Op = defineOp<'x' | 'scale', CastAttrs, Tensor>({
     const q = untaped(() => tf.div(roundToFormatRef(tf.mul(x!, s), FP8_FORMATS[attrs.format], noise), s));
     return straightThrough(x!, q);
   },
-  kernels: { cpu: castCpu, 'kiln-native': castCpu, webgpu: castWgsl },
+  kernels: { ...hostKernels(castCpu), webgpu: castWgsl },
   gradient: ({ dy }) => ({ x: dy[0]! }),
 });
 

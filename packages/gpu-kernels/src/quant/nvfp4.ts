@@ -8,6 +8,7 @@
  * tensor gets s_global = 1; a block whose scale rounds to 0 quantizes to 0.
  */
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
+import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { nativeOps } from '../native.js';
 import { nvfp4Wgsl } from '../wgsl/quant.js';
@@ -123,7 +124,7 @@ export const quantizeNvfp4Op = defineOp<'x', Nvfp4Attrs, Tensor[]>({
   inputs: ['x'] as const,
   validate,
   reference,
-  kernels: { cpu: nvfp4Cpu, 'kiln-native': nvfp4Cpu, webgpu: nvfp4Wgsl },
+  kernels: { ...hostKernels(nvfp4Cpu), webgpu: nvfp4Wgsl },
   gradient: ({ dy }) => ({ x: dy[0]! }),
 });
 

@@ -5,6 +5,7 @@
  * loop in tf ops; kernels (chunked parallel scans) run forward and backward.
  */
 import { defineOp, type OpKernel, tf } from '@kiln/tensor';
+import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { fmtShape, requireFloat, requireRank, requireShape, requireTensor } from '../checks.js';
 import { vjp } from '../nested-grad.js';
@@ -224,7 +225,7 @@ export const selectiveScanBackward = defineOp<ScanGradInputName, ScanAttrs, Tens
       return tf.zeros(zeroShape(n, inputs.u!.shape as number[], dstate));
     });
   },
-  kernels: { cpu: scanBackwardCpu, 'kiln-native': scanBackwardCpu, webgpu: scanBackwardWgsl },
+  kernels: { ...hostKernels(scanBackwardCpu), webgpu: scanBackwardWgsl },
 });
 
 function zeroShape(name: ScanInputName, uShape: number[], dstate: number): number[] {
@@ -241,7 +242,7 @@ export const selectiveScanOp = defineOp<ScanInputName, ScanAttrs, Tensor[]>({
     validateScan(inputs, attrs);
   },
   reference: scanReference,
-  kernels: { cpu: scanForwardCpu, 'kiln-native': scanForwardCpu, webgpu: scanForwardWgsl },
+  kernels: { ...hostKernels(scanForwardCpu), webgpu: scanForwardWgsl },
   // The reference's autodiff keeps L steps of [batch, dim, N] tensors alive and runs
   // ~10·L small kernels; the dedicated backward op replays chunks instead.
   gradient: ({ inputs, dy, attrs }) => {
