@@ -20,7 +20,9 @@ export interface MoeLmShape {
 
 interface Block {
   norm1: tf.Variable;
-  qkv: tf.Variable;
+  wq: tf.Variable;
+  wk: tf.Variable;
+  wv: tf.Variable;
   proj: tf.Variable;
   norm2: tf.Variable;
   moe: MoELayer;
@@ -55,7 +57,9 @@ export class MoeLm {
       const moeWeights = initMoEWeights(this.moeConfig, rng.fork(), { std });
       this.blocks.push({
         norm1: tf.variable(tf.ones([d])),
-        qkv: tf.variable(rng.normal([d, 3 * d], 0, std)),
+        wq: tf.variable(rng.normal([d, d], 0, std)),
+        wk: tf.variable(rng.normal([d, d], 0, std)),
+        wv: tf.variable(rng.normal([d, d], 0, std)),
         proj: tf.variable(rng.normal([d, d], 0, std / Math.sqrt(2 * layers))),
         norm2: tf.variable(tf.ones([d])),
         moe: new MoELayer(this.moeConfig, moeWeights, { rng: rng.fork() }),
@@ -66,7 +70,7 @@ export class MoeLm {
 
   trainableVariables(): tf.Variable[] {
     const out = [this.embed, this.pos, this.finalNorm];
-    for (const b of this.blocks) out.push(b.norm1, b.qkv, b.proj, b.norm2, ...weightList(b.moeWeights));
+    for (const b of this.blocks) out.push(b.norm1, b.wq, b.wk, b.wv, b.proj, b.norm2, ...weightList(b.moeWeights));
     return out;
   }
 
@@ -77,7 +81,9 @@ export class MoeLm {
       const p = `layers.${l}.`;
       Object.assign(out, {
         [`${p}input_norm.weight`]: b.norm1,
-        [`${p}attention.qkv.weight`]: b.qkv,
+        [`${p}attention.q.weight`]: b.wq,
+        [`${p}attention.k.weight`]: b.wk,
+        [`${p}attention.v.weight`]: b.wv,
         [`${p}attention.proj.weight`]: b.proj,
         [`${p}pre_mlp_norm.weight`]: b.norm2,
         ...namedWeights(b.moeWeights, `${p}mlp.`),
@@ -99,8 +105,9 @@ export class MoeLm {
     let x = tf.add(tf.reshape(tf.matMul(onehot, this.embed), [B, S, d]), tf.slice(this.pos, [0, 0], [S, d]));
     let h = tf.reshape(x, [B * S, d]) as tf.Tensor2D;
     for (const b of this.blocks) {
-      const qkv = tf.matMul(rmsNorm(h, b.norm1), b.qkv);
-      const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, S, heads, dh]), [0, 2, 1, 3]));
+      // separate q/k/v projections: a column split of a fused qkv copies element by element on tfjs's CPU backends
+      const n = rmsNorm(h, b.norm1);
+      const [q, k, v] = [b.wq, b.wk, b.wv].map((w) => tf.transpose(tf.reshape(tf.matMul(n, w), [B, S, heads, dh]), [0, 2, 1, 3]));
       const scores = tf.add(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dh)), mask);
       const att = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores, -1), v!), [0, 2, 1, 3]), [B * S, d]);
       h = tf.add(h, tf.matMul(att, b.proj));

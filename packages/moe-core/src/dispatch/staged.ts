@@ -85,7 +85,8 @@ export class StagedGraph {
         });
       }
       this.stepInputs.set(step.name, []);
-      ins.then((xs) => this.stepInputs.set(step.name, xs));
+      // failures surface through the outputs' promises; this bookkeeping branch must not also reject
+      ins.then((xs) => this.stepInputs.set(step.name, xs)).catch(() => undefined);
       step.outputs.forEach((o, i) => {
         const p = outs.then((ys) => {
           const y = ys[i];

@@ -89,7 +89,9 @@ export const swigluOp = defineOp<'h', Record<string, never>, tf.Tensor>({
 
 // kiln-native (a MathBackendCPU subclass) copies every cpu kernel when it registers; if it
 // registered before these ops were defined, give it the same kernels here.
-for (const op of [swigluOp, swigluGradOp]) {
-  const cpu = tf.getKernel(op.kernelName, 'cpu');
-  if (cpu && !tf.getKernel(op.kernelName, 'kiln-native')) op.registerKernel('kiln-native', cpu.kernelFunc as never);
+if (tf.getKernelsForBackend('kiln-native').length > 0) {
+  for (const op of [swigluOp, swigluGradOp]) {
+    const cpu = tf.getKernel(op.kernelName, 'cpu');
+    if (cpu && !tf.getKernel(op.kernelName, 'kiln-native')) op.registerKernel('kiln-native', cpu.kernelFunc as never);
+  }
 }
