@@ -24,6 +24,11 @@ function validate(inputs: Partial<Record<'x' | 'scale', Tensor>>, attrs: CastAtt
   const scale = requireTensor(OP, 'scale', inputs.scale);
   requireFloat(OP, 'scale', scale);
   if (scale.size !== 1) throw new Error(`${OP}: 'scale' must hold one value, got shape ${fmtShape(scale.shape)}`);
+  // A scale tensor is checked where reading one value is synchronous (not on webgpu).
+  if (tf.getBackend() !== 'webgpu') {
+    const v = scale.dataSync()[0]!;
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`${OP}: 'scale' must be a finite number > 0, got ${v} (a tensor of shape ${fmtShape(scale.shape)})`);
+  }
   if (!(attrs.format in FP8_FORMATS)) throw new Error(`${OP}: 'format' must be 'e4m3' or 'e5m2', got '${String(attrs.format)}'`);
   if (attrs.stochastic && !Number.isInteger(attrs.seed)) throw new Error(`${OP}: stochastic rounding needs an integer 'seed', got ${String(attrs.seed)}`);
 }

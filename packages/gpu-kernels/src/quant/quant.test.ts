@@ -169,6 +169,7 @@ describe('castFp8 and quantizeNvfp4 on cpu', () => {
     expect(() => castFp8(x, 'e4m3', { scale: Number.NaN })).toThrow(/'scale' must be a finite number > 0, got NaN/);
     expect(() => castFp8(x, 'e4m3', { scale: Number.POSITIVE_INFINITY })).toThrow(/'scale' must be a finite number > 0, got Infinity/);
     expect(() => castFp8(x, 'e4m3', { scale: 0 })).toThrow(/'scale' must be a finite number > 0, got 0/);
+    expect(() => castFp8(x, 'e4m3', { scale: tf.scalar(Number.NaN) })).toThrow(/'scale' must be a finite number > 0, got NaN \(a tensor/);
     expect(() => castFp8(x, 'e3m4' as never)).toThrow(/'format' must be 'e4m3' or 'e5m2', got 'e3m4'/);
     expect(() => castFp8(x, 'e4m3', { stochastic: true })).toThrow(/needs an integer 'seed'/);
     expect(() => castFp8(tf.ones([2], 'int32'), 'e4m3')).toThrow(/'x' must be float32, got int32/);

@@ -192,6 +192,7 @@ describe('selectiveScan on cpu', () => {
     expect(() => selectiveScan({ ...args, initialState: tf.zeros([2, 3, 5]) })).toThrow(/'initialState' must have shape \[2, 3, 4\]/);
     expect(() => selectiveScan({ ...args, u: tf.zeros([2, 3, 9], 'int32') })).toThrow(/'u' must be float32, got int32/);
     expect(() => selectiveScan({ ...args, u: tf.zeros([6, 9]) })).toThrow(/'u' must have rank 3/);
+    expect(() => selectiveScan({ ...args, u: tf.zeros([2, 3, 0]), delta: tf.zeros([2, 3, 0]), B: tf.zeros([2, 4, 0]), C: tf.zeros([2, 4, 0]), z: undefined })).toThrow(/'u' \[2, 3, 0\] must have batch, dim and L of at least 1/);
     expect(() => selectiveScan({ ...args, chunkSize: 0 })).toThrow(/'chunkSize' must be a positive integer/);
   });
 });

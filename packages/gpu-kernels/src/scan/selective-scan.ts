@@ -31,6 +31,7 @@ export function validateScan(inputs: Partial<Record<ScanInputName, Tensor>>, att
   const u = requireTensor(OP, 'u', inputs.u);
   requireRank(OP, 'u', u, 3, 'batch, dim, L');
   const [batch, dim, length] = u.shape as [number, number, number];
+  if (batch < 1 || dim < 1 || length < 1) throw new Error(`${OP}: 'u' ${fmtShape(u.shape)} must have batch, dim and L of at least 1`);
   const A = requireTensor(OP, 'A', inputs.A);
   requireRank(OP, 'A', A, 2, 'dim, N');
   if (A.shape[0] !== dim) throw new Error(`${OP}: 'A' must have shape [dim=${dim}, N] to match u ${fmtShape(u.shape)}, got ${fmtShape(A.shape)}`);
