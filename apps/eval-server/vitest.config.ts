@@ -4,8 +4,9 @@ export default defineConfig({
   test: {
     testTimeout: 120_000,
     hookTimeout: 60_000,
-    // The CLI tests spawn the built `kiln` binary; run files one at a time so their
-    // child processes do not fight over the two cores.
+    // Each file starts its own server process; one file at a time keeps the two cores for it.
     fileParallelism: false,
+    // Transform tfjs-core's extension-less ESM registration modules (as @kiln/tensor does).
+    server: { deps: { inline: [/@tensorflow\/tfjs-core\/dist\/(?!tf-core)/] } },
   },
 });

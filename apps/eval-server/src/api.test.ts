@@ -1,5 +1,7 @@
 /** API tests against the real server on loopback. */
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeSafetensors } from '@kiln/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, call, rawGet, sendEarlyAnswered, startServer } from './test-support.js';
@@ -210,5 +212,41 @@ describe('evaluation jobs', () => {
     expect(failed.status).toBe('failed');
     expect(failed.message).toMatch(/checkpoint/);
     expect((await call(server, 'GET', '/api/health')).status).toBe(200);
+  });
+
+  it('evaluates a fine-tuned point-cloud checkpoint on uploaded scenes, matching the library', async () => {
+    const pc = await import('@kiln/pointcloud-ssl');
+    const { initBackend } = await import('@kiln/tensor');
+    await initBackend({ env: { KILN_BACKEND: 'cpu' } });
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-pc-'));
+    const tuned = await pc.finetune('tiny', { overrides: { finetune: { steps: 1 } } });
+    const ckptPath = join(dir, 'finetune.safetensors');
+    await pc.saveCheckpoint(ckptPath, [tuned.backbone.params, tuned.head], tuned.config, 'finetune');
+    const val = pc.syntheticSplits(tuned.config).val;
+    const all = pc.concatScenes(val);
+    const dataset = encodeSafetensors({
+      coord: { dtype: 'F32', shape: [all.coord.length / 3, 3], data: all.coord },
+      color: { dtype: 'F32', shape: [all.coord.length / 3, 3], data: all.color! },
+      label: { dtype: 'I32', shape: [all.label!.length], data: all.label! },
+      offset: { dtype: 'I32', shape: [all.offset.length], data: all.offset },
+    });
+    const expected = pc.evaluate(tuned.config, { backbone: tuned.backbone, head: tuned.head, data: { train: [], val } }).single;
+
+    const id = await newRun('point-cloud checkpoint');
+    expect((await call(server, 'PUT', `/api/runs/${id}/artifacts/finetune.safetensors`, { raw: readFileSync(ckptPath) })).status).toBe(201);
+    expect((await call(server, 'PUT', `/api/runs/${id}/artifacts/val.safetensors`, { raw: dataset })).status).toBe(201);
+    let job = (await call(server, 'POST', '/api/jobs', { body: { runId: id, kind: 'pointcloud', checkpoint: 'finetune.safetensors', dataset: 'val.safetensors' } })).body;
+    const progress: number[] = [];
+    for (let i = 0; i < 600 && job.status !== 'done' && job.status !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      job = (await call(server, 'GET', `/api/jobs/${job.id}`)).body;
+      progress.push(job.progress);
+    }
+    expect(job.status, job.message).toBe('done');
+    expect(job.result.miou).toBeCloseTo(expected.mIoU, 10);
+    expect(job.result.classes.map((c: { iou: number | null }) => c.iou ?? Number.NaN)).toEqual(expected.iou);
+    expect(job.result.classes[0].name).toBe('ceiling');
+    const view = (await call(server, 'GET', `/api/runs/${id}/artifacts/finetune.points.json`)).body;
+    expect(view.labels.length).toBe(val[0]!.label!.length);
   });
 });

@@ -10,7 +10,7 @@ import { type SafetensorsEntry, decodeSafetensors } from '@kiln/tensor';
 import { ConfusionMatrix } from './segmentation.js';
 
 export interface EvalWorkerInput {
-  kind: 'segmentation';
+  kind: 'segmentation' | 'pointcloud';
   checkpointPath: string;
   datasetPath: string;
   classes?: string[];
@@ -45,6 +45,7 @@ function argmaxRows(logits: ArrayLike<number>, rows: number, cols: number): Int3
 }
 
 async function run(input: EvalWorkerInput): Promise<void> {
+  if (input.kind === 'pointcloud') return runPointcloud(input);
   post({ type: 'progress', progress: 0, message: 'reading checkpoint and data set' });
   const ckpt = decodeSafetensors(new Uint8Array(readFileSync(input.checkpointPath)), 'checkpoint');
   const data = decodeSafetensors(new Uint8Array(readFileSync(input.datasetPath)), 'dataset');
@@ -94,6 +95,63 @@ async function run(input: EvalWorkerInput): Promise<void> {
   }
   post({ type: 'progress', progress: 1, message: 'done' });
   post({ type: 'done', result: { ...score, viewPoints } });
+}
+
+/**
+ * Kind `pointcloud`: a fine-tuned checkpoint written by `kiln pointcloud` (backbone and
+ * segmentation head, config in the metadata) runs single-scene inference over the scenes of
+ * the data set — a safetensors file of concatenated scenes (`coord` [N, 3], `color` [N, 3],
+ * `label` [N], `offset` [scenes]) — one scene at a time, reporting progress per scene.
+ */
+async function runPointcloud(input: EvalWorkerInput): Promise<void> {
+  const pc = await import('@kiln/pointcloud-ssl');
+  const { createRng, initBackend } = await import('@kiln/tensor');
+  await initBackend({ prefer: 'kiln-native' });
+  post({ type: 'progress', progress: 0, message: 'loading the checkpoint' });
+  const ckpt = await pc.loadCheckpoint(input.checkpointPath);
+  if (ckpt.kind !== 'finetune' || !ckpt.config) throw new Error(`checkpoint is a '${ckpt.kind}' checkpoint${ckpt.config ? '' : ' without a config'}; a fine-tuned one is needed`);
+  const config = ckpt.config;
+  const rng = createRng(config.seed);
+  const backbone = pc.buildModel(config.model, rng.fork());
+  const head = pc.initSegHead(rng.fork(), backbone.outChannels, config.numClasses);
+  const copied = pc.copyParams(backbone.params, ckpt.tensors).length + pc.copyParams(head, ckpt.tensors).length;
+  if (copied !== backbone.params.size + head.size) throw new Error(`checkpoint holds ${copied} of the model's ${backbone.params.size + head.size} tensors`);
+
+  const data = decodeSafetensors(new Uint8Array(readFileSync(input.datasetPath)), 'dataset');
+  const need = (name: string): ArrayLike<number> => numbers(data.tensors[name], `data set tensor '${name}'`);
+  const coord = Float32Array.from(need('coord'));
+  const label = Int32Array.from(need('label'));
+  const offset = Int32Array.from(need('offset'));
+  const color = data.tensors.color ? Float32Array.from(need('color')) : undefined;
+  const n = label.length;
+  if (coord.length !== 3 * n || offset[offset.length - 1] !== n) throw new Error(`data set: coord has ${coord.length / 3} points, label ${n}, offset ends at ${offset[offset.length - 1]}`);
+  const names = input.classes?.length ? input.classes : [...pc.S3DIS_CLASSES].slice(0, config.numClasses);
+  const matrix = new ConfusionMatrix(config.numClasses);
+  const predictions = new Int32Array(n);
+  for (let s = 0; s < offset.length; s++) {
+    const start = s === 0 ? 0 : offset[s - 1]!;
+    const end = offset[s]!;
+    const scene = {
+      coord: coord.subarray(3 * start, 3 * end),
+      label: label.subarray(start, end),
+      offset: Int32Array.of(end - start),
+      ...(color ? { color: color.subarray(3 * start, 3 * end) } : {}),
+    };
+    const features = pc.extractFeatures(config, backbone, [scene], false, 1);
+    const pred = pc.predictWith(head, features);
+    predictions.set(pred, start);
+    matrix.add(scene.label, pred);
+    post({ type: 'progress', progress: (0.9 * (s + 1)) / offset.length, message: `scene ${s + 1}/${offset.length}` });
+  }
+  const score = matrix.score(names);
+  // The first scene, segmented, for the 3-D view.
+  const first = offset[0]!;
+  const view = { classes: score.classes.map((c) => c.name), positions: Array.from(coord.subarray(0, 3 * first)), labels: Array.from(label.subarray(0, first)), predictions: Array.from(predictions.subarray(0, first)) };
+  const tmp = `${input.pointsOutPath}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(view));
+  renameSync(tmp, input.pointsOutPath);
+  post({ type: 'progress', progress: 1, message: 'done' });
+  post({ type: 'done', result: { ...score, viewPoints: first } });
 }
 
 if (parentPort && workerData) {

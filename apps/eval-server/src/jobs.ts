@@ -11,7 +11,7 @@ import type { JobRow, Store } from './store.js';
 
 export interface JobSpec {
   runId: string;
-  kind: 'segmentation';
+  kind: 'segmentation' | 'pointcloud';
   checkpoint: string;
   dataset: string;
   classes?: string[];

@@ -147,7 +147,7 @@ export const jobBody = {
   additionalProperties: false,
   properties: {
     runId: idParams.properties.id,
-    kind: { type: 'string', enum: ['segmentation'] },
+    kind: { type: 'string', enum: ['segmentation', 'pointcloud'] },
     checkpoint: { type: 'string', minLength: 1, maxLength: 128, description: 'artifact name of the run' },
     dataset: { type: 'string', minLength: 1, maxLength: 128, description: 'artifact name of the run' },
     classes: { type: 'array', maxItems: 1000, items: name },
