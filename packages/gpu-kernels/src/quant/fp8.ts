@@ -84,8 +84,13 @@ export interface CastFp8Options {
   seed?: number;
 }
 
-/** Dequantized values (x's shape) and the scale used (a scalar tensor). */
-export function castFp8(x: Tensor, format: Fp8Format, options: CastFp8Options = {}): { values: Tensor; scale: Tensor } {
+/**
+ * Dequantized values (x's shape) and the scale used (a scalar tensor). The third argument
+ * is the scale itself (`castFp8(x, 'e4m3', 2)`) or an options object.
+ */
+export function castFp8(x: Tensor, format: Fp8Format, scaleOrOptions: number | Tensor | CastFp8Options = {}): { values: Tensor; scale: Tensor } {
+  const options: CastFp8Options =
+    typeof scaleOrOptions === 'number' || scaleOrOptions instanceof tf.Tensor ? { scale: scaleOrOptions } : scaleOrOptions;
   if (!(format in FP8_FORMATS)) throw new Error(`${OP}: 'format' must be 'e4m3' or 'e5m2', got '${String(format)}'`);
   let scale: Tensor;
   if (typeof options.scale === 'number') scale = tf.scalar(requireFiniteScale(OP, 'scale', options.scale));

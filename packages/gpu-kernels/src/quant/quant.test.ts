@@ -134,6 +134,9 @@ describe('castFp8 and quantizeNvfp4 on cpu', () => {
     Array.from(x.dataSync()).forEach((v, i) => {
       expect(got[i]).toBe(Math.fround(roundToFormat(Math.fround(v * s), E4M3) / s));
     });
+    // The scale may also be passed positionally.
+    expect(Array.from(castFp8(x, 'e4m3', 4).values.dataSync())).toEqual(Array.from(castFp8(x, 'e4m3', { scale: 4 }).values.dataSync()));
+    expect(castFp8(x, 'e4m3', tf.scalar(8)).scale.dataSync()[0]).toBe(8);
     const zero = castFp8(tf.zeros([3]), 'e5m2');
     expect(Array.from(zero.values.dataSync())).toEqual([0, 0, 0]);
     expect(zero.scale.dataSync()[0]).toBe(1);
