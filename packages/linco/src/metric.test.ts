@@ -87,6 +87,7 @@ describe('LincoFrame', () => {
     const base = { term: scores.term.map((t) => t / 2), charge: new Float64Array(3) };
     const frame = buildFrame({ scores, baseline: [base], bootstrap: { samples: 200 } });
     expect(frame.baseline!.overall.term).toBeCloseTo(frame.overall.term / 2, 12);
+    expect(frame.baseline!.repeats).toEqual([{ term: expect.closeTo(frame.overall.term / 2, 12), charge: 0 }]);
     expect(frame.excess!.overall.term).toBeCloseTo(frame.overall.term / 2, 12);
     expect(frame.excess!.overall.charge).toBeCloseTo(1 / 3, 12);
   });

@@ -165,7 +165,15 @@ export class LincoFrame {
     readonly overall: MetricValues,
     readonly ci: Record<MetricName, [number, number]>,
     readonly byGroup: Record<string, Record<string, GroupValues>>,
-    readonly baseline: { overall: MetricValues; ci: Record<MetricName, [number, number]>; byGroup: Record<string, Record<string, GroupValues>> } | undefined,
+    readonly baseline:
+      | {
+          overall: MetricValues;
+          ci: Record<MetricName, [number, number]>;
+          byGroup: Record<string, Record<string, GroupValues>>;
+          /** LInCo of each random-split panel: the null distribution the overall value is compared with. */
+          repeats: MetricValues[];
+        }
+      | undefined,
     readonly excess: { overall: MetricValues; ci: Record<MetricName, [number, number]> } | undefined,
     readonly info: Record<string, unknown> = {},
   ) {}
@@ -237,6 +245,7 @@ export function buildFrame(input: FrameInput): LincoFrame {
       overall: { term: b.term.value, charge: b.charge.value },
       ci: { term: b.term.ci, charge: b.charge.ci },
       byGroup: groupTables({ term: avg('term'), charge: avg('charge') }, input.breakdowns ?? {}),
+      repeats: input.baseline.map((r) => ({ term: mean(r.term), charge: mean(r.charge) })),
     };
     excess = { overall: { term: e.term.value, charge: e.charge.value }, ci: { term: e.term.ci, charge: e.charge.ci } };
   }
