@@ -99,7 +99,7 @@ const groupedFwdBwd =
   ).medianMs / 1000;
 
 // ---- PyTorch peers, same run
-const peerCfg = { scan: { ...SCAN, runs: quick ? 1 : 2 }, grouped: { ...GROUPED, runs: 5 } };
+const peerCfg = { scan: { ...SCAN, runs: 1 }, grouped: { ...GROUPED, runs: 5 } };
 const peer = spawnSync('/usr/bin/python3', [path.join(here, 'peer.py'), JSON.stringify(peerCfg)], {
   encoding: 'utf8',
   env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' },
