@@ -89,7 +89,23 @@ async function renderRun(fresh) {
   $('.run-config', section).textContent = JSON.stringify(run.config, null, 2);
 
   const curves = $('.curves', section);
-  const names = Object.keys(series).sort();
+  // Single-point series (final evaluation values) read better as numbers than as charts.
+  const names = Object.keys(series)
+    .filter((n) => series[n].steps.length > 1)
+    .sort();
+  const singles = Object.keys(series)
+    .filter((n) => series[n].steps.length === 1)
+    .sort();
+  const finals = $('.finals', section);
+  finals.hidden = singles.length === 0;
+  finals.replaceChildren(
+    ...singles.map((n) => {
+      const span = document.createElement('span');
+      const v = series[n].values[0];
+      span.textContent = `${n} ${Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : Number(v.toPrecision(5))}`;
+      return span;
+    }),
+  );
   for (const name of names) {
     let canvas = curves.querySelector(`canvas[data-metric="${CSS.escape(name)}"]`);
     if (!canvas) {
@@ -104,7 +120,7 @@ async function renderRun(fresh) {
     lineChart(canvas, { title: name, steps: series[name].steps, values: series[name].values });
     canvas.dataset.rendered = String(series[name].steps.length);
   }
-  if (names.length === 0) curves.textContent = 'no metrics yet';
+  if (names.length === 0 && singles.length === 0) curves.textContent = 'no metrics yet';
 
   const pc = latest(run.results, 'pointcloud');
   if (pc) {

@@ -59,7 +59,7 @@ export function createCloudView(canvas) {
     geometry.computeBoundingSphere();
     const { center, radius } = geometry.boundingSphere;
     geometry.translate(-center.x, -center.y, -center.z);
-    points = new THREE.Points(geometry, new THREE.PointsMaterial({ size: Math.max(radius / 55, 0.01), vertexColors: true }));
+    points = new THREE.Points(geometry, new THREE.PointsMaterial({ size: Math.max(radius / (cloud.labels.length < 2000 ? 30 : 55), 0.01), vertexColors: true }));
     // Scenes are z-up (as point-cloud data sets are); three.js is y-up.
     points.rotation.x = -Math.PI / 2;
     group.add(points);

@@ -176,7 +176,7 @@ describe('kiln pointcloud', () => {
       expect(phases).toEqual(['pretrain', 'pretrain', 'pretrain', 'finetune', 'finetune', 'finetune', 'final']);
       const result = fake.requests.find((q) => q.url === '/api/runs/run-1/results/pointcloud')!.body;
       expect(result.miou).toBeCloseTo(evaluation.mIoU, 12);
-      expect(result.pointsArtifact).toBe('val-scene-0.points.json');
+      expect(result.pointsArtifact).toBe('val-scenes.points.json');
       const view = fake.requests.find((q) => q.method === 'PUT')!.body;
       expect(view.positions.length).toBe(3 * view.labels.length);
       expect(view.predictions.length).toBe(view.labels.length);

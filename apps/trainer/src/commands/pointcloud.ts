@@ -220,13 +220,31 @@ async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'signal'>, m
   await recorder.writeJson('eval.json', { ...summary, consistency: result.consistency, valScenes: data.val.length });
   recorder.log(0, { phase: 'final', mIoU: summary.mIoU, mAcc: summary.mAcc, OA: summary.OA, batchMIoU: summary.batchMIoU, batchGap: summary.batchGap }, 'eval');
 
-  // The first validation scene, segmented, for the dashboard's 3-D view.
-  const scene = data.val[0]!;
-  const features = extractFeatures(config, model.backbone, [scene], false, 1);
+  // The validation scenes, segmented, for the dashboard's 3-D view: scene by scene in a row
+  // along x (each shifted past the previous one's extent), for display only.
+  const view = { classes: [...names], positions: [] as number[], labels: [] as number[], predictions: [] as number[] };
+  const shown = data.val.slice(0, 4);
+  const features = extractFeatures(config, model.backbone, shown, false, config.eval.batchScenes);
   const predictions = predictWith(model.head, features);
-  const view = { classes: [...names], positions: Array.from(scene.coord), labels: Array.from(scene.label ?? []), predictions: Array.from(predictions) };
-  await recorder.artifact('val-scene-0.points.json', new TextEncoder().encode(JSON.stringify(view)));
-  await recorder.result('pointcloud', { split: `synthetic val (${data.val.length} scenes)`, miou: summary.mIoU, accuracy: summary.OA, classes, pointsArtifact: 'val-scene-0.points.json' });
+  let shift = 0;
+  let at = 0;
+  for (const scene of shown) {
+    let minX = Number.POSITIVE_INFINITY;
+    let maxX = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < scene.coord.length; i += 3) {
+      minX = Math.min(minX, scene.coord[i]!);
+      maxX = Math.max(maxX, scene.coord[i]!);
+    }
+    for (let i = 0; i < scene.coord.length / 3; i++) {
+      view.positions.push(scene.coord[3 * i]! - minX + shift, scene.coord[3 * i + 1]!, scene.coord[3 * i + 2]!);
+      view.labels.push(scene.label?.[i] ?? -1);
+      view.predictions.push(predictions[at + i]!);
+    }
+    at += scene.coord.length / 3;
+    shift += maxX - minX + 1;
+  }
+  await recorder.artifact('val-scenes.points.json', new TextEncoder().encode(JSON.stringify(view)));
+  await recorder.result('pointcloud', { split: `synthetic val (${data.val.length} scenes)`, miou: summary.mIoU, accuracy: summary.OA, classes, pointsArtifact: 'val-scenes.points.json' });
 
   const pct = (v: number) => (100 * v).toFixed(2);
   const lines = [
