@@ -38,6 +38,8 @@ export class MoeLm {
   readonly embed: tf.Variable;
   readonly pos: tf.Variable;
   readonly finalNorm: tf.Variable;
+  /** Output bias: carries the unigram distribution, so hidden states need no shared direction for it. */
+  readonly headBias: tf.Variable;
   readonly blocks: Block[];
   readonly moeConfig: MoEConfig;
 
@@ -52,6 +54,7 @@ export class MoeLm {
     this.embed = tf.variable(rng.normal([vocab, d], 0, std));
     this.pos = tf.variable(rng.normal([context, d], 0, std));
     this.finalNorm = tf.variable(tf.ones([d]));
+    this.headBias = tf.variable(tf.zeros([vocab]));
     this.blocks = [];
     for (let l = 0; l < layers; l++) {
       const moeWeights = initMoEWeights(this.moeConfig, rng.fork(), { std });
@@ -69,14 +72,14 @@ export class MoeLm {
   }
 
   trainableVariables(): tf.Variable[] {
-    const out = [this.embed, this.pos, this.finalNorm];
+    const out = [this.embed, this.pos, this.finalNorm, this.headBias];
     for (const b of this.blocks) out.push(b.norm1, b.wq, b.wk, b.wv, b.proj, b.norm2, ...weightList(b.moeWeights));
     return out;
   }
 
   /** Checkpoint names → tensors. */
   namedTensors(): Record<string, tf.Variable> {
-    const out: Record<string, tf.Variable> = { 'embed.weight': this.embed, 'pos.weight': this.pos, 'final_norm.weight': this.finalNorm };
+    const out: Record<string, tf.Variable> = { 'embed.weight': this.embed, 'pos.weight': this.pos, 'final_norm.weight': this.finalNorm, 'output.bias': this.headBias };
     this.blocks.forEach((b, l) => {
       const p = `layers.${l}.`;
       Object.assign(out, {
@@ -114,7 +117,7 @@ export class MoeLm {
       h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S }));
     }
     x = rmsNorm(h, this.finalNorm);
-    return tf.matMul(x as tf.Tensor2D, this.embed, false, true) as tf.Tensor2D;
+    return tf.add(tf.matMul(x as tf.Tensor2D, this.embed, false, true), this.headBias) as tf.Tensor2D;
   }
 
   /** Mean next-token cross-entropy (nats) of inputs [B, S] against targets [B, S]. */

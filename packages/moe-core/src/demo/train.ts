@@ -55,7 +55,7 @@ export interface MoeLmTrainResult {
 
 const moe = (m: Omit<MoEConfigInput, 'hiddenSize'>) => m;
 
-/** Ready configurations: `tiny` for tests (seconds), `small` the demo default (~1–2 minutes on the cpu backend). */
+/** Ready configurations: `tiny` for tests (seconds), `small` the demo default (600 steps, about 1–2 minutes on kiln-native). */
 export const MOE_LM_PRESETS: Record<'tiny' | 'small', MoeLmTrainConfig> = {
   tiny: {
     layers: 1,
@@ -78,10 +78,10 @@ export const MOE_LM_PRESETS: Record<'tiny' | 'small', MoeLmTrainConfig> = {
     vocab: 256,
     moe: moe({ numExperts: 8, topk: 2, ffnHiddenSize: 64, sharedExpertSize: 64, auxLossCoeff: 1e-2, zLossCoeff: 1e-3 }),
     batch: 8,
-    steps: 150,
+    steps: 600,
     learningRate: 3e-3,
     seed: 1,
-    evalEvery: 50,
+    evalEvery: 100,
   },
 };
 

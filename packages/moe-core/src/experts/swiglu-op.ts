@@ -8,7 +8,7 @@ interface CpuBackendLike {
 const sig = (x: number) => 1 / (1 + Math.exp(-x));
 
 function checkH(h: tf.Tensor | undefined, name: string): void {
-  if (!h || h.rank !== 2 || h.shape[1]! % 2 !== 0) throw new Error(`${name}: h must be [rows, 2F], got [${h?.shape}]`);
+  if (h?.rank !== 2 || h.shape[1]! % 2 !== 0) throw new Error(`${name}: h must be [rows, 2F], got [${h?.shape}]`);
 }
 
 /**
