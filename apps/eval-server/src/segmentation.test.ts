@@ -31,7 +31,10 @@ describe('ConfusionMatrix', () => {
     for (let s = 0; s < labels.length; s += 100) m.add(labels, preds, s, Math.min(labels.length, s + 100));
     const score = m.score(['a', 'b', 'c', 'd', 'e']);
     const ref = referenceIou(labels, preds, k);
-    score.classes.forEach((c, i) => (ref[i] === null ? expect(c.iou).toBeNull() : expect(c.iou).toBeCloseTo(ref[i]!, 12)));
+    for (const [i, c] of score.classes.entries()) {
+      if (ref[i] === null) expect(c.iou).toBeNull();
+      else expect(c.iou).toBeCloseTo(ref[i]!, 12);
+    }
     const present = ref.filter((x): x is number => x !== null);
     expect(score.miou).toBeCloseTo(present.reduce((a, b) => a + b, 0) / present.length, 12);
     const valid = labels.map((t, i) => [t, preds[i]!] as const).filter(([t]) => t >= 0);
