@@ -54,7 +54,9 @@ function workerModule(url: string): Promise<string> {
   if (!done) {
     done = (async () => {
       const source = fileURLToPath(url);
-      const { build } = await import('esbuild');
+      // a non-literal specifier keeps tsup from bundling this dev-only dependency into dist
+      const esbuild = 'esbuild';
+      const { build } = (await import(esbuild)) as typeof import('esbuild');
       const packageRoot = fileURLToPath(new URL('../../', thisModuleUrl()));
       const outfile = join(packageRoot, 'node_modules', '.cache', 'kiln-moe-workers', `${process.pid}-${bundled.size}-${basename(source, '.ts')}.mjs`);
       await build({ entryPoints: [source], outfile, bundle: true, format: 'esm', platform: 'node', packages: 'external', logLevel: 'error' });
