@@ -177,7 +177,9 @@ describe('kiln pointcloud', () => {
       const result = fake.requests.find((q) => q.url === '/api/runs/run-1/results/pointcloud')!.body;
       expect(result.miou).toBeCloseTo(evaluation.mIoU, 12);
       expect(result.pointsArtifact).toBe('val-scenes.points.json');
-      const view = fake.requests.find((q) => q.method === 'PUT')!.body;
+      const uploads = fake.requests.filter((q) => q.method === 'PUT').map((q) => q.url);
+      expect(uploads).toEqual(['/api/runs/run-1/artifacts/finetune.safetensors', '/api/runs/run-1/artifacts/val-scenes.points.json']);
+      const view = fake.requests.find((q) => q.url.endsWith('val-scenes.points.json'))!.body;
       expect(view.positions.length).toBe(3 * view.labels.length);
       expect(view.predictions.length).toBe(view.labels.length);
 

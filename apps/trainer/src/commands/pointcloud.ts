@@ -8,7 +8,7 @@
  * phase whose config matches and reruns the rest. Each phase is seeded on its own, so a
  * resumed pipeline ends with exactly the weights of an uninterrupted one.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type DeepPartial,
@@ -38,7 +38,11 @@ import { RunRecorder } from '../harness/recorder.js';
 import { HARNESS_FIELDS } from '../harness/run.js';
 import { startBackend } from './shared.js';
 
-const { checkpointEvery: _perPhase, ...RUN_FIELDS } = HARNESS_FIELDS;
+const { checkpointEvery: _perPhase, ...HARNESS_RUN_FIELDS } = HARNESS_FIELDS;
+const RUN_FIELDS = {
+  ...HARNESS_RUN_FIELDS,
+  uploadCheckpoint: { type: 'boolean', default: true, doc: 'with --server: upload finetune.safetensors as a run artifact (for server-side evaluation jobs)' },
+} satisfies Schema;
 
 type Size = keyof typeof PRESETS;
 
@@ -177,6 +181,7 @@ async function runFinetune({ ctx, recorder, config, signal }: Phase, pretrained:
   });
   progress.finish();
   await saveCheckpoint(path, [result.backbone.params, result.head], result.config, 'finetune');
+  if (ctx.config.uploadCheckpoint) await recorder.artifact('finetune.safetensors', readFileSync(path));
   if (!ctx.quiet) ctx.stdout.write(`fine-tuning done: loss ${result.history[0]?.loss.toFixed(4)} → ${result.history.at(-1)?.loss.toFixed(4)}; checkpoint ${path}\n`);
   return result;
 }
