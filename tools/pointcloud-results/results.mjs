@@ -13,6 +13,7 @@ import {
   linearProbe,
   pretrain,
   resolveConfig,
+  selectiveScanName,
   syntheticSplits,
 } from '@kiln/pointcloud-ssl';
 import { createRng } from '@kiln/tensor';
@@ -114,7 +115,7 @@ for (const m of methods) {
 }
 lines.push('');
 lines.push(
-  `${seeds} seeds (0..${seeds - 1}), mean ± sample std; ${cfg.data.trainScenes} train / ${cfg.data.valScenes} val synthetic scenes of ${cfg.data.pointsPerScene} points (data seed ${cfg.data.seed}); pre-training ${cfg.pretrain.steps} steps × ${cfg.pretrain.batchScenes} scenes, fine-tuning ${cfg.finetune.steps} steps × ${cfg.finetune.batchScenes} scenes; backend ${choice.name}; ${minutes.toFixed(1)} min.`,
+  `${seeds} seeds (0..${seeds - 1}), mean ± sample std; ${cfg.data.trainScenes} train / ${cfg.data.valScenes} val synthetic scenes of ${cfg.data.pointsPerScene} points (data seed ${cfg.data.seed}); pre-training ${cfg.pretrain.steps} steps × ${cfg.pretrain.batchScenes} scenes, fine-tuning ${cfg.finetune.steps} steps × ${cfg.finetune.batchScenes} scenes; backend ${choice.name}, scan ${selectiveScanName()}; ${minutes.toFixed(1)} min.`,
 );
 const table = lines.join('\n');
 console.log(table);
