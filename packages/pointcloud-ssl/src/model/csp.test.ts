@@ -6,7 +6,7 @@ import { PRESETS } from '../train/config.js';
 import { modelInput } from '../train/dataset.js';
 import { buildModel, listModels } from './registry.js';
 import './backbone.js';
-import { setSelectiveScan, useKernelScan } from './scan.js';
+import { selectiveScanReference, setSelectiveScan, useKernelScan } from './scan.js';
 import { buildStructure } from './structure.js';
 
 beforeAll(async () => {
@@ -87,6 +87,28 @@ describe('cross-sample propagation', () => {
     let d = 0;
     for (let i = 0; i < alone.length; i++) d = Math.max(d, Math.abs(alone[i]! - tail[i]!));
     expect(d).toBeLessThan(1e-4);
+  });
+
+  it('gives block i the serialization order i mod #orders', () => {
+    const batch = concatScenes(twoScenes());
+    const scanInputs = (orders: ('z' | 'hilbert')[]): Float32Array[] => {
+      const seen: Float32Array[] = [];
+      setSelectiveScan((args) => {
+        seen.push(args.u.dataSync() as Float32Array);
+        return selectiveScanReference(args);
+      }, 'spy');
+      const cfg = { ...config, serialization: { ...config.serialization, orders, shuffleOrders: false } };
+      const model = buildModel(cfg.model, createRng(5));
+      const input = modelInput(batch, cfg, { crossScene: true });
+      model.forward(input.feat, input.structure);
+      useKernelScan();
+      return seen;
+    };
+    const zOnly = scanInputs(['z']);
+    const alternating = scanInputs(['z', 'hilbert']);
+    expect(zOnly).toHaveLength(4); // 2 blocks × 2 directions
+    expect(Array.from(alternating[0]!)).toEqual(Array.from(zOnly[0]!)); // block 0: z in both
+    expect(Array.from(alternating[2]!)).not.toEqual(Array.from(zOnly[2]!)); // block 1: hilbert vs z
   });
 
   it('builds models by registered name and names unknown ones', () => {
