@@ -1,6 +1,7 @@
 import { createRng, saveSafetensors, tf } from '@kiln/tensor';
 import type { MoEConfigInput } from '../config.js';
 import { decodeBytes, defaultCorpusPath, loadByteCorpus, splitCorpus } from './corpus.js';
+import { averageGradients, averageScalar, batchShard, type DataParallelGroup } from './data-parallel.js';
 import { MoeLm, type MoeLmShape } from './moe-lm.js';
 
 /** Peak fp32 FLOP/s of this machine: 2 cores × 2.1 GHz × 64 FLOP/cycle (AVX-512 FMA). */
@@ -107,7 +108,16 @@ function sampleBatch(data: Uint8Array, batch: number, length: number, rng: Retur
  */
 export async function trainMoeLm(
   config: Partial<MoeLmTrainConfig> = {},
-  hooks: { onStep?: (r: MoeLmStepReport) => void; signal?: AbortSignal } = {},
+  hooks: {
+    onStep?: (r: MoeLmStepReport) => void;
+    signal?: AbortSignal;
+    /**
+     * Train data-parallel over this group (e.g. the MPI world from `processCommunicator()`):
+     * each rank takes its shard of every global batch and gradients are averaged, so the
+     * loss curve is that of one process on the whole batch. Rank 0 writes the checkpoints.
+     */
+    dataParallel?: DataParallelGroup;
+  } = {},
 ): Promise<MoeLmTrainResult> {
   const c: MoeLmTrainConfig = { ...MOE_LM_PRESETS.small, ...config, moe: { ...MOE_LM_PRESETS.small.moe, ...(config.moe ?? {}) } };
   for (const k of ['layers', 'dModel', 'heads', 'context', 'batch', 'steps'] as const) {
@@ -133,8 +143,10 @@ export async function trainMoeLm(
       const { x, y } = sampleBatch(validation, c.batch, c.context, createRng(evalRng.getState()));
       return model.loss(x, y).dataSync()[0]!;
     });
+  const dp = hooks.dataParallel;
+  if (dp) batchShard(c.batch, dp); // fails early when the batch does not split evenly
   const save = async (step: number) => {
-    if (!c.checkpointPath) return;
+    if (!c.checkpointPath || (dp && dp.rank !== 0)) return;
     await saveSafetensors(c.checkpointPath, model.namedTensors(), { step: String(step), config: JSON.stringify({ ...c, checkpointPath: undefined }) });
     checkpoint = c.checkpointPath;
   };
@@ -143,9 +155,22 @@ export async function trainMoeLm(
     if (hooks.signal?.aborted) break;
     const t0 = performance.now();
     const { x, y } = sampleBatch(train, c.batch, c.context, dataRng);
-    const lossT = optimizer.minimize(() => model.loss(x, y), true, vars)!;
-    const loss = (await lossT.data())[0]!;
-    lossT.dispose();
+    let loss: number;
+    if (dp && dp.size > 1) {
+      const [start, end] = batchShard(c.batch, dp);
+      const xs = tf.slice(x, [start, 0], [end - start, c.context]);
+      const ys = tf.slice(y, [start, 0], [end - start, c.context]);
+      const { value, grads } = tf.variableGrads(() => model.loss(xs, ys) as tf.Scalar, vars);
+      const averaged = await averageGradients(grads, dp);
+      optimizer.applyGradients(averaged as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+      tf.dispose(Object.values(averaged));
+      loss = await averageScalar((await value.data())[0]!, dp);
+      tf.dispose([xs, ys, value]);
+    } else {
+      const lossT = optimizer.minimize(() => model.loss(x, y), true, vars)!;
+      loss = (await lossT.data())[0]!;
+      lossT.dispose();
+    }
     x.dispose();
     y.dispose();
     // aux-loss-free balancing (DeepSeek-V3): one expert-bias update per global batch

@@ -22,7 +22,9 @@ export const referenceGroupedGemm: GroupedGemm = (x, w, groupSizes, options = {}
     // gradients are concat/stack (tf.slice's gradient pads to the full shape, once per group).
     const sizes = Array.from(groupSizes);
     const xs = groups === 1 ? [x] : tf.split(x, sizes, 0);
-    const ws = tf.unstack(w, 0) as tf.Tensor2D[];
+    // tfjs cannot differentiate an unstack with a single output (its gradient receives one
+    // tensor where it stacks a list), which is the case of one local expert per rank.
+    const ws = (groups === 1 ? [tf.squeeze(w, [0])] : tf.unstack(w, 0)) as tf.Tensor2D[];
     const parts: tf.Tensor2D[] = [];
     for (let g = 0; g < groups; g++) {
       if (sizes[g] === 0) continue;
