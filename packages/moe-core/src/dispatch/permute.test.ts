@@ -50,11 +50,11 @@ describe('ReferencePermuter', () => {
       const x = rng.normal([3, 5]) as tf.Tensor2D;
       const probs = rng.uniform([3, 4]) as tf.Tensor2D;
       const P = dense(plan);
-      const w = () => tf.concat([tf.reshape(probs, [-1]), tf.zeros([1])]).gather(tf.tensor1d(plan.rowProb, 'int32'));
+      const w = () => tf.gather(tf.concat([tf.reshape(probs, [-1]), tf.zeros([1])]), tf.tensor1d(plan.rowProb, 'int32'));
       const dy = rng.normal([3, 5]);
       const ours = (a: tf.Tensor, p: tf.Tensor) => tf.sum(tf.mul(permuter.unpermute(tf.sin(permuter.permute(a as tf.Tensor2D, plan)), plan, p as tf.Tensor2D), dy));
       const ref = (a: tf.Tensor, p: tf.Tensor) => {
-        const wr = tf.concat([tf.reshape(p, [-1]), tf.zeros([1])]).gather(tf.tensor1d(plan.rowProb, 'int32'));
+        const wr = tf.gather(tf.concat([tf.reshape(p, [-1]), tf.zeros([1])]), tf.tensor1d(plan.rowProb, 'int32'));
         return tf.sum(tf.mul(tf.matMul(P, tf.mul(tf.sin(tf.matMul(P, a)), tf.expandDims(wr, 1)), true, false), dy));
       };
       expect(w().shape).toEqual([plan.rowToken.length]);
