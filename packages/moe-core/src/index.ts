@@ -44,6 +44,6 @@ export type { MoeLmShape } from './demo/moe-lm.js';
 export { trainMoeLm, MOE_LM_PRESETS, DEFAULT_PEAK_FLOPS } from './demo/train.js';
 export { averageGradients, averageScalar, batchShard } from './demo/data-parallel.js';
 export type { DataParallelGroup } from './demo/data-parallel.js';
-export { processCommunicator, launchedByMpi } from './comm/process-communicator.js';
+export { processCommunicator, finalizeProcessCommunicator, launchedByMpi } from './comm/process-communicator.js';
 export type { MoeLmTrainConfig, MoeLmStepReport, MoeLmTrainResult } from './demo/train.js';
 export { loadByteCorpus, defaultCorpusPath, splitCorpus, decodeBytes, DEFAULT_CORPUS } from './demo/corpus.js';

@@ -3,12 +3,23 @@
  * and `kiln moe train` (the demo MoE language model).
  */
 import { join } from 'node:path';
-import { MODEL_PRESETS, MOE_LM_PRESETS, type MoeLmTrainConfig, countParams, flopsPerToken, memoryPerGpu, trainMoeLm } from '@kiln/moe-core';
-import type { CommandSpec } from '../cli/command.js';
+import { Writable } from 'node:stream';
+import {
+  MODEL_PRESETS,
+  MOE_LM_PRESETS,
+  type MoeLmTrainConfig,
+  countParams,
+  flopsPerToken,
+  memoryPerGpu,
+  finalizeProcessCommunicator,
+  processCommunicator,
+  trainMoeLm,
+} from '@kiln/moe-core';
+import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
 import type { Config, Schema } from '../cli/schema.js';
 import { RunRecorder } from '../harness/recorder.js';
-import { HARNESS_FIELDS } from '../harness/run.js';
+import { HARNESS_FIELDS, runDirectory } from '../harness/run.js';
 import { startBackend } from './shared.js';
 
 const MODELS = Object.keys(MODEL_PRESETS);
@@ -175,11 +186,17 @@ export const moeTrainCommand: CommandSpec = {
     },
   },
   defaultPreset: 'small',
-  async handler(ctx) {
+  async handler(rootCtx) {
+    // Under mpirun every rank trains a replica on its shard of each global batch (data
+    // parallel); rank 0 reports and checkpoints, the others keep a quiet record of their own.
+    const world = await processCommunicator();
+    const ctx = world.rank === 0 ? rootCtx : quietRank(rootCtx, world.rank);
     const c = ctx.config;
     if (Number(c.topk) > Number(c.numExperts)) throw new UsageError(`config key 'topk' (${c.topk}) must not exceed 'numExperts' (${c.numExperts})`);
     if (Number(c.dModel) % Number(c.heads) !== 0) throw new UsageError(`config key 'dModel' (${c.dModel}) must be divisible by 'heads' (${c.heads})`);
+    if (Number(c.batch) % world.size !== 0) throw new UsageError(`config key 'batch' (${c.batch}) must divide evenly over the ${world.size} MPI ranks`);
     await startBackend(ctx);
+    if (world.size > 1) ctx.stdout.write(`data parallel over ${world.size} MPI ranks (global batch ${c.batch})\n`);
     const recorder = await RunRecorder.open({ command: 'moe train', kind: 'moe', ...ctx });
     const checkpointPath = join(recorder.dir, 'model.safetensors');
     const progress = recorder.progress('moe', Number(c.steps));
@@ -195,6 +212,7 @@ export const moeTrainCommand: CommandSpec = {
     try {
       const result = await trainMoeLm(libraryConfig(c, checkpointPath), {
         signal: abort.signal,
+        dataParallel: world,
         onStep: (r) => {
           lastLoad = r.expertLoad;
           const values: Record<string, number> = { loss: r.loss, tokensPerSecond: r.tokensPerSecond, tflops: r.tflops, mfu: r.mfu };
@@ -226,8 +244,17 @@ export const moeTrainCommand: CommandSpec = {
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      await finalizeProcessCommunicator();
     }
   },
 };
+
+/** The context of a non-zero MPI rank: no printing, no server, its own run directory. */
+function quietRank(ctx: CommandContext, rank: number): CommandContext {
+  const out = join(runDirectory('moe train', ctx.config), `rank-${rank}`);
+  const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const { server: _server, ...config } = ctx.config;
+  return { ...ctx, quiet: true, stdout: sink, config: { ...config, out } };
+}
 
 export const moeCommands: CommandSpec[] = [moeTrainCommand, moeEstimateCommand];

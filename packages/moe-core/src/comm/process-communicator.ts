@@ -18,7 +18,19 @@ export function launchedByMpi(env: Record<string, string | undefined> = process.
  */
 export async function processCommunicator(env: Record<string, string | undefined> = process.env): Promise<Communicator> {
   if (!launchedByMpi(env)) return new LocalCommunicator();
-  let mpi: { initMpi(): Promise<Communicator> };
+  const mpi = await loadMpi();
+  return mpi.initMpi();
+}
+
+interface MpiModule {
+  initMpi(): Promise<Communicator>;
+  finalizeMpi(): Promise<void>;
+}
+let mpiModule: MpiModule | undefined;
+
+async function loadMpi(): Promise<MpiModule> {
+  if (mpiModule) return mpiModule;
+  let mpi: MpiModule;
   try {
     // A variable specifier keeps bundlers from requiring the optional peer.
     const specifier = '@kiln/mpi';
@@ -26,5 +38,11 @@ export async function processCommunicator(env: Record<string, string | undefined
   } catch (err) {
     throw new Error(`started by mpirun, but @kiln/mpi could not be loaded (${(err as Error).message}); install it with Open MPI present`);
   }
-  return mpi.initMpi();
+  mpiModule = mpi;
+  return mpi;
+}
+
+/** Finalizes MPI if `processCommunicator` initialized it; call before the process exits. */
+export async function finalizeProcessCommunicator(): Promise<void> {
+  await mpiModule?.finalizeMpi();
 }

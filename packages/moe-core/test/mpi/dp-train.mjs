@@ -1,7 +1,7 @@
 // Under mpirun: the demo MoE LM trained data-parallel over the MPI world (global batch 8
 // split over the ranks); prints this rank's loss curve as one JSON line.
 import { initBackend } from '@kiln/tensor';
-import { MOE_LM_PRESETS, processCommunicator, trainMoeLm } from '../../dist/index.js';
+import { MOE_LM_PRESETS, finalizeProcessCommunicator, processCommunicator, trainMoeLm } from '../../dist/index.js';
 
 await initBackend({ env: { KILN_BACKEND: 'cpu' } });
 const world = await processCommunicator();
@@ -13,5 +13,4 @@ const result = await trainMoeLm(
   { dataParallel: world },
 );
 console.log(JSON.stringify({ rank: world.rank, size: world.size, losses: result.reports.map((r) => r.loss) }));
-const { finalizeMpi } = await import('@kiln/mpi');
-await finalizeMpi();
+await finalizeProcessCommunicator();

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRng, initBackend } from '@kiln/tensor';
-import { expertParallelProgram, processCommunicator } from '../../dist/index.js';
+import { expertParallelProgram, finalizeProcessCommunicator, processCommunicator } from '../../dist/index.js';
 
 await initBackend({ env: { KILN_BACKEND: 'cpu' } });
 const comm = await processCommunicator();
@@ -33,5 +33,4 @@ writeFileSync(
     router: Array.from(result.grads.router.data),
   }),
 );
-const { finalizeMpi } = await import('@kiln/mpi');
-await finalizeMpi();
+await finalizeProcessCommunicator();

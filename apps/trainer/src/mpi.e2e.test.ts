@@ -1,0 +1,64 @@
+/**
+ * `mpirun -np 2` and `-np 4` of `kiln moe train`: data parallel over MPI ranks follows the
+ * same loss curve as one process training on the same global batch. Skipped, with the
+ * reason printed, where mpirun or @kiln/mpi's addon is missing (CI installs Open MPI).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { kiln, tempDir } from './test-support.js';
+
+const bin = join(import.meta.dirname, '..', 'bin', 'kiln.mjs');
+
+function skipReason(): string {
+  if (spawnSync('mpirun', ['--version']).status !== 0) return 'mpirun not found (install openmpi-bin)';
+  try {
+    const moeCore = dirname(createRequire(import.meta.url).resolve('@kiln/moe-core/package.json'));
+    const mpi = dirname(createRequire(join(moeCore, 'package.json')).resolve('@kiln/mpi/package.json'));
+    if (!existsSync(join(mpi, 'build', 'Release', 'kiln_mpi.node'))) return '@kiln/mpi was built without Open MPI';
+  } catch {
+    return '@kiln/mpi is not installed';
+  }
+  return '';
+}
+const reason = skipReason();
+if (reason) console.log(`[skip] mpirun tests skipped: ${reason}`);
+
+// Dropless routing without the batch-level aux loss, so equal shards reproduce the batch.
+const ARGS = ['moe', 'train', '--preset', 'tiny', '--steps', '5', '--aux-loss-coeff', '0', '--quiet'];
+
+function losses(dir: string): number[] {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { loss?: number })
+    .filter((r) => r.loss !== undefined)
+    .map((r) => r.loss!);
+}
+
+describe.skipIf(reason !== '')('kiln moe train under mpirun', () => {
+  it('follows the single-process loss curve on 2 and 4 ranks', async () => {
+    const single = tempDir();
+    const one = await kiln([...ARGS, '--out', single], { KILN_BACKEND: 'cpu' });
+    expect(one.code, one.stderr).toBe(0);
+    const reference = losses(single);
+    expect(reference).toHaveLength(5);
+    for (const np of [2, 4]) {
+      const out = tempDir();
+      const run = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', String(np), process.execPath, bin, ...ARGS, '--out', out], {
+        encoding: 'utf8',
+        timeout: 240_000,
+        env: { ...process.env, KILN_BACKEND: 'cpu' },
+      });
+      expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+      const curve = losses(out);
+      expect(curve).toHaveLength(reference.length);
+      for (const [i, loss] of curve.entries()) expect(Math.abs(loss - reference[i]!)).toBeLessThan(2e-4 * Math.max(1, reference[i]!));
+      // rank 0 reports and checkpoints; the other ranks keep quiet records of their own
+      expect(existsSync(join(out, 'model.safetensors'))).toBe(true);
+      expect(existsSync(join(out, `rank-${np - 1}`, 'metrics.jsonl'))).toBe(true);
+    }
+  });
+});
