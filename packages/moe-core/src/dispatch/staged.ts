@@ -83,6 +83,9 @@ export class StagedGraph {
           this.time(step.name, 'forwardMs', performance.now() - t0);
           return ys;
         });
+        // one macrotask turn lets the communication issue its sends (everything up to its
+        // first wait for a peer) before the next local step occupies the thread
+        await new Promise<void>((r) => setImmediate(r));
       }
       this.stepInputs.set(step.name, []);
       // failures surface through the outputs' promises; this bookkeeping branch must not also reject
@@ -142,6 +145,7 @@ export class StagedGraph {
         step.inputs.forEach((n, i) => {
           add(n, dxsP.then((d) => d[i]!));
         });
+        await new Promise<void>((r) => setImmediate(r));
       }
     }
     const out: Record<string, tf.Tensor> = {};

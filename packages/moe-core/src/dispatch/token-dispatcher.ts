@@ -121,12 +121,14 @@ export class AllToAllDispatcher extends DispatcherBase implements TokenDispatche
         const L = this.numLocal;
         // counts first: every rank learns how many rows per local expert each source sends
         const countChunks = Array.from({ length: size }, (_, r) => Float32Array.from(plan.rowsPerExpert.slice(r * L, (r + 1) * L)));
-        const got = await this.comm.allToAllV(countChunks);
-        this.recvPerExpert = got.map((c) => Array.from(c, (v) => Math.round(v)));
         this.sendCounts = countChunks.map((c) => c.reduce((a, b) => a + b, 0));
+        // counts and rows leave together (the rows' split is known locally), so both are in
+        // flight while this rank computes the shared experts
+        const chunks = await splitRows(permuted!, this.sendCounts);
+        const [got, rows] = await Promise.all([this.comm.allToAllV(countChunks), this.comm.allToAllV(chunks)]);
+        this.recvPerExpert = got.map((c) => Array.from(c, (v) => Math.round(v)));
         this.recvCounts = this.recvPerExpert.map((c) => c.reduce((a, b) => a + b, 0));
         this.buildSortIndex();
-        const rows = await this.comm.allToAllV(await splitRows(permuted!, this.sendCounts));
         return [joinRows(rows, this.hidden)];
       },
       backward: async ([dReceived]) => {
