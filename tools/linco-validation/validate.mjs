@@ -31,7 +31,7 @@ console.log('\n### 1. Injected regional inconsistency → LInCo (judges = 4 regi
 console.log('| injected | LInCo term [95% CI] | random-split term [95% CI] | excess term [95% CI] | LInCo charge | random-split charge |');
 console.log('|---:|---|---|---|---:|---:|');
 for (const level of levels) {
-  const f = await linco(data({ region: level }), { ...common, sampling: { groupBy: 'region', testSize: 300 }, baselineRepeats: level === 0 ? 8 : 4 });
+  const f = await linco(data({ region: level }), { ...common, sampling: { groupBy: 'region', testSize: 300 }, baselineRepeats: level === 0 ? 8 : 4, groupRepeats: 3 });
   dose.push({ level, overall: f.overall, ci: f.ci, baseline: { overall: f.baseline.overall, ci: f.baseline.ci, repeats: f.baseline.repeats }, excess: f.excess });
   console.log(`| ${level} | ${f3(f.overall.term)} ${ci(f.ci.term)} | ${f3(f.baseline.overall.term)} ${ci(f.baseline.ci.term)} | ${f3(f.excess.overall.term)} ${ci(f.excess.ci.term)} | ${f3(f.overall.charge)} | ${f3(f.baseline.overall.charge)} |`);
 }
@@ -42,7 +42,7 @@ const zeroInside = zero.overall.term >= zero.baseline.ci.term[0] && zero.overall
 const zeroChargeInside = zero.overall.charge >= zero.baseline.ci.charge[0] && zero.overall.charge <= zero.baseline.ci.charge[1];
 const nullTerms = zero.baseline.repeats.map((r) => r.term).sort((a, b) => a - b);
 const above = nullTerms.filter((t) => t >= zero.overall.term).length;
-console.log(`\nRandom-split panels: 8 at 0, 4 at every other level.`);
+console.log(`\nRegion judges: mean of 3 equal-size resamples. Random-split panels: 8 at 0, 4 at every other level.`);
 console.log(`Spearman ρ(injected, LInCo): term ${f3(rhoTerm)}, charge ${f3(rhoCharge)}`);
 console.log(`At 0, the 8 random-split panels' term LInCo: ${nullTerms.map(f3).join(', ')}; ${above} of 8 are ≥ the region judges' ${f3(zero.overall.term)}`);
 console.log(`At 0: term LInCo ${f3(zero.overall.term)} ${zeroInside ? 'inside' : 'OUTSIDE'} the random-split CI ${ci(zero.baseline.ci.term)}; charge ${f3(zero.overall.charge)} ${zeroChargeInside ? 'inside' : 'OUTSIDE'} ${ci(zero.baseline.ci.charge)}; excess CI ${ci(zero.excess.ci.term)}`);

@@ -57,4 +57,12 @@ describe('planJudges', () => {
     const bigShare = random[0]!.rows.filter((r) => cases[r]!.groups['region'] === 'big').length / plan.perJudge;
     expect(bigShare).toBeGreaterThan(0.4);
   });
+
+  it('resamples judges’ cases while keeping the held-out set', () => {
+    const a = planJudges(cases, { groupBy: 'region', testSize: 50, perJudge: 40, seed: 5 });
+    const b = planJudges(cases, { groupBy: 'region', testSize: 50, perJudge: 40, seed: 5, resample: 1 });
+    expect(b.testRows).toEqual(a.testRows);
+    expect(b.judges[0]!.rows).not.toEqual(a.judges[0]!.rows);
+    expect(b.judges.every((j) => j.rows.length === 40 && j.rows.every((r) => cases[r]!.groups['region'] === j.group))).toBe(true);
+  });
 });

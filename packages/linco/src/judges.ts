@@ -25,6 +25,11 @@ export interface SamplingOptions {
    */
   crossGroupShare?: number;
   seed?: number;
+  /**
+   * Which equal-size resample of the judges' cases to draw (0, 1, ...). The held-out set
+   * depends on `seed` only, so resamples of one plan predict the same cases.
+   */
+  resample?: number;
 }
 
 export interface JudgePlan {
@@ -60,6 +65,7 @@ export function planJudges(cases: JudgmentCase[], options: SamplingOptions): Jud
   }
   const shuffled = sample(rng, eligible, eligible.length);
   const testRows = shuffled.slice(0, testSize).sort((a, b) => a - b);
+  const pick = options.resample ? createRng((options.seed ?? 3) * 7919 + options.resample) : rng;
   const train = shuffled.slice(testSize);
   const byGroup = new Map<string, number[]>();
   for (const i of train) {
@@ -80,12 +86,12 @@ export function planJudges(cases: JudgmentCase[], options: SamplingOptions): Jud
   if (perJudge > smallest) throw new Error(`sampling.perJudge ${perJudge} exceeds the smallest group's ${smallest} training cases`);
   const own = Math.round(perJudge * (1 - share));
   const judges = kept.map((g) => {
-    const rows = sample(rng, byGroup.get(g)!, own);
+    const rows = sample(pick, byGroup.get(g)!, own);
     const others = kept.filter((x) => x !== g);
     const extra = perJudge - own;
     for (let e = 0; e < extra; e++) {
       const list = byGroup.get(others[e % others.length]!)!;
-      rows.push(list[rng.int(0, list.length)]!);
+      rows.push(list[pick.int(0, list.length)]!);
     }
     return { group: g, rows, caseGroups: rows.map((r) => cases[r]!.groups[groupBy]!) };
   });

@@ -57,7 +57,9 @@ describe('linco', () => {
       train: { epochs: 1 },
       baselineRepeats: 0,
       breakdowns: ['group:gender'],
+      groupRepeats: 2,
     });
+    expect(f.info['groupRepeats']).toBe(2);
     expect(Number.isFinite(f.overall.term)).toBe(true);
     expect(Object.keys(f.byGroup['group:gender']!).sort()).toEqual(['female', 'male']);
     expect(f.info['model']).toMatchObject({ type: 'text-cnn' });

@@ -24,6 +24,12 @@ export interface LincoOptions {
   /** The LJP model every judge uses. Default the hashed n-gram baseline. */
   model?: ModelSpec;
   train?: Omit<TrainOptions, 'onEpoch' | 'debias'>;
+  /**
+   * Group panels to average, each on another equal-size resample of the groups' cases (and
+   * its own training order): the estimate then carries less of one draw's training noise,
+   * as the baseline's repeats do. Default 1.
+   */
+  groupRepeats?: number;
   /** Random-split baseline panels; 0 disables the baseline. Default 1. */
   baselineRepeats?: number;
   bootstrap?: BootstrapOptions;
@@ -49,6 +55,8 @@ interface PanelContext {
   makeModel: (seed: number) => LjpModel;
   options: LincoOptions;
   testRows: Int32Array;
+  /** Shifts the training-order seed of a resampled panel. */
+  seedOffset?: number;
 }
 
 /** Trains one panel and returns the per-case scores on the held-out cases. */
@@ -70,7 +78,7 @@ function runPanel(ctx: PanelContext, name: string, judges: { rows: number[]; cas
   try {
     trainPanel(models, ctx.pool, data, {
       ...ctx.options.train,
-      seed: seed + 17,
+      seed: seed + 17 + 7919 * (ctx.seedOffset ?? 0),
       ...(debias ? { debias } : {}),
       onEpoch: (epoch, loss) => ctx.options.onProgress?.({ stage: 'train', panel: name, epoch, epochs, loss }),
     });
@@ -108,7 +116,18 @@ export async function lincoRun(cases: JudgmentCase[], options: LincoOptions): Pr
   const plan = planJudges(cases, { ...options.sampling, seed: options.sampling.seed ?? options.seed ?? 1 });
   options.onProgress?.({ stage: 'plan', judges: plan.judges.length, perJudge: plan.perJudge, testSize: plan.testRows.length });
   const ctx = context(cases, options, plan.testRows);
-  const scores = runPanel(ctx, 'groups', plan.judges, options.debias);
+  const groupRepeats = options.groupRepeats ?? 1;
+  if (!Number.isInteger(groupRepeats) || groupRepeats < 1) throw new Error(`groupRepeats must be an integer ≥ 1, got ${groupRepeats}`);
+  const panels: CaseScores[] = [runPanel(ctx, 'groups', plan.judges, options.debias)];
+  for (let r = 1; r < groupRepeats; r++) {
+    const again = planJudges(cases, { ...options.sampling, seed: options.sampling.seed ?? options.seed ?? 1, resample: r });
+    panels.push(runPanel({ ...ctx, seedOffset: r }, `groups-${r}`, again.judges, options.debias));
+  }
+  // Per case, the mean over the resampled panels.
+  const scores: CaseScores = {
+    term: Float64Array.from(panels[0]!.term, (_, i) => panels.reduce((a, p) => a + p.term[i]!, 0) / panels.length),
+    charge: Float64Array.from(panels[0]!.charge, (_, i) => panels.reduce((a, p) => a + p.charge[i]!, 0) / panels.length),
+  };
   const repeats = options.baselineRepeats ?? 1;
   if (!Number.isInteger(repeats) || repeats < 0) throw new Error(`baselineRepeats must be an integer ≥ 0, got ${repeats}`);
   const baseline: CaseScores[] = [];
@@ -129,6 +148,7 @@ export async function lincoRun(cases: JudgmentCase[], options: LincoOptions): Pr
       perJudge: plan.perJudge,
       testSize: plan.testRows.length,
       baselineRepeats: repeats,
+      groupRepeats,
       model: options.model ?? { type: 'hashed-ngram' },
       debias: options.debias?.method ?? 'none',
     },
