@@ -33,6 +33,7 @@ describe('resolveLincoConfig', () => {
       [{ breakdowns: ['court'] }, 'breakdowns[0]'],
       [{ debias: { method: 'magic' } }, 'debias.method'],
       [{ groupBy: '' }, 'groupBy'],
+      [{ groupRepeats: 0 }, 'groupRepeats'],
       [{ colour: 'red' }, 'colour'],
     ];
     for (const [input, field] of bad) {

@@ -36,6 +36,8 @@ export interface LincoConfig {
   sampling: { perJudge?: number; minPerJudge: number; testSize?: number; crossGroupShare: number };
   /** Random-split baseline panels (0: none). */
   baselineRepeats: number;
+  /** Group panels averaged over equal-size resamples (≥ 1). */
+  groupRepeats: number;
   bootstrap: { samples: number; confidence: number };
   metric: MetricOptions;
   breakdowns: BreakdownName[];
@@ -62,6 +64,7 @@ export const PRESETS: Record<'tiny' | 'default', LincoConfig> = {
     train: { epochs: 8, batchSize: 32, learningRate: 0.05, termWeight: 1 },
     sampling: { minPerJudge: 20, testSize: 60, crossGroupShare: 0 },
     baselineRepeats: 1,
+    groupRepeats: 1,
     bootstrap: { samples: 200, confidence: 0.95 },
     metric: {},
     breakdowns: ['charge', 'severity', 'year'],
@@ -74,6 +77,7 @@ export const PRESETS: Record<'tiny' | 'default', LincoConfig> = {
     train: { epochs: 12, batchSize: 32, learningRate: 0.02, termWeight: 1 },
     sampling: { minPerJudge: 20, testSize: 300, crossGroupShare: 0 },
     baselineRepeats: 2,
+    groupRepeats: 1,
     bootstrap: { samples: 1000, confidence: 0.95 },
     metric: {},
     breakdowns: ['charge', 'severity', 'year'],
@@ -110,7 +114,7 @@ function merge<T>(base: T, over: unknown): T {
 /** Resolves a preset plus overrides into a full, checked config. */
 export function resolveLincoConfig(input: unknown = {}): LincoConfig {
   if (!isObj(input)) throw new LincoConfigError('(root)', `expected an object, got ${JSON.stringify(input)}`);
-  checkKeys(input, ['preset', 'data', 'groupBy', 'model', 'train', 'sampling', 'baselineRepeats', 'bootstrap', 'metric', 'breakdowns', 'debias', 'seed', 'backend'], '');
+  checkKeys(input, ['preset', 'data', 'groupBy', 'model', 'train', 'sampling', 'baselineRepeats', 'groupRepeats', 'bootstrap', 'metric', 'breakdowns', 'debias', 'seed', 'backend'], '');
   const preset = input['preset'] ?? 'default';
   if (preset !== 'tiny' && preset !== 'default') throw new LincoConfigError('preset', `expected "tiny" or "default", got ${JSON.stringify(preset)}`);
   const { preset: _p, ...rest } = input;
@@ -157,6 +161,7 @@ export function resolveLincoConfig(input: unknown = {}): LincoConfig {
   if (c.sampling.testSize !== undefined) int(c.sampling.testSize, 'sampling.testSize', 1);
   num(c.sampling.crossGroupShare, 'sampling.crossGroupShare', 0, 1, false, true);
   int(c.baselineRepeats, 'baselineRepeats', 0);
+  int(c.groupRepeats, 'groupRepeats', 1);
   checkKeys(c.bootstrap as unknown as Record<string, unknown>, ['samples', 'confidence'], 'bootstrap');
   int(c.bootstrap.samples, 'bootstrap.samples', 1);
   num(c.bootstrap.confidence, 'bootstrap.confidence', 0, 1, true, true);
@@ -226,6 +231,7 @@ export async function runLinco(config: unknown, options: RunLincoOptions = {}): 
     model: c.model,
     train: c.train,
     baselineRepeats: c.baselineRepeats,
+    groupRepeats: c.groupRepeats,
     bootstrap: { ...c.bootstrap, seed: c.seed },
     metric: c.metric,
     breakdowns: c.breakdowns,
