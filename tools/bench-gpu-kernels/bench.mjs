@@ -16,6 +16,8 @@ import { createRng, initBackend, tf, timeIt } from '../../packages/tensor/dist/i
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
+// --grouped: only the grouped-GEMM rows (a quick re-measurement).
+const groupedOnly = process.argv.includes('--grouped');
 const SCAN = { batch: 2, dim: 256, N: 16, L: quick ? 512 : 4096 };
 const REF_L = quick ? 64 : 256; // the tf-ops reference loop, per-step cost × L
 // mamba's PyTorch loop: every step's slice backward writes a full [b, d, L, N] gradient, so
@@ -70,9 +72,9 @@ if (native.error) {
   process.exit(1);
 }
 console.error(`backend ${native.name} (${native.detail})`);
-const nativeScan = await scanFwdBwd(SCAN, kernel, 3);
+const nativeScan = groupedOnly ? 0 : await scanFwdBwd(SCAN, kernel, 3);
 const refShort = { ...SCAN, L: REF_L };
-const refScan = ((await scanFwdBwd(refShort, reference, 1)) * SCAN.L) / REF_L;
+const refScan = groupedOnly ? 0 : ((await scanFwdBwd(refShort, reference, 1)) * SCAN.L) / REF_L;
 
 const gRng = createRng(3);
 const M = GROUPED.sizes.reduce((a, b) => a + b, 0);
@@ -87,7 +89,7 @@ const groupedFwd =
         await y.data();
         y.dispose();
       },
-      { warmup: 1, runs: 5 },
+      { warmup: 1, runs: groupedOnly ? 11 : 5 },
     )
   ).medianMs / 1000;
 const groupedFwdBwd =
@@ -98,12 +100,12 @@ const groupedFwdBwd =
         await Promise.all(gs.map((g) => g.data()));
         tf.dispose(gs);
       },
-      { warmup: 1, runs: 5 },
+      { warmup: 1, runs: groupedOnly ? 11 : 5 },
     )
   ).medianMs / 1000;
 
 // ---- PyTorch peers, same run
-const peerCfg = { scan: { ...SCAN, L: PEER_L, runs: 1 }, grouped: { ...GROUPED, runs: 5 } };
+const peerCfg = { scan: groupedOnly ? null : { ...SCAN, L: PEER_L, runs: 1 }, grouped: { ...GROUPED, runs: groupedOnly ? 11 : 5 } };
 const peer = spawnSync('/usr/bin/python3', [path.join(here, 'peer.py'), JSON.stringify(peerCfg)], {
   encoding: 'utf8',
   env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' },
@@ -115,10 +117,12 @@ if (peer.status !== 0) {
 const torch = JSON.parse(peer.stdout.trim().split('\n').pop());
 
 const scanLabel = `selective scan fwd+bwd (b ${SCAN.batch}, d ${SCAN.dim}, N ${SCAN.N}, L ${SCAN.L})`;
-rows.push([`${scanLabel}: kiln-native chunked scan`, fmt(nativeScan), '1.0×']);
-const torchScan = (torch.scan_fwd_bwd_s * SCAN.L) / PEER_L;
-rows.push([`${scanLabel}: mamba reference loop, PyTorch ${torch.torch} (2 threads; L ${PEER_L} × ${SCAN.L / PEER_L}, a lower bound)`, `≥ ${fmt(torchScan)}`, `≥ ${(torchScan / nativeScan).toFixed(1)}× slower`]);
-rows.push([`${scanLabel}: op reference (tf ops + autodiff on kiln-native; L ${REF_L} × ${SCAN.L / REF_L})`, fmt(refScan), `${(refScan / nativeScan).toFixed(1)}× slower`]);
+const torchScan = groupedOnly ? 0 : (torch.scan_fwd_bwd_s * SCAN.L) / PEER_L;
+if (!groupedOnly) {
+  rows.push([`${scanLabel}: kiln-native chunked scan`, fmt(nativeScan), '1.0×']);
+  rows.push([`${scanLabel}: mamba reference loop, PyTorch ${torch.torch} (2 threads; L ${PEER_L} × ${SCAN.L / PEER_L}, a lower bound)`, `≥ ${fmt(torchScan)}`, `≥ ${(torchScan / nativeScan).toFixed(1)}× slower`]);
+  rows.push([`${scanLabel}: op reference (tf ops + autodiff on kiln-native; L ${REF_L} × ${SCAN.L / REF_L})`, fmt(refScan), `${(refScan / nativeScan).toFixed(1)}× slower`]);
+}
 const gLabel = `grouped GEMM (${GROUPED.sizes.length} experts, ${M} rows incl. an empty group, K ${GROUPED.K}, N ${GROUPED.N})`;
 rows.push([`${gLabel} forward: kiln-native`, fmt(groupedFwd), `${(torch.grouped_fwd_s / groupedFwd).toFixed(2)}× PyTorch`]);
 rows.push([`${gLabel} forward: PyTorch per-group loop`, fmt(torch.grouped_fwd_s), '']);
@@ -127,9 +131,11 @@ rows.push([`${gLabel} fwd+bwd: PyTorch per-group loop`, fmt(torch.grouped_fwd_bw
 
 // ---- webgpu vs kiln-native, on a smaller scan (lavapipe is a software rasterizer)
 const small = { batch: 1, dim: 64, N: 16, L: 512 };
-const nativeSmall = await scanFwdBwd(small, kernel, 3);
-const gpu = await initBackend({ env: { KILN_BACKEND: 'webgpu' } }).catch((e) => ({ error: e.message }));
-if (gpu.error) rows.push(['webgpu', `skipped: ${gpu.error}`, '']);
+const nativeSmall = groupedOnly ? 0 : await scanFwdBwd(small, kernel, 3);
+const gpu = groupedOnly ? { error: 'not measured (--grouped)' } : await initBackend({ env: { KILN_BACKEND: 'webgpu' } }).catch((e) => ({ error: e.message }));
+if (groupedOnly) {
+  // grouped rows only
+} else if (gpu.error) rows.push(['webgpu', `skipped: ${gpu.error}`, '']);
 else {
   const gpuSmall = await scanFwdBwd(small, kernel, 3);
   const label = `selective scan fwd+bwd (b 1, d 64, N 16, L 512)`;

@@ -97,7 +97,8 @@ def main():
     cfg = json.loads(sys.argv[1])
     result = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
     s = cfg['scan']
-    result['scan_fwd_bwd_s'] = bench_scan(s['batch'], s['dim'], s['N'], s['L'], s['runs'])
+    if s:
+        result['scan_fwd_bwd_s'] = bench_scan(s['batch'], s['dim'], s['N'], s['L'], s['runs'])
     gcfg = cfg['grouped']
     f, fb = bench_grouped(gcfg['sizes'], gcfg['K'], gcfg['N'], gcfg['runs'])
     result['grouped_fwd_s'] = f
