@@ -48,6 +48,19 @@ console.log(`At 0, the 8 random-split panels' term LInCo: ${nullTerms.map(f3).jo
 console.log(`At 0: term LInCo ${f3(zero.overall.term)} ${zeroInside ? 'inside' : 'OUTSIDE'} the random-split CI ${ci(zero.baseline.ci.term)}; charge ${f3(zero.overall.charge)} ${zeroChargeInside ? 'inside' : 'OUTSIDE'} ${ci(zero.baseline.ci.charge)}; excess CI ${ci(zero.excess.ci.term)}`);
 results.dose = { levels: dose, spearman: { term: rhoTerm, charge: rhoCharge }, zeroInsideBaselineCi: { term: zeroInside, charge: zeroChargeInside }, zeroNullRank: { above, of: nullTerms.length } };
 
+// 1b. Zero injection on other data sets: is the region panel's excess centred on 0?
+console.log('\n### 1b. Zero injection, four data sets (region judges vs 4 random splits)\n');
+console.log('| data seed | LInCo term | random-split term [95% CI] | random-split panels | excess term [95% CI] | inside CI |');
+console.log('|---:|---:|---|---|---|---|');
+results.zero = [];
+for (const seed of [11, 12, 13, 14]) {
+  const cases = generateCases({ count: COUNT, seed, regions: REGIONS, inject: { chargeFlip: 1.2, region: 0 } });
+  const f = await linco(cases, { ...common, sampling: { groupBy: 'region', testSize: 300 }, baselineRepeats: 4 });
+  const inside = f.overall.term >= f.baseline.ci.term[0] && f.overall.term <= f.baseline.ci.term[1];
+  results.zero.push({ seed, overall: f.overall, baseline: f.baseline.overall, ci: f.baseline.ci, repeats: f.baseline.repeats, excess: f.excess, inside });
+  console.log(`| ${seed} | ${f3(f.overall.term)} | ${f3(f.baseline.overall.term)} ${ci(f.baseline.ci.term)} | ${f.baseline.repeats.map((r) => f3(r.term)).join(', ')} | ${f3(f.excess.overall.term)} ${ci(f.excess.ci.term)} | ${inside ? 'yes' : 'no'} |`);
+}
+
 // 2. Region vs gender: which attribute's judges disagree, when each is injected.
 console.log('\n### 2. Region vs gender (same 380 training cases per judge)\n');
 console.log('| injected | region judges: excess term [95% CI] | gender judges: excess term [95% CI] | larger |');
