@@ -138,7 +138,7 @@ describe('kiln moe train', () => {
     }
   });
 
-  it('stops on Ctrl-C with exit 130 and a checkpoint, and refuses --resume and bad shapes with exit 2', async () => {
+  it('stops on Ctrl-C with exit 130 and a resumable checkpoint, and refuses --resume without a checkpoint or with a changed shape, and bad shapes, with exit 2', async () => {
     const out = join(tempDir(), 'moe');
     const run = spawnKiln(['moe', 'train', '--preset', 'tiny', '--steps', '500', '--out', out]);
     await waitFor(() => countLines(join(out, 'metrics.jsonl')) >= 3, 60_000, '3 steps');
@@ -148,7 +148,13 @@ describe('kiln moe train', () => {
     expect(r.stdout).toContain('interrupted after');
     const { metadata } = await loadSafetensors(join(out, 'model.safetensors'));
     expect(Number(metadata?.step)).toBeLessThan(500);
-    expect((await kiln(['moe', 'train', '--preset', 'tiny', '--resume'])).code).toBe(2);
+    expect(r.stdout).toContain('continue with --resume');
+    const noCheckpoint = await kiln(['moe', 'train', '--preset', 'tiny', '--resume', '--out', join(tempDir(), 'empty')]);
+    expect(noCheckpoint.code).toBe(2);
+    expect(noCheckpoint.stderr).toContain('--resume: no checkpoint');
+    const changed = await kiln(['moe', 'train', '--preset', 'tiny', '--resume', '--out', out, '--d-model', '64']);
+    expect(changed.code, changed.stderr).toBe(2);
+    expect(changed.stderr).toContain('config.dModel');
     const bad = await kiln(['moe', 'train', '--preset', 'tiny', '--topk', '9']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("config key 'topk'");

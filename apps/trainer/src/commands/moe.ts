@@ -2,6 +2,7 @@
  * `kiln moe estimate` (sizes, FLOPs and memory per GPU from @kiln/moe-core's estimator)
  * and `kiln moe train` (the demo MoE language model).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
@@ -15,6 +16,7 @@ import {
   processCommunicator,
   trainMoeLm,
 } from '@kiln/moe-core';
+import { loadSafetensors } from '@kiln/tensor';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
 import type { Config, Schema } from '../cli/schema.js';
@@ -156,11 +158,14 @@ export const moeTrainCommand: CommandSpec = {
   path: ['moe', 'train'],
   summary: 'train the demo byte-level MoE language model (loss, tokens/s, MFU, expert load per layer)',
   details:
-    'Runs @kiln/moe-core\'s trainMoeLm. Ctrl-C stops after the current step and writes the\n' +
-    'weights checkpoint. The library keeps its optimizer and data-order state to itself, so\n' +
-    'this command cannot --resume (kiln regress shows the harness that can).\n\n' +
-    'Examples:\n  kiln moe train --preset tiny\n  kiln moe train --num-experts 16 --topk 4 --steps 300 --server http://127.0.0.1:8787',
+    "Runs @kiln/moe-core's trainMoeLm. --out DIR/model.safetensors is a resumable checkpoint\n" +
+    '(weights, Adam state, data order, expert bias, step), written every --checkpoint-every\n' +
+    'steps and at the end; Ctrl-C stops after the current step and writes it. --resume with the\n' +
+    'same --out continues from it exactly (same data order and optimizer state, also after a\n' +
+    'kill) and appends to metrics.jsonl, dropping lines logged after the checkpoint step.\n\n' +
+    'Examples:\n  kiln moe train --preset tiny --out runs/moe\n  kiln moe train --preset tiny --out runs/moe --resume\n  kiln moe train --num-experts 16 --topk 4 --steps 300 --server http://127.0.0.1:8787',
   schema: TRAIN_SCHEMA,
+  resumable: true,
   presets: {
     small: { doc: `${small.layers} layers, ${small.moe.numExperts} experts top-${small.moe.topk}, ${small.steps} steps (about 1–2 minutes)`, values: {} },
     tiny: {
@@ -197,8 +202,19 @@ export const moeTrainCommand: CommandSpec = {
     if (Number(c.batch) % world.size !== 0) throw new UsageError(`config key 'batch' (${c.batch}) must divide evenly over the ${world.size} MPI ranks`);
     await startBackend(ctx);
     if (world.size > 1) ctx.stdout.write(`data parallel over ${world.size} MPI ranks (global batch ${c.batch})\n`);
-    const recorder = await RunRecorder.open({ command: 'moe train', kind: 'moe', ...ctx });
+    // --resume: every rank reads rank 0's checkpoint (only rank 0 writes one).
+    const resumeFrom = rootCtx.resume ? join(runDirectory('moe train', rootCtx.config), 'model.safetensors') : undefined;
+    let resumeStep = 0;
+    if (resumeFrom) {
+      if (!existsSync(resumeFrom)) throw new UsageError(`--resume: no checkpoint ${resumeFrom}; start without --resume`);
+      const { metadata } = await loadSafetensors(resumeFrom);
+      if (!metadata?.['kiln.moe.resume']) throw new UsageError(`--resume: ${resumeFrom} holds weights only (written before kiln moe train could resume); start a new --out`);
+      resumeStep = Number(metadata.step);
+    }
+    // Resuming keeps the metric lines up to the checkpoint step (a killed run may have logged later ones).
+    const recorder = await RunRecorder.open({ command: 'moe train', kind: 'moe', ...ctx }, resumeFrom ? (r) => r.step <= resumeStep : undefined);
     const checkpointPath = join(recorder.dir, 'model.safetensors');
+    if (resumeFrom) ctx.stdout.write(`resuming moe train from step ${resumeStep} (${resumeFrom})\n`);
     const progress = recorder.progress('moe', Number(c.steps));
     const abort = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
@@ -213,6 +229,7 @@ export const moeTrainCommand: CommandSpec = {
       const result = await trainMoeLm(libraryConfig(c, checkpointPath), {
         signal: abort.signal,
         dataParallel: world,
+        ...(resumeFrom ? { resumeFrom } : {}),
         onStep: (r) => {
           lastLoad = r.expertLoad;
           const values: Record<string, number> = { loss: r.loss, tokensPerSecond: r.tokensPerSecond, tflops: r.tflops, mfu: r.mfu };
@@ -230,15 +247,15 @@ export const moeTrainCommand: CommandSpec = {
       });
       progress.finish();
       const layers = lastLoad.map((load, layer) => ({ layer, load }));
-      await recorder.writeJson('expert-load.json', { step: result.reports.length, layers });
-      if (layers.length) await recorder.result('moe', { step: result.reports.length, layers });
+      const done = result.startStep + result.reports.length;
+      if (layers.length || !resumeFrom) await recorder.writeJson('expert-load.json', { step: done, layers });
+      if (layers.length) await recorder.result('moe', { step: done, layers });
       await recorder.close();
-      const done = result.reports.length;
       ctx.stdout.write(
         `${abort.signal.aborted ? `interrupted after ${done}/${c.steps} steps` : `done: ${done} steps`}, loss ${result.initialLoss.toFixed(4)} → ${result.finalLoss.toFixed(4)} ` +
           `(mean of the last 5), ${result.parameters.total} parameters (${result.parameters.active} active), backend ${result.backend}\n` +
           `expert load (fraction of tokens) per layer: ${layers.map((l) => `[${l.load.map((v) => v.toFixed(2)).join(' ')}]`).join(' ')}\n` +
-          `sample: ${JSON.stringify(result.sample)}\ncheckpoint ${result.checkpoint ?? '(none)'}\n`,
+          `sample: ${JSON.stringify(result.sample)}\ncheckpoint ${result.checkpoint ?? '(none)'}${abort.signal.aborted && result.checkpoint ? '; continue with --resume' : ''}\n`,
       );
       return abort.signal.aborted ? EXIT.interrupted : EXIT.ok;
     } finally {

@@ -32,6 +32,55 @@ describe('demo MoE language model', () => {
     expect(typeof result.sample).toBe('string');
   }, 120_000);
 
+  it('resumes from a periodic checkpoint to the same weights, Adam state and loss curve bit for bit (expert bias and jitter too)', async () => {
+    const config = {
+      ...MOE_LM_PRESETS.tiny,
+      steps: 10,
+      moe: {
+        ...MOE_LM_PRESETS.tiny.moe,
+        routerScoreFunction: 'sigmoid' as const,
+        routerEnableExpertBias: true,
+        routerBiasUpdateRate: 1e-2,
+        inputJitterEps: 0.05,
+      },
+    };
+    const straightPath = join(dir, 'straight.safetensors');
+    const straight = await trainMoeLm({ ...config, checkpointPath: straightPath });
+    // a run that dies at step 7 after its step-4 checkpoint, then a resume to step 10
+    const resumedPath = join(dir, 'resumed.safetensors');
+    const crashed: number[] = [];
+    await expect(
+      trainMoeLm(
+        { ...config, checkpointPath: resumedPath, checkpointEvery: 4 },
+        {
+          onStep: (r) => {
+            crashed.push(r.loss);
+            if (r.step === 7) throw new Error('killed');
+          },
+        },
+      ),
+    ).rejects.toThrow('killed');
+    expect((await loadSafetensors(resumedPath)).metadata?.step).toBe('4');
+    const resumed = await trainMoeLm({ ...config, checkpointPath: resumedPath, checkpointEvery: 4 }, { resumeFrom: resumedPath });
+    expect(resumed.startStep).toBe(4);
+    expect(resumed.reports.map((r) => r.step)).toEqual([5, 6, 7, 8, 9, 10]);
+    const straightLosses = straight.reports.map((r) => r.loss);
+    expect([...crashed.slice(0, 4), ...resumed.reports.map((r) => r.loss)]).toEqual(straightLosses);
+    expect(crashed).toEqual(straightLosses.slice(0, 7));
+    expect(resumed.model.blocks[0]!.moe.router.expertBias).toBeTruthy();
+    const a = await loadSafetensors(straightPath);
+    const b = await loadSafetensors(resumedPath);
+    expect(b.metadata?.step).toBe('10');
+    expect(Object.keys(b.tensors).sort()).toEqual(Object.keys(a.tensors).sort());
+    expect(Object.keys(a.tensors).some((n) => n.startsWith('optim/'))).toBe(true);
+    for (const name of Object.keys(a.tensors)) {
+      expect(Array.from(b.tensors[name]!.data as Float32Array), name).toEqual(Array.from(a.tensors[name]!.data as Float32Array));
+    }
+    expect(JSON.parse(b.metadata!['kiln.moe.resume']!)).toEqual(JSON.parse(a.metadata!['kiln.moe.resume']!));
+    // a changed shape is refused naming the key
+    await expect(trainMoeLm({ ...config, dModel: 64 }, { resumeFrom: resumedPath })).rejects.toThrow(/config\.dModel/);
+  }, 120_000);
+
   it('rejects a bad config naming the field', async () => {
     await expect(trainMoeLm({ ...MOE_LM_PRESETS.tiny, heads: 0 })).rejects.toThrow(/config.heads/);
   });

@@ -1,4 +1,4 @@
-import { createRng, saveSafetensors, tf } from '@kiln/tensor';
+import { type RngState, type SafetensorsEntry, createRng, entryToTensor, loadSafetensors, saveSafetensors, tf } from '@kiln/tensor';
 import type { MoEConfigInput } from '../config.js';
 import { decodeBytes, defaultCorpusPath, loadByteCorpus, splitCorpus } from './corpus.js';
 import { averageGradients, averageScalar, batchShard, type DataParallelGroup } from './data-parallel.js';
@@ -49,6 +49,8 @@ export interface MoeLmTrainResult {
   initialLoss: number;
   finalLoss: number;
   checkpoint: string | null;
+  /** Steps already done by the checkpoint resumed from (0 without `resumeFrom`); `reports` start after it. */
+  startStep: number;
   backend: string;
   parameters: { total: number; active: number };
   sample: string;
@@ -100,6 +102,45 @@ function sampleBatch(data: Uint8Array, batch: number, length: number, rng: Retur
   return { x: tf.tensor2d(x, [batch, length], 'int32'), y: tf.tensor2d(y, [batch, length], 'int32') };
 }
 
+/** Checkpoint tensor prefixes of the resumable state (the weights keep their plain names). */
+const OPTIM_PREFIX = 'optim/';
+const OPTIM_ACC_PREFIX = 'optim-acc/';
+/**
+ * tfjs-core's Adam keeps the running products beta1^t and beta2^t in private variables that
+ * getWeights leaves out; setWeights recomputes them with pow(), which differs from the running
+ * product in the last bits, so they are saved and restored as well.
+ */
+const ADAM_ACCUMULATORS = ['accBeta1', 'accBeta2'] as const;
+/** Config keys a resumed run must share with its checkpoint (steps, evaluation and checkpointing may change). */
+const RESUME_KEYS = ['layers', 'dModel', 'heads', 'context', 'vocab', 'moe', 'batch', 'learningRate', 'seed', 'corpusPath'] as const;
+
+/** Resumable state in the checkpoint metadata (`kiln.moe.resume`, JSON). */
+interface ResumeMeta {
+  step: number;
+  dataRng: RngState;
+  /** Per layer: the aux-loss-free expert bias, or null without one. */
+  expertBias: (number[] | null)[];
+  /** Per layer: the MoE layer's own RNG (router jitter, stochastic rounding), or null without one. */
+  layerRng: (RngState | null)[];
+}
+
+function adamAccumulators(optimizer: tf.Optimizer): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = {};
+  for (const field of ADAM_ACCUMULATORS) {
+    const v = (optimizer as unknown as Record<string, unknown>)[field];
+    if (v instanceof tf.Variable) out[field] = v;
+  }
+  return out;
+}
+
+type LayerRng = { getState(): RngState; setState(s: RngState): void } | null;
+/** The MoE layer's private RNG (kept by MoELayer for router jitter and quantisation). */
+const layerRng = (layer: unknown): LayerRng => ((layer as { rng?: LayerRng }).rng ?? null);
+
+function describeConfig(v: unknown): string {
+  return JSON.stringify(v) ?? 'undefined';
+}
+
 /**
  * Trains the demo MoE language model on a byte-level public-domain corpus, calling `onStep`
  * after every step with loss, throughput, achieved TFLOP/s, MFU and per-layer expert load.
@@ -117,6 +158,13 @@ export async function trainMoeLm(
      * loss curve is that of one process on the whole batch. Rank 0 writes the checkpoints.
      */
     dataParallel?: DataParallelGroup;
+    /**
+     * A checkpoint written by an earlier `trainMoeLm` with the same config (steps, evalEvery
+     * and checkpointing may differ): weights, Adam state, data order, expert bias and step are
+     * restored and training continues at the next step exactly as an uninterrupted run would.
+     * Under `dataParallel` every rank reads it.
+     */
+    resumeFrom?: string;
   } = {},
 ): Promise<MoeLmTrainResult> {
   const c: MoeLmTrainConfig = { ...MOE_LM_PRESETS.small, ...config, moe: { ...MOE_LM_PRESETS.small.moe, ...(config.moe ?? {}) } };
@@ -147,11 +195,88 @@ export async function trainMoeLm(
   if (dp) batchShard(c.batch, dp); // fails early when the batch does not split evenly
   const save = async (step: number) => {
     if (!c.checkpointPath || (dp && dp.rank !== 0)) return;
-    await saveSafetensors(c.checkpointPath, model.namedTensors(), { step: String(step), config: JSON.stringify({ ...c, checkpointPath: undefined }) });
+    const tensors: Record<string, tf.Tensor> = { ...model.namedTensors() };
+    // Slot order matters to setWeights (it matches slots to variables by position): the index leads the name.
+    // Slots are named after the weights' checkpoint names (tfjs variable names differ between processes).
+    const byVariable = new Map(Object.entries(model.namedTensors()).map(([name, v]) => [v.name, name]));
+    (await optimizer.getWeights()).forEach((w, i) => {
+      const cut = w.name.lastIndexOf('/');
+      const owner = cut > 0 ? byVariable.get(w.name.slice(0, cut)) : undefined;
+      tensors[`${OPTIM_PREFIX}${String(i).padStart(4, '0')}:${owner ? `${owner}${w.name.slice(cut)}` : w.name}`] = w.tensor;
+    });
+    for (const [field, v] of Object.entries(adamAccumulators(optimizer))) tensors[`${OPTIM_ACC_PREFIX}${field}`] = v;
+    const resume: ResumeMeta = {
+      step,
+      dataRng: dataRng.getState(),
+      expertBias: model.blocks.map((b) => (b.moe.router.expertBias ? Array.from(b.moe.router.expertBias.bias) : null)),
+      layerRng: model.blocks.map((b) => layerRng(b.moe)?.getState() ?? null),
+    };
+    await saveSafetensors(c.checkpointPath, tensors, {
+      step: String(step),
+      config: JSON.stringify({ ...c, checkpointPath: undefined }),
+      'kiln.moe.resume': JSON.stringify(resume),
+    });
     checkpoint = c.checkpointPath;
   };
 
-  for (let step = 1; step <= c.steps; step++) {
+  let startStep = 0;
+  if (hooks.resumeFrom) startStep = await restore(hooks.resumeFrom);
+  async function restore(path: string): Promise<number> {
+    const { tensors, metadata } = await loadSafetensors(path);
+    const meta = metadata ?? {};
+    if (!meta['kiln.moe.resume']) throw new Error(`trainMoeLm: ${path} holds no resumable state (written before resume existed?)`);
+    const saved = JSON.parse(meta.config ?? '{}') as Record<string, unknown>;
+    for (const key of RESUME_KEYS) {
+      if (describeConfig(saved[key]) !== describeConfig(c[key])) {
+        throw new Error(`trainMoeLm: config.${key} is ${describeConfig(c[key])} but the checkpoint ${path} was trained with ${describeConfig(saved[key])}`);
+      }
+    }
+    const state = JSON.parse(meta['kiln.moe.resume']) as ResumeMeta;
+    const entry = (name: string): SafetensorsEntry => {
+      const e = tensors[name];
+      if (!e) throw new Error(`trainMoeLm: checkpoint ${path} lacks tensor '${name}'`);
+      return e;
+    };
+    for (const [name, v] of Object.entries(model.namedTensors())) {
+      const t = entryToTensor(entry(name), name);
+      if (t.shape.join(',') !== v.shape.join(',')) throw new Error(`trainMoeLm: checkpoint tensor '${name}' has shape [${t.shape}], the model expects [${v.shape}]`);
+      v.assign(t);
+      t.dispose();
+    }
+    const slots = Object.keys(tensors)
+      .filter((n) => n.startsWith(OPTIM_PREFIX))
+      .sort();
+    if (slots.length > 0) {
+      const byName = model.namedTensors();
+      const weights = slots.map((n) => {
+        const saved = n.slice(n.indexOf(':') + 1);
+        const cut = saved.lastIndexOf('/');
+        const owner = cut > 0 ? byName[saved.slice(0, cut)] : undefined;
+        return { name: owner ? `${owner.name}${saved.slice(cut)}` : saved, tensor: entryToTensor(tensors[n]!, n) };
+      });
+      await optimizer.setWeights(weights);
+      tf.dispose(weights.map((w) => w.tensor));
+    }
+    for (const [field, v] of Object.entries(adamAccumulators(optimizer))) {
+      const name = `${OPTIM_ACC_PREFIX}${field}`;
+      if (!tensors[name]) continue;
+      const t = entryToTensor(tensors[name]!, name);
+      v.assign(t);
+      t.dispose();
+    }
+    dataRng.setState(state.dataRng);
+    model.blocks.forEach((b, l) => {
+      const bias = state.expertBias[l];
+      if (b.moe.router.expertBias && bias) b.moe.router.expertBias.bias = Float32Array.from(bias);
+      const r = layerRng(b.moe);
+      const s = state.layerRng?.[l];
+      if (r && s) r.setState(s);
+    });
+    return state.step;
+  }
+  let lastStep = startStep;
+
+  for (let step = startStep + 1; step <= c.steps; step++) {
     if (hooks.signal?.aborted) break;
     const t0 = performance.now();
     const { x, y } = sampleBatch(train, c.batch, c.context, dataRng);
@@ -193,10 +318,11 @@ export async function trainMoeLm(
     };
     if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === 1 || step === c.steps)) report.validationLoss = validationLoss();
     reports.push(report);
+    lastStep = step;
     hooks.onStep?.(report);
     if (c.checkpointEvery && step % c.checkpointEvery === 0) await save(step);
   }
-  if (c.checkpointPath) await save(reports.length);
+  if (c.checkpointPath) await save(lastStep);
   const prompt = new TextEncoder().encode('And God said');
   const sample = decodeBytes(model.generate(prompt, 64, { temperature: 0.8, rng: createRng(c.seed + 7) }));
   const last = reports.slice(-5);
@@ -207,6 +333,7 @@ export async function trainMoeLm(
     initialLoss: reports[0]?.loss ?? Number.NaN,
     finalLoss: mean(last),
     checkpoint,
+    startStep,
     backend: tf.getBackend(),
     parameters: model.parameterCounts(),
     sample,
