@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
-import { countLines, kiln, spawnKiln, startFakeEvalServer, tempDir, waitFor } from './test-support.js';
+import { countLines, kiln, losses, spawnKiln, startFakeEvalServer, tempDir, waitFor } from './test-support.js';
 
 const TINY = ['--preset', 'tiny', '--quiet'];
 
@@ -15,15 +15,6 @@ async function weights(dir: string): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = { step: [Number(metadata?.['kiln.step'])] };
   for (const [name, entry] of Object.entries(tensors)) out[name] = Array.from(entry.data as Float32Array);
   return out;
-}
-
-function losses(dir: string): number[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { loss?: number })
-    .filter((r) => r.loss !== undefined)
-    .map((r) => r.loss!);
 }
 
 describe('kiln usage', () => {

@@ -2,20 +2,16 @@
  * `kiln moe train --resume`: a run killed with SIGKILL after its first checkpoint and resumed
  * ends with the weights, Adam state and loss curve of an uninterrupted run, bit for bit.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
-import { kiln, spawnKiln, tempDir, waitFor } from './test-support.js';
+import { kiln, metricRecords, spawnKiln, tempDir, waitFor } from './test-support.js';
 
 const COMMON = ['moe', 'train', '--preset', 'tiny', '--quiet', '--steps', '16', '--checkpoint-every', '4'];
 
-function losses(dir: string): { step: number; loss: number }[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { step: number; loss: number })
-    .map((r) => ({ step: r.step, loss: r.loss }));
+function losses(dir: string): { step: number; loss?: number }[] {
+  return metricRecords(dir).map((r) => ({ step: r.step, loss: r.loss }));
 }
 
 describe('kiln moe train --resume', () => {

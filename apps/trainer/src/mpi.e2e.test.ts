@@ -4,11 +4,11 @@
  * reason printed, where mpirun or @kiln/mpi's addon is missing (CI installs Open MPI).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kiln, tempDir } from './test-support.js';
+import { kiln, losses, tempDir } from './test-support.js';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'kiln.mjs');
 
@@ -28,15 +28,6 @@ if (reason) console.log(`[skip] mpirun tests skipped: ${reason}`);
 
 // Dropless routing without the batch-level aux loss, so equal shards reproduce the batch.
 const ARGS = ['moe', 'train', '--preset', 'tiny', '--steps', '5', '--aux-loss-coeff', '0', '--quiet'];
-
-function losses(dir: string): number[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { loss?: number })
-    .filter((r) => r.loss !== undefined)
-    .map((r) => r.loss!);
-}
 
 describe.skipIf(reason !== '')('kiln moe train under mpirun', () => {
   it('follows the single-process loss curve on 2 and 4 ranks', async () => {

@@ -14,6 +14,21 @@ export interface KilnResult {
   stderr: string;
 }
 
+/** The records of a run's `metrics.jsonl`, in the order written. */
+export function metricRecords(dir: string): { step: number; loss?: number; [key: string]: unknown }[] {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+}
+
+/** The `loss` values of a run's metrics log, in the order written. */
+export function losses(dir: string): number[] {
+  return metricRecords(dir)
+    .filter((r) => r.loss !== undefined)
+    .map((r) => r.loss!);
+}
+
 export function tempDir(prefix = 'kiln-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
