@@ -17,22 +17,12 @@
  * chunks with a log-depth (Hillis–Steele) scan of the pairs (a, b) ∘ (a', b') =
  * (a'·a, a'·b + b'). The tf op count is O(log(L/T)), not O(L).
  */
-import { selectiveScan as kernelSelectiveScan } from '@kiln/gpu-kernels';
+import { type SelectiveScanArgs, selectiveScan as kernelSelectiveScan } from '@kiln/gpu-kernels';
 import { type Tensor, tf } from '@kiln/tensor';
 
-export interface SelectiveScanArgs {
-  u: Tensor;
-  delta: Tensor;
-  A: Tensor;
-  B: Tensor;
-  C: Tensor;
-  D?: Tensor;
-  z?: Tensor;
-  deltaBias?: Tensor;
-  deltaSoftplus?: boolean;
-  initialState?: Tensor;
-  returnLastState?: boolean;
-}
+// The scan's arguments are @kiln/gpu-kernels' (mamba's names and shapes); the reference
+// scans here ignore its kernel-only `chunkSize`.
+export type { SelectiveScanArgs };
 
 export interface SelectiveScanResult {
   y: Tensor;
