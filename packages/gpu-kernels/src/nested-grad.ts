@@ -1,37 +1,8 @@
 /**
- * Vector-Jacobian products computed from inside a backward pass. tfjs keeps a single
- * active tape; a gradient computation started while the outer pass back-propagates would
- * replace and then clear it. Keeping the outer tape aside makes the nesting safe (the same
- * technique as @kiln/tensor's defineOp uses for its default gradient).
+ * Tape control for kernels' gradients. (Vector-Jacobian products computed inside a backward
+ * pass come from @kiln/tensor's `vjp`.)
  */
 import { tf } from '@kiln/tensor';
-
-type Tensor = tf.Tensor;
-
-interface EngineLike {
-  state: { activeTape: unknown };
-  gradients(f: () => Tensor, xs: Tensor[], dy: undefined, allowNoGradients: boolean): { value: Tensor; grads: (Tensor | undefined)[] };
-}
-
-/** d/dxs Σ_i ⟨f(xs)_i, dys_i⟩; zeros for inputs f does not depend on. */
-export function vjp(f: (...xs: Tensor[]) => Tensor[], xs: Tensor[], dys: Tensor[]): Tensor[] {
-  const engine = tf.engine() as unknown as EngineLike;
-  const outer = engine.state.activeTape;
-  try {
-    const { grads } = engine.gradients(
-      () => {
-        const outs = f(...xs);
-        return tf.addN(outs.map((o, i) => tf.sum(tf.mul(o, dys[i]!))));
-      },
-      xs,
-      undefined,
-      true,
-    );
-    return xs.map((x, i) => grads[i] ?? tf.zerosLike(x));
-  } finally {
-    engine.state.activeTape = outer;
-  }
-}
 
 /**
  * Runs `fn` without recording onto the gradient tape: for discrete choices (top-k

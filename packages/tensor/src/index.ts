@@ -13,6 +13,7 @@ export type { NativeBackendInfo } from './native-backend.js';
 export { probeWebGpu } from './webgpu.js';
 export type { WebGpuAdapterSummary } from './webgpu.js';
 export { defineOp, listOps, getOp } from './ops.js';
+export { vjp } from './vjp.js';
 export type { Op, OpSpec, OpKernel, OpAttrs, OpGradientArgs } from './ops.js';
 export { createRng } from './rng.js';
 export type { Rng, RngState } from './rng.js';

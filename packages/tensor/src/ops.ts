@@ -6,6 +6,7 @@
  * reference runs and tfjs differentiates it. Either way gradients flow.
  */
 import { tf } from './tf.js';
+import { vjp } from './vjp.js';
 
 type Tensor = tf.Tensor;
 
@@ -62,29 +63,6 @@ function asList(value: Tensor | Tensor[]): Tensor[] {
   return Array.isArray(value) ? value : [value];
 }
 
-interface EngineState {
-  activeTape: unknown;
-}
-
-/**
- * `engine.gradients` run from inside a backward pass. tfjs keeps one active tape: a
- * gradient computation started while the outer one is back-propagating replaces it and,
- * when done, clears it, which breaks the outer pass. Keeping the outer tape aside makes
- * the nesting safe.
- */
-function nestedGradients(f: () => Tensor, xs: Tensor[]): { value: Tensor; grads: (Tensor | undefined)[] } {
-  const engine = tf.engine() as unknown as {
-    state: EngineState;
-    gradients(f: () => Tensor, xs: Tensor[], dy: undefined, allowNoGradients: boolean): { value: Tensor; grads: (Tensor | undefined)[] };
-  };
-  const outerTape = engine.state.activeTape;
-  try {
-    return engine.gradients(f, xs, undefined, true);
-  } finally {
-    engine.state.activeTape = outerTape;
-  }
-}
-
 /** Declares a custom op. Declaring the same name twice is an error. */
 export function defineOp<I extends string, A extends OpAttrs = OpAttrs, O extends Tensor | Tensor[] = Tensor>(
   spec: OpSpec<I, A, O>,
@@ -104,18 +82,20 @@ export function defineOp<I extends string, A extends OpAttrs = OpAttrs, O extend
 
   const referenceGradient = (args: OpGradientArgs<I, A>): Partial<Record<I, Tensor>> => {
     const names = (Object.keys(args.inputs) as I[]).filter((n) => !nonDifferentiable.has(n));
-    const xs = names.map((n) => args.inputs[n]!);
-    // d/dx Σ_i ⟨ref_i(x), dy_i⟩ is the vector-Jacobian product of the reference.
-    const { grads } = nestedGradients(
-      () => {
-        const outs = asList(spec.reference(args.inputs, args.attrs));
-        return tf.addN(outs.map((o, i) => tf.sum(tf.mul(o, args.dy[i]!))));
+    const grads = vjp(
+      (...xs) => {
+        const inputs: Partial<Record<I, Tensor>> = { ...args.inputs };
+        names.forEach((n, i) => {
+          inputs[n] = xs[i]!;
+        });
+        return asList(spec.reference(inputs, args.attrs));
       },
-      xs,
+      names.map((n) => args.inputs[n]!),
+      args.dy,
     );
     const result: Partial<Record<I, Tensor>> = {};
     names.forEach((n, i) => {
-      result[n] = grads[i] ?? tf.zerosLike(xs[i]!);
+      result[n] = grads[i]!;
     });
     return result;
   };

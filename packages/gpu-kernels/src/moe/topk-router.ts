@@ -7,14 +7,14 @@
  * tie order unspecified (its CPU kernel returns them in no fixed order), so this is the
  * deterministic choice; every backend here makes the same one.
  */
-import { defineOp, type OpKernel, tf } from '@kiln/tensor';
+import { defineOp, type OpKernel, tf, vjp } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
 import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { EMPTY_F32, nativeOps } from '../native.js';
 import { routerWgsl } from '../wgsl/moe.js';
 import { fmtShape, requireFloat, requirePositiveInt, requireRank, requireShape, requireTensor } from '../checks.js';
-import { untaped, vjp } from '../nested-grad.js';
+import { untaped } from '../nested-grad.js';
 
 type Tensor = tf.Tensor;
 

@@ -4,11 +4,10 @@
  * carried across samples. Declared once with `defineOp`: the reference is mamba's per-step
  * loop in tf ops; kernels (chunked parallel scans) run forward and backward.
  */
-import { defineOp, type OpKernel, tf } from '@kiln/tensor';
+import { defineOp, type OpKernel, tf, vjp } from '@kiln/tensor';
 import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
 import { fmtShape, requireFloat, requireRank, requireShape, requireTensor } from '../checks.js';
-import { vjp } from '../nested-grad.js';
 import { scanBackwardWgsl, scanForwardWgsl } from '../wgsl/scan.js';
 import { EMPTY_F32, type GpuKernelsAddon, nativeOps } from '../native.js';
 import { DEFAULT_SCAN_CHUNK, type ScanDims, type ScanGrads, type ScanInputs, scanBackward, scanForward } from './chunked-scan.js';
