@@ -3,11 +3,14 @@ import {
   SERIALIZATION_ORDERS,
   bitLength,
   decodeSerialization,
+  decodeSerialization64,
   encodeSerialization,
+  encodeSerialization64,
   serializationDepth,
 } from './encode.js';
 import {
   POINTCEPT_CODES,
+  POINTCEPT_EDGE_CODES,
   POINTCEPT_RANDOM_BATCH,
   POINTCEPT_SMALL_BATCH,
   POINTCEPT_SMALL_POINTS,
@@ -195,12 +198,48 @@ describe('encodeSerialization', () => {
   it('rejects bad depth, coordinates, batch and order', () => {
     const g = grid([[1, 2, 3]]);
     expect(() => encodeSerialization(g, { depth: 17, order: 'z' })).toThrow(/depth/);
-    expect(() => encodeSerialization(g, { depth: 1, order: 'z' })).toThrow(/gridCoord\[0\]\[1\] = 2 is outside \[0, 2\^1\)/);
-    expect(() => encodeSerialization(grid([[-1, 0, 0]]), { depth: 4, order: 'z' })).toThrow(/-1/);
-    expect(() => encodeSerialization(g, { depth: 16, order: 'z', batch: Int32Array.of(64) })).toThrow(/53 bits/);
+    expect(() => encodeSerialization(g, { depth: 1, order: 'z', strict: true })).toThrow(
+      /gridCoord\[0\]\[1\] = 2 is outside \[0, 2\^1\)/,
+    );
+    expect(() => encodeSerialization(grid([[-1, 0, 0]]), { depth: 4, order: 'z', strict: true })).toThrow(/-1/);
+    expect(() => encodeSerialization(g, { depth: 16, order: 'z', batch: Int32Array.of(64) })).toThrow(
+      /53 bits.*encodeSerialization64/,
+    );
+    expect(() => encodeSerialization(g, { depth: 4, order: 'z', batch: Int32Array.of(-1) })).toThrow(/batch\[0\] = -1/);
     expect(() => encodeSerialization(g, { depth: 16, order: 'z', batch: Int32Array.of(31) })).not.toThrow();
     expect(() => encodeSerialization(g, { depth: 4, order: 'z', batch: Int32Array.of(0, 1) })).toThrow(/2 entries for 1 points/);
     expect(() => encodeSerialization(g, { depth: 4, order: 'peano' as never })).toThrow(/unknown order 'peano'/);
+  });
+
+  it("keeps the low depth bits of out-of-range coordinates, as Pointcept's encode", () => {
+    const pts = grid(POINTCEPT_EDGE_CODES['oor/pts'] as number[][]);
+    for (const depth of [1, 3, 8, 9, 12, 16]) {
+      for (const order of SERIALIZATION_ORDERS) {
+        const want = POINTCEPT_EDGE_CODES[`oor/${order}/${depth}`] as number[];
+        expect(Array.from(encodeSerialization(pts, { depth, order })), `${order} depth ${depth}`).toEqual(want);
+        expect(Array.from(encodeSerialization64(pts, { depth, order }), Number), `${order} depth ${depth} (64)`).toEqual(want);
+      }
+    }
+  });
+
+  it('gives int64 codes beyond 53 bits bit for bit as Pointcept, and decodes them', () => {
+    const pts = grid(POINTCEPT_EDGE_CODES['big/pts'] as number[][]);
+    const batch = Int32Array.from(POINTCEPT_EDGE_CODES['big/batch'] as number[]);
+    for (const depth of [14, 16]) {
+      for (const order of SERIALIZATION_ORDERS) {
+        const codes = encodeSerialization64(pts, { depth, order, batch });
+        expect(Array.from(codes, String), `${order} depth ${depth}`).toEqual(POINTCEPT_EDGE_CODES[`big/${order}/${depth}`]);
+        if (order === 'z' || order === 'hilbert') {
+          const back = decodeSerialization64(codes, { depth, order });
+          const masked = Array.from(pts, (v) => v & ((1 << depth) - 1));
+          expect(Array.from(back.gridCoord)).toEqual(masked);
+          // int64 wraps: a batch index with bit 63 − 3·depth set comes back negative (torch's >>).
+          const room = 2 ** (63 - 3 * depth);
+          expect(Array.from(back.batch, Number)).toEqual(Array.from(batch, (b) => (b < room ? b : b - 2 * room)));
+        }
+      }
+    }
+    expect(() => decodeSerialization64(BigInt64Array.of(0n), { depth: 4, order: 'z-trans' as never })).toThrow(/order must be/);
   });
 
   it('adaptive depth is bit_length(max + 1)', () => {

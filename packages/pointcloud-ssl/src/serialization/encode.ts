@@ -3,9 +3,15 @@
  * `pointcept/models/utils/serialization` (z_order.py from OCNN, hilbert.py after
  * numpy-hilbert-curve / Skilling 2004), with the batch index in the high bits.
  *
- * Codes have up to 3·16 + bits(batch) ≤ 53 bits, so they are exact in a JS number. Inside, the
- * 3·depth-bit curve code is built as two 24-bit halves with 32-bit integer ops (bits 0..7 and
- * 8..15 of every coordinate), which keeps the hot loop free of floating-point bit tricks.
+ * `encodeSerialization` returns codes as JS numbers, exact up to 53 bits (3·depth + bits of the
+ * largest batch index); `encodeSerialization64` returns Pointcept's int64 codes as a
+ * BigInt64Array for layouts beyond that. Inside, the 3·depth-bit curve code is built as two
+ * 24-bit halves with 32-bit integer ops (bits 0..7 and 8..15 of every coordinate), which keeps
+ * the hot loop free of floating-point bit tricks.
+ *
+ * Coordinates outside [0, 2^depth) behave as in Pointcept: only their low `depth` bits are
+ * encoded (z_order.py masks each byte, hilbert.py keeps the last `num_bits` bits of the int64),
+ * so such points collide with in-range ones. `strict: true` refuses them instead.
  */
 
 export type SerializationOrder = 'z' | 'z-trans' | 'hilbert' | 'hilbert-trans';
@@ -20,6 +26,11 @@ export interface EncodeOptions {
   order: SerializationOrder;
   /** Scene index per point (≥ 0), placed above the 3·depth curve bits. */
   batch?: Int32Array;
+  /**
+   * Throw on a coordinate outside [0, 2^depth) instead of encoding its low `depth` bits as
+   * Pointcept does (default false: Pointcept's behaviour).
+   */
+  strict?: boolean;
 }
 
 const TWO24 = 16777216;
@@ -65,19 +76,29 @@ function checkDepth(depth: number): void {
   }
 }
 
-/** Validates the grid and the batch; returns the largest batch index (−1 if none). */
-function checkInputs(gridCoord: Int32Array, depth: number, batch: Int32Array | undefined): number {
+/**
+ * Validates the grid and the batch; returns the largest batch index (−1 if none). `maxBits`
+ * is the code width the caller can represent exactly (53 for JS numbers, 64 for BigInt64).
+ */
+function checkInputs(
+  gridCoord: Int32Array,
+  depth: number,
+  batch: Int32Array | undefined,
+  strict: boolean,
+  maxBits: number,
+): number {
   if (!(gridCoord instanceof Int32Array)) throw new TypeError('serialization: gridCoord must be an Int32Array (N*3)');
   if (gridCoord.length % 3 !== 0) throw new Error(`serialization: gridCoord length ${gridCoord.length} is not a multiple of 3`);
-  const limit = 2 ** depth;
-  for (let i = 0; i < gridCoord.length; i++) {
-    const v = gridCoord[i]!;
-    // Pointcept silently drops the bits above `depth` (colliding codes); refuse instead.
-    if (v < 0 || v >= limit) {
-      throw new RangeError(
-        `serialization: gridCoord[${Math.floor(i / 3)}][${i % 3}] = ${v} is outside [0, 2^${depth}); ` +
-          'use serializationDepth(gridCoord) or a larger depth',
-      );
+  if (strict) {
+    const limit = 2 ** depth;
+    for (let i = 0; i < gridCoord.length; i++) {
+      const v = gridCoord[i]!;
+      if (v < 0 || v >= limit) {
+        throw new RangeError(
+          `serialization: gridCoord[${Math.floor(i / 3)}][${i % 3}] = ${v} is outside [0, 2^${depth}); ` +
+            'use serializationDepth(gridCoord) or a larger depth',
+        );
+      }
     }
   }
   if (batch === undefined) return -1;
@@ -90,9 +111,10 @@ function checkInputs(gridCoord: Int32Array, depth: number, batch: Int32Array | u
     if (b < 0) throw new RangeError(`serialization: batch[${p}] = ${b} is negative`);
     if (b > maxBatch) maxBatch = b;
   }
-  if (3 * depth + bitLength(maxBatch) > 53) {
+  if (maxBits === 53 && 3 * depth + bitLength(maxBatch) > 53) {
     throw new RangeError(
-      `serialization: 3·depth + bits(batch) = ${3 * depth} + ${bitLength(maxBatch)} exceeds 53 bits, so codes would not be exact`,
+      `serialization: 3·depth + bits(batch) = ${3 * depth} + ${bitLength(maxBatch)} exceeds 53 bits, so codes would not be ` +
+        'exact JS numbers; use encodeSerialization64 for int64 codes',
     );
   }
   return maxBatch;
@@ -128,28 +150,21 @@ function grayDecode24(g: number): number {
   return x & 0xffffff;
 }
 
-/**
- * Codes for every point. `code = batch · 2^(3·depth) + curve(x, y, z)` where, for z-order,
- * bit i of x goes to bit 3i+2, of y to 3i+1, of z to 3i; `-trans` orders swap x and y first.
- */
-export function encodeSerialization(gridCoord: Int32Array, options: EncodeOptions): Float64Array {
-  const { depth, order, batch } = options;
-  checkOrder(order);
-  checkDepth(depth);
-  checkInputs(gridCoord, depth, batch);
+/** The curve code (< 2^48) of every point, before the batch index is added. */
+function curveCodes(gridCoord: Int32Array, depth: number, order: SerializationOrder): Float64Array {
   const n = gridCoord.length / 3;
   const out = new Float64Array(n);
   const trans = order === 'z-trans' || order === 'hilbert-trans';
   const hilbert = order === 'hilbert' || order === 'hilbert-trans';
   const ax = trans ? 1 : 0;
   const ay = trans ? 0 : 1;
-  const batchScale = 2 ** (3 * depth);
+  // Pointcept keeps the low `depth` bits of each (two's-complement) coordinate.
+  const mask = (1 << depth) - 1;
   const xyz = new Int32Array(3);
-  // Which half-word the top curve bits land in: for depth ≤ 8 everything fits in `lo`.
   for (let p = 0; p < n; p++) {
-    let x = gridCoord[3 * p + ax]!;
-    let y = gridCoord[3 * p + ay]!;
-    let z = gridCoord[3 * p + 2]!;
+    let x = gridCoord[3 * p + ax]! & mask;
+    let y = gridCoord[3 * p + ay]! & mask;
+    let z = gridCoord[3 * p + 2]! & mask;
     if (hilbert) {
       xyz[0] = x;
       xyz[1] = y;
@@ -159,21 +174,56 @@ export function encodeSerialization(gridCoord: Int32Array, options: EncodeOption
       y = xyz[1]!;
       z = xyz[2]!;
     }
-    // Interleave (x highest within each triple), as z-order does.
+    // Interleave (x highest within each triple), as z-order does; for depth ≤ 8 `hi` is 0.
     const lo = (SPREAD[x & 255]! << 2) | (SPREAD[y & 255]! << 1) | SPREAD[z & 255]!;
     const hi = (SPREAD[(x >>> 8) & 255]! << 2) | (SPREAD[(y >>> 8) & 255]! << 1) | SPREAD[(z >>> 8) & 255]!;
-    let code: number;
     if (hilbert) {
       // Pointcept reads the interleaved transposed bits as a Gray code of the whole
       // 3·depth-bit string and converts it to binary (prefix XOR from the top bit).
       const hiBin = grayDecode24(hi);
       let loBin = grayDecode24(lo);
       if (hiBin & 1) loBin ^= 0xffffff; // parity of every higher bit flips the whole low half
-      code = hiBin * TWO24 + loBin;
+      out[p] = hiBin * TWO24 + loBin;
     } else {
-      code = hi * TWO24 + lo;
+      out[p] = hi * TWO24 + lo;
     }
-    out[p] = batch === undefined ? code : batch[p]! * batchScale + code;
+  }
+  return out;
+}
+
+/**
+ * Codes for every point, as exact JS numbers. `code = batch · 2^(3·depth) + curve(x, y, z)`
+ * where, for z-order, bit i of x goes to bit 3i+2, of y to 3i+1, of z to 3i; `-trans` orders
+ * swap x and y first. Throws when the codes would need more than 53 bits.
+ */
+export function encodeSerialization(gridCoord: Int32Array, options: EncodeOptions): Float64Array {
+  const { depth, order, batch } = options;
+  checkOrder(order);
+  checkDepth(depth);
+  checkInputs(gridCoord, depth, batch, options.strict ?? false, 53);
+  const out = curveCodes(gridCoord, depth, order);
+  if (batch !== undefined) {
+    const batchScale = 2 ** (3 * depth);
+    for (let p = 0; p < out.length; p++) out[p] = batch[p]! * batchScale + out[p]!;
+  }
+  return out;
+}
+
+/**
+ * Pointcept's int64 codes, `batch << 3·depth | curve`, for any batch index (wrapping at 64
+ * bits as torch's int64 shift does). Same options and curve as `encodeSerialization`.
+ */
+export function encodeSerialization64(gridCoord: Int32Array, options: EncodeOptions): BigInt64Array {
+  const { depth, order, batch } = options;
+  checkOrder(order);
+  checkDepth(depth);
+  checkInputs(gridCoord, depth, batch, options.strict ?? false, 64);
+  const curve = curveCodes(gridCoord, depth, order);
+  const out = new BigInt64Array(curve.length);
+  const shift = BigInt(3 * depth);
+  for (let p = 0; p < curve.length; p++) {
+    const c = BigInt(curve[p]!);
+    out[p] = batch === undefined ? c : BigInt.asIntN(64, (BigInt(batch[p]!) << shift) | c);
   }
   return out;
 }
@@ -202,6 +252,30 @@ function skillingRedo(xyz: Int32Array, depth: number): void {
   }
 }
 
+/** Grid coordinates of one curve code (< 2^(3·depth)), written to xyz[0..2]. */
+function decodeCurve(curve: number, depth: number, hilbert: boolean, xyz: Int32Array): void {
+  let hi = Math.floor(curve / TWO24);
+  let lo = curve - hi * TWO24;
+  if (hilbert) {
+    // binary → Gray over the whole bit string: g = h ^ (h >> 1).
+    const carry = hi & 1;
+    hi = (hi ^ (hi >>> 1)) & 0xffffff;
+    lo = (lo ^ (lo >>> 1) ^ (carry << 23)) & 0xffffff;
+  }
+  xyz[0] = compact(lo, 2) | (compact(hi, 2) << 8);
+  xyz[1] = compact(lo, 1) | (compact(hi, 1) << 8);
+  xyz[2] = compact(lo, 0) | (compact(hi, 0) << 8);
+  if (hilbert) skillingRedo(xyz, depth);
+}
+
+function checkDecodeOptions(name: string, options: { depth: number; order: string }): boolean {
+  checkDepth(options.depth);
+  if (options.order !== 'z' && options.order !== 'hilbert') {
+    throw new Error(`${name}: order must be 'z' or 'hilbert', got '${options.order}'`);
+  }
+  return options.order === 'hilbert';
+}
+
 /**
  * Decodes codes of order 'z' or 'hilbert' back to grid coordinates and the batch index
  * (Pointcept's `decode`). For '-trans' codes, decode with the plain order and swap x and y.
@@ -210,13 +284,11 @@ export function decodeSerialization(
   code: Float64Array,
   options: { depth: number; order: 'z' | 'hilbert' },
 ): { gridCoord: Int32Array; batch: Int32Array } {
-  const { depth, order } = options;
-  checkDepth(depth);
-  if (order !== 'z' && order !== 'hilbert') throw new Error(`decodeSerialization: order must be 'z' or 'hilbert', got '${order}'`);
+  const hilbert = checkDecodeOptions('decodeSerialization', options);
   const n = code.length;
   const gridCoord = new Int32Array(3 * n);
   const batch = new Int32Array(n);
-  const scale = 2 ** (3 * depth);
+  const scale = 2 ** (3 * options.depth);
   const xyz = new Int32Array(3);
   for (let p = 0; p < n; p++) {
     const c = code[p]!;
@@ -224,31 +296,33 @@ export function decodeSerialization(
       throw new RangeError(`decodeSerialization: code[${p}] = ${c} is not a non-negative exact integer`);
     }
     const b = Math.floor(c / scale);
-    const curve = c - b * scale;
-    let hi = Math.floor(curve / TWO24);
-    let lo = curve - hi * TWO24;
-    if (order === 'hilbert') {
-      // binary → Gray over the whole bit string: g = h ^ (h >> 1).
-      const carry = hi & 1;
-      hi = (hi ^ (hi >>> 1)) & 0xffffff;
-      lo = (lo ^ (lo >>> 1) ^ (carry << 23)) & 0xffffff;
-    }
-    let x = compact(lo, 2) | (compact(hi, 2) << 8);
-    let y = compact(lo, 1) | (compact(hi, 1) << 8);
-    let z = compact(lo, 0) | (compact(hi, 0) << 8);
-    if (order === 'hilbert') {
-      xyz[0] = x;
-      xyz[1] = y;
-      xyz[2] = z;
-      skillingRedo(xyz, depth);
-      x = xyz[0]!;
-      y = xyz[1]!;
-      z = xyz[2]!;
-    }
-    gridCoord[3 * p] = x;
-    gridCoord[3 * p + 1] = y;
-    gridCoord[3 * p + 2] = z;
+    decodeCurve(c - b * scale, options.depth, hilbert, xyz);
+    gridCoord.set(xyz, 3 * p);
     batch[p] = b;
+  }
+  return { gridCoord, batch };
+}
+
+/**
+ * Decodes Pointcept's int64 codes: `batch = code >> 3·depth` (arithmetic, as torch's) and the
+ * grid coordinates from the low 3·depth bits.
+ */
+export function decodeSerialization64(
+  code: BigInt64Array,
+  options: { depth: number; order: 'z' | 'hilbert' },
+): { gridCoord: Int32Array; batch: BigInt64Array } {
+  const hilbert = checkDecodeOptions('decodeSerialization64', options);
+  const n = code.length;
+  const gridCoord = new Int32Array(3 * n);
+  const batch = new BigInt64Array(n);
+  const shift = BigInt(3 * options.depth);
+  const curveMask = (1n << shift) - 1n;
+  const xyz = new Int32Array(3);
+  for (let p = 0; p < n; p++) {
+    const c = code[p]!;
+    batch[p] = c >> shift;
+    decodeCurve(Number(c & curveMask), options.depth, hilbert, xyz);
+    gridCoord.set(xyz, 3 * p);
   }
   return { gridCoord, batch };
 }
