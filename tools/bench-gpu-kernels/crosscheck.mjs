@@ -18,14 +18,19 @@ const plain = (t) => ({ shape: t.shape, data: Array.from(t.dataSync()) });
 const cases = [];
 const ours = [];
 
+// B/C layout: 'var' [batch, N, L], a group count G [batch, G, N, L], or 'const' [dim, N].
 const SCANS = [
-  [2, 4, 3, 17, true, true],
-  [1, 3, 5, 1, false, true],
-  [2, 2, 4, 70, true, false],
+  [2, 4, 3, 17, true, true, 'var', 'var'],
+  [1, 3, 5, 1, false, true, 'var', 'var'],
+  [2, 2, 4, 70, true, false, 'var', 'var'],
+  [2, 6, 3, 9, true, true, 3, 2],
+  [2, 4, 4, 12, true, true, 'const', 'var'],
+  [1, 6, 2, 8, false, true, 2, 'const'],
 ];
-for (const [batch, dim, N, L, full, softplus] of SCANS) {
+for (const [batch, dim, N, L, full, softplus, layoutB, layoutC] of SCANS) {
   const rng = createRng(L);
-  const a = { u: rng.normal([batch, dim, L]), delta: rng.normal([batch, dim, L], 0, 0.6), A: rng.normal([dim, N], -1, 0.3), B: rng.normal([batch, N, L]), C: rng.normal([batch, N, L]) };
+  const operand = (layout) => (layout === 'var' ? rng.normal([batch, N, L]) : layout === 'const' ? rng.normal([dim, N]) : rng.normal([batch, layout, N, L]));
+  const a = { u: rng.normal([batch, dim, L]), delta: rng.normal([batch, dim, L], 0, 0.6), A: rng.normal([dim, N], -1, 0.3), B: operand(layoutB), C: operand(layoutC) };
   if (full) Object.assign(a, { D: rng.normal([dim]), z: rng.normal([batch, dim, L]), deltaBias: rng.normal([dim], 0, 0.3), initialState: rng.normal([batch, dim, N]) });
   const r = selectiveScan({ ...a, deltaSoftplus: softplus, returnLastState: true });
   ours.push({ out: r.out.dataSync(), last: r.lastState.dataSync() });
@@ -71,7 +76,7 @@ cases.forEach((c, i) => {
     const e = Math.max(maxRel(ours[i].out, theirs[i].out), maxRel(ours[i].last, theirs[i].last));
     const ok = e < 1e-5;
     failed += ok ? 0 : 1;
-    console.log(`${ok ? 'ok  ' : 'FAIL'} selectiveScan [${c.u.shape}] N=${c.A.shape[1]} vs mamba's reference: rel err ${e.toExponential(2)}`);
+    console.log(`${ok ? 'ok  ' : 'FAIL'} selectiveScan [${c.u.shape}] N=${c.A.shape[1]} B [${c.B.shape}] C [${c.C.shape}] vs mamba's reference: rel err ${e.toExponential(2)}`);
   } else {
     const mapSame = ours[i].map.every((v, j) => Number(v) === theirs[i].map[j]);
     const e = maxRel(ours[i].probs, theirs[i].probs);

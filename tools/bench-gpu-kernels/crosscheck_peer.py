@@ -17,12 +17,25 @@ def scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=
         delta = F.softplus(delta)
     batch, dim, dstate = u.shape[0], A.shape[0], A.shape[1]
     deltaA = torch.exp(torch.einsum('bdl,dn->bdln', delta, A))
-    deltaB_u = torch.einsum('bdl,bnl,bdl->bdln', delta, B, u)
+    # B, C: [batch, N, L], [batch, G, N, L] (channel d uses group d // (dim / G)) or constant [dim, N].
+    if B.dim() == 2:
+        deltaB_u = torch.einsum('bdl,dn,bdl->bdln', delta, B, u)
+    elif B.dim() == 3:
+        deltaB_u = torch.einsum('bdl,bnl,bdl->bdln', delta, B, u)
+    else:
+        deltaB_u = torch.einsum('bdl,bdnl,bdl->bdln', delta, B.repeat_interleave(dim // B.shape[1], dim=1), u)
+    if C.dim() == 4:
+        C = C.repeat_interleave(dim // C.shape[1], dim=1)
     x = A.new_zeros((batch, dim, dstate)) if initial_state is None else initial_state
     ys = []
     for i in range(u.shape[2]):
         x = deltaA[:, :, i] * x + deltaB_u[:, :, i]
-        ys.append(torch.einsum('bdn,bn->bd', x, C[:, :, i]))
+        if C.dim() == 2:
+            ys.append(torch.einsum('bdn,dn->bd', x, C))
+        elif C.dim() == 3:
+            ys.append(torch.einsum('bdn,bn->bd', x, C[:, :, i]))
+        else:
+            ys.append(torch.einsum('bdn,bdn->bd', x, C[:, :, :, i]))
     out = torch.stack(ys, dim=2)
     if D is not None:
         out = out + u * D[:, None]

@@ -173,7 +173,83 @@ describe('selectiveScan on cpu', () => {
     const flat = selectiveScan({ ...args, returnLastState: false });
     const grouped = selectiveScan({ ...args, B: tf.expandDims(args.B, 1), C: tf.expandDims(args.C, 1), returnLastState: false });
     expect(await relErr(grouped, flat)).toBe(0);
-    expect(() => selectiveScan({ ...args, B: tf.zeros([2, 3, 4, 9]) })).toThrow(/'B' \[2, 3, 4, 9\] has 3 groups/);
+    expect(() => selectiveScan({ ...args, B: tf.zeros([2, 2, 4, 9]) })).toThrow(/'B' \[2, 2, 4, 9\] has 2 groups, which must divide dim=3/);
+  });
+
+  describe('mamba’s grouped [batch, G, N, L] and constant [dim, N] layouts of B and C', () => {
+    type Layout = 'variable' | { groups: number } | 'constant';
+    const LAYOUT_CASES: Array<{ dim: number; b: Layout; c: Layout }> = [
+      { dim: 4, b: { groups: 2 }, c: { groups: 2 } },
+      { dim: 6, b: { groups: 3 }, c: 'constant' },
+      { dim: 3, b: 'constant', c: 'variable' },
+      { dim: 4, b: 'constant', c: 'constant' },
+      { dim: 6, b: { groups: 2 }, c: { groups: 3 } },
+    ];
+    const [batch, N, L] = [2, 3, 7];
+
+    function operand(layout: Layout, dim: number, seed: number): Tensor {
+      const rng = createRng(seed);
+      if (layout === 'variable') return rng.normal([batch, N, L]);
+      if (layout === 'constant') return rng.normal([dim, N]);
+      return rng.normal([batch, layout.groups, N, L]);
+    }
+
+    /** B or C for every channel, [batch, dim, N, L], as mamba's `repeat`/einsum broadcast them. */
+    function perChannel(t: Tensor, dim: number): Tensor {
+      if (t.rank === 3) return tf.tile(tf.expandDims(t, 1), [1, dim, 1, 1]);
+      if (t.rank === 2) return tf.tile(tf.reshape(t, [1, dim, N, 1]), [batch, 1, 1, L]);
+      const perGroup = dim / t.shape[1]!;
+      return tf.gather(t, tf.tensor1d(Array.from({ length: dim }, (_, d) => Math.floor(d / perGroup)), 'int32'), 1);
+    }
+
+    /** mamba's selective_scan_ref with per-channel B, C, as a plain tf composition. */
+    function compositeScan(a: SelectiveScanArgs): { out: Tensor; lastState: Tensor } {
+      const dim = a.u.shape[1]!;
+      let dt = a.deltaBias ? tf.add(a.delta, tf.reshape(a.deltaBias, [dim, 1])) : a.delta;
+      if (a.deltaSoftplus) dt = tf.softplus(dt);
+      const Bf = perChannel(a.B, dim);
+      const Cf = perChannel(a.C, dim);
+      let h: Tensor = a.initialState ?? tf.zeros([batch, dim, N]);
+      const ys: Tensor[] = [];
+      for (let t = 0; t < L; t++) {
+        const dtT = tf.slice(dt, [0, 0, t], [-1, -1, 1]); // [b, d, 1]
+        const uT = tf.slice(a.u, [0, 0, t], [-1, -1, 1]);
+        const bT = tf.reshape(tf.slice(Bf, [0, 0, 0, t], [-1, -1, -1, 1]), [batch, dim, N]);
+        const cT = tf.reshape(tf.slice(Cf, [0, 0, 0, t], [-1, -1, -1, 1]), [batch, dim, N]);
+        h = tf.add(tf.mul(tf.exp(tf.mul(dtT, tf.expandDims(a.A, 0))), h), tf.mul(tf.mul(dtT, uT), bT));
+        ys.push(tf.sum(tf.mul(h, cT), 2));
+      }
+      let out = tf.stack(ys, 2);
+      if (a.D) out = tf.add(out, tf.mul(a.u, tf.reshape(a.D, [dim, 1])));
+      if (a.z) out = tf.mul(out, tf.mul(a.z, tf.sigmoid(a.z)));
+      return { out, lastState: h };
+    }
+
+    it('forward and every gradient equal the per-channel composition', async () => {
+      for (const [i, c] of LAYOUT_CASES.entries()) {
+        const base = makeScanInputs({ batch, dim: c.dim, N, L, D: true, z: true, bias: true, softplus: true, init: true }, 80 + i);
+        const args = { ...base, B: operand(c.b, c.dim, 90 + i), C: operand(c.c, c.dim, 100 + i) };
+        const got = selectiveScan({ ...args, returnLastState: true });
+        const want = compositeScan(args);
+        expect(got.out.shape).toEqual([batch, c.dim, L]);
+        expect(await relErr(got.out, want.out), `case ${i} out`).toBeLessThan(1e-5);
+        expect(await relErr(got.lastState, want.lastState), `case ${i} last state`).toBeLessThan(1e-5);
+        const gGot = scanGrads(args, (a) => selectiveScan({ ...a, returnLastState: true }), 7);
+        const gWant = scanGrads(args, compositeScan, 7);
+        expect(gGot.length).toBe(gWant.length);
+        for (let k = 0; k < gWant.length; k++) {
+          expect(gGot[k]!.shape, `case ${i} grad ${k}`).toEqual(gWant[k]!.shape);
+          expect(await relErr(gGot[k]!, gWant[k]!), `case ${i} grad ${k}`).toBeLessThan(2e-4);
+        }
+      }
+    });
+
+    it('rejects groups that do not divide dim and wrong constant shapes', () => {
+      const args = makeScanInputs({ batch, dim: 4, N, L }, 110);
+      expect(() => selectiveScan({ ...args, B: tf.zeros([batch, 3, N, L]) })).toThrow(/'B' \[2, 3, 3, 7\] has 3 groups, which must divide dim=4/);
+      expect(() => selectiveScan({ ...args, C: tf.zeros([5, N]) })).toThrow(/constant 'C' must have shape \[dim=4, N\], got \[5, 3\]/);
+      expect(() => selectiveScan({ ...args, B: tf.zeros([batch, 2, 5, L]) })).toThrow(/'B' must have shape \[2, 3, 7\]/);
+    });
   });
 
   it('returns out alone unless returnLastState is set', () => {

@@ -263,9 +263,12 @@ export interface SelectiveScanArgs {
   delta: Tensor;
   /** [dim, N], usually −exp(A_log) */
   A: Tensor;
-  /** [batch, N, L] */
+  /**
+   * [batch, N, L]; or, as mamba also accepts, [batch, G, N, L] (G groups of dim / G channels)
+   * or [dim, N] (constant). The last two run one scan per block of channels.
+   */
   B: Tensor;
-  /** [batch, N, L] */
+  /** Same layouts as B (the two may differ). */
   C: Tensor;
   /** [dim], skip connection y += D·u */
   D?: Tensor;
@@ -296,18 +299,114 @@ export function selectiveScan(args: SelectiveScanArgs): Tensor | { out: Tensor; 
   const { deltaSoftplus, returnLastState, chunkSize, ...tensors } = args;
   const inputs: Partial<Record<ScanInputName, Tensor>> = {};
   for (const [k, v] of Object.entries(tensors)) if (v != null) inputs[k as ScanInputName] = v as Tensor;
-  // mamba also takes B, C as [batch, groups, N, L]; one group is the 3-D layout.
-  for (const k of ['B', 'C'] as const) {
-    const t = inputs[k];
-    if (t?.rank === 4) {
-      if (t.shape[1] !== 1) throw new Error(`${OP}: '${k}' ${fmtShape(t.shape)} has ${t.shape[1]} groups; only [batch, N, L] or [batch, 1, N, L] are supported`);
-      inputs[k] = tf.reshape(t, [t.shape[0]!, t.shape[2]!, t.shape[3]!]);
-    }
-  }
   const attrs: ScanAttrs = { deltaSoftplus: Boolean(deltaSoftplus) };
   if (chunkSize !== undefined) attrs.chunkSize = chunkSize;
-  const [out, lastState] = selectiveScanOp(inputs, attrs);
-  if (returnLastState) return { out: out!, lastState: lastState! };
-  lastState!.dispose();
-  return out!;
+  const u = requireTensor(OP, 'u', inputs.u);
+  requireRank(OP, 'u', u, 3, 'batch, dim, L');
+  const [batch, dim, length] = u.shape as [number, number, number];
+  const layoutB = bcLayout('B', requireTensor(OP, 'B', inputs.B), batch, dim, length);
+  const layoutC = bcLayout('C', requireTensor(OP, 'C', inputs.C), batch, dim, length);
+  const groups = lcm(layoutB.groups, layoutC.groups);
+  let out: Tensor;
+  let lastState: Tensor;
+  if (groups === 1) {
+    [out, lastState] = selectiveScanOp({ ...inputs, B: layoutB.block(0), C: layoutC.block(0) }, attrs) as [Tensor, Tensor];
+  } else {
+    // Validate the whole call once, so errors name the caller's shapes rather than a block's.
+    tf.tidy(() => {
+      validateScan({ ...inputs, B: layoutB.block(0), C: layoutC.block(0) }, attrs);
+    });
+    [out, lastState] = tf.tidy(() => scanByDimBlocks(inputs, attrs, groups, layoutB, layoutC));
+  }
+  if (returnLastState) return { out, lastState };
+  lastState.dispose();
+  return out;
+}
+
+/** How B or C is laid out (mamba's three layouts) and its [batch, N, L] slice for a block of dims. */
+interface BcLayout {
+  /** Number of equal blocks of `dim` that share one slice of B/C (dim for the constant layout). */
+  groups: number;
+  /** The [batch, N, L] operand of block g of `groups`. */
+  block(g: number): Tensor;
+}
+
+/**
+ * mamba's `selective_scan_ref` takes B and C as [batch, N, L] (input-dependent), as
+ * [batch, G, N, L] (G groups of dim / G channels each) or as [dim, N] (constant over time and
+ * batch, `is_variable_B` false).
+ */
+function bcLayout(name: 'B' | 'C', t: Tensor, batch: number, dim: number, length: number): BcLayout {
+  if (t.rank === 3) return { groups: 1, block: () => t };
+  if (t.rank === 4) {
+    const g = t.shape[1]!;
+    if (g < 1 || dim % g !== 0) {
+      throw new Error(`${OP}: '${name}' ${fmtShape(t.shape)} has ${g} groups, which must divide dim=${dim}`);
+    }
+    return {
+      groups: g,
+      block: (k) => tf.reshape(tf.slice(t, [0, k, 0, 0], [-1, 1, -1, -1]), [t.shape[0]!, t.shape[2]!, t.shape[3]!]),
+    };
+  }
+  if (t.rank === 2) {
+    if (t.shape[0] !== dim) {
+      throw new Error(`${OP}: constant '${name}' must have shape [dim=${dim}, N], got ${fmtShape(t.shape)}`);
+    }
+    const n = t.shape[1]!;
+    return { groups: dim, block: (d) => tf.tile(tf.reshape(tf.slice(t, [d, 0], [1, n]), [1, n, 1]), [batch, 1, length]) };
+  }
+  throw new Error(`${OP}: '${name}' ${fmtShape(t.shape)} must be [batch, N, L], [batch, groups, N, L] or [dim, N]`);
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+function lcm(a: number, b: number): number {
+  return (a / gcd(a, b)) * b;
+}
+
+/**
+ * Grouped or constant B/C: the scan is independent per channel, so it runs once per block of
+ * dim / groups channels with that block's B and C, and the outputs are concatenated. Exact,
+ * and differentiable through tfjs's slice/concat; one op call per block.
+ */
+function scanByDimBlocks(
+  inputs: Partial<Record<ScanInputName, Tensor>>,
+  attrs: ScanAttrs,
+  groups: number,
+  layoutB: BcLayout,
+  layoutC: BcLayout,
+): [Tensor, Tensor] {
+  const dim = inputs.u!.shape[1]!;
+  const width = dim / groups;
+  const outs: Tensor[] = [];
+  const lasts: Tensor[] = [];
+  const channels = (t: Tensor | undefined, axis: number, start: number): Tensor | undefined => {
+    if (!t) return undefined;
+    const begin = t.shape.map(() => 0);
+    const size = t.shape.map(() => -1);
+    begin[axis] = start;
+    size[axis] = width;
+    return tf.slice(t, begin, size);
+  };
+  for (let k = 0; k < groups; k++) {
+    const d0 = k * width;
+    const block: Partial<Record<ScanInputName, Tensor>> = {
+      u: channels(inputs.u, 1, d0),
+      delta: channels(inputs.delta, 1, d0),
+      A: channels(inputs.A, 0, d0),
+      B: layoutB.block(Math.floor(d0 / (dim / layoutB.groups))),
+      C: layoutC.block(Math.floor(d0 / (dim / layoutC.groups))),
+    };
+    const optional: Array<[ScanInputName, number]> = [['D', 0], ['z', 1], ['deltaBias', 0], ['initialState', 1]];
+    for (const [name, axis] of optional) {
+      const t = channels(inputs[name], axis, d0);
+      if (t) block[name] = t;
+    }
+    const [out, last] = selectiveScanOp(block, attrs) as [Tensor, Tensor];
+    outs.push(out);
+    lasts.push(last);
+  }
+  return [tf.concat(outs, 1), tf.concat(lasts, 1)];
 }
