@@ -1,6 +1,6 @@
 import { createRng, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ReferencePermuter, permuteRows, planPermutation } from './permute.js';
+import { KernelPermuter, ReferencePermuter, permuteRows, planPermutation } from './permute.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -41,10 +41,14 @@ describe('planPermutation', () => {
   });
 });
 
-describe('ReferencePermuter', () => {
-  const permuter = new ReferencePermuter();
-  for (const pad of [null, 4]) {
-    it(`permute and prob-weighted unpermute match dense matrix products, forward and gradient (padding ${pad})`, () => {
+describe('ReferencePermuter and KernelPermuter (gpu-kernels)', () => {
+  for (const [name, permuter, pad] of [
+    ['ReferencePermuter', new ReferencePermuter(), null],
+    ['ReferencePermuter', new ReferencePermuter(), 4],
+    ['KernelPermuter', new KernelPermuter(), null],
+    ['KernelPermuter', new KernelPermuter(), 4],
+  ] as const) {
+    it(`${name}: permute and prob-weighted unpermute match dense matrix products, forward and gradient (padding ${pad})`, () => {
       const plan = planPermutation(map, 3, 4, { padToMultiple: pad });
       const rng = createRng(3);
       const x = rng.normal([3, 5]) as tf.Tensor2D;

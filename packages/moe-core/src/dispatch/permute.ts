@@ -1,3 +1,4 @@
+import { gatherRowsOp, scatterRowsOp } from '@kiln/gpu-kernels';
 import { tf } from '@kiln/tensor';
 
 /**
@@ -108,9 +109,9 @@ export function planPermutation(routingMap: ArrayLike<number | boolean>, numToke
 }
 
 /**
- * Moves tokens into expert-contiguous rows and back. The reference below is tf gathers and
- * segment sums (differentiable, every backend); @kiln/gpu-kernels' fused `moePermute` /
- * `moeUnpermute` plug in here through `setPermuter` once they land.
+ * Moves tokens into expert-contiguous rows and back. The default is `KernelPermuter`
+ * (@kiln/gpu-kernels' row gather/scatter ops, the data movement of its `moePermute` /
+ * `moeUnpermute`); `ReferencePermuter` (tf gathers only) is the test oracle.
  */
 export interface Permuter {
   /** [tokens, H] → [rows, H]: row i is token `plan.rowToken[i]` (zeros for padding). */
@@ -198,6 +199,56 @@ export class ReferencePermuter implements Permuter {
 }
 
 /**
+ * The permuter on @kiln/gpu-kernels' ops (the default): `moeGatherRows` into the
+ * expert-contiguous rows and `moeScatterRows` (scatter-add, × the row's probability) back —
+ * native C++ kernels on kiln-native, host loops on cpu, WGSL on webgpu. Each op's gradient is
+ * the other, so backward is one gather and one scatter too. Padding rows read a zero row and
+ * scatter into token 0 with weight 0 (no value, no gradient).
+ */
+export class KernelPermuter implements Permuter {
+  permute(tokens: tf.Tensor2D, plan: PermutePlan): tf.Tensor2D {
+    checkTokens('permute', tokens, plan.numTokens);
+    return tf.tidy(() => {
+      const indices = tf.tensor1d(plan.rowToken, 'int32');
+      return gatherRowsOp({ x: plan.padded ? withZeroRow(tokens) : tokens, indices }, {}) as tf.Tensor2D;
+    });
+  }
+
+  unpermute(rows: tf.Tensor2D, plan: PermutePlan, probs?: tf.Tensor2D | null): tf.Tensor2D {
+    if (rows.shape[0] !== plan.rowToken.length) {
+      throw new Error(`unpermute: rows has ${rows.shape[0]} rows, the plan ${plan.rowToken.length}`);
+    }
+    const T = plan.numTokens;
+    if (probs && (probs.shape[0] !== T || probs.shape[1] !== plan.totalExperts)) {
+      throw new Error(`unpermute: probs shape [${probs.shape}] is not [tokens ${T}, experts ${plan.totalExperts}]`);
+    }
+    return tf.tidy(() => {
+      const ix = this.indices(plan);
+      let weights: tf.Tensor | undefined;
+      if (probs) {
+        // each row's (token, expert) probability, 0 for padding: a row gather on a [T·E + 1, 1]
+        // column, whose gradient (a scatter) lands on the probs
+        const column = tf.concat([tf.reshape(probs, [-1, 1]), tf.zeros([1, 1])], 0);
+        weights = tf.reshape(gatherRowsOp({ x: column, indices: ix.prob }, {}), [-1]);
+      } else if (ix.mask) weights = ix.mask;
+      const inputs: { x: tf.Tensor; indices: tf.Tensor; weights?: tf.Tensor } = { x: rows, indices: ix.scatter };
+      if (weights) inputs.weights = weights;
+      return scatterRowsOp(inputs, { numRows: T }) as tf.Tensor2D;
+    });
+  }
+
+  /** The plan's host index arrays as int32 tensors (the ops' tape keeps what backward needs). */
+  private indices(plan: PermutePlan): { scatter: tf.Tensor1D; prob: tf.Tensor1D; mask: tf.Tensor1D | null } {
+    const T = plan.numTokens;
+    return {
+      scatter: tf.tensor1d(Int32Array.from(plan.rowToken, (t) => (t < T ? t : 0)), 'int32'),
+      prob: tf.tensor1d(plan.rowProb, 'int32'),
+      mask: plan.padded ? tf.tensor1d(Float32Array.from(plan.rowToken, (t) => (t < T ? 1 : 0))) : null,
+    };
+  }
+}
+
+/**
  * Reorders rows by a permutation `order` (row i of the result is x[order[i]]); its gradient
  * is the gather by the inverse permutation.
  */
@@ -219,12 +270,12 @@ function checkTokens(where: string, tokens: tf.Tensor, numTokens: number): void 
   }
 }
 
-let activePermuter: Permuter = new ReferencePermuter();
-/** The permuter the layer uses (the reference until a fused kernel is registered). */
+let activePermuter: Permuter = new KernelPermuter();
+/** The permuter the layer uses (gpu-kernels' unless swapped). */
 export function getPermuter(): Permuter {
   return activePermuter;
 }
-/** Swap in another permuter (e.g. @kiln/gpu-kernels' fused moePermute/moeUnpermute). */
+/** Swap in another permuter (tests compare `ReferencePermuter` with the kernels). */
 export function setPermuter(p: Permuter): void {
   activePermuter = p;
 }

@@ -2,7 +2,7 @@ import { tf } from '@kiln/tensor';
 import type { ExpertActivation, OffloadModule } from '../config.js';
 import { ActivationOffloader, type HostTensor } from '../memory/offload.js';
 import { activationBackward, applyActivation } from './activation.js';
-import { getGroupedGemm } from './grouped-gemm.js';
+import { type GroupedGemm, getGroupedGemm } from './grouped-gemm.js';
 
 /** A matrix product the experts use; a low-precision recipe swaps in quantize–dequantize GEMMs. */
 export type ExpertMatMul = (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
@@ -33,15 +33,21 @@ export class GroupedMlp {
   constructor(
     readonly activation: ExpertActivation,
     readonly matMul: ExpertMatMul | null = null,
+    /** Grouped GEMM override; default: the registered one (gpu-kernels' groupedMatMul). */
+    readonly groupedGemm: GroupedGemm | null = null,
   ) {}
+
+  private gemm(): GroupedGemm {
+    return this.groupedGemm ?? getGroupedGemm();
+  }
 
   forward(x: tf.Tensor2D, fc1: tf.Tensor3D, fc2: tf.Tensor3D, rowsPerExpert: ArrayLike<number>): tf.Tensor2D {
     checkShapes(x, fc1, fc2, rowsPerExpert, this.activation);
     return tf.tidy(() => {
       if (this.matMul) return this.perExpert(x, fc1, fc2, rowsPerExpert, this.matMul);
-      const gg = getGroupedGemm();
-      const h = gg(x, fc1, rowsPerExpert);
-      return gg(applyActivation(this.activation, h), fc2, rowsPerExpert);
+      const gg = this.gemm();
+      const h = gg.matmul(x, fc1, rowsPerExpert);
+      return gg.matmul(applyActivation(this.activation, h), fc2, rowsPerExpert);
     });
   }
 
@@ -73,13 +79,13 @@ export class GroupedMlp {
     const parkH = offload.has('moe_act') || offload.has('fused_group_mlp');
     const keepA = !memory.recomputeActivation;
     const parkA = keepA && offload.has('fused_group_mlp');
-    const gg = getGroupedGemm();
+    const gg = this.gemm();
     const run = tf.customGrad((...args: unknown[]) => {
       const save = args.pop() as (ts: tf.Tensor[]) => void;
       const [xi, w1, w2] = args as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D];
-      const h = gg(xi, w1, rows);
+      const h = gg.matmul(xi, w1, rows);
       const a = applyActivation(kind, h);
-      const y = gg(a, w2, rows);
+      const y = gg.matmul(a, w2, rows);
       // What backward needs: x (fc1 wgrad), h (activation grad), a (fc2 wgrad; or recompute from h).
       const hostX: HostTensor | null = parkX ? offloader.offload(xi) : null;
       const hostH: HostTensor | null = parkH ? offloader.offload(h) : null;
@@ -98,31 +104,17 @@ export class GroupedMlp {
           const sx = (hostX ? offloader.reload(hostX) : saved[slot.x]!) as tf.Tensor2D;
           const sh = (hostH ? offloader.reload(hostH) : saved[slot.h]!) as tf.Tensor2D;
           const sa = (hostA ? offloader.reload(hostA) : keepA ? saved[slot.a]! : applyActivation(kind, sh)) as tf.Tensor2D;
-          const dA = gg(dY, sw2, rows, { transposeB: true });
-          const dW2 = groupedWeightGrad(sa, dY, rows, sw2.shape);
+          const dA = gg.matmul(dY, sw2, rows, { transposeB: true });
+          const dW2 = gg.weightGrad(sa, dY, rows);
           const dH = activationBackward(kind, sh, dA);
-          const dX = gg(dH, sw1, rows, { transposeB: true });
-          const dW1 = groupedWeightGrad(sx, dH, rows, sw1.shape);
+          const dX = gg.matmul(dH, sw1, rows, { transposeB: true });
+          const dW1 = gg.weightGrad(sx, dH, rows);
           return [dX, dW1, dW2];
         },
       };
     });
     return (run as unknown as (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor2D)(x, fc1, fc2);
   }
-}
-
-/** dW[g] = a_gᵀ · dy_g for each group (zeros for empty groups): the grouped wgrad GEMM. */
-export function groupedWeightGrad(a: tf.Tensor2D, dy: tf.Tensor2D, rows: number[], shape: number[]): tf.Tensor3D {
-  return tf.tidy(() => {
-    const parts: tf.Tensor2D[] = [];
-    let start = 0;
-    for (const n of rows) {
-      if (n === 0) parts.push(tf.zeros([shape[1]!, shape[2]!]));
-      else parts.push(tf.matMul(tf.slice(a, [start, 0], [n, a.shape[1]]), tf.slice(dy, [start, 0], [n, dy.shape[1]]), true, false));
-      start += n;
-    }
-    return tf.stack(parts) as tf.Tensor3D;
-  });
 }
 
 function checkShapes(x: tf.Tensor2D, fc1: tf.Tensor3D, fc2: tf.Tensor3D, rows: ArrayLike<number>, kind: ExpertActivation): void {

@@ -4,6 +4,7 @@ import { type MoEConfig, type MoEConfigInput, validateMoEConfig } from '../confi
 import { type Permuter, getPermuter } from '../dispatch/permute.js';
 import { type StepTimings, StagedGraph } from '../dispatch/staged.js';
 import { AllGatherDispatcher, AllToAllDispatcher, type TokenDispatcher } from '../dispatch/token-dispatcher.js';
+import type { GroupedGemm } from '../experts/grouped-gemm.js';
 import type { ExpertMatMul } from '../experts/grouped-mlp.js';
 import { ActivationOffloader } from '../memory/offload.js';
 import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage, expertMatMulFor } from './moe-layer.js';
@@ -15,6 +16,7 @@ export interface ExpertParallelOptions {
   expertMatMul?: ExpertMatMul | null;
   offloader?: ActivationOffloader;
   permuter?: Permuter;
+  groupedGemm?: GroupedGemm;
 }
 
 /** Cotangents returned by `backward`: the input's and every local weight's. */
@@ -73,7 +75,7 @@ export class ExpertParallelMoE {
     this.router = new RouterStage(c);
     const permuter = options.permuter ?? getPermuter();
     this.permute = new PermuteStage(c, permuter);
-    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng));
+    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng), options.groupedGemm ?? null);
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
     this.dispatcher =
       c.tokenDispatcherType === 'allgather'

@@ -1,6 +1,7 @@
 import { type Rng, tf } from '@kiln/tensor';
 import { type MoEConfig, type MoEConfigInput, quantizationAlignSize, validateMoEConfig } from '../config.js';
 import { type PermutePlan, type Permuter, getPermuter, planPermutation } from '../dispatch/permute.js';
+import type { GroupedGemm } from '../experts/grouped-gemm.js';
 import { type ExpertMatMul, GroupedMlp } from '../experts/grouped-mlp.js';
 import { sharedExpertsForward } from '../experts/shared-experts.js';
 import { ActivationOffloader } from '../memory/offload.js';
@@ -19,6 +20,8 @@ export interface MoELayerOptions {
   offloader?: ActivationOffloader;
   /** Permuter override (default: the registered one, see setPermuter). */
   permuter?: Permuter;
+  /** Grouped GEMM override (default: the registered one, see setGroupedGemm). */
+  groupedGemm?: GroupedGemm;
 }
 
 /** Statistics of the most recent forward (per layer logging). */
@@ -57,8 +60,9 @@ export class ExpertsStage {
     readonly config: MoEConfig,
     readonly offloader: ActivationOffloader,
     matMul: ExpertMatMul | null,
+    groupedGemm: GroupedGemm | null = null,
   ) {
-    this.mlp = new GroupedMlp(config.activation, matMul);
+    this.mlp = new GroupedMlp(config.activation, matMul, groupedGemm);
   }
 
   forward(rows: tf.Tensor2D, fc1: tf.Tensor, fc2: tf.Tensor, rowsPerExpert: ArrayLike<number>): tf.Tensor2D {
@@ -127,7 +131,7 @@ export class MoELayer {
     this.offloader = options.offloader ?? new ActivationOffloader();
     this.router = new RouterStage(c);
     this.permute = new PermuteStage(c, options.permuter ?? getPermuter());
-    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng));
+    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng), options.groupedGemm ?? null);
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
     this.rng = options.rng ?? null;
     this.stats = { tokensPerExpert: new Float32Array(c.numExperts), losses: {}, capacity: null };
