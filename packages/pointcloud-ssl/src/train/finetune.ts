@@ -5,7 +5,7 @@
  * loss = CE + λ·(1 − cos(student, teacher)) on the same points. `mode: 'single'` is plain
  * fine-tuning; `mode: 'batch'` fine-tunes on batch-serialized input without SPD.
  */
-import { createRng, tf } from '@kiln/tensor';
+import { createRng, type SafetensorsEntry, tf } from '@kiln/tensor';
 import type { PointBackbone } from '../model/backbone.js';
 import { cloneParams, copyParams, emaUpdate, type ParamStore } from '../model/params.js';
 import { buildModel } from '../model/registry.js';
@@ -14,7 +14,8 @@ import { type DeepPartial, type PointCloudSslConfig, type PresetName, resolveCon
 import { augmentedView, keepLabels, modelInput, sampleBatch, syntheticSplits } from './dataset.js';
 import { initSegHead, segLogits } from './heads.js';
 import { segmentationCrossEntropy, spdLoss } from './losses.js';
-import type { StepInfo, TrainOptions } from './pretrain.js';
+import type { TrainOptions } from './pretrain.js';
+import { type StepInfo, type TrainingState, captureOptimizer, captureStore, checkResumable, restoreOptimizer, restoreStore } from './state.js';
 
 export interface FinetuneOptions extends TrainOptions {
   /** Pre-trained backbone weights (absent: from scratch). */
@@ -27,6 +28,8 @@ export interface FinetuneResult {
   backbone: PointBackbone;
   head: ParamStore;
   history: StepInfo[];
+  /** False when `onStep` stopped the loop early. */
+  completed: boolean;
 }
 
 export async function finetune(config: PointCloudSslConfig | PresetName = 'default', options: FinetuneOptions = {}): Promise<FinetuneResult> {
@@ -44,7 +47,28 @@ export async function finetune(config: PointCloudSslConfig | PresetName = 'defau
   const vars = [...backbone.params.values(), ...head.values()];
   const optimizer = tf.train.adam(f.lr);
   const history: StepInfo[] = [];
-  for (let step = 0; step < f.steps; step++) {
+  let start = 0;
+  if (options.resumeFrom) {
+    const state = options.resumeFrom;
+    checkResumable(state, 'finetune', cfg, f.steps);
+    restoreStore('backbone', backbone.params, state.tensors);
+    restoreStore('head', head, state.tensors);
+    if (teacher) restoreStore('teacher', teacher, state.tensors);
+    if (state.step > 0) await restoreOptimizer(optimizer, state.tensors);
+    rng.setState(state.rng);
+    history.push(...structuredClone(state.history));
+    start = state.step;
+  }
+  const capture = async (done: number): Promise<TrainingState> => {
+    const tensors: Record<string, SafetensorsEntry> = {};
+    await captureStore('backbone', backbone.params, tensors);
+    await captureStore('head', head, tensors);
+    if (teacher) await captureStore('teacher', teacher, tensors);
+    if (done > 0) await captureOptimizer(optimizer, tensors);
+    return { phase: 'finetune', step: done, rng: rng.getState(), tensors, history: structuredClone(history), config: structuredClone(cfg) };
+  };
+  let completed = true;
+  for (let step = start; step < f.steps; step++) {
     if (options.signal?.aborted) throw new Error('finetune: aborted');
     const t0 = performance.now();
     const batch = augmentedView(sampleBatch(data.train, f.batchScenes, rng), rng);
@@ -83,9 +107,13 @@ export async function finetune(config: PointCloudSslConfig | PresetName = 'defau
     student.feat.dispose();
     const info: StepInfo = { step, steps: f.steps, loss: lossValue, task, align, points: labels.length, ms: performance.now() - t0 };
     history.push(info);
-    options.onStep?.(info);
+    const verdict = await options.onStep?.(info, { state: () => capture(step + 1) });
+    if (verdict === 'stop' && step + 1 < f.steps) {
+      completed = false;
+      break;
+    }
   }
   optimizer.dispose();
   if (teacher) for (const v of teacher.values()) v.dispose();
-  return { config: cfg, backbone, head, history };
+  return { config: cfg, backbone, head, history, completed };
 }

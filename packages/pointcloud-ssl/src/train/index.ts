@@ -5,3 +5,4 @@ export * from './losses.js';
 export * from './pretrain.js';
 export * from './finetune.js';
 export * from './checkpoint.js';
+export * from './state.js';

@@ -4,7 +4,7 @@
  * trains the backbone with a teacher–student objective; `crossScene: false` scans each scene
  * alone (the "pre-training without CSP" baseline).
  */
-import { createRng, type Tensor, tf } from '@kiln/tensor';
+import { createRng, type SafetensorsEntry, type Tensor, tf } from '@kiln/tensor';
 import type { PointBackbone } from '../model/backbone.js';
 import { gatherRows, inverseIndex } from '../model/gather.js';
 import { cloneParams, disposeParams, emaUpdate, type ParamStore } from '../model/params.js';
@@ -14,22 +14,30 @@ import { type DeepPartial, type PointCloudSslConfig, type PresetName, resolveCon
 import { augmentedView, maskPatches, modelInput, sampleBatch, type Splits, syntheticSplits } from './dataset.js';
 import { initSslHead, predict, project, prototypeScores } from './heads.js';
 import { cosineAlignment, distillationLoss, infoNce, sinkhornKnopp } from './losses.js';
-
-export interface StepInfo {
-  step: number;
-  steps: number;
-  loss: number;
-  /** Points in the step's batch. */
-  points: number;
-  ms: number;
-  [extra: string]: number;
-}
+import {
+  type StepControl,
+  type StepInfo,
+  type TrainingState,
+  captureOptimizer,
+  captureStore,
+  checkResumable,
+  restoreOptimizer,
+  restoreStore,
+} from './state.js';
 
 export interface TrainOptions {
-  onStep?: (info: StepInfo) => void;
+  /**
+   * Called after every step, and awaited: `control.state()` captures the complete training
+   * state after this step (for a checkpoint); returning 'stop' (a `StepVerdict`, or a
+   * promise of it) ends the loop here. Any other return value is ignored.
+   */
+  onStep?: (info: StepInfo, control: StepControl) => unknown;
   /** Train/val scenes to use instead of the synthetic splits of the config. */
   data?: Splits;
+  /** Checked before every step; once aborted the loop throws '<phase>: aborted'. */
   signal?: AbortSignal;
+  /** Continue from a captured state (same config): the run then ends as an uninterrupted one would. */
+  resumeFrom?: TrainingState;
 }
 
 export interface PretrainResult {
@@ -39,6 +47,8 @@ export interface PretrainResult {
   teacher: ParamStore | null;
   head: ParamStore;
   history: StepInfo[];
+  /** False when `onStep` stopped the loop early. */
+  completed: boolean;
 }
 
 /** EMA momentum at `step`: cosine from start to end. */
@@ -64,7 +74,30 @@ export async function pretrain(config: PointCloudSslConfig | PresetName = 'defau
   const vars = [...backbone.params.values(), ...head.values()];
   const optimizer = tf.train.adam(p.lr);
   const history: StepInfo[] = [];
-  for (let step = 0; step < p.steps; step++) {
+  let start = 0;
+  if (options.resumeFrom) {
+    const state = options.resumeFrom;
+    checkResumable(state, 'pretrain', cfg, p.steps);
+    restoreStore('backbone', backbone.params, state.tensors);
+    restoreStore('head', head, state.tensors);
+    if (teacherBackbone) restoreStore('teacher', teacherBackbone, state.tensors);
+    if (teacherHead) restoreStore('teacher-head', teacherHead, state.tensors);
+    if (state.step > 0) await restoreOptimizer(optimizer, state.tensors);
+    rng.setState(state.rng);
+    history.push(...structuredClone(state.history));
+    start = state.step;
+  }
+  const capture = async (done: number): Promise<TrainingState> => {
+    const tensors: Record<string, SafetensorsEntry> = {};
+    await captureStore('backbone', backbone.params, tensors);
+    await captureStore('head', head, tensors);
+    if (teacherBackbone) await captureStore('teacher', teacherBackbone, tensors);
+    if (teacherHead) await captureStore('teacher-head', teacherHead, tensors);
+    if (done > 0) await captureOptimizer(optimizer, tensors);
+    return { phase: 'pretrain', step: done, rng: rng.getState(), tensors, history: structuredClone(history), config: structuredClone(cfg) };
+  };
+  let completed = true;
+  for (let step = start; step < p.steps; step++) {
     if (options.signal?.aborted) throw new Error('pretrain: aborted');
     const t0 = performance.now();
     const batch = sampleBatch(data.train, p.batchScenes, rng);
@@ -115,9 +148,13 @@ export async function pretrain(config: PointCloudSslConfig | PresetName = 'defau
     const info: StepInfo = { step, steps: p.steps, loss: lossValue, points: n, ms: performance.now() - t0 };
     if (usesTeacher) info.momentum = momentumAt(step, p.steps, p.momentum);
     history.push(info);
-    options.onStep?.(info);
+    const verdict = await options.onStep?.(info, { state: () => capture(step + 1) });
+    if (verdict === 'stop' && step + 1 < p.steps) {
+      completed = false;
+      break;
+    }
   }
   optimizer.dispose();
   if (teacherHead) disposeParams(teacherHead);
-  return { config: cfg, backbone, teacher: teacherBackbone, head, history };
+  return { config: cfg, backbone, teacher: teacherBackbone, head, history, completed };
 }
