@@ -44,6 +44,16 @@ for (const { dir, manifest } of all.filter((p) => !p.manifest.private)) {
   tarballs.set(manifest.name, file.startsWith('/') ? file : join(work, file));
 }
 
+/**
+ * A consumer module for the types check. For @kiln/tensor it also uses the chained-op methods,
+ * whose declarations come from a tfjs-core augmentation the bundled .d.ts must import.
+ */
+function consumerSource(name) {
+  const base = `import * as pkg from ${JSON.stringify(name)};\nexport const names: string[] = Object.keys(pkg);\n`;
+  if (name !== '@kiln/tensor') return base;
+  return `${base}import { tf } from '@kiln/tensor';\nconst x: tf.Tensor = tf.ones([2, 3]);\nexport const total: tf.Scalar = x.sum();\nexport const part: tf.Tensor = x.slice([0, 1], [2, 2]).relu();\n`;
+}
+
 function internalDeps(manifest, seen = new Set()) {
   for (const field of ['dependencies', 'optionalDependencies']) {
     for (const dep of Object.keys(manifest[field] ?? {})) {
@@ -89,6 +99,22 @@ for (const { manifest } of publishable) {
     const out = run('node', ['--input-type=module', '-e', `const m = await import(${JSON.stringify(name)}); console.log(Object.keys(m).length);`], { cwd: project });
     if (Number(out.trim().split('\n').at(-1)) < 1) throw new Error(`ESM import of ${name} exported nothing`);
   });
+  // consumer.cts resolves the "require" types, consumer.mts the "import" types; each is compiled
+  // on its own so that one module's declarations cannot stand in for the other's.
+  for (const [kind, file] of [['CJS', 'consumer.cts'], ['ESM', 'consumer.mts']]) {
+    step(`types compile for a TypeScript consumer (strict, node16, ${kind})`, () => {
+      writeFileSync(join(project, file), consumerSource(name));
+      const config = `tsconfig.${kind}.json`;
+      writeFileSync(
+        join(project, config),
+        JSON.stringify({
+          compilerOptions: { strict: true, module: 'node16', moduleResolution: 'node16', target: 'es2022', noEmit: true, skipLibCheck: true },
+          files: [file],
+        }),
+      );
+      run(bin('tsc'), ['-p', join(project, config)]);
+    });
+  }
   step('require (CJS)', () => {
     const out = run('node', ['-e', `const m = require(${JSON.stringify(name)}); console.log(Object.keys(m).length);`], { cwd: project });
     if (Number(out.trim().split('\n').at(-1)) < 1) throw new Error(`CJS require of ${name} exported nothing`);
