@@ -36,8 +36,10 @@ export interface SerializeOptions {
 }
 
 /**
- * Grid coordinates per scene: floor((coord − min_scene(coord)) / gridSize), as
- * Point.serialization does when no grid_coord is given (values ≥ 0 in every scene).
+ * Grid coordinates per scene: floor((coord − min_scene(coord)) / gridSize), values ≥ 0 in
+ * every scene. Not bit-identical to Pointcept's two sources of grid_coord: its GridSample
+ * transform uses floor(coord / gridSize) − min per scene (`gridSample` here does the same), and
+ * Point.serialization without grid_coord truncates (coord − min over the whole batch) / gridSize.
  */
 export function computeGridCoord(coord: Float32Array, offset: Int32Array, gridSize: number): Int32Array {
   if (!(gridSize > 0)) throw new RangeError(`computeGridCoord: gridSize must be > 0, got ${gridSize}`);
