@@ -115,6 +115,60 @@ Napi::Value ScatterRows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// swiglu(h [R, 2F], out [R, F], F): out = silu(gate)·up with gate = h[:, :F], up = h[:, F:]
+// (Megatron's glu with SiLU on fc1's output). Rows split over the threads; the inner loop
+// vectorizes (gk::fast_exp).
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  const char* fn = "swiglu";
+  auto h = kiln::arg_f32(info, 0, fn, "h");
+  auto out = kiln::arg_f32(info, 1, fn, "out");
+  const int64_t F = kiln::arg_int(info, 2, fn, "F", 1);
+  const int64_t R = static_cast<int64_t>(h.length) / (2 * F);
+  kiln::check_length(info.Env(), fn, "h", h.length, R * 2 * F);
+  kiln::check_length(info.Env(), fn, "out", out.length, R * F);
+  kiln::parallel_for(0, R, std::max<int64_t>(1, 16384 / F), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* g = h.data + r * 2 * F;
+      const float* u = g + F;
+      float* o = out.data + r * F;
+      // exp first, then the products: written as one loop, GCC 12's vectorized code ran 4×
+      // slower than these two (measured, 16384 × 1024)
+      for (int64_t j = 0; j < F; j++) o[j] = gk::fast_exp(-g[j]);
+      for (int64_t j = 0; j < F; j++) o[j] = g[j] * u[j] / (1.0f + o[j]);
+    }
+  });
+  return info.Env().Undefined();
+}
+
+// swigluGrad(h [R, 2F], dy [R, F], out [R, 2F], F): the cotangent of h —
+// gate half dy·up·silu'(gate) = dy·up·s·(1 + gate·(1 − s)), up half dy·silu(gate).
+Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
+  const char* fn = "swigluGrad";
+  auto h = kiln::arg_f32(info, 0, fn, "h");
+  auto dy = kiln::arg_f32(info, 1, fn, "dy");
+  auto out = kiln::arg_f32(info, 2, fn, "out");
+  const int64_t F = kiln::arg_int(info, 3, fn, "F", 1);
+  const int64_t R = static_cast<int64_t>(h.length) / (2 * F);
+  kiln::check_length(info.Env(), fn, "h", h.length, R * 2 * F);
+  kiln::check_length(info.Env(), fn, "dy", dy.length, R * F);
+  kiln::check_length(info.Env(), fn, "out", out.length, R * 2 * F);
+  kiln::parallel_for(0, R, std::max<int64_t>(1, 16384 / F), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* g = h.data + r * 2 * F;
+      const float* u = g + F;
+      const float* d = dy.data + r * F;
+      float* og = out.data + r * 2 * F;
+      float* ou = og + F;
+      for (int64_t j = 0; j < F; j++) {
+        const float s = 1.0f / (1.0f + gk::fast_exp(-g[j]));
+        og[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+        ou[j] = d[j] * g[j] * s;
+      }
+    }
+  });
+  return info.Env().Undefined();
+}
+
 // Indices of the k largest of v[0..n), larger first, ties to the lower index.
 void topk_indices(const float* v, int64_t n, int64_t k, std::vector<int32_t>& order, int32_t* outIdx) {
   order.resize(n);
@@ -206,4 +260,6 @@ Napi::Value TopkRouter(const Napi::CallbackInfo& info) {
 KILN_EXPORT_FUNCTION(groupedMatMul, GroupedMatMul);
 KILN_EXPORT_FUNCTION(moeGatherRows, GatherRows);
 KILN_EXPORT_FUNCTION(moeScatterRows, ScatterRows);
+KILN_EXPORT_FUNCTION(swiglu, Swiglu);
+KILN_EXPORT_FUNCTION(swigluGrad, SwigluGrad);
 KILN_EXPORT_FUNCTION(topkRouter, TopkRouter);

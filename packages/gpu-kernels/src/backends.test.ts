@@ -9,6 +9,7 @@ import { createRng, initBackend, tf } from '@kiln/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupedMatMul, groupedMatMulOp } from './moe/grouped-matmul.js';
 import { gatherRowsOp, moeUnpermute, planPermutation, scatterRowsOp } from './moe/permute.js';
+import { swigluGradOp, swigluOp } from './moe/swiglu.js';
 import { type TopkRouterOptions, topkRouter, topkRouterOp } from './moe/topk-router.js';
 import { castFp8Op } from './quant/fp8.js';
 import { decodeMiniFloat, E4M3, E5M2 } from './quant/minifloat.js';
@@ -130,7 +131,7 @@ for (const backend of BACKENDS) {
 
     it('every op runs a kernel here', async () => {
       await tf.setBackend(backend);
-      for (const op of [selectiveScanOp, selectiveScanBackward, groupedMatMulOp, gatherRowsOp, scatterRowsOp, topkRouterOp, castFp8Op, quantizeNvfp4Op]) {
+      for (const op of [selectiveScanOp, selectiveScanBackward, groupedMatMulOp, gatherRowsOp, scatterRowsOp, swigluOp, swigluGradOp, topkRouterOp, castFp8Op, quantizeNvfp4Op]) {
         expect(op.hasKernel(), op.opName).toBe(true);
       }
     });
@@ -216,6 +217,19 @@ for (const backend of BACKENDS) {
         const { want, got } = await both(backend, all(true), all(false));
         expectClose(got, want, 1e-5);
       }
+    });
+
+    // zero rows on the CPU-memory backends only (tfjs's webgpu backend cannot bind empty buffers)
+    it.each([[5, 3], [1, 16], [33, 40], ...(backend === 'webgpu' ? [] : [[0, 4]])])('swiglu: [%i, 2·%i] forward and gradient (fused swigluGrad) match the reference', async (rows, F) => {
+      const hh = normal([rows, 2 * F], 70 + F, 0, 3);
+      const hd = normal([rows, F], 71 + F);
+      const all = (ref: boolean) => () => {
+        const f = (h: Tensor) => tf.sum(tf.mul(ref ? swigluOp.reference({ h }, {}) : swigluOp({ h }, {}), T(hd)));
+        const h = T(hh);
+        return [ref ? swigluOp.reference({ h }, {}) : swigluOp({ h }, {}), ...tf.grads(f)([h])];
+      };
+      const { want, got } = await both(backend, all(true), all(false));
+      expectClose(got, want, 1e-5);
     });
 
     it.each([

@@ -11,6 +11,7 @@ export type { SelectiveScanArgs } from './scan/selective-scan.js';
 export { groupedMatMul, groupedMatMulOp } from './moe/grouped-matmul.js';
 export { moePermute, moeUnpermute, planPermutation, gatherRowsOp, scatterRowsOp } from './moe/permute.js';
 export type { MoePermuteResult, PermuteOptions, PermutePlan } from './moe/permute.js';
+export { swiglu, swigluBackward, swigluOp, swigluGradOp } from './moe/swiglu.js';
 export { topkRouter, topkRouterOp, SCORE_FUNCTIONS } from './moe/topk-router.js';
 export type { ScoreFunction, TopkRouterOptions, TopkRouting } from './moe/topk-router.js';
 export { castFp8, castFp8Op } from './quant/fp8.js';

@@ -21,6 +21,8 @@ export interface GpuKernelsAddon {
   groupedMatMul(x: F32, w: F32, out: F32, groupSizes: I32, mode: number, K: number, N: number): void;
   moeGatherRows(x: F32, indices: I32, out: F32, H: number): void;
   moeScatterRows(x: F32, indices: I32, weights: F32, out: F32, H: number): void;
+  swiglu(h: F32, out: F32, F: number): void;
+  swigluGrad(h: F32, dy: F32, out: F32, F: number): void;
   topkRouter(
     logits: F32, expertBias: F32, probs: F32, indices: I32, E: number, k: number, scoreFunction: number,
     usePreSoftmax: boolean, numGroups: number, groupTopk: number, scalingFactor: number,

@@ -11,6 +11,8 @@ describe('kernelSupport', () => {
       'groupedMatMul',
       'moeGatherRows',
       'moeScatterRows',
+      'swiglu',
+      'swigluGrad',
       'topkRouter',
       'castFp8',
       'quantizeNvfp4',

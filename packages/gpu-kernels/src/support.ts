@@ -12,6 +12,8 @@ const PUBLIC_OPS = [
   'groupedMatMul',
   'moeGatherRows',
   'moeScatterRows',
+  'swiglu',
+  'swigluGrad',
   'topkRouter',
   'castFp8',
   'quantizeNvfp4',

@@ -243,3 +243,54 @@ export const routerWgsl: OpKernel = ({ inputs, backend, attrs }) => {
   const indices = emptyOr(backend, [T, a.topk], 'int32', () => routerProgram(backend, logits, bias, a, 'indices'));
   return [probs, indices];
 };
+
+/** SwiGLU: one thread per output element, silu(gate)·up from the two halves of a row of h. */
+export const swigluWgsl: OpKernel = ({ inputs, backend }) => {
+  const h = inputInfo(inputs, 'h')!;
+  const F = h.shape[1]! / 2;
+  const shape = [h.shape[0]!, F];
+  return emptyOr(backend, shape, 'float32', () =>
+    runProgram(backend, {
+      key: 'swiglu',
+      inputs: [['HH', h]],
+      outShape: shape,
+      threads: sizeOf(shape),
+      ints: { ff: F },
+      body: `
+  let r = index / uniforms.ff;
+  let j = index % uniforms.ff;
+  let g = HH[r * 2 * uniforms.ff + j];
+  let u = HH[r * 2 * uniforms.ff + uniforms.ff + j];
+  result[index] = g / (1.0 + exp(-g)) * u;`,
+    }),
+  );
+};
+
+/** SwiGLU's input cotangent: one thread per element of h (gate half or up half). */
+export const swigluGradWgsl: OpKernel = ({ inputs, backend }) => {
+  const h = inputInfo(inputs, 'h')!;
+  const dy = inputInfo(inputs, 'dy')!;
+  const F = h.shape[1]! / 2;
+  const shape = [h.shape[0]!, 2 * F];
+  return emptyOr(backend, shape, 'float32', () =>
+    runProgram(backend, {
+      key: 'swiglu_grad',
+      inputs: [
+        ['HH', h],
+        ['DY', dy],
+      ],
+      outShape: shape,
+      threads: sizeOf(shape),
+      ints: { ff: F },
+      body: `
+  let r = index / (2 * uniforms.ff);
+  let c = index % (2 * uniforms.ff);
+  let j = c % uniforms.ff;
+  let g = HH[r * 2 * uniforms.ff + j];
+  let u = HH[r * 2 * uniforms.ff + uniforms.ff + j];
+  let s = 1.0 / (1.0 + exp(-g));
+  let d = DY[r * uniforms.ff + j];
+  if (c < uniforms.ff) { result[index] = d * u * s * (1.0 + g * (1.0 - s)); } else { result[index] = d * g * s; }`,
+    }),
+  );
+};

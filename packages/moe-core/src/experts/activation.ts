@@ -1,6 +1,6 @@
+import { swiglu as swigluKernel, swigluBackward as swigluBackwardKernel } from '@kiln/gpu-kernels';
 import { tf } from '@kiln/tensor';
 import type { ExpertActivation } from '../config.js';
-import { swigluGradOp, swigluOp } from './swiglu-op.js';
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
@@ -29,15 +29,16 @@ export function geluBackward(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
 
 /**
  * SwiGLU as Megatron's `glu` with SiLU: fc1's output [.., 2F] splits into (gate, up);
- * silu(gate) · up. A custom op (one pass on the CPU backends, tf ops elsewhere).
+ * silu(gate) · up. @kiln/gpu-kernels' `swiglu` op: one fused pass (C++ on kiln-native,
+ * WGSL on webgpu), with a fused backward.
  */
 export function swiglu(h: tf.Tensor2D): tf.Tensor2D {
-  return swigluOp({ h }) as tf.Tensor2D;
+  return swigluKernel(h) as tf.Tensor2D;
 }
 
 /** The cotangent of SwiGLU's input for output cotangent `da`. */
 export function swigluBackward(h: tf.Tensor2D, da: tf.Tensor2D): tf.Tensor2D {
-  return swigluGradOp({ h, dy: da }) as tf.Tensor2D;
+  return swigluBackwardKernel(h, da) as tf.Tensor2D;
 }
 
 /** Applies the expert activation to fc1's output. */
