@@ -2,46 +2,49 @@
  * `kiln pointcloud [all|pretrain|finetune|eval]`: CSP pre-training, SPD fine-tuning and
  * segmentation evaluation from @kiln/pointcloud-ssl, on its synthetic indoor scenes.
  *
- * The library runs each phase's loop itself and keeps its optimizer and RNG inside, so
- * checkpoints and `--resume` work at phase boundaries: each finished phase writes its
- * safetensors checkpoint (with the resolved config), and `--resume` reuses every finished
- * phase whose config matches and reruns the rest. Each phase is seeded on its own, so a
- * resumed pipeline ends with exactly the weights of an uninterrupted one.
+ * Phases checkpoint their complete training state every `checkpointEvery` steps and on
+ * Ctrl-C, and `--resume` continues mid-phase bit for bit (see pointcloud-phases.ts); a
+ * finished phase's weights are reused when its config matches.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type DeepPartial,
-  type FinetuneResult,
   type ParamStore,
   PRESETS,
   type PointCloudSslConfig,
   S3DIS_CLASSES,
+  type TrainingPhase,
+  type TrainingState,
   buildModel,
+  configDifference,
   copyParams,
   evaluate,
   extractFeatures,
-  finetune,
   initSegHead,
-  loadCheckpoint,
   predictWith,
-  pretrain,
   resolveConfig,
-  saveCheckpoint,
   syntheticSplits,
 } from '@kiln/pointcloud-ssl';
 import { createRng, type tf } from '@kiln/tensor';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
 import type { Config, Schema } from '../cli/schema.js';
+import type { MetricRecord } from '../harness/metrics-log.js';
 import { RunRecorder } from '../harness/recorder.js';
-import { HARNESS_FIELDS } from '../harness/run.js';
+import { HARNESS_FIELDS, runDirectory } from '../harness/run.js';
+import { type Phase, STATE_FILE, WEIGHTS_FILE, clearStates, isInterrupted, loadState, loadWeights, runFinetune, runPretrain, withStopRequest } from './pointcloud-phases.js';
 import { startBackend } from './shared.js';
 
 const { checkpointEvery: _perPhase, ...HARNESS_RUN_FIELDS } = HARNESS_FIELDS;
 const RUN_FIELDS = {
   ...HARNESS_RUN_FIELDS,
   uploadCheckpoint: { type: 'boolean', default: true, doc: 'with --server: upload finetune.safetensors as a run artifact (for server-side evaluation jobs)' },
+} satisfies Schema;
+/** The training commands' keys: a mid-phase checkpoint costs a few ms at these model sizes. */
+const TRAIN_RUN_FIELDS = {
+  ...RUN_FIELDS,
+  checkpointEvery: { type: 'int', default: 10, min: 1, doc: 'steps between mid-phase checkpoints (<phase>-state.safetensors; also written on Ctrl-C)' },
 } satisfies Schema;
 
 type Size = keyof typeof PRESETS;
@@ -141,61 +144,6 @@ export function libraryConfig(c: Config): PointCloudSslConfig {
   }
 }
 
-const sameConfig = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-interface Phase {
-  ctx: CommandContext;
-  recorder: RunRecorder;
-  config: PointCloudSslConfig;
-  signal: AbortSignal;
-}
-
-async function runPretrain({ ctx, recorder, config, signal }: Phase): Promise<ParamStore> {
-  const path = join(recorder.dir, 'pretrain.safetensors');
-  const progress = recorder.progress('pretrain (CSP)', config.pretrain.steps);
-  const result = await pretrain(config, {
-    signal,
-    onStep: (s) => {
-      const { step: _s, steps: _n, ...values } = s;
-      recorder.log(s.step + 1, { phase: 'pretrain', ...values }, 'pretrain');
-      progress.update(s.step + 1, `loss ${s.loss.toFixed(4)}`);
-    },
-  });
-  progress.finish();
-  await saveCheckpoint(path, [result.backbone.params], result.config, 'pretrain');
-  if (!ctx.quiet) ctx.stdout.write(`pre-training done: loss ${result.history[0]?.loss.toFixed(4)} → ${result.history.at(-1)?.loss.toFixed(4)}; checkpoint ${path}\n`);
-  return result.backbone.params;
-}
-
-async function runFinetune({ ctx, recorder, config, signal }: Phase, pretrained: ParamStore | Map<string, tf.Tensor> | undefined): Promise<FinetuneResult> {
-  const path = join(recorder.dir, 'finetune.safetensors');
-  const progress = recorder.progress(`finetune (${config.finetune.mode})`, config.finetune.steps);
-  const result = await finetune(config, {
-    signal,
-    ...(pretrained ? { pretrained } : {}),
-    onStep: (s) => {
-      const { step: _s, steps: _n, ...values } = s;
-      recorder.log(s.step + 1, { phase: 'finetune', ...values }, 'finetune');
-      progress.update(s.step + 1, `loss ${s.loss.toFixed(4)}`);
-    },
-  });
-  progress.finish();
-  await saveCheckpoint(path, [result.backbone.params, result.head], result.config, 'finetune');
-  if (ctx.config.uploadCheckpoint) await recorder.artifact('finetune.safetensors', readFileSync(path));
-  if (!ctx.quiet) ctx.stdout.write(`fine-tuning done: loss ${result.history[0]?.loss.toFixed(4)} → ${result.history.at(-1)?.loss.toFixed(4)}; checkpoint ${path}\n`);
-  return result;
-}
-
-/** Loads a checkpoint written by this command; undefined when `expect` config differs. */
-async function loadPhase(path: string, kind: string, expect?: PointCloudSslConfig): Promise<{ tensors: Map<string, tf.Tensor>; config: PointCloudSslConfig } | undefined> {
-  if (!existsSync(path)) return undefined;
-  const ckpt = await loadCheckpoint(path);
-  if (ckpt.kind !== kind) throw new UsageError(`${path} is a '${ckpt.kind}' checkpoint, not '${kind}'`);
-  if (!ckpt.config) throw new UsageError(`${path} has no config in its metadata`);
-  if (expect && !sameConfig(ckpt.config, expect)) return undefined;
-  return { tensors: ckpt.tensors, config: ckpt.config };
-}
-
 function modelFromCheckpoint(config: PointCloudSslConfig, tensors: Map<string, tf.Tensor>, path: string): { backbone: ReturnType<typeof buildModel>; head: ParamStore } {
   const rng = createRng(config.seed);
   const backbone = buildModel(config.model, rng.fork());
@@ -208,7 +156,7 @@ function modelFromCheckpoint(config: PointCloudSslConfig, tensors: Map<string, t
 }
 
 /** Scores the validation scenes, prints mIoU and per-class IoU, stores eval.json, tells the server. */
-async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'signal'>, model: { backbone: ReturnType<typeof buildModel>; head: ParamStore }): Promise<number> {
+async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'stop'>, model: { backbone: ReturnType<typeof buildModel>; head: ParamStore }): Promise<number> {
   const data = syntheticSplits(config);
   const result = evaluate(config, { backbone: model.backbone, head: model.head, data });
   const names = S3DIS_CLASSES.slice(0, config.numClasses) as readonly string[];
@@ -262,45 +210,35 @@ async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'signal'>, m
   return summary.mIoU;
 }
 
-async function withAbort<T>(ctx: CommandContext, recorder: RunRecorder, body: (signal: AbortSignal) => Promise<T>): Promise<T | 'interrupted'> {
-  const abort = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (abort.signal.aborted) process.exit(EXIT.interrupted);
-    ctx.stderr.write(`\n${signal}: stopping after this step\n`);
-    abort.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    return await body(abort.signal);
-  } catch (err) {
-    if (abort.signal.aborted && /aborted/.test((err as Error).message)) {
-      await recorder.close();
-      ctx.stdout.write(`interrupted; finished phases keep their checkpoints in ${recorder.dir}; continue with --resume\n`);
-      return 'interrupted';
-    }
-    throw err;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
-
 const EXAMPLES = 'Examples:\n  kiln pointcloud                         # pre-train, fine-tune, evaluate (pnpm start)\n  kiln pointcloud --preset tiny --out runs/pc\n  kiln pointcloud pretrain --no-cross-scene --out runs/no-csp\n  kiln pointcloud eval --checkpoint runs/pc/finetune.safetensors';
 
-const ALL_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...FINETUNE_FIELDS, ...RUN_FIELDS };
-const PRETRAIN_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...RUN_FIELDS };
+const ALL_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...FINETUNE_FIELDS, ...TRAIN_RUN_FIELDS };
+const PRETRAIN_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...TRAIN_RUN_FIELDS };
 const FINETUNE_SCHEMA: Schema = {
   pretrained: { type: 'string', default: '', doc: 'pretrain.safetensors to start from (empty: from scratch)' },
   ...MODEL_FIELDS,
   ...FINETUNE_FIELDS,
-  ...RUN_FIELDS,
+  ...TRAIN_RUN_FIELDS,
 };
+
+/** The metric lines a resumed run keeps: finished phases whole, the resumed phase up to its state's step. */
+function keepLines(finished: TrainingPhase[], resumed?: { phase: TrainingPhase; step: number }): (r: MetricRecord) => boolean {
+  return (r) => finished.includes(r.phase as TrainingPhase) || (resumed !== undefined && r.phase === resumed.phase && r.step <= resumed.step);
+}
+
+function resumingLine(ctx: CommandContext, dir: string, kind: TrainingPhase, state: TrainingState | undefined): void {
+  if (state) ctx.stdout.write(`resuming: ${kind} from step ${state.step}/${kind === 'pretrain' ? state.config.pretrain.steps : state.config.finetune.steps} (${join(dir, STATE_FILE[kind])})\n`);
+}
 
 const allCommand: CommandSpec = {
   path: ['pointcloud', 'all'],
   summary: 'CSP pre-training, then SPD fine-tuning, then mIoU on the synthetic scenes',
-  details: `The main job. Each finished phase writes a checkpoint in --out; --resume skips finished\nphases with the same config and reruns the rest.\n\n${EXAMPLES}`,
+  details:
+    'The main job. Each phase writes <out>/<phase>-state.safetensors (its complete training state)\n' +
+    'every --checkpoint-every steps and on Ctrl-C, and <out>/<phase>.safetensors when it ends.\n' +
+    'Ctrl-C stops at the next step boundary, checkpoints and exits 130; --resume continues\n' +
+    'from there bit for bit (also after a kill), reusing finished phases with the same config.\n\n' +
+    EXAMPLES,
   schema: ALL_SCHEMA,
   presets: presetsFor(ALL_SCHEMA),
   defaultPreset: 'default',
@@ -308,31 +246,54 @@ const allCommand: CommandSpec = {
   async handler(ctx) {
     const config = libraryConfig(ctx.config);
     await startBackend(ctx);
-    const recorder = await RunRecorder.open({ command: 'pointcloud', kind: 'pointcloud', ...ctx }, ctx.resume ? (r) => r.phase === 'pretrain' : undefined);
-    const outcome = await withAbort(ctx, recorder, async (signal) => {
-      const phase: Phase = { ctx, recorder, config, signal };
-      let finetuned = ctx.resume ? await loadPhase(join(recorder.dir, 'finetune.safetensors'), 'finetune', config) : undefined;
-      if (!finetuned) {
-        const done = ctx.resume ? await loadPhase(join(recorder.dir, 'pretrain.safetensors'), 'pretrain', config) : undefined;
-        if (done) ctx.stdout.write(`resuming: pre-training already done (${join(recorder.dir, 'pretrain.safetensors')})\n`);
-        if (!done) await recorder.metrics.keepWhere(() => false);
-        const pretrained = done?.tensors ?? (await runPretrain(phase));
-        const result = await runFinetune(phase, pretrained);
-        finetuned = { tensors: new Map([...result.backbone.params, ...result.head]), config: result.config };
+    const dir = runDirectory('pointcloud', ctx.config);
+    // Where to pick up: evaluation only, fine-tuning (from a state or its start), or pre-training.
+    let finetuned = ctx.resume ? await loadWeights(join(dir, WEIGHTS_FILE.finetune), 'finetune', config) : undefined;
+    const pretrained = ctx.resume && !finetuned ? await loadWeights(join(dir, WEIGHTS_FILE.pretrain), 'pretrain', config) : undefined;
+    const ftState = pretrained ? await loadState(dir, 'finetune', config) : undefined;
+    const preState = ctx.resume && !finetuned && !pretrained ? await loadState(dir, 'pretrain', config) : undefined;
+    const keep = !ctx.resume
+      ? undefined
+      : finetuned
+        ? keepLines(['pretrain', 'finetune'])
+        : pretrained
+          ? keepLines(['pretrain'], { phase: 'finetune', step: ftState?.state.step ?? 0 })
+          : keepLines([], { phase: 'pretrain', step: preState?.state.step ?? 0 });
+    const serverRunId = ftState?.serverRunId ?? preState?.serverRunId;
+    if (!ctx.resume) clearStates(dir);
+    const recorder = await RunRecorder.open({ command: 'pointcloud', kind: 'pointcloud', ...ctx, serverRunId }, keep);
+    return withStopRequest(ctx, recorder, async (stop) => {
+      const phase: Phase = { ctx, recorder, config, stop };
+      if (finetuned) {
+        ctx.stdout.write(`resuming: fine-tuning already done (${join(dir, WEIGHTS_FILE.finetune)})\n`);
       } else {
-        ctx.stdout.write(`resuming: fine-tuning already done (${join(recorder.dir, 'finetune.safetensors')})\n`);
+        let weights: ParamStore | Map<string, tf.Tensor>;
+        if (pretrained) {
+          ctx.stdout.write(`resuming: pre-training already done (${join(dir, WEIGHTS_FILE.pretrain)})\n`);
+          weights = pretrained.tensors;
+        } else {
+          resumingLine(ctx, dir, 'pretrain', preState?.state);
+          const pre = await runPretrain(phase, preState?.state);
+          if (isInterrupted(pre)) return pre;
+          weights = pre.backbone.params;
+        }
+        resumingLine(ctx, dir, 'finetune', ftState?.state);
+        const result = await runFinetune(phase, weights, ftState?.state);
+        if (isInterrupted(result)) return result;
+        finetuned = { tensors: new Map([...result.backbone.params, ...result.head]), config: result.config };
       }
       return runEvaluation(phase, modelFromCheckpoint(finetuned.config, finetuned.tensors, 'the fine-tuned model'));
     });
-    await recorder.close();
-    return outcome === 'interrupted' ? EXIT.interrupted : EXIT.ok;
   },
 };
 
 const pretrainCommand: CommandSpec = {
   path: ['pointcloud', 'pretrain'],
   summary: 'CSP self-supervised pre-training on the synthetic scenes',
-  details: `Writes <out>/pretrain.safetensors (backbone weights, config in the metadata).\n\n${EXAMPLES}`,
+  details:
+    'Writes <out>/pretrain.safetensors (backbone weights, config in the metadata), and\n' +
+    '<out>/pretrain-state.safetensors every --checkpoint-every steps and on Ctrl-C (exit 130);\n' +
+    `--resume continues from it exactly.\n\n${EXAMPLES}`,
   schema: PRETRAIN_SCHEMA,
   presets: presetsFor(PRETRAIN_SCHEMA),
   defaultPreset: 'default',
@@ -340,22 +301,27 @@ const pretrainCommand: CommandSpec = {
   async handler(ctx) {
     const config = libraryConfig(ctx.config);
     await startBackend(ctx);
-    const recorder = await RunRecorder.open({ command: 'pointcloud pretrain', kind: 'pointcloud', ...ctx }, ctx.resume ? () => true : undefined);
-    if (ctx.resume && (await loadPhase(join(recorder.dir, 'pretrain.safetensors'), 'pretrain', config))) {
-      ctx.stdout.write(`pre-training already done with this config (${join(recorder.dir, 'pretrain.safetensors')})\n`);
+    const dir = runDirectory('pointcloud pretrain', ctx.config);
+    const done = ctx.resume ? await loadWeights(join(dir, WEIGHTS_FILE.pretrain), 'pretrain', config) : undefined;
+    if (done) {
+      ctx.stdout.write(`pre-training already done with this config (${join(dir, WEIGHTS_FILE.pretrain)})\n`);
       return EXIT.ok;
     }
-    await recorder.metrics.keepWhere(() => false);
-    const outcome = await withAbort(ctx, recorder, (signal) => runPretrain({ ctx, recorder, config, signal }));
-    await recorder.close();
-    return outcome === 'interrupted' ? EXIT.interrupted : EXIT.ok;
+    const resume = ctx.resume ? await loadState(dir, 'pretrain', config) : undefined;
+    const keep = ctx.resume ? keepLines([], { phase: 'pretrain', step: resume?.state.step ?? 0 }) : undefined;
+    if (!ctx.resume) clearStates(dir);
+    const recorder = await RunRecorder.open({ command: 'pointcloud pretrain', kind: 'pointcloud', ...ctx, serverRunId: resume?.serverRunId }, keep);
+    resumingLine(ctx, dir, 'pretrain', resume?.state);
+    return withStopRequest(ctx, recorder, (stop) => runPretrain({ ctx, recorder, config, stop }, resume?.state));
   },
 };
 
 const finetuneCommand: CommandSpec = {
   path: ['pointcloud', 'finetune'],
   summary: 'SPD fine-tuning for segmentation (from a pre-trained checkpoint, or from scratch)',
-  details: `Writes <out>/finetune.safetensors and evaluates it.\n\n${EXAMPLES}`,
+  details:
+    'Writes <out>/finetune.safetensors and evaluates it; <out>/finetune-state.safetensors every\n' +
+    `--checkpoint-every steps and on Ctrl-C (exit 130); --resume continues from it exactly.\n\n${EXAMPLES}`,
   schema: FINETUNE_SCHEMA,
   presets: presetsFor(FINETUNE_SCHEMA),
   defaultPreset: 'default',
@@ -366,21 +332,27 @@ const finetuneCommand: CommandSpec = {
     if (ctx.config.pretrained) {
       const path = String(ctx.config.pretrained);
       if (!existsSync(path)) throw new UsageError(`config key 'pretrained': ${path} does not exist`);
-      const loaded = await loadPhase(path, 'pretrain');
-      if (!sameConfig(loaded!.config.model, config.model)) throw new UsageError(`config key 'pretrained': ${path} was pre-trained with a different model (size '${ctx.config.size}' does not match)`);
+      const loaded = await loadWeights(path, 'pretrain');
+      if (configDifference(loaded!.config.model, config.model) !== undefined) {
+        throw new UsageError(`config key 'pretrained': ${path} was pre-trained with a different model (size '${ctx.config.size}' does not match)`);
+      }
       pretrained = loaded!.tensors;
     }
     await startBackend(ctx);
-    const recorder = await RunRecorder.open({ command: 'pointcloud finetune', kind: 'pointcloud', ...ctx });
-    const outcome = await withAbort(ctx, recorder, async (signal) => {
-      const done = ctx.resume ? await loadPhase(join(recorder.dir, 'finetune.safetensors'), 'finetune', config) : undefined;
-      const model = done
-        ? modelFromCheckpoint(done.config, done.tensors, join(recorder.dir, 'finetune.safetensors'))
-        : await runFinetune({ ctx, recorder, config, signal }, pretrained);
+    const dir = runDirectory('pointcloud finetune', ctx.config);
+    const done = ctx.resume ? await loadWeights(join(dir, WEIGHTS_FILE.finetune), 'finetune', config) : undefined;
+    const resume = ctx.resume && !done ? await loadState(dir, 'finetune', config) : undefined;
+    const keep = !ctx.resume ? undefined : keepLines(done ? ['finetune'] : [], { phase: 'finetune', step: resume?.state.step ?? 0 });
+    if (!ctx.resume) clearStates(dir);
+    const recorder = await RunRecorder.open({ command: 'pointcloud finetune', kind: 'pointcloud', ...ctx, serverRunId: resume?.serverRunId }, keep);
+    return withStopRequest(ctx, recorder, async (stop) => {
+      if (done) ctx.stdout.write(`resuming: fine-tuning already done (${join(dir, WEIGHTS_FILE.finetune)})\n`);
+      resumingLine(ctx, dir, 'finetune', resume?.state);
+      const result = done ? undefined : await runFinetune({ ctx, recorder, config, stop }, pretrained, resume?.state);
+      if (isInterrupted(result)) return result;
+      const model = result ? { backbone: result.backbone, head: result.head } : modelFromCheckpoint(done!.config, done!.tensors, join(dir, WEIGHTS_FILE.finetune));
       return runEvaluation({ ctx, recorder, config }, model);
     });
-    await recorder.close();
-    return outcome === 'interrupted' ? EXIT.interrupted : EXIT.ok;
   },
 };
 
@@ -396,7 +368,7 @@ const evalCommand: CommandSpec = {
     const path = String(ctx.config.checkpoint);
     if (!path) throw new UsageError("config key 'checkpoint' is required: --checkpoint runs/…/finetune.safetensors");
     if (!existsSync(path)) throw new UsageError(`config key 'checkpoint': ${path} does not exist`);
-    const loaded = await loadPhase(path, 'finetune');
+    const loaded = await loadWeights(path, 'finetune');
     await startBackend(ctx);
     const recorder = await RunRecorder.open({ command: 'pointcloud eval', kind: 'pointcloud', ...ctx });
     await runEvaluation({ ctx, recorder, config: loaded!.config }, modelFromCheckpoint(loaded!.config, loaded!.tensors, path));

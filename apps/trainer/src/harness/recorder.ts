@@ -21,6 +21,8 @@ export interface RecorderOptions {
   token: string | undefined;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Resuming: the eval-server run to append to instead of creating one. */
+  serverRunId?: string | undefined;
 }
 
 export class RunRecorder {
@@ -44,13 +46,23 @@ export class RunRecorder {
     await r.writeJson('run.json', { command: options.command, kind: options.kind, config: options.config, startedAt: new Date().toISOString() });
     if (options.config.server) {
       r.sink = new ServerSink({ url: String(options.config.server), token: options.token, warn: (m) => options.stderr.write(`warning: ${m}\n`) });
-      await r.sink.start(`${options.command} seed ${options.config.seed ?? 0}`, options.kind, options.config);
+      await r.sink.start(`${options.command} seed ${options.config.seed ?? 0}`, options.kind, options.config, options.serverRunId);
     }
     return r;
   }
 
-  progress(label: string, total: number): Progress {
-    return new Progress(label, total, 0, { stream: this.options.stdout, quiet: this.options.quiet });
+  get command(): string {
+    return this.options.command;
+  }
+
+  /** The run's id on the eval server (undefined without --server, or when it was unreachable). */
+  get serverRunId(): string | undefined {
+    return this.sink?.id;
+  }
+
+  /** A progress bar; `start` steps were done before this process (resume). */
+  progress(label: string, total: number, start = 0): Progress {
+    return new Progress(label, total, start, { stream: this.options.stdout, quiet: this.options.quiet });
   }
 
   /** One metrics line, and its numeric values to the server under `prefix/name`. */
