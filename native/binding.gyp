@@ -15,6 +15,8 @@
         "src/reduce.cc",
         "src/layout.cc",
         "src/conv.cc",
+        "src/pool.cc",
+        "src/adam.cc",
         
         
         

@@ -21,7 +21,12 @@ constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
 template <typename F>
 void map_unary(const float* x, float* out, int64_t n, F f) {
   parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) out[i] = f(x[i]);
+    // A local copy of the functor: values it captured (alpha) are then provably not
+    // changed by the stores, so GCC keeps them in registers and vectorizes the loop. Read
+    // through the shared closure instead, leakyrelu and step compiled to scalar loops
+    // with branches (measured 5 ms vs 0.35 ms per 1M random floats).
+    const F g = f;
+    for (int64_t i = b; i < e; ++i) out[i] = g(x[i]);
   });
 }
 

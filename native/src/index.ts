@@ -55,6 +55,21 @@ export type UnaryOpName =
 export type BinaryOpName = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'squaredDifference' | 'pow' | 'eluGrad';
 export type ReduceOpName = 'sum' | 'max' | 'min' | 'mean' | 'prod';
 
+/** The output-buffer pool's counters (src/pool.cc). */
+export interface PoolStats {
+  /** Bytes on the free lists, ready for reuse. */
+  cachedBytes: number;
+  /** Bytes in arrays handed out and not yet collected by V8. */
+  liveBytes: number;
+  limitBytes: number;
+  /** allocF32 calls served from the free lists / from the system. */
+  hits: number;
+  misses: number;
+  /** Blocks returned to the free lists / freed because the cache was full. */
+  recycled: number;
+  released: number;
+}
+
 /** The core functions of the addon. Every array is caller-allocated; nothing is copied. */
 export interface NativeAddon {
   info(): NativeInfo;
@@ -118,6 +133,39 @@ export interface NativeAddon {
   conv2d(x: Float32Array, filter: Float32Array, out: Float32Array, geometry: Int32Array): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
+  /**
+   * A Float32Array of n (≥ 1) elements over recycled, uninitialized memory (src/pool.cc):
+   * its block is reused only after V8 has collected the array, so it is as safe to hand out
+   * as a `new Float32Array(n)`, but its contents are garbage until written.
+   */
+  allocF32(n: number): Float32Array;
+  /** Bytes cached for reuse / handed out and not yet collected, and hit/miss counters. */
+  poolStats(): PoolStats;
+  /** Most bytes kept cached for reuse (default 1 GiB; 0 turns recycling off); frees the excess. */
+  setPoolLimit(bytes: number): number;
+  /** Frees every cached block; returns the bytes freed. */
+  trimPool(): number;
+  /**
+   * One fused Adam step, as tfjs-core's AdamOptimizer computes it (hyper-parameters rounded
+   * to float32): outM = m·β1 + g·(1−β1), outV = v·β2 + g²·(1−β2),
+   * outValue = value − lr · (outM/c1) / (sqrt(outV/c2) + ε), c = 1 − β^t. Outputs may be
+   * the input arrays (in place).
+   */
+  adamUpdate(
+    value: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    outValue: Float32Array,
+    outM: Float32Array,
+    outV: Float32Array,
+    learningRate: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    oneMinusAccBeta1: number,
+    oneMinusAccBeta2: number,
+  ): void;
   /** Functions registered by op files in native/src/ops/ (OPS.md). */
   [name: string]: unknown;
 }

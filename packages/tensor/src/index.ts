@@ -12,6 +12,8 @@ export { NativeBackend, NATIVE_BACKEND_NAME, registerNativeBackend, nativeKernel
 export type { NativeBackendInfo } from './native-backend.js';
 export { probeWebGpu } from './webgpu.js';
 export type { WebGpuAdapterSummary } from './webgpu.js';
+export { adam, FusedAdamOptimizer, hasFusedAdam } from './adam.js';
+export type { AdamOptions } from './adam.js';
 export { defineOp, listOps, getOp } from './ops.js';
 export { vjp } from './vjp.js';
 export type { Op, OpSpec, OpKernel, OpAttrs, OpGradientArgs } from './ops.js';

@@ -15,12 +15,18 @@ const { backend_util, util } = tf;
 /** The kiln-native backend as its kernels see it. */
 export interface NativeKernelBackend extends MathBackendCPU {
   readonly addon: NativeAddon;
+  /** Whether large float32 outputs come from the addon's pool (allocOutput). */
+  readonly poolOutputs: boolean;
 }
 
 type Inputs = Record<string, TensorInfo | undefined>;
 type Fallback = KernelFunc;
 /** Returns the result, or `undefined` to let the cpu kernel handle this call. */
-type NativeImpl = (inputs: Inputs, backend: NativeKernelBackend, attrs: NamedAttrMap) => TensorInfo | undefined;
+type NativeImpl = (
+  inputs: Inputs,
+  backend: NativeKernelBackend,
+  attrs: NamedAttrMap,
+) => TensorInfo | TensorInfo[] | undefined;
 
 /** The typed array behind a tensor when it is float32 (or int32 for layout ops). */
 function f32(backend: NativeKernelBackend, t: TensorInfo | undefined): Float32Array | undefined {
@@ -42,6 +48,22 @@ function i32(backend: NativeKernelBackend, t: TensorInfo | undefined): Int32Arra
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Below this many elements a plain `new Float32Array` is as cheap as a pooled one (V8 serves
+ * small arrays from its own heap without page faults).
+ */
+export const POOLED_MIN_ELEMENTS = 16384;
+
+/**
+ * A float32 output array whose every element the caller's native kernel writes: large ones
+ * come from the addon's recycled pool (uninitialized; see native/src/pool.cc), small ones are
+ * plain arrays.
+ */
+export function allocOutput(backend: NativeKernelBackend, n: number): Float32Array {
+  if (n >= POOLED_MIN_ELEMENTS && backend.poolOutputs) return backend.addon.allocF32(n);
+  return new Float32Array(n);
+}
 
 function output(backend: NativeKernelBackend, shape: number[], values: Float32Array | Int32Array): TensorInfo {
   return backend.makeTensorInfo(shape, values instanceof Int32Array ? 'int32' : 'float32', values);
@@ -80,7 +102,7 @@ function nativeMatMul(a: TensorInfo, b: TensorInfo, ta: boolean, tb: boolean, ba
   const batches = matmulBatches(a, b);
   if (!batches) return undefined;
   const outShape = [...batches.outBatch, m, n];
-  const out = new Float32Array(size(outShape));
+  const out = allocOutput(backend, size(outShape));
   if (out.length > 0) backend.addon.matmul(av, bv, out, batches.batchA, batches.batchB, m, n, k, ta, tb);
   return { out, outShape, n };
 }
@@ -174,7 +196,7 @@ const conv2D: NativeImpl = ({ x, filter }, backend, attrs) => {
   if (!x || !filter || !xv || !wv) return undefined;
   const c = convInfo(x.shape, filter.shape, attrs, (attrs as unknown as ConvAttrs).dilations ?? 1);
   if (!c) return undefined;
-  const out = new Float32Array(size(c.outShape));
+  const out = allocOutput(backend, size(c.outShape));
   backend.addon.conv2d(xv, wv, out, geometry(c));
   return output(backend, c.outShape, out);
 };
@@ -189,7 +211,7 @@ const fusedConv2D: NativeImpl = ({ x, filter, bias }, backend, attrs) => {
   if (!x || !filter || !xv || !wv) return undefined;
   const c = convInfo(x.shape, filter.shape, attrs, (attrs as unknown as ConvAttrs).dilations ?? 1);
   if (!c || (bias && !isRowBias(bias, c.outChannels, 4))) return undefined;
-  const out = new Float32Array(size(c.outShape));
+  const out = allocOutput(backend, size(c.outShape));
   backend.addon.conv2d(xv, wv, out, geometry(c));
   if (out.length > 0 && (biasValues || activation !== 'linear')) {
     const alpha = activation === 'leakyrelu' ? Number(attrs.leakyreluAlpha ?? 0.2) : 0;
@@ -204,7 +226,7 @@ const conv2DBackpropInput: NativeImpl = ({ dy, filter }, backend, attrs) => {
   if (!dy || !filter || !dyv || !wv) return undefined;
   const c = convInfo(attrs.inputShape as number[], filter.shape, attrs, 1);
   if (!c) return undefined;
-  const dx = new Float32Array(size(c.inShape));
+  const dx = allocOutput(backend, size(c.inShape));
   backend.addon.conv2dBackpropInput(dyv, wv, dx, geometry(c));
   return output(backend, [...c.inShape], dx);
 };
@@ -215,7 +237,7 @@ const conv2DBackpropFilter: NativeImpl = ({ x, dy }, backend, attrs) => {
   if (!x || !dy || !xv || !dyv) return undefined;
   const c = convInfo(x.shape, attrs.filterShape as number[], attrs, 1);
   if (!c) return undefined;
-  const dw = new Float32Array(size(c.filterShape));
+  const dw = allocOutput(backend, size(c.filterShape));
   backend.addon.conv2dBackpropFilter(xv, dyv, dw, geometry(c));
   return output(backend, [...c.filterShape], dw);
 };
@@ -226,7 +248,7 @@ function unary(op: Parameters<NativeAddon['unary']>[0], alphaAttr?: string, alph
   return ({ x }, backend, attrs) => {
     const xv = f32(backend, x);
     if (!x || !xv) return undefined;
-    const out = new Float32Array(xv.length);
+    const out = allocOutput(backend, xv.length);
     const alpha = alphaAttr === undefined ? alphaDefault : Number(attrs[alphaAttr] ?? alphaDefault);
     backend.addon.unary(op, xv, out, alpha);
     return output(backend, [...x.shape], out);
@@ -282,7 +304,7 @@ function binary(op: Parameters<NativeAddon['binary']>[0]): NativeImpl {
     } catch {
       return undefined;
     }
-    const out = new Float32Array(size(outShape));
+    const out = allocOutput(backend, size(outShape));
     if (out.length > 0) {
       const m = broadcastStrides(a.shape, b.shape, outShape);
       backend.addon.binary(op, av, bv, out, Int32Array.from(m.shape), Int32Array.from(m.aStrides), Int32Array.from(m.bStrides));
@@ -303,7 +325,7 @@ function reduce(op: Parameters<NativeAddon['reduce']>[0], axisAttr: 'axis' | 're
     const [reducedShape] = backend_util.computeOutAndReduceShapes(shape, axes);
     const outShape = attrs.keepDims ? backend_util.expandShapeToKeepDim(reducedShape, origAxes) : reducedShape;
     if (axes.length === 0) return undefined; // a copy: the cpu kernel does it
-    const out = new Float32Array(size(reducedShape));
+    const out = allocOutput(backend, size(reducedShape));
     const contiguous = axes.every((ax, i) => i === 0 || ax === axes[i - 1]! + 1);
     if (contiguous) {
       const first = axes[0]!;
@@ -313,7 +335,7 @@ function reduce(op: Parameters<NativeAddon['reduce']>[0], axisAttr: 'axis' | 're
       // Move the reduced axes innermost (one native transpose), then reduce rows.
       const keep = shape.map((_, i) => i).filter((i) => !axes.includes(i));
       const perm = [...keep, ...axes];
-      const moved = new Float32Array(xv.length);
+      const moved = allocOutput(backend, xv.length);
       backend.addon.transpose(xv, moved, Int32Array.from(shape), Int32Array.from(perm));
       backend.addon.reduce(op, moved, out, size(reducedShape), size(axes.map((ax) => shape[ax]!)), 1);
     }
@@ -328,7 +350,7 @@ const softmax: NativeImpl = ({ logits }, backend, attrs) => {
   const dim = attrs.dim as number;
   if (dim !== -1 && dim !== rank - 1) return undefined; // cpu throws its error
   const cols = logits.shape[rank - 1] ?? 1;
-  const out = new Float32Array(xv.length);
+  const out = allocOutput(backend, xv.length);
   backend.addon.softmax(xv, out, xv.length / cols, cols);
   return output(backend, [...logits.shape], out);
 };
@@ -339,7 +361,7 @@ const transpose: NativeImpl = ({ x }, backend, attrs) => {
   const xv = word(backend, x);
   if (!x || !xv || xv.length === 0) return undefined;
   const perm = attrs.perm as number[];
-  const out = xv instanceof Int32Array ? new Int32Array(xv.length) : new Float32Array(xv.length);
+  const out = xv instanceof Int32Array ? new Int32Array(xv.length) : allocOutput(backend, xv.length);
   backend.addon.transpose(xv, out, Int32Array.from(x.shape), Int32Array.from(perm));
   return output(
     backend,
@@ -357,7 +379,7 @@ const gatherV2: NativeImpl = ({ x, indices }, backend, attrs) => {
   const total = size(info.outputShape);
   if (total === 0 || xv.length === 0) return undefined;
   const count = iv.length / info.batchSize;
-  const out = xv instanceof Int32Array ? new Int32Array(total) : new Float32Array(total);
+  const out = xv instanceof Int32Array ? new Int32Array(total) : allocOutput(backend, total);
   backend.addon.gather(xv, iv, out, info.batchSize, info.outerSize, info.dimSize, info.sliceSize, count);
   return output(backend, info.outputShape, out);
 };
@@ -370,9 +392,57 @@ const unsortedSegmentSum: NativeImpl = ({ x, segmentIds }, backend, attrs) => {
   const numSegments = attrs.numSegments as number;
   const inner = size(x.shape.slice(1));
   const outShape = [numSegments, ...x.shape.slice(1)];
-  const out = new Float32Array(numSegments * inner);
+  const out = allocOutput(backend, numSegments * inner);
   backend.addon.unsortedSegmentSum(xv, ids, out, numSegments, inner);
   return output(backend, outShape, out);
+};
+
+// ---- optimizers
+
+/** The fused Adam kernel's name (kiln-native only; see adam.ts). */
+export const FUSED_ADAM_KERNEL = 'KilnFusedAdam';
+
+/**
+ * Inputs value, grad, m, v (float32, same size); attrs learningRate, beta1, beta2, epsilon,
+ * oneMinusAccBeta1, oneMinusAccBeta2 → [newValue, newM, newV], all fresh arrays (never in
+ * place: a variable may share its data with other tensors). Anything else: undefined.
+ */
+const fusedAdam: NativeImpl = ({ value, grad, m, v }, backend, attrs) => {
+  const wv = f32(backend, value);
+  const gv = f32(backend, grad);
+  const mv = f32(backend, m);
+  const vv = f32(backend, v);
+  if (!value || !wv || !gv || !mv || !vv) return undefined;
+  const n = wv.length;
+  if (gv.length !== n || mv.length !== n || vv.length !== n) return undefined;
+  const ow = allocOutput(backend, n);
+  const om = allocOutput(backend, n);
+  const ov = allocOutput(backend, n);
+  if (n > 0) {
+    const num = (name: string) => Number(attrs[name]);
+    backend.addon.adamUpdate(
+      wv,
+      gv,
+      mv,
+      vv,
+      ow,
+      om,
+      ov,
+      num('learningRate'),
+      num('beta1'),
+      num('beta2'),
+      num('epsilon'),
+      num('oneMinusAccBeta1'),
+      num('oneMinusAccBeta2'),
+    );
+  }
+  const shape = [...value.shape];
+  return [output(backend, shape, ow), output(backend, shape, om), output(backend, shape, ov)];
+};
+
+/** Kernels only kiln-native has (no cpu counterpart): registered as they are. */
+export const nativeOnlyKernels: Record<string, NativeImpl> = {
+  [FUSED_ADAM_KERNEL]: fusedAdam,
 };
 
 /** Kernel name → native implementation. Exported for tests that check coverage. */

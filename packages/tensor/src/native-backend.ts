@@ -8,7 +8,7 @@
  */
 import type { NativeAddon, NativeLoadResult } from '@kiln/native';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { type NativeKernelBackend, nativeKernelImpls, withFallback } from './native-backend-kernels.js';
+import { type NativeKernelBackend, nativeKernelImpls, nativeOnlyKernels, withFallback } from './native-backend-kernels.js';
 import { tf } from './tf.js';
 
 export const NATIVE_BACKEND_NAME = 'kiln-native';
@@ -22,11 +22,23 @@ export interface NativeBackendInfo {
   simd: string;
 }
 
+/** Whether this addon can hand out pooled output arrays (an older build or a runtime that forbids them cannot). */
+function canPool(addon: NativeAddon, env: Record<string, string | undefined>): boolean {
+  if (env.KILN_NATIVE_POOL === 'off' || typeof addon.allocF32 !== 'function') return false;
+  try {
+    return addon.allocF32(1).length === 1;
+  } catch {
+    return false;
+  }
+}
+
 export class NativeBackend extends MathBackendCPU implements NativeKernelBackend {
   readonly addon: NativeAddon;
-  constructor(addon: NativeAddon) {
+  readonly poolOutputs: boolean;
+  constructor(addon: NativeAddon, env: Record<string, string | undefined> = process.env) {
     super();
     this.addon = addon;
+    this.poolOutputs = canPool(addon, env);
   }
   /** Thread count, SIMD level and GEMM path of the addon behind this backend. */
   nativeInfo(): NativeBackendInfo {
@@ -49,6 +61,15 @@ function registerKernels(): void {
       ...config,
       backendName: NATIVE_BACKEND_NAME,
       kernelFunc: impl ? withFallback(impl, config.kernelFunc) : config.kernelFunc,
+    });
+  }
+  for (const [kernelName, impl] of Object.entries(nativeOnlyKernels)) {
+    tf.registerKernel({
+      kernelName,
+      backendName: NATIVE_BACKEND_NAME,
+      kernelFunc: withFallback(impl, () => {
+        throw new Error(`${kernelName}: kiln-native takes float32 inputs of equal sizes only`);
+      }),
     });
   }
 }
@@ -100,7 +121,7 @@ export async function registerNativeBackend(
   const addon = loaded.addon;
   registerKernels();
   // Priority 2: above cpu (1), below webgpu/tensorflow, for code that calls tf.ready() itself.
-  tf.registerBackend(NATIVE_BACKEND_NAME, () => new NativeBackend(addon), 2);
+  tf.registerBackend(NATIVE_BACKEND_NAME, () => new NativeBackend(addon, env), 2);
   registered = { ok: true, detail: describe(loaded.info) };
   return registered;
 }
