@@ -69,27 +69,34 @@ async function expectSameAsStraight(dir: string): Promise<void> {
 }
 
 describe('kiln pointcloud --resume after SIGKILL', () => {
-  for (const phase of ['pretrain', 'finetune'] as const) {
-    it(`continues mid-${phase} to the uninterrupted run's weights, mIoU and metric lines`, async () => {
-      const dir = join(tempDir(), `killed-${phase}`);
-      const run = spawnKiln([...ALL, '--out', dir]);
+  it("continues mid-pretrain, then (killed again) mid-finetune, to the uninterrupted run's weights, mIoU and metric lines", async () => {
+    const dir = join(tempDir(), 'killed');
+    // First kill mid-pre-training; the resumed run is killed again mid-fine-tuning.
+    let args = [...ALL, '--out', dir];
+    for (const phase of ['pretrain', 'finetune'] as const) {
+      const run = spawnKiln(args);
       const state = join(dir, `${phase}-state.safetensors`);
       await whileRunning(run, () => existsSync(state), `the first ${phase} checkpoint`);
       run.child.kill('SIGKILL');
-      expect((await run.done).signal).toBe('SIGKILL');
+      const killed = await run.done;
+      expect(killed.signal).toBe('SIGKILL');
       // killed inside the phase: its weights file is not there, its state is mid-way
       expect(existsSync(join(dir, `${phase}.safetensors`))).toBe(false);
       const at = await stateStep(state);
       expect(at).toBeGreaterThanOrEqual(2);
       expect(at).toBeLessThan(8);
-
-      const resumed = await kiln([...ALL, '--out', dir, '--resume']);
-      expect(resumed.code, resumed.stderr).toBe(0);
-      expect(resumed.stdout).toContain(`resuming: ${phase} from step ${at}/8`);
-      expect(existsSync(state)).toBe(false);
-      await expectSameAsStraight(dir);
-    }, 120_000);
-  }
+      if (phase === 'finetune') expect(killed.stdout).toMatch(/resuming: pretrain from step \d\/8/);
+      args = [...ALL, '--out', dir, '--resume'];
+      if (phase === 'finetune') {
+        const resumed = await kiln(args);
+        expect(resumed.code, resumed.stderr).toBe(0);
+        expect(resumed.stdout).toContain('resuming: pre-training already done');
+        expect(resumed.stdout).toContain(`resuming: finetune from step ${at}/8`);
+        expect(existsSync(state)).toBe(false);
+      }
+    }
+    await expectSameAsStraight(dir);
+  }, 150_000);
 });
 
 describe('kiln pointcloud: Ctrl-C', () => {
