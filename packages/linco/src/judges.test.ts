@@ -58,6 +58,28 @@ describe('planJudges', () => {
     expect(bigShare).toBeGreaterThan(0.4);
   });
 
+  it('placebo splits permute the group labels: same sizes and procedure, groups ignored', () => {
+    const real = planJudges(cases, { groupBy: 'region', testSize: 50, seed: 1 });
+    const a = planJudges(cases, { groupBy: 'region', testSize: 50, seed: 1, permuteLabels: 1 });
+    const b = planJudges(cases, { groupBy: 'region', testSize: 50, seed: 1, permuteLabels: 2 });
+    expect(real.placebo).toBe(false);
+    expect(a.placebo).toBe(true);
+    expect(a.testRows).toEqual(real.testRows);
+    expect(a.perJudge).toBe(real.perJudge);
+    expect(new Set(a.trainPool)).toEqual(new Set(real.trainPool));
+    expect(a.judges.map((j) => j.group)).toEqual(real.judges.map((j) => j.group));
+    const test = new Set(a.testRows);
+    const all = a.judges.flatMap((j) => j.rows);
+    expect(new Set(all).size).toBe(all.length);
+    expect(all.some((r) => test.has(r))).toBe(false);
+    // Placebo 'small' is a random draw: the big group dominates it as it dominates the pool.
+    const smallJudge = a.judges.find((j) => j.group === 'small')!;
+    expect(smallJudge.rows.filter((r) => cases[r]!.groups['region'] === 'big').length / a.perJudge).toBeGreaterThan(0.4);
+    expect(smallJudge.caseGroups.every((g) => g === 'small')).toBe(true);
+    expect(b.judges[0]!.rows).not.toEqual(a.judges[0]!.rows);
+    expect(planJudges(cases, { groupBy: 'region', testSize: 50, seed: 1, permuteLabels: 1 })).toEqual(a);
+  });
+
   it('resamples judges’ cases while keeping the held-out set', () => {
     const a = planJudges(cases, { groupBy: 'region', testSize: 50, perJudge: 40, seed: 5 });
     const b = planJudges(cases, { groupBy: 'region', testSize: 50, perJudge: 40, seed: 5, resample: 1 });

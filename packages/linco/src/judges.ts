@@ -30,6 +30,13 @@ export interface SamplingOptions {
    * depends on `seed` only, so resamples of one plan predict the same cases.
    */
   resample?: number;
+  /**
+   * Placebo split for the random-split baseline: when set, the group labels of the training
+   * pool (the kept groups' training cases) are permuted with this seed before the judges are
+   * drawn, so every placebo group has exactly the real group's size and goes through the same
+   * equal-size sampling, while its cases are a random draw. Undefined: the real labels.
+   */
+  permuteLabels?: number;
 }
 
 export interface JudgePlan {
@@ -40,6 +47,13 @@ export interface JudgePlan {
   perJudge: number;
   /** Training rows of the judged groups (the random-split pool). */
   trainPool: number[];
+  /** Whether the judges were drawn from permuted (placebo) group labels. */
+  placebo: boolean;
+}
+
+/** A seed for stream `k` derived from `seed`, distinct from the resample streams. */
+function hashSeed(seed: number, k: number): number {
+  return ((seed * 104_729) ^ (k * 2_654_435_761)) >>> 0;
 }
 
 function sample(rng: Rng, from: number[], n: number): number[] {
@@ -80,10 +94,24 @@ export function planJudges(cases: JudgmentCase[], options: SamplingOptions): Jud
   if (kept.length < 2) {
     throw new Error(`sampling.groupBy "${groupBy}": need at least 2 groups with ≥ ${minPer} training cases, got ${kept.length} (${names.map((g) => `${g}: ${byGroup.get(g)!.length}`).join(', ')})`);
   }
+  if (options.permuteLabels !== undefined) {
+    // Placebo groups: the kept groups' training rows, shuffled and dealt back in the real
+    // groups' sizes. Only the association between group and cases is broken.
+    const pool = sample(createRng(hashSeed(options.seed ?? 3, options.permuteLabels)), kept.flatMap((g) => byGroup.get(g)!), Infinity);
+    let at = 0;
+    for (const g of kept) {
+      const n = byGroup.get(g)!.length;
+      byGroup.set(g, pool.slice(at, at + n));
+      at += n;
+    }
+  }
   const smallest = Math.min(...kept.map((g) => byGroup.get(g)!.length));
   const perJudge = options.perJudge ?? smallest;
   if (!Number.isInteger(perJudge) || perJudge < 1) throw new Error(`sampling.perJudge must be a positive integer, got ${perJudge}`);
   if (perJudge > smallest) throw new Error(`sampling.perJudge ${perJudge} exceeds the smallest group's ${smallest} training cases`);
+  // A case's (possibly placebo) group, for de-biasing methods that weight by group.
+  const label = new Map<number, string>();
+  for (const g of kept) for (const r of byGroup.get(g)!) label.set(r, g);
   const own = Math.round(perJudge * (1 - share));
   const judges = kept.map((g) => {
     const rows = sample(pick, byGroup.get(g)!, own);
@@ -93,13 +121,17 @@ export function planJudges(cases: JudgmentCase[], options: SamplingOptions): Jud
       const list = byGroup.get(others[e % others.length]!)!;
       rows.push(list[pick.int(0, list.length)]!);
     }
-    return { group: g, rows, caseGroups: rows.map((r) => cases[r]!.groups[groupBy]!) };
+    return { group: g, rows, caseGroups: rows.map((r) => label.get(r)!) };
   });
   const trainPool = kept.flatMap((g) => byGroup.get(g)!);
-  return { groupBy, testRows, judges, dropped, perJudge, trainPool };
+  return { groupBy, testRows, judges, dropped, perJudge, trainPool, placebo: options.permuteLabels !== undefined };
 }
 
-/** Random-split judges: the same number of judges and sizes, groups ignored. */
+/**
+ * Uniform random-split judges: the same number of judges and sizes, drawn from the whole
+ * pool. The default baseline is the placebo split (`permuteLabels`), which follows the
+ * group procedure exactly; this one is kept for `baselineSplit: 'uniform'`.
+ */
 export function randomSplitJudges(plan: JudgePlan, seed: number): { group: string; rows: number[] }[] {
   const rng = createRng(seed);
   const pool = sample(rng, plan.trainPool, plan.trainPool.length);

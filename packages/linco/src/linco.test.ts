@@ -48,6 +48,23 @@ describe('linco', () => {
     expect(dro.after.overall.term).toBeLessThan(dro.before.overall.term * 0.9);
   });
 
+  it('compares with placebo random splits (split + case variance) and judges charge sets on multi-charge cases', async () => {
+    const cases = generateCases({ count: 500, seed: 5, regions, multiChargeRate: 0.4, inject: { region: 0.5, chargeFlip: 1.5 } });
+    const f = await linco(cases, { ...options, sampling: { groupBy: 'region', testSize: 60 }, train: { epochs: 4, learningRate: 0.05 }, baselineRepeats: 2 });
+    expect(f.info['charges']).toBe('multi');
+    expect(f.info['baselineSplit']).toBe('permute');
+    expect(f.baseline!.interval).toBe('split+cases');
+    expect(f.baseline!.repeats).toHaveLength(2);
+    expect(f.baseline!.splitSd!.term).toBeGreaterThan(0);
+    expect(f.baseline!.ci.term[0]).toBeLessThan(f.baseline!.overall.term);
+    expect(f.excess!.p!.term).toBeGreaterThanOrEqual(0);
+    expect(f.excess!.p!.term).toBeLessThanOrEqual(1);
+    // Jaccard distances of sets: fractional per-case values (not only multiples of 1/3 pairs).
+    expect(f.overall.charge).toBeGreaterThan(0);
+    const single = await linco(cases, { ...options, sampling: { groupBy: 'region', testSize: 60 }, train: { epochs: 1 }, baselineRepeats: 0, charges: 'single' });
+    expect(single.info['charges']).toBe('single');
+  });
+
   it('runs with the TextCNN judge and a group breakdown', async () => {
     const cases = generateCases({ count: 200, seed: 4, regions: ['A', 'B'], inject: { region: 0.5 } });
     const f = await linco(cases, {
@@ -57,9 +74,9 @@ describe('linco', () => {
       train: { epochs: 1 },
       baselineRepeats: 0,
       breakdowns: ['group:gender'],
-      groupRepeats: 2,
+      replicates: 2,
     });
-    expect(f.info['groupRepeats']).toBe(2);
+    expect(f.info['replicates']).toBe(2);
     expect(Number.isFinite(f.overall.term)).toBe(true);
     expect(Object.keys(f.byGroup['group:gender']!).sort()).toEqual(['female', 'male']);
     expect(f.info['model']).toMatchObject({ type: 'text-cnn' });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildFrame, caseChargeDisagreement, caseScores, caseTermDisagreement, termDistance } from './metric.js';
+import { buildFrame, caseChargeDisagreement, caseScores, caseTermDisagreement, jaccardDistance, termDistance } from './metric.js';
 import type { Term } from './types.js';
 
 const fixed = (months: number): Term => ({ months, life: false, death: false });
@@ -44,6 +44,52 @@ describe('charge disagreement (hand-computed)', () => {
     expect(caseChargeDisagreement(['a', 'b', 'c'])).toBe(1);
     expect(caseChargeDisagreement(['a', 'b', 'c'], { perCase: 'entropy' })).toBeCloseTo(1, 12);
     expect(() => caseChargeDisagreement(['a', 'b'], { perCase: 'nope' as 'pairwise' })).toThrow(/metric.charge.perCase/);
+  });
+});
+
+describe('charge-set disagreement (hand-computed)', () => {
+  it('is the mean pairwise Jaccard distance between the judges’ charge sets', () => {
+    expect(jaccardDistance(['a', 'b'], ['a'])).toBe(0.5);
+    expect(jaccardDistance(['a', 'b'], ['b', 'c'])).toBeCloseTo(2 / 3, 12);
+    expect(jaccardDistance(['a'], ['b'])).toBe(1);
+    expect(jaccardDistance(['b', 'a', 'a'], ['a', 'b'])).toBe(0);
+    expect(jaccardDistance([], [])).toBe(0);
+    // {a,b}–{a} = 1/2, {a,b}–{b,c} = 2/3, {a}–{b,c} = 1: mean 13/18.
+    expect(caseChargeDisagreement([['a', 'b'], ['a'], ['b', 'c']])).toBeCloseTo(13 / 18, 12);
+    // Same sets in any order: no disagreement.
+    expect(caseChargeDisagreement([['a', 'b'], ['b', 'a'], ['a', 'b']])).toBe(0);
+    // Exact-set categories for majority and entropy: {a,b} ×2, {a} ×1, {b} ×1.
+    const sets = [['a', 'b'], ['b', 'a'], ['a'], ['b']];
+    expect(caseChargeDisagreement(sets, { perCase: 'majority' })).toBe(0.5);
+    expect(caseChargeDisagreement(sets, { perCase: 'entropy' })).toBeCloseTo(-(0.5 * Math.log(0.5) + 2 * 0.25 * Math.log(0.25)) / Math.log(4), 12);
+    // Pairwise: 1 pair at 0, 4 pairs {a,b}–{a|b} at 1/2, 1 pair {a}–{b} at 1: (0 + 2 + 1) / 6.
+    expect(caseChargeDisagreement(sets)).toBeCloseTo(0.5, 12);
+  });
+
+  it('reduces to the single-charge measure on singleton sets', () => {
+    const single = ['a', 'a', 'b', 'c', 'c'];
+    const singletons = single.map((c) => [c]);
+    expect(caseChargeDisagreement(singletons)).toBeCloseTo(caseChargeDisagreement(single), 12);
+    expect(caseChargeDisagreement(singletons)).toBeCloseTo(1 - 4 / 20, 12);
+    for (const perCase of ['majority', 'entropy'] as const) {
+      expect(caseChargeDisagreement(singletons, { perCase })).toBeCloseTo(caseChargeDisagreement(single, { perCase }), 12);
+    }
+    // Mixed singles and sets: a bare charge is the set {c}.
+    expect(caseChargeDisagreement(['a', ['a', 'b']])).toBe(0.5);
+  });
+
+  it('scores multi-label panels case by case', () => {
+    const scores = caseScores({
+      charges: [
+        [[0, 1], [2]],
+        [[0], [2]],
+      ],
+      terms: [
+        [fixed(1), fixed(1)],
+        [fixed(1), fixed(1)],
+      ],
+    });
+    expect([...scores.charge]).toEqual([0.5, 0]);
   });
 });
 

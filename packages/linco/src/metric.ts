@@ -11,7 +11,7 @@
  * `'majority'` is 1 − the majority's share, `'entropy'` the vote entropy over ln K.
  * The coefficient is the mean over cases.
  */
-import { bootstrapDifference, bootstrapMean, type BootstrapOptions, type Estimate, mean } from './stats.js';
+import { bootstrapDifference, bootstrapMean, type BootstrapOptions, compareWithNull, type Estimate, mean, type NullComparison } from './stats.js';
 import type { Term } from './types.js';
 
 export interface TermMetricOptions {
@@ -97,14 +97,54 @@ function termDisagreementChecked(terms: Term[], o: Required<TermMetricOptions>):
   return o.perCase === 'pairwise' ? sum / ((k * (k - 1)) / 2) : Math.sqrt(sumSq / (k * k));
 }
 
-/** Charge disagreement of one case's K judge charges. */
-export function caseChargeDisagreement(charges: ArrayLike<string | number>, options: ChargeMetricOptions = {}): number {
+export type ChargeLabel = string | number;
+/** A judge's decision on a case's charges: one charge, or the set of charges it convicts of. */
+export type ChargeDecision = ChargeLabel | readonly ChargeLabel[];
+
+/** Jaccard distance 1 − |A ∩ B| / |A ∪ B| between two charge sets (duplicates ignored; two empty sets: 0). */
+export function jaccardDistance(a: readonly ChargeLabel[], b: readonly ChargeLabel[]): number {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  let inter = 0;
+  for (const x of sa) if (sb.has(x)) inter++;
+  const union = sa.size + sb.size - inter;
+  return union === 0 ? 0 : 1 - inter / union;
+}
+
+/** A canonical key of a decision: the sorted, de-duplicated set. */
+function decisionKey(d: ChargeDecision): string {
+  const set = Array.isArray(d) ? [...new Set(d as readonly ChargeLabel[])] : [d as ChargeLabel];
+  return JSON.stringify(set.map((x) => (typeof x === 'number' ? x : `s:${x}`)).sort());
+}
+
+/**
+ * Charge disagreement of one case's K judge decisions. A decision is one charge or a set
+ * of charges. 'pairwise' (default) is the mean over judge pairs of the Jaccard distance
+ * between their charge sets; a single charge is the set {c}, so on single-charge decisions
+ * it is the share of pairs that disagree (Gini–Simpson). 'majority' and 'entropy' treat
+ * each distinct set as one category (exact-set agreement).
+ */
+export function caseChargeDisagreement(charges: ArrayLike<ChargeDecision>, options: ChargeMetricOptions = {}): number {
   const perCase = options.perCase ?? 'pairwise';
   const k = charges.length;
   if (k < 2) throw new Error(`LInCo needs at least 2 judges, got ${k}`);
-  const counts = new Map<string | number, number>();
-  for (let i = 0; i < k; i++) counts.set(charges[i]!, (counts.get(charges[i]!) ?? 0) + 1);
+  const counts = new Map<string, number>();
+  for (let i = 0; i < k; i++) {
+    const key = decisionKey(charges[i]!);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
   if (perCase === 'pairwise') {
+    let anySet = false;
+    for (let i = 0; i < k && !anySet; i++) anySet = Array.isArray(charges[i]);
+    if (anySet) {
+      const sets = Array.from({ length: k }, (_, i) => {
+        const d = charges[i]!;
+        return Array.isArray(d) ? (d as readonly ChargeLabel[]) : [d as ChargeLabel];
+      });
+      let sum = 0;
+      for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) sum += jaccardDistance(sets[i]!, sets[j]!);
+      return sum / ((k * (k - 1)) / 2);
+    }
     let agree = 0;
     for (const c of counts.values()) agree += c * (c - 1);
     return 1 - agree / (k * (k - 1));
@@ -118,9 +158,12 @@ export function caseChargeDisagreement(charges: ArrayLike<string | number>, opti
   throw new Error(`metric.charge.perCase must be 'pairwise', 'majority' or 'entropy', got ${JSON.stringify(perCase)}`);
 }
 
-/** The judges' predictions on the same cases: `charges[judge][case]`, `terms[judge][case]`. */
+/**
+ * The judges' predictions on the same cases: `charges[judge][case]` (a charge, or a set of
+ * charges for multi-label judges), `terms[judge][case]`.
+ */
 export interface PanelPredictions {
-  charges: (string | number)[][];
+  charges: ChargeDecision[][];
   terms: Term[][];
 }
 
@@ -172,9 +215,24 @@ export class LincoFrame {
           byGroup: Record<string, Record<string, GroupValues>>;
           /** LInCo of each random-split panel: the null distribution the overall value is compared with. */
           repeats: MetricValues[];
+          /**
+           * What `ci` covers. 'split+cases' (≥ 2 random splits): the null interval, where a
+           * group-split LInCo falls when groups do not matter (between-split and seed variance
+           * plus case resampling, Student's t). 'cases' (1 split): a case bootstrap only.
+           */
+          interval: 'split+cases' | 'cases';
+          /** Between-split standard deviation of one panel's LInCo (with ≥ 2 splits). */
+          splitSd?: MetricValues;
         }
       | undefined,
-    readonly excess: { overall: MetricValues; ci: Record<MetricName, [number, number]> } | undefined,
+    readonly excess:
+      | {
+          overall: MetricValues;
+          ci: Record<MetricName, [number, number]>;
+          /** Two-sided p-value of "no excess" (with ≥ 2 random splits). */
+          p?: MetricValues;
+        }
+      | undefined,
     readonly info: Record<string, unknown> = {},
   ) {}
 
@@ -234,10 +292,20 @@ export function buildFrame(input: FrameInput): LincoFrame {
   if (input.baseline && input.baseline.length > 0) {
     const b = {} as Record<MetricName, Estimate>;
     const e = {} as Record<MetricName, Estimate>;
+    const nulls = {} as Record<MetricName, NullComparison>;
+    const withSplits = input.baseline.length >= 2;
     for (const m of METRICS) {
       const reps = input.baseline.map((s) => s[m]);
-      b[m] = bootstrapMean(reps, input.bootstrap);
-      e[m] = bootstrapDifference([scores[m]], reps, input.bootstrap);
+      if (withSplits) {
+        const c = compareWithNull(scores[m], reps, input.bootstrap);
+        nulls[m] = c;
+        b[m] = { value: c.baseline, ci: c.nullInterval };
+        e[m] = { value: c.excess, ci: c.excessCi };
+      } else {
+        // One split: no between-split variance to estimate; case resampling only.
+        b[m] = bootstrapMean(reps, input.bootstrap);
+        e[m] = bootstrapDifference([scores[m]], reps, input.bootstrap);
+      }
     }
     // Baseline breakdowns: the mean over repeats of each case's score, then group means.
     const avg = (m: MetricName) => Float64Array.from(scores[m], (_, i) => mean(input.baseline!.map((s) => s[m][i]!)));
@@ -246,8 +314,14 @@ export function buildFrame(input: FrameInput): LincoFrame {
       ci: { term: b.term.ci, charge: b.charge.ci },
       byGroup: groupTables({ term: avg('term'), charge: avg('charge') }, input.breakdowns ?? {}),
       repeats: input.baseline.map((r) => ({ term: mean(r.term), charge: mean(r.charge) })),
+      interval: withSplits ? 'split+cases' : 'cases',
+      ...(withSplits ? { splitSd: { term: nulls.term.splitSd, charge: nulls.charge.splitSd } } : {}),
     };
-    excess = { overall: { term: e.term.value, charge: e.charge.value }, ci: { term: e.term.ci, charge: e.charge.ci } };
+    excess = {
+      overall: { term: e.term.value, charge: e.charge.value },
+      ci: { term: e.term.ci, charge: e.charge.ci },
+      ...(withSplits ? { p: { term: nulls.term.p, charge: nulls.charge.p } } : {}),
+    };
   }
   return new LincoFrame(
     { term: est.term.value, charge: est.charge.value },

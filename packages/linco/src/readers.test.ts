@@ -32,6 +32,15 @@ describe('parseCailJsonl', () => {
     expect(cases[1]).toMatchObject({ id: '3', articles: [232], term: { death: true }, groups: { gender: 'female' } });
   });
 
+  it('keeps every charge of a multi-charge record, in order, without repeats', () => {
+    const [c] = parseCailJsonl(good({ meta: { accusation: ['盗窃', '诈骗', '盗窃'], relevant_articles: [264, 266] } }));
+    expect(c!.charges).toEqual(['盗窃', '诈骗']);
+    expect(c!.articles).toEqual([264, 266]);
+    // Round trip through the writer keeps both.
+    expect(parseCailJsonl(toCailJsonl([c!]))[0]!.charges).toEqual(['盗窃', '诈骗']);
+    expect(parseCasesCsv('fact,charges,term_months\nx,theft; fraud;theft,3\n')[0]!.charges).toEqual(['theft', 'fraud']);
+  });
+
   it('names the line and field of a bad record', () => {
     const cases: [string, RegExp][] = [
       [`${good()}\n{not json`, /line 2, field \(record\): not valid JSON/],

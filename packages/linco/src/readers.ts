@@ -114,7 +114,7 @@ export function parseCailJsonl(text: string, options: ReadOptions = {}): Judgmen
       if (typeof y !== 'number' || !Number.isInteger(y)) fail('year', `expected an integer year, got ${describe(y)}`);
       year = y as number;
     }
-    const c: JudgmentCase = { id: String(rec['id'] ?? line), fact: fact as string, charges: accusation as string[], articles, term, groups };
+    const c: JudgmentCase = { id: String(rec['id'] ?? line), fact: fact as string, charges: [...new Set(accusation as string[])], articles, term, groups };
     if (year !== undefined) c.year = year;
     cases.push(c);
   }
@@ -200,7 +200,8 @@ export function parseCasesCsv(text: string, options: ReadOptions = {}): Judgment
     });
     const fact = row['fact']!;
     if (fact === '') fail('fact', 'empty');
-    const charges = row['charges']!.split(';').map((s) => s.trim()).filter((s) => s !== '');
+    // All charges are kept (a case may have several); repeats are dropped: a conviction is a set.
+    const charges = [...new Set(row['charges']!.split(';').map((s) => s.trim()).filter((s) => s !== ''))];
     if (charges.length === 0) fail('charges', `expected at least one charge, got ${JSON.stringify(row['charges'])}`);
     const articles = (row['articles'] ?? '').split(';').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
       const n = Number(s);

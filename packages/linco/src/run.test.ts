@@ -33,7 +33,9 @@ describe('resolveLincoConfig', () => {
       [{ breakdowns: ['court'] }, 'breakdowns[0]'],
       [{ debias: { method: 'magic' } }, 'debias.method'],
       [{ groupBy: '' }, 'groupBy'],
-      [{ groupRepeats: 0 }, 'groupRepeats'],
+      [{ replicates: 0 }, 'replicates'],
+      [{ groupRepeats: 0 }, 'replicates'],
+      [{ baselineSplit: 'halves' }, 'baselineSplit'],
       [{ colour: 'red' }, 'colour'],
     ];
     for (const [input, field] of bad) {

@@ -36,8 +36,10 @@ export interface LincoConfig {
   sampling: { perJudge?: number; minPerJudge: number; testSize?: number; crossGroupShare: number };
   /** Random-split baseline panels (0: none). */
   baselineRepeats: number;
-  /** Group panels averaged over equal-size resamples (≥ 1). */
-  groupRepeats: number;
+  /** Training replicates (resample + seed) per panel, for the group panel and every random split (≥ 1). */
+  replicates: number;
+  /** How the baseline's random groups are drawn. */
+  baselineSplit: 'permute' | 'uniform';
   bootstrap: { samples: number; confidence: number };
   metric: MetricOptions;
   breakdowns: BreakdownName[];
@@ -49,6 +51,8 @@ export interface LincoConfig {
 }
 
 export type LincoConfigInput = Partial<Omit<LincoConfig, 'data' | 'train' | 'sampling' | 'bootstrap'>> & {
+  /** @deprecated The former name of `replicates`. */
+  groupRepeats?: number;
   preset?: 'tiny' | 'default';
   data?: Partial<LincoData> & { source?: 'synthetic' | 'file' };
   train?: Partial<LincoConfig['train']>;
@@ -64,7 +68,8 @@ export const PRESETS: Record<'tiny' | 'default', LincoConfig> = {
     train: { epochs: 8, batchSize: 32, learningRate: 0.05, termWeight: 1 },
     sampling: { minPerJudge: 20, testSize: 60, crossGroupShare: 0 },
     baselineRepeats: 1,
-    groupRepeats: 1,
+    replicates: 1,
+    baselineSplit: 'permute',
     bootstrap: { samples: 200, confidence: 0.95 },
     metric: {},
     breakdowns: ['charge', 'severity', 'year'],
@@ -76,8 +81,9 @@ export const PRESETS: Record<'tiny' | 'default', LincoConfig> = {
     model: { type: 'hashed-ngram' },
     train: { epochs: 12, batchSize: 32, learningRate: 0.02, termWeight: 1 },
     sampling: { minPerJudge: 20, testSize: 300, crossGroupShare: 0 },
-    baselineRepeats: 2,
-    groupRepeats: 1,
+    baselineRepeats: 4,
+    replicates: 1,
+    baselineSplit: 'permute',
     bootstrap: { samples: 1000, confidence: 0.95 },
     metric: {},
     breakdowns: ['charge', 'severity', 'year'],
@@ -112,9 +118,15 @@ function merge<T>(base: T, over: unknown): T {
 }
 
 /** Resolves a preset plus overrides into a full, checked config. */
-export function resolveLincoConfig(input: unknown = {}): LincoConfig {
-  if (!isObj(input)) throw new LincoConfigError('(root)', `expected an object, got ${JSON.stringify(input)}`);
-  checkKeys(input, ['preset', 'data', 'groupBy', 'model', 'train', 'sampling', 'baselineRepeats', 'groupRepeats', 'bootstrap', 'metric', 'breakdowns', 'debias', 'seed', 'backend'], '');
+export function resolveLincoConfig(raw: unknown = {}): LincoConfig {
+  if (!isObj(raw)) throw new LincoConfigError('(root)', `expected an object, got ${JSON.stringify(raw)}`);
+  let input: Record<string, unknown> = raw;
+  checkKeys(input, ['preset', 'data', 'groupBy', 'model', 'train', 'sampling', 'baselineRepeats', 'baselineSplit', 'replicates', 'groupRepeats', 'bootstrap', 'metric', 'breakdowns', 'debias', 'seed', 'backend'], '');
+  if (input['groupRepeats'] !== undefined) {
+    if (input['replicates'] !== undefined) throw new LincoConfigError('groupRepeats', 'is the former name of replicates; give only one');
+    const { groupRepeats, ...others } = input;
+    input = { ...others, replicates: groupRepeats };
+  }
   const preset = input['preset'] ?? 'default';
   if (preset !== 'tiny' && preset !== 'default') throw new LincoConfigError('preset', `expected "tiny" or "default", got ${JSON.stringify(preset)}`);
   const { preset: _p, ...rest } = input;
@@ -161,7 +173,8 @@ export function resolveLincoConfig(input: unknown = {}): LincoConfig {
   if (c.sampling.testSize !== undefined) int(c.sampling.testSize, 'sampling.testSize', 1);
   num(c.sampling.crossGroupShare, 'sampling.crossGroupShare', 0, 1, false, true);
   int(c.baselineRepeats, 'baselineRepeats', 0);
-  int(c.groupRepeats, 'groupRepeats', 1);
+  int(c.replicates, 'replicates', 1);
+  if (c.baselineSplit !== 'permute' && c.baselineSplit !== 'uniform') throw new LincoConfigError('baselineSplit', `expected "permute" or "uniform", got ${JSON.stringify(c.baselineSplit)}`);
   checkKeys(c.bootstrap as unknown as Record<string, unknown>, ['samples', 'confidence'], 'bootstrap');
   int(c.bootstrap.samples, 'bootstrap.samples', 1);
   num(c.bootstrap.confidence, 'bootstrap.confidence', 0, 1, true, true);
@@ -231,7 +244,8 @@ export async function runLinco(config: unknown, options: RunLincoOptions = {}): 
     model: c.model,
     train: c.train,
     baselineRepeats: c.baselineRepeats,
-    groupRepeats: c.groupRepeats,
+    replicates: c.replicates,
+    baselineSplit: c.baselineSplit,
     bootstrap: { ...c.bootstrap, seed: c.seed },
     metric: c.metric,
     breakdowns: c.breakdowns,

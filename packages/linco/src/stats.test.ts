@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapDifference, bootstrapMean, quantileSorted, ranks, spearman } from './stats.js';
+import { bootstrapDifference, bootstrapMean, compareWithNull, incompleteBeta, quantileSorted, ranks, sampleVariance, spearman, studentTCdf, studentTQuantile } from './stats.js';
 
 describe('bootstrap', () => {
   const noisy = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5 + 1);
@@ -54,5 +54,61 @@ describe('spearman and ranks', () => {
     // d = [0, 1, -1, 0, 0] (no ties): 1 − 6·2 / (5·24) = 0.9
     expect(spearman([1, 2, 3, 4, 5], [1, 3, 2, 4, 5])).toBeCloseTo(0.9);
     expect(() => spearman([1], [1, 2])).toThrow(/lengths differ/);
+  });
+});
+
+describe('Student t', () => {
+  it('matches table values', () => {
+    // Two-sided 95 % critical values: df 1, 3, 7, 30; and the normal limit.
+    expect(studentTQuantile(0.975, 1)).toBeCloseTo(12.7062, 3);
+    expect(studentTQuantile(0.975, 3)).toBeCloseTo(3.18245, 4);
+    expect(studentTQuantile(0.975, 7)).toBeCloseTo(2.36462, 4);
+    expect(studentTQuantile(0.975, 30)).toBeCloseTo(2.04227, 4);
+    expect(studentTQuantile(0.975, 1e6)).toBeCloseTo(1.95996, 4);
+    expect(studentTQuantile(0.025, 7)).toBeCloseTo(-2.36462, 4);
+    // df 1 is Cauchy: F(t) = 1/2 + atan(t)/π.
+    expect(studentTCdf(2, 1)).toBeCloseTo(0.5 + Math.atan(2) / Math.PI, 10);
+    expect(studentTCdf(0, 5)).toBeCloseTo(0.5, 12);
+    // I_x(1, 1) = x; I_x(a, 1) = x^a.
+    expect(incompleteBeta(0.3, 1, 1)).toBeCloseTo(0.3, 12);
+    expect(incompleteBeta(0.3, 2.5, 1)).toBeCloseTo(0.3 ** 2.5, 12);
+    expect(() => studentTQuantile(1, 3)).toThrow(/p must be in/);
+  });
+});
+
+describe('compareWithNull', () => {
+  it('widens the baseline by the between-split variance, (1 + 1/R) and t with R − 1 df', () => {
+    // Constant per-case scores: no case-resampling variance, so only the split variance is left.
+    const panel = (v: number) => new Float64Array(50).fill(v);
+    const panels = [0.1, 0.12, 0.11, 0.13].map(panel);
+    const c = compareWithNull(panel(0.2), panels, { samples: 200 });
+    const s2 = sampleVariance([0.1, 0.12, 0.11, 0.13]);
+    expect(s2).toBeCloseTo(0.0005 / 3, 12);
+    const half = studentTQuantile(0.975, 3) * Math.sqrt(s2 * 1.25);
+    expect(c.baseline).toBeCloseTo(0.115, 12);
+    expect(c.df).toBe(3);
+    expect(c.caseSd).toBeCloseTo(0, 12);
+    expect(c.nullInterval[0]).toBeCloseTo(0.115 - half, 10);
+    expect(c.nullInterval[1]).toBeCloseTo(0.115 + half, 10);
+    expect(c.excess).toBeCloseTo(0.085, 12);
+    expect(c.excessCi[0]).toBeCloseTo(0.085 - half, 10);
+    // t = 0.085 / sd on 3 df.
+    expect(c.p).toBeCloseTo(2 * (1 - studentTCdf(0.085 / Math.sqrt(s2 * 1.25), 3)), 10);
+    expect(c.p).toBeLessThan(0.01);
+    // A group panel inside the spread is not significant.
+    expect(compareWithNull(panel(0.118), panels).p).toBeGreaterThan(0.5);
+    expect(() => compareWithNull(panel(0.1), [panel(0.1)])).toThrow(/at least 2 random-split panels/);
+  });
+
+  it('adds case resampling to the split variance', () => {
+    const noisy = (shift: number) => Float64Array.from({ length: 100 }, (_, i) => shift + 0.05 * Math.sin(i * 7.1));
+    const panels = [noisy(0), noisy(0.01), noisy(0.02)];
+    const c = compareWithNull(noisy(0.01), panels, { samples: 2000 });
+    expect(c.caseSd).toBeGreaterThan(0.002);
+    // Paired: the group and the baseline share the case noise exactly, so the difference has none.
+    expect(c.pairedCaseSd).toBeCloseTo(0, 12);
+    const q = studentTQuantile(0.975, 2);
+    expect(c.nullInterval[1] - c.baseline).toBeCloseTo(q * Math.sqrt(c.splitSd ** 2 * (4 / 3) + c.caseSd ** 2), 10);
+    expect(c.splitSd).toBeCloseTo(0.01, 10);
   });
 });

@@ -120,3 +120,162 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
   }
   return sxy / Math.sqrt(sxx * syy);
 }
+
+/** ln Γ(x) for x > 0 (Lanczos, g = 7; |error| < 1e-13 over the range used here). */
+export function logGamma(x: number): number {
+  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
+  const z = x - 1;
+  let a = c[0]!;
+  const t = z + 7.5;
+  for (let i = 1; i < 9; i++) a += c[i]! / (z + i);
+  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+/** Continued fraction of the regularized incomplete beta (Lentz's method). */
+function betaContinuedFraction(a: number, b: number, x: number): number {
+  const tiny = 1e-300;
+  let c = 1;
+  let d = 1 - ((a + b) * x) / (a + 1);
+  if (Math.abs(d) < tiny) d = tiny;
+  d = 1 / d;
+  let h = d;
+  for (let m = 1; m <= 300; m++) {
+    const m2 = 2 * m;
+    let aa = (m * (b - m) * x) / ((a + m2 - 1) * (a + m2));
+    d = 1 + aa * d;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    h *= d * c;
+    aa = (-(a + m) * (a + b + m) * x) / ((a + m2) * (a + m2 + 1));
+    d = 1 + aa * d;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const del = d * c;
+    h *= del;
+    if (Math.abs(del - 1) < 1e-15) break;
+  }
+  return h;
+}
+
+/** Regularized incomplete beta I_x(a, b). */
+export function incompleteBeta(x: number, a: number, b: number): number {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  const front = Math.exp(logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) + b * Math.log(1 - x));
+  return x < (a + 1) / (a + b + 2) ? (front * betaContinuedFraction(a, b, x)) / a : 1 - (front * betaContinuedFraction(b, a, 1 - x)) / b;
+}
+
+/** CDF of Student's t with `df` degrees of freedom. */
+export function studentTCdf(t: number, df: number): number {
+  if (!(df > 0)) throw new Error(`studentTCdf: df must be > 0, got ${df}`);
+  const tail = 0.5 * incompleteBeta(df / (df + t * t), df / 2, 0.5);
+  return t >= 0 ? 1 - tail : tail;
+}
+
+/** Quantile of Student's t (bisection on the CDF; |error| < 1e-10). */
+export function studentTQuantile(p: number, df: number): number {
+  if (!(p > 0 && p < 1)) throw new Error(`studentTQuantile: p must be in (0, 1), got ${p}`);
+  if (p < 0.5) return -studentTQuantile(1 - p, df);
+  let lo = 0;
+  let hi = 1;
+  while (studentTCdf(hi, df) < p) hi *= 2;
+  for (let i = 0; i < 200 && hi - lo > 1e-12; i++) {
+    const mid = (lo + hi) / 2;
+    if (studentTCdf(mid, df) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/** Unbiased sample variance. */
+export function sampleVariance(values: ArrayLike<number>): number {
+  const n = values.length;
+  if (n < 2) return Number.NaN;
+  const m = mean(values);
+  let s = 0;
+  for (let i = 0; i < n; i++) s += (values[i]! - m) ** 2;
+  return s / (n - 1);
+}
+
+/** Bootstrap variance over cases of the mean of `values` (case resampling only). */
+export function bootstrapVarianceOfMean(values: ArrayLike<number>, options: BootstrapOptions = {}): number {
+  const { samples } = checkBootstrap(options);
+  const n = values.length;
+  if (n === 0 || samples < 2) return 0;
+  const rng = createRng(options.seed ?? 17);
+  const stats = new Float64Array(samples);
+  for (let b = 0; b < samples; b++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += values[rng.int(0, n)]!;
+    stats[b] = s / n;
+  }
+  return sampleVariance(stats);
+}
+
+export interface NullComparison {
+  /** Mean LInCo of the R random-split panels. */
+  baseline: number;
+  /** Where one group-split LInCo falls with the given confidence when groups do not matter. */
+  nullInterval: [number, number];
+  /** group − baseline, with its interval and two-sided p-value. */
+  excess: number;
+  excessCi: [number, number];
+  p: number;
+  /** Between-split standard deviation of a panel's LInCo (splits × seeds), R − 1 df. */
+  splitSd: number;
+  /** Case-resampling standard deviations: of the baseline mean, and of the paired difference. */
+  caseSd: number;
+  pairedCaseSd: number;
+  /** Degrees of freedom of the t quantile (R − 1). */
+  df: number;
+}
+
+/**
+ * Compares a group-split panel with R ≥ 2 random-split panels on the same held-out cases.
+ *
+ * Under "groups do not matter" the group split is one more draw of the random-split
+ * procedure, so G and the R random panels' values B_r are exchangeable. The variance of
+ * G − mean(B) is then σ²(1 + 1/R), σ² the between-split variance estimated by the sample
+ * variance of the B_r (each B_r already averages the same seeds as G, so σ² holds the
+ * split and the training-seed noise). Case resampling (drawing another held-out set) adds
+ * the bootstrap variance of the mean over cases: of mean(B) for the null interval, of the
+ * paired per-case difference for the excess. Intervals use Student's t with R − 1 df,
+ * because σ² is estimated from R panels.
+ */
+export function compareWithNull(group: ArrayLike<number>, panels: ArrayLike<number>[], options: BootstrapOptions = {}): NullComparison {
+  const { confidence } = checkBootstrap(options);
+  const r = panels.length;
+  if (r < 2) throw new Error(`compareWithNull: needs at least 2 random-split panels for the between-split variance, got ${r}`);
+  const n = group.length;
+  if (panels.some((p) => p.length !== n)) throw new Error('compareWithNull: panels and group differ in length');
+  const values = panels.map((p) => mean(p));
+  const baseline = mean(values);
+  const g = mean(group);
+  const splitVar = sampleVariance(values);
+  const avg = Float64Array.from({ length: n }, (_, i) => mean(panels.map((p) => p[i]!)));
+  const diff = Float64Array.from({ length: n }, (_, i) => group[i]! - avg[i]!);
+  const caseVar = bootstrapVarianceOfMean(avg, { ...options, seed: (options.seed ?? 17) + 1 });
+  const pairedVar = bootstrapVarianceOfMean(diff, { ...options, seed: (options.seed ?? 17) + 2 });
+  const df = r - 1;
+  const q = studentTQuantile(1 - (1 - confidence) / 2, df);
+  const nullSd = Math.sqrt(splitVar * (1 + 1 / r) + caseVar);
+  const excessSd = Math.sqrt(splitVar * (1 + 1 / r) + pairedVar);
+  const excess = g - baseline;
+  const p = excessSd === 0 ? (excess === 0 ? 1 : 0) : 2 * (1 - studentTCdf(Math.abs(excess) / excessSd, df));
+  return {
+    baseline,
+    nullInterval: [baseline - q * nullSd, baseline + q * nullSd],
+    excess,
+    excessCi: [excess - q * excessSd, excess + q * excessSd],
+    p,
+    splitSd: Math.sqrt(splitVar),
+    caseSd: Math.sqrt(caseVar),
+    pairedCaseSd: Math.sqrt(pairedVar),
+    df,
+  };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CHARGES, generateCases, severityBand, severityModulation } from './synthetic.js';
+import { CHARGES, combineTerms, generateCases, severityBand, severityModulation } from './synthetic.js';
 
 const meanLogTerm = (cases: ReturnType<typeof generateCases>) => {
   const fixed = cases.filter((c) => !c.term.life && !c.term.death);
@@ -53,6 +53,35 @@ describe('generateCases', () => {
     expect([1, 2, 3, 4, 5].map(severityBand)).toEqual(['light', 'light', 'medium', 'heavy', 'heavy']);
     expect(() => generateCases({ count: 0 })).toThrow(/count/);
     expect(() => generateCases({ count: 5, inject: { region: -1 } })).toThrow(/inject.region/);
+  });
+
+  it('writes multi-charge cases: both acts in the text, the graver charge first, combined terms', () => {
+    const single = generateCases({ count: 200, seed: 4 });
+    // multiChargeRate 0 keeps the single-charge random stream.
+    expect(generateCases({ count: 200, seed: 4, multiChargeRate: 0 })).toEqual(single);
+    const cases = generateCases({ count: 2000, seed: 4, multiChargeRate: 0.4 });
+    const multi = cases.filter((c) => c.charges.length === 2);
+    expect(multi.length / cases.length).toBeGreaterThan(0.3);
+    expect(multi.length / cases.length).toBeLessThan(0.45);
+    for (const c of multi) {
+      const [a, b] = c.charges.map((n) => CHARGES.find((s) => s.zh === n)!);
+      expect(a!.severity).toBeGreaterThanOrEqual(b!.severity);
+      expect(c.severity).toBe(a!.severity);
+      expect(c.fact).toMatch(/另查明，被告人还/);
+      expect(c.articles).toEqual([...new Set([a!.article, b!.article])]);
+      expect(c.term.months).toBeLessThanOrEqual(240);
+    }
+    expect(generateCases({ count: 5, seed: 1, language: 'en', multiChargeRate: 1 })[0]!.fact).toMatch(/it was further found that the defendant also/);
+    expect(() => generateCases({ count: 5, multiChargeRate: 2 })).toThrow(/multiChargeRate/);
+  });
+
+  it('combines two sentences: life or death wins, else the longer plus half the shorter, capped', () => {
+    const f = (months: number) => ({ months, life: false, death: false });
+    expect(combineTerms(f(24), f(10))).toEqual(f(29));
+    expect(combineTerms(f(200), f(120))).toEqual(f(240));
+    expect(combineTerms(f(200), f(120), 300)).toEqual(f(260));
+    expect(combineTerms(f(6), { months: 0, life: true, death: false })).toEqual({ months: 0, life: true, death: false });
+    expect(combineTerms({ months: 0, life: true, death: false }, { months: 0, life: false, death: true })).toEqual({ months: 0, life: false, death: true });
   });
 
   it('codes life imprisonment and death apart from month counts', () => {

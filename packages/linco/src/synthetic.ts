@@ -159,6 +159,15 @@ export interface SyntheticOptions {
   deathThresholdMonths?: number;
   /** Fixed-term cap in months (PRC: 15 years for one offence). Default 180. */
   maxFixedMonths?: number;
+  /**
+   * Share of cases with a second, different charge (a second act in the text). Each charge
+   * gets its own term (same modifiers, same group tendency); they are combined as PRC
+   * Art. 69 does in spirit: death or life if either is, else the longer term plus half the
+   * shorter, capped at `maxCombinedMonths`. The graver charge comes first. Default 0.
+   */
+  multiChargeRate?: number;
+  /** Cap of a combined fixed term (PRC Art. 69: 20 years). Default 240. */
+  maxCombinedMonths?: number;
 }
 
 /** τ spread evenly over [-1, 1]; one group gets 0. */
@@ -193,6 +202,16 @@ function validateSynthetic(o: SyntheticOptions): void {
     if (v !== undefined && !(v >= 0)) throw new Error(`generateCases: inject.${k} must be ≥ 0, got ${v}`);
   }
   if (o.maleShare !== undefined && !(o.maleShare >= 0 && o.maleShare <= 1)) throw new Error(`generateCases: maleShare must be in [0, 1], got ${o.maleShare}`);
+  if (o.multiChargeRate !== undefined && !(o.multiChargeRate >= 0 && o.multiChargeRate <= 1)) throw new Error(`generateCases: multiChargeRate must be in [0, 1], got ${o.multiChargeRate}`);
+}
+
+/** Combines two charges' sentences: death or life if either is, else max + min / 2, capped. */
+export function combineTerms(a: Term, b: Term, capMonths = 240): Term {
+  if (a.death || b.death) return { months: 0, life: false, death: true };
+  if (a.life || b.life) return { months: 0, life: true, death: false };
+  const hi = Math.max(a.months, b.months);
+  const lo = Math.min(a.months, b.months);
+  return { months: Math.min(capMonths, Math.round(hi + lo / 2)), life: false, death: false };
 }
 
 /** Generates `count` cases. Same options and seed → the same cases. */
@@ -215,6 +234,8 @@ export function generateCases(options: SyntheticOptions): JudgmentCase[] {
   const deathAt = options.deathThresholdMonths ?? 420;
   const cap = options.maxFixedMonths ?? 180;
   const maleShare = options.maleShare ?? 0.8;
+  const multiRate = options.multiChargeRate ?? 0;
+  const combinedCap = options.maxCombinedMonths ?? 240;
 
   const cases: JudgmentCase[] = [];
   for (let i = 0; i < options.count; i++) {
@@ -244,32 +265,58 @@ export function generateCases(options: SyntheticOptions): JudgmentCase[] {
     if (charge.sibling !== undefined && rng.next() < pFlip) finalIdx = charge.sibling;
     const finalCharge = CHARGES[finalIdx]!;
 
-    let months = Math.max(1, Math.round(Math.exp(logMonths)));
-    const term: Term = { months, life: false, death: false };
-    if (charge.severe && months >= deathAt) term.death = true;
-    else if (charge.severe && months >= lifeAt) term.life = true;
-    else months = Math.min(months, cap);
-    term.months = term.life || term.death ? 0 : months;
+    const toTerm = (spec: ChargeSpec, logM: number): Term => {
+      const months = Math.max(1, Math.round(Math.exp(logM)));
+      if (spec.severe && months >= deathAt) return { months: 0, life: false, death: true };
+      if (spec.severe && months >= lifeAt) return { months: 0, life: true, death: false };
+      return { months: Math.min(months, cap), life: false, death: false };
+    };
+    let term = toTerm(charge, logMonths);
 
     const month = rng.int(1, 13);
     const day = rng.int(1, 29);
+    // A second charge (drawn only when asked, so single-charge data keep their random stream).
+    let second: { spec: ChargeSpec; act: { zh: string; en: string }; level?: Circumstance } | undefined;
+    if (multiRate > 0 && rng.next() < multiRate) {
+      const idx2 = (chargeIdx + 1 + rng.int(0, CHARGES.length - 1)) % CHARGES.length;
+      const spec2 = CHARGES[idx2]!;
+      const act2 = spec2.acts[rng.int(0, spec2.acts.length)]!;
+      const level2 = spec2.levels ? spec2.levels[rng.int(0, spec2.levels.length)]! : undefined;
+      let log2 = Math.log(spec2.baseMonths) + Math.log(level2?.factor ?? 1);
+      for (const md of mods) log2 += Math.log(md.factor);
+      log2 += noise * rng.normalArray(1)[0]!;
+      const m2 = severityModulation(spec2.severity, slope);
+      log2 += (aRegion * tr + aGender * tg) * m2;
+      const pFlip2 = Math.min(0.9, flip * m2 * (aRegion * (tr + 1) * 0.5 + aGender * (tg + 1) * 0.5));
+      const final2 = spec2.sibling !== undefined && rng.next() < pFlip2 ? CHARGES[spec2.sibling]! : spec2;
+      term = combineTerms(term, toTerm(spec2, log2), combinedCap);
+      second = { spec: final2, act: act2, ...(level2 ? { level: level2 } : {}) };
+    }
     let fact: string;
     if (lang === 'zh') {
       const cue = options.groupCuesInText ? `${REGIONS_ZH[region] ?? region}某区人民检察院指控：被告人（${gender === 'male' ? '男' : '女'}）` : '公诉机关指控：被告人';
-      fact = `${cue}于${year}年${month}月${day}日${act.zh}${level ? `，${level.zh}` : ''}${mods.map((md) => `，${md.zh}`).join('')}。`;
+      const more = second ? `；另查明，被告人还${second.act.zh}${second.level ? `，${second.level.zh}` : ''}` : '';
+      fact = `${cue}于${year}年${month}月${day}日${act.zh}${level ? `，${level.zh}` : ''}${mods.map((md) => `，${md.zh}`).join('')}${more}。`;
     } else {
       const cue = options.groupCuesInText ? `The ${region} procuratorate alleges that the ${gender} defendant` : 'The prosecution alleges that the defendant';
-      fact = `${cue} on ${year}-${month}-${day} ${act.en}${level ? `, ${level.en}` : ''}${mods.map((md) => `, ${md.en}`).join('')}.`;
+      const more = second ? `; it was further found that the defendant also ${second.act.en}${second.level ? `, ${second.level.en}` : ''}` : '';
+      fact = `${cue} on ${year}-${month}-${day} ${act.en}${level ? `, ${level.en}` : ''}${mods.map((md) => `, ${md.en}`).join('')}${more}.`;
+    }
+    // The graver charge first: it is the primary charge (breakdowns, single-label models).
+    const specs = [finalCharge];
+    if (second && second.spec !== finalCharge) {
+      if (second.spec.severity > finalCharge.severity) specs.unshift(second.spec);
+      else specs.push(second.spec);
     }
     cases.push({
       id: `syn-${i}`,
       fact,
-      charges: [lang === 'zh' ? finalCharge.zh : finalCharge.en],
-      articles: [finalCharge.article],
+      charges: specs.map((c) => (lang === 'zh' ? c.zh : c.en)),
+      articles: [...new Set(specs.map((c) => c.article))],
       term,
       groups: { region, gender },
       year,
-      severity: finalCharge.severity,
+      severity: specs[0]!.severity,
     });
   }
   return cases;

@@ -69,16 +69,36 @@ const stopGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) =>
   gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
 }));
 
-/** Per-sample loss: charge CE + kind CE + termWeight · squared error on log(1+months) of fixed terms. */
-export function sampleLosses(out: LjpOutputs, charge: Int32Array, kind: Int32Array, logMonths: Float32Array, termWeight: number): tf.Tensor1D {
+/**
+ * Per-sample loss: charge loss + kind CE + termWeight · squared error on log(1+months) of
+ * fixed terms. The charge loss is the softmax cross-entropy of the primary charge, or, with
+ * `chargeSet` (multi-hot rows, n × charges), the per-charge sigmoid cross-entropy summed over
+ * charges: Σ_c softplus(z_c) − y_c z_c, each charge its own yes/no decision.
+ */
+export function sampleLosses(out: LjpOutputs, charge: Int32Array, kind: Int32Array, logMonths: Float32Array, termWeight: number, chargeSet?: Float32Array): tf.Tensor1D {
   const n = charge.length;
   const numCharges = out.chargeLogits.shape[1];
   const ce = (logits: tf.Tensor2D, labels: Int32Array, k: number): tf.Tensor1D =>
     tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(labels, 'int32'), k)), 1)) as tf.Tensor1D;
+  let chargeLoss: tf.Tensor1D;
+  if (chargeSet) {
+    if (chargeSet.length !== n * numCharges) throw new Error(`sampleLosses: chargeSet has ${chargeSet.length} entries, expected ${n} × ${numCharges}`);
+    const y = tf.tensor2d(chargeSet, [n, numCharges]);
+    chargeLoss = tf.sum(tf.sub(tf.softplus(out.chargeLogits), tf.mul(y, out.chargeLogits)), 1) as tf.Tensor1D;
+  } else {
+    chargeLoss = ce(out.chargeLogits, charge, numCharges);
+  }
   const fixed = new Float32Array(n);
   for (let i = 0; i < n; i++) fixed[i] = kind[i] === 0 ? 1 : 0;
   const se = tf.mul(tf.square(tf.sub(out.logTerm, tf.tensor1d(logMonths))), tf.tensor1d(fixed));
-  return tf.addN([ce(out.chargeLogits, charge, numCharges), ce(out.kindLogits, kind, TERM_KINDS.length), tf.mul(se, termWeight)]) as tf.Tensor1D;
+  return tf.addN([chargeLoss, ce(out.kindLogits, kind, TERM_KINDS.length), tf.mul(se, termWeight)]) as tf.Tensor1D;
+}
+
+/** Rows `idx` of a row-major matrix with `width` columns. */
+function takeRows(a: Float32Array, idx: Int32Array, width: number): Float32Array {
+  const out = new Float32Array(idx.length * width);
+  for (let i = 0; i < idx.length; i++) out.set(a.subarray(idx[i]! * width, (idx[i]! + 1) * width), i * width);
+  return out;
 }
 
 function take<T extends Int32Array | Float32Array>(a: T, idx: Int32Array): T {
@@ -88,8 +108,9 @@ function take<T extends Int32Array | Float32Array>(a: T, idx: Int32Array): T {
 }
 
 /** The judge's output as the adversary sees it: probabilities and the log term. */
-function outputSignature(out: LjpOutputs): tf.Tensor2D {
-  return tf.concat([tf.softmax(out.chargeLogits), tf.softmax(out.kindLogits), tf.reshape(out.logTerm, [-1, 1])], 1) as tf.Tensor2D;
+function outputSignature(out: LjpOutputs, multi: boolean): tf.Tensor2D {
+  const charges = multi ? tf.sigmoid(out.chargeLogits) : tf.softmax(out.chargeLogits);
+  return tf.concat([charges, tf.softmax(out.kindLogits), tf.reshape(out.logTerm, [-1, 1])], 1) as tf.Tensor2D;
 }
 
 export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeData[], options: TrainOptions = {}): TrainResult {
@@ -101,7 +122,11 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
   const method = options.debias?.method ?? 'none';
   const rng = createRng(options.seed ?? 7);
   const k = models.length;
+  // Multi-label charges when the labels carry charge sets (all judges alike).
+  const multi = data[0]!.labels.chargeSet !== undefined;
+  const numCharges = models[0]!.numCharges;
   for (const [j, d] of data.entries()) {
+    if ((d.labels.chargeSet !== undefined) !== multi) throw new Error(`trainPanel: judge ${j} ${multi ? 'lacks' : 'has'} charge sets, unlike judge 0`);
     if (d.rows.length === 0) throw new Error(`trainPanel: judge ${j} has no cases`);
     if ((method === 'reweight' || method === 'group-dro') && (!d.groups || !d.numGroups)) {
       throw new Error(`trainPanel: debias.method "${method}" needs groups for judge ${j}`);
@@ -165,7 +190,8 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
           const d = data[j]!;
           const idx = batches[j]!;
           const out = model.forward(pool, take(d.rows, idx));
-          const l = sampleLosses(out, take(d.labels.charge, idx), take(d.labels.kind, idx), take(d.labels.logMonths, idx), termWeight);
+          const set = d.labels.chargeSet ? takeRows(d.labels.chargeSet, idx, numCharges) : undefined;
+          const l = sampleLosses(out, take(d.labels.charge, idx), take(d.labels.kind, idx), take(d.labels.logMonths, idx), termWeight, set);
           const w = sampleWeights[j];
           const q = droWeights[j];
           if (w) {
@@ -186,7 +212,7 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
         const task = tf.addN(judgeLosses) as tf.Scalar;
         taskOut.push(tf.keep(task.clone()));
         if (!adversary || !probe) return task;
-        const sigs = models.map((m) => outputSignature(m.forward(pool, probe)));
+        const sigs = models.map((m) => outputSignature(m.forward(pool, probe), multi));
         const consensus = stopGradient(tf.div(tf.addN(sigs), k)) as tf.Tensor2D;
         const advLosses = sigs.map((sig, j) => {
           const x = tf.concat([gradientReversal(sig, lambda), consensus], 1);
@@ -225,24 +251,64 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
 }
 
 export interface JudgePrediction {
+  /** The most likely charge (argmax of the charge logits). */
   charge: Int32Array;
+  /**
+   * Multi-label prediction (`predictPanel(..., { multi: true })`): the charges whose sigmoid
+   * probability exceeds `threshold` (default 0.5), or the argmax alone when none does (every
+   * case has at least one charge). Sorted charge indices.
+   */
+  chargeSets?: number[][];
   kind: Int32Array;
   /** Predicted fixed-term months (meaningful when kind is fixed). */
   months: Float32Array;
 }
 
+export interface PredictOptions {
+  /** Cases per forward pass. Default 256. */
+  chunk?: number;
+  /** Also predict charge sets from per-charge sigmoids. Default false. */
+  multi?: boolean;
+  /** Sigmoid probability above which a charge is in the set. Default 0.5. */
+  threshold?: number;
+}
+
+/** Charge sets from logits: z_c > logit(threshold), or the argmax when no charge passes. */
+export function chargeSetsFromLogits(logits: ArrayLike<number>, numCharges: number, threshold = 0.5): number[][] {
+  if (!(threshold > 0 && threshold < 1)) throw new Error(`chargeSetsFromLogits: threshold must be in (0, 1), got ${threshold}`);
+  const cut = Math.log(threshold / (1 - threshold));
+  const n = logits.length / numCharges;
+  const out: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const set: number[] = [];
+    let best = 0;
+    for (let c = 0; c < numCharges; c++) {
+      const z = logits[i * numCharges + c]!;
+      if (z > cut) set.push(c);
+      if (z > logits[i * numCharges + best]!) best = c;
+    }
+    out.push(set.length > 0 ? set : [best]);
+  }
+  return out;
+}
+
 /** Every judge predicts the same rows. */
-export function predictPanel(models: LjpModel[], pool: PreparedTexts, rows: Int32Array, chunk = 256): JudgePrediction[] {
+export function predictPanel(models: LjpModel[], pool: PreparedTexts, rows: Int32Array, options: number | PredictOptions = {}): JudgePrediction[] {
+  const o = typeof options === 'number' ? { chunk: options } : options;
+  const chunk = o.chunk ?? 256;
   return models.map((model) => {
     const charge = new Int32Array(rows.length);
     const kind = new Int32Array(rows.length);
     const months = new Float32Array(rows.length);
+    const chargeSets: number[][] = [];
     for (let start = 0; start < rows.length; start += chunk) {
       const part = rows.subarray(start, Math.min(rows.length, start + chunk));
-      const [c, kd, t] = tf.tidy(() => {
+      const [c, kd, t, z] = tf.tidy(() => {
         const out = model.forward(pool, part);
-        return [tf.argMax(out.chargeLogits, 1), tf.argMax(out.kindLogits, 1), out.logTerm];
+        return [tf.argMax(out.chargeLogits, 1), tf.argMax(out.kindLogits, 1), out.logTerm, out.chargeLogits];
       });
+      if (o.multi) chargeSets.push(...chargeSetsFromLogits(z!.dataSync(), model.numCharges, o.threshold));
+      z!.dispose();
       charge.set(c!.dataSync() as Int32Array, start);
       kind.set(kd!.dataSync() as Int32Array, start);
       const lt = t!.dataSync();
@@ -251,6 +317,87 @@ export function predictPanel(models: LjpModel[], pool: PreparedTexts, rows: Int3
       kd!.dispose();
       t!.dispose();
     }
-    return { charge, kind, months };
+    return o.multi ? { charge, chargeSets, kind, months } : { charge, kind, months };
   });
+}
+
+/** A judge model's probabilistic outputs on some rows (for ensembles of replicate models). */
+export interface JudgeOutputs {
+  /** rows × charges: softmax probabilities, or per-charge sigmoids when multi-label. */
+  chargeProb: Float32Array;
+  /** rows × 3 (fixed / life / death) softmax probabilities. */
+  kindProb: Float32Array;
+  /** Predicted log(1 + months) of a fixed term. */
+  logTerm: Float32Array;
+  numCharges: number;
+}
+
+/** Every model's probabilities on the same rows. */
+export function panelOutputs(models: LjpModel[], pool: PreparedTexts, rows: Int32Array, options: { chunk?: number; multi?: boolean } = {}): JudgeOutputs[] {
+  const chunk = options.chunk ?? 256;
+  return models.map((model) => {
+    const c = model.numCharges;
+    const k = TERM_KINDS.length;
+    const chargeProb = new Float32Array(rows.length * c);
+    const kindProb = new Float32Array(rows.length * k);
+    const logTerm = new Float32Array(rows.length);
+    for (let start = 0; start < rows.length; start += chunk) {
+      const part = rows.subarray(start, Math.min(rows.length, start + chunk));
+      const [cp, kp, t] = tf.tidy(() => {
+        const out = model.forward(pool, part);
+        return [options.multi ? tf.sigmoid(out.chargeLogits) : tf.softmax(out.chargeLogits), tf.softmax(out.kindLogits), out.logTerm];
+      });
+      chargeProb.set(cp!.dataSync(), start * c);
+      kindProb.set(kp!.dataSync(), start * k);
+      logTerm.set(t!.dataSync(), start);
+      cp!.dispose();
+      kp!.dispose();
+      t!.dispose();
+    }
+    return { chargeProb, kindProb, logTerm, numCharges: c };
+  });
+}
+
+function argmaxRow(a: Float32Array | Float64Array, row: number, width: number): number {
+  let best = 0;
+  for (let j = 1; j < width; j++) if (a[row * width + j]! > a[row * width + best]!) best = j;
+  return best;
+}
+
+/**
+ * One judge's decisions from the outputs of its replicate models (an ensemble): mean
+ * probabilities → argmax charge and term kind (charge set: mean sigmoid > threshold, or
+ * the argmax), mean log term → months. With one model this equals `predictPanel`.
+ */
+export function combineJudgeOutputs(outputs: JudgeOutputs[], options: { multi?: boolean; threshold?: number } = {}): JudgePrediction {
+  if (outputs.length === 0) throw new Error('combineJudgeOutputs: no outputs');
+  const c = outputs[0]!.numCharges;
+  const n = outputs[0]!.logTerm.length;
+  const k = TERM_KINDS.length;
+  const threshold = options.threshold ?? 0.5;
+  if (!(threshold > 0 && threshold < 1)) throw new Error(`combineJudgeOutputs: threshold must be in (0, 1), got ${threshold}`);
+  const cp = new Float64Array(n * c);
+  const kp = new Float64Array(n * k);
+  const lt = new Float64Array(n);
+  for (const o of outputs) {
+    if (o.numCharges !== c || o.logTerm.length !== n) throw new Error('combineJudgeOutputs: outputs differ in shape');
+    for (let i = 0; i < n * c; i++) cp[i]! += o.chargeProb[i]! / outputs.length;
+    for (let i = 0; i < n * k; i++) kp[i]! += o.kindProb[i]! / outputs.length;
+    for (let i = 0; i < n; i++) lt[i]! += o.logTerm[i]! / outputs.length;
+  }
+  const charge = new Int32Array(n);
+  const kind = new Int32Array(n);
+  const months = new Float32Array(n);
+  const chargeSets: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    charge[i] = argmaxRow(cp, i, c);
+    kind[i] = argmaxRow(kp, i, k);
+    months[i] = Math.max(0, Math.expm1(lt[i]!));
+    if (options.multi) {
+      const set: number[] = [];
+      for (let j = 0; j < c; j++) if (cp[i * c + j]! > threshold) set.push(j);
+      chargeSets.push(set.length > 0 ? set : [charge[i]!]);
+    }
+  }
+  return options.multi ? { charge, chargeSets, kind, months } : { charge, kind, months };
 }

@@ -1,10 +1,10 @@
 import { initBackend, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gradientReversal } from '../gradient-reversal.js';
-import { chargeVocabulary, encodeLabels } from '../labels.js';
+import { chargeVocabulary, encodeLabels, hasMultiCharge } from '../labels.js';
 import { JsAdam } from '../optimizer.js';
 import { generateCases } from '../synthetic.js';
-import { predictPanel, sampleLosses, trainPanel } from '../train.js';
+import { chargeSetsFromLogits, combineJudgeOutputs, panelOutputs, predictPanel, sampleLosses, trainPanel } from '../train.js';
 import { embeddingBag } from './embedding-bag.js';
 import { createModel, type ModelSpec } from './registry.js';
 
@@ -65,6 +65,82 @@ describe('sampleLosses', () => {
     const l = sampleLosses(out, Int32Array.from([0, 3]), Int32Array.from([0, 1]), Float32Array.from([3, 3]), 0.5);
     const base = Math.log(4) + Math.log(3);
     expect(Array.from(l.dataSync())).toEqual([base + 0.5 * 4, base].map((x) => expect.closeTo(x, 5)));
+  });
+});
+
+describe('multi-label charges', () => {
+  it('sigmoid loss is Σ_c softplus(z) − y·z, hand-computed', () => {
+    const z = [0, 2, -1];
+    const out = { hidden: tf.zeros([1, 1]) as tf.Tensor2D, chargeLogits: tf.tensor2d([z]) as tf.Tensor2D, kindLogits: tf.zeros([1, 3]) as tf.Tensor2D, logTerm: tf.tensor1d([0]) };
+    // Charges {1, 2}; kind 'life' (no term error).
+    const l = sampleLosses(out, Int32Array.from([1]), Int32Array.from([1]), Float32Array.from([0]), 1, Float32Array.from([0, 1, 1]));
+    const softplus = (x: number) => Math.log1p(Math.exp(x));
+    const expected = softplus(0) + (softplus(2) - 2) + (softplus(-1) + 1) + Math.log(3);
+    expect(l.dataSync()[0]).toBeCloseTo(expected, 5);
+    expect(() => sampleLosses(out, Int32Array.from([1]), Int32Array.from([1]), Float32Array.from([0]), 1, Float32Array.from([0, 1]))).toThrow(/chargeSet has 2 entries/);
+  });
+
+  it('predicts the charges above probability 0.5, or the argmax when none is', () => {
+    expect(chargeSetsFromLogits([1, -1, 0.5, /* case 2 */ -3, -0.2, -2], 3)).toEqual([[0, 2], [1]]);
+    expect(chargeSetsFromLogits([0.2, 0.3], 2, 0.6)).toEqual([[1]]);
+  });
+
+  it('encodes every charge and learns charge sets', () => {
+    const cases = generateCases({ count: 300, seed: 9, multiChargeRate: 0.5 });
+    const vocab = chargeVocabulary(cases);
+    expect(hasMultiCharge(cases)).toBe(true);
+    const labels = encodeLabels(cases, vocab, { multi: true });
+    const v = vocab.length;
+    cases.forEach((c, i) => {
+      const set = vocab.filter((_, k) => labels.chargeSet![i * v + k] === 1);
+      expect(set).toEqual([...c.charges].sort());
+      expect(vocab[labels.charge[i]!]).toBe(c.charges[0]);
+    });
+    const model = createModel({ type: 'hashed-ngram', buckets: 1024, dim: 16 }, { numCharges: v, seed: 3 });
+    const pool = model.prepare(cases.map((c) => c.fact));
+    const rows = Int32Array.from(cases.keys());
+    trainPanel([model], pool, [{ rows, labels }], { epochs: 12, learningRate: 0.05 });
+    const [pred] = predictPanel([model], pool, rows, { multi: true });
+    const exact = pred!.chargeSets!.filter((s, i) => s.map((k) => vocab[k]).join() === [...cases[i]!.charges].sort().join()).length / rows.length;
+    expect(exact).toBeGreaterThan(0.6);
+    // A two-charge case's predicted set can hold both charges.
+    expect(pred!.chargeSets!.some((s) => s.length === 2)).toBe(true);
+    model.dispose();
+    expect(() => trainPanel([model, model], pool, [{ rows, labels }, { rows, labels: encodeLabels(cases, vocab) }])).toThrow(/judge 1 lacks charge sets/);
+  });
+});
+
+describe('ensembles of replicate models', () => {
+  it('one model decides as predictPanel; several decide from their mean probabilities', () => {
+    const cases = generateCases({ count: 60, seed: 2, multiChargeRate: 0.5 });
+    const vocab = chargeVocabulary(cases);
+    const models = [3, 4].map((seed) => createModel({ type: 'hashed-ngram', buckets: 256, dim: 8 }, { numCharges: vocab.length, seed }));
+    const pool = models[0]!.prepare(cases.map((c) => c.fact));
+    const rows = Int32Array.from(cases.keys());
+    for (const multi of [false, true]) {
+      const outs = panelOutputs(models, pool, rows, { multi });
+      const direct = predictPanel(models, pool, rows, { multi });
+      outs.forEach((o, j) => {
+        const one = combineJudgeOutputs([o], { multi });
+        expect(Array.from(one.charge)).toEqual(Array.from(direct[j]!.charge));
+        expect(Array.from(one.kind)).toEqual(Array.from(direct[j]!.kind));
+        expect(Array.from(one.months)).toEqual(Array.from(direct[j]!.months).map((m) => expect.closeTo(m, 3)));
+        if (multi) expect(one.chargeSets).toEqual(direct[j]!.chargeSets);
+      });
+    }
+    // Hand-made outputs: 1 case, 2 charges, mean probabilities decide.
+    const o = (p: number[], k: number[], t: number) => ({ chargeProb: Float32Array.from(p), kindProb: Float32Array.from(k), logTerm: Float32Array.from([t]), numCharges: 2 });
+    const a = o([0.9, 0.45], [0.2, 0.7, 0.1], Math.log(13));
+    const b = o([0.2, 0.65], [0.6, 0.3, 0.1], Math.log(5));
+    const both = combineJudgeOutputs([a, b], { multi: true });
+    // Mean charge probabilities (0.55, 0.55): both above 0.5. Mean kinds (0.4, 0.5, 0.1): life.
+    expect(both.chargeSets).toEqual([[0, 1]]);
+    expect(both.kind[0]).toBe(1);
+    // Mean log term ln √65 → √65 − 1 months.
+    expect(both.months[0]).toBeCloseTo(Math.sqrt(65) - 1, 4);
+    expect(combineJudgeOutputs([a, o([0.2, 0.3], [0.6, 0.3, 0.1], 0)], { multi: true }).chargeSets).toEqual([[0]]);
+    expect(() => combineJudgeOutputs([])).toThrow(/no outputs/);
+    for (const m of models) m.dispose();
   });
 });
 

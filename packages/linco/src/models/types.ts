@@ -43,6 +43,11 @@ export interface EncodedLabels {
   charge: Int32Array;
   kind: Int32Array;
   logMonths: Float32Array;
+  /**
+   * Every charge of each case as a multi-hot row (cases × vocabulary, row-major). Present
+   * for multi-label training: the charge head is then read as per-charge sigmoids.
+   */
+  chargeSet?: Float32Array;
 }
 
 export type LabelCases = Pick<JudgmentCase, 'charges' | 'term'>[];
