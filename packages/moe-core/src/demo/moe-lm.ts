@@ -65,7 +65,7 @@ export class MoeLm {
         wv: tf.variable(rng.normal([d, d], 0, std)),
         proj: tf.variable(rng.normal([d, d], 0, std / Math.sqrt(2 * layers))),
         norm2: tf.variable(tf.ones([d])),
-        moe: new MoELayer(this.moeConfig, moeWeights, { rng: rng.fork() }),
+        moe: new MoELayer(this.moeConfig, moeWeights, { rng: rng.fork(), layerNumber: l + 1 }),
         moeWeights,
       });
     }

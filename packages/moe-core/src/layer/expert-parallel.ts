@@ -8,7 +8,10 @@ import type { GroupedGemm } from '../experts/grouped-gemm.js';
 import type { ExpertMatMul } from '../experts/grouped-mlp.js';
 import { ActivationOffloader } from '../memory/offload.js';
 import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage, expertMatMulFor } from './moe-layer.js';
-import { RouterStage } from './router-stage.js';
+import type { MoEMetricsTracker } from '../losses/metrics.js';
+import { drawInputJitter } from '../router/jitter.js';
+import { TopKRouter } from '../router/router.js';
+import { routeTokens } from './route.js';
 import type { MoEWeights } from './weights.js';
 
 export interface ExpertParallelOptions {
@@ -17,6 +20,8 @@ export interface ExpertParallelOptions {
   offloader?: ActivationOffloader;
   permuter?: Permuter;
   groupedGemm?: GroupedGemm;
+  layerNumber?: number;
+  tracker?: MoEMetricsTracker;
 }
 
 /** Cotangents returned by `backward`: the input's and every local weight's. */
@@ -51,7 +56,7 @@ export interface ExpertParallelPass {
  */
 export class ExpertParallelMoE {
   readonly config: MoEConfig;
-  readonly router: RouterStage;
+  readonly router: TopKRouter;
   readonly permute: PermuteStage;
   readonly experts: ExpertsStage;
   readonly shared: SharedExpertsStage | null;
@@ -72,7 +77,7 @@ export class ExpertParallelMoE {
       throw new Error(`ExpertParallelMoE: rank ${comm.rank} should hold ${L} local experts (numExperts ${c.numExperts} / ep ${comm.size}), weights hold ${weights.fc1.shape[0]}`);
     }
     this.offloader = options.offloader ?? new ActivationOffloader();
-    this.router = new RouterStage(c);
+    this.router = new TopKRouter(c, { weightVariable: weights.router, layerNumber: options.layerNumber, tracker: options.tracker });
     const permuter = options.permuter ?? getPermuter();
     this.permute = new PermuteStage(c, permuter);
     this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng), options.groupedGemm ?? null);
@@ -91,7 +96,7 @@ export class ExpertParallelMoE {
     if (hidden.rank !== 2 || hidden.shape[1] !== c.hiddenSize) {
       throw new Error(`ExpertParallelMoE.forward: hidden shape [${hidden.shape}] is not [tokens, hiddenSize ${c.hiddenSize}]`);
     }
-    const jitter = this.router.drawJitter([T, c.hiddenSize], this.rng);
+    const jitter = drawInputJitter([T, c.hiddenSize], c.inputJitterEps, this.rng);
     let routed = false;
     const stats: MoELayerStats = { tokensPerExpert: new Float32Array(c.numExperts), losses: {}, capacity: null };
     const route = {
@@ -100,7 +105,7 @@ export class ExpertParallelMoE {
       inputs: ['hidden', 'router'],
       outputs: ['probs'],
       run: ([h, r]: tf.Tensor[]) => {
-        const out = this.router.route(h as tf.Tensor2D, r as tf.Tensor2D, { jitter, seqLength: options.seqLength, record: !routed });
+        const out = routeTokens(this.router, h as tf.Tensor2D, r as tf.Tensor2D, { jitter, seqLength: options.seqLength, record: !routed });
         if (!routed) {
           routed = true;
           stats.tokensPerExpert = this.router.lastTokensPerExpert;

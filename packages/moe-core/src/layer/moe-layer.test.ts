@@ -3,6 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { applyTokenDropping } from '../capacity/capacity.js';
 import { type MoEConfigInput, validateMoEConfig } from '../config.js';
 import { swiglu } from '../experts/activation.js';
+import { MoEMetricsTracker } from '../losses/metrics.js';
+import { TopKRouter } from '../router/router.js';
 import { MoELayer } from './moe-layer.js';
 import { initMoEWeights, weightList } from './weights.js';
 
@@ -148,6 +150,32 @@ describe('MoELayer', () => {
     for (let i = 0; i < 5; i++) opt.minimize(() => tf.sum(tf.mul(layer.forward(x), zero)) as tf.Scalar, false, [weights.router]);
     layer.forward(x);
     expect(layer.stats.losses.aux_loss!).toBeLessThan(first);
+  });
+
+  it("routes with TopKRouter on the layer's weight: losses logged once per forward under the layer number, also when the whole layer is recomputed", () => {
+    const x = createRng(18).normal([12, 8]) as tf.Tensor2D;
+    const dy = createRng(19).normal([12, 8]);
+    const extra: MoEConfigInput = { ...base, numLayers: 2, routerLoadBalancingType: 'global_aux_loss', auxLossCoeff: 0.1, zLossCoeff: 0.01 };
+    const run = (recomputeModules: MoEConfigInput['recomputeModules']) => {
+      const config = validateMoEConfig({ ...extra, recomputeModules });
+      const weights = initMoEWeights(config, createRng(1), { std: 0.3 });
+      const tracker = new MoEMetricsTracker();
+      const layer = new MoELayer(config, weights, { layerNumber: 2, tracker });
+      expect(layer.router).toBeInstanceOf(TopKRouter);
+      expect(layer.router.weight).toBe(weights.router);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.forward(x), dy)) as tf.Scalar, weightList(weights));
+      return { layer, tracker, g: grads[weights.router.name]!.dataSync() };
+    };
+    const plain = run([]);
+    const again = run(['moe']);
+    for (const r of [plain, again]) {
+      // one micro-batch counted, one value per loss, logged for layer 2 only
+      expect(r.layer.router.globalAuxTracker!.steps).toBe(1);
+      expect(r.tracker.get('global_load_balancing_loss')![0]).toBe(0);
+      expect(r.tracker.get('global_load_balancing_loss')![1]).toBeCloseTo(r.layer.stats.losses.global_aux_loss! / 0.1, 5);
+      expect(r.tracker.get('z_loss')![1]).toBeCloseTo(r.layer.stats.losses.z_loss! / 0.01, 5);
+    }
+    expect(Array.from(again.g)).toEqual(Array.from(plain.g).map((v, i) => (Math.abs(v - again.g[i]!) < 1e-6 ? again.g[i] : v)));
   });
 
   it('rejects hidden states of the wrong width, naming the shape', () => {

@@ -7,7 +7,10 @@ import { sharedExpertsForward } from '../experts/shared-experts.js';
 import { ActivationOffloader } from '../memory/offload.js';
 import { createQuantRecipe, quantizedMatMul } from '../quant/qdq.js';
 import { recompute } from '../memory/recompute.js';
-import { type RouteOutput, RouterStage, type RouterLosses } from './router-stage.js';
+import type { MoEMetricsTracker } from '../losses/metrics.js';
+import { drawInputJitter } from '../router/jitter.js';
+import { type RouterLosses, TopKRouter } from '../router/router.js';
+import { type RouteOutput, routeTokens } from './route.js';
 import type { MoEWeights } from './weights.js';
 
 /** Options that are not part of MoEConfig: runtime objects. */
@@ -22,6 +25,10 @@ export interface MoELayerOptions {
   permuter?: Permuter;
   /** Grouped GEMM override (default: the registered one, see setGroupedGemm). */
   groupedGemm?: GroupedGemm;
+  /** 1-based layer number under which the router logs its losses (default 1). */
+  layerNumber?: number;
+  /** Where the router logs its losses (default: the package's global tracker). */
+  tracker?: MoEMetricsTracker;
 }
 
 /** Statistics of the most recent forward (per layer logging). */
@@ -108,7 +115,7 @@ export class SharedExpertsStage {
  */
 export class MoELayer {
   readonly config: MoEConfig;
-  readonly router: RouterStage;
+  readonly router: TopKRouter;
   readonly permute: PermuteStage;
   readonly experts: ExpertsStage;
   readonly shared: SharedExpertsStage | null;
@@ -129,7 +136,7 @@ export class MoELayer {
     if (!!c.sharedExpertSize !== !!weights.sharedFc1) throw new Error('MoELayer: config.sharedExpertSize and the shared-expert weights disagree');
     if (c.sharedExpertGate !== !!weights.sharedGate) throw new Error('MoELayer: config.sharedExpertGate and the shared gate weight disagree');
     this.offloader = options.offloader ?? new ActivationOffloader();
-    this.router = new RouterStage(c);
+    this.router = new TopKRouter(c, { weightVariable: weights.router, layerNumber: options.layerNumber, tracker: options.tracker });
     this.permute = new PermuteStage(c, options.permuter ?? getPermuter());
     this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng), options.groupedGemm ?? null);
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
@@ -146,7 +153,7 @@ export class MoELayer {
       throw new Error(`MoELayer.forward: hidden shape [${hidden.shape}] is not [tokens, hiddenSize ${this.config.hiddenSize}]`);
     }
     const w = this.weights;
-    const jitter = this.router.drawJitter([hidden.shape[0], hidden.shape[1]], this.rng);
+    const jitter = drawInputJitter([hidden.shape[0], hidden.shape[1]], this.config.inputJitterEps, this.rng);
     const inputs: tf.Tensor[] = [hidden, w.router, w.fc1, w.fc2];
     if (w.sharedFc1 && w.sharedFc2) inputs.push(w.sharedFc1, w.sharedFc2);
     if (w.sharedGate) inputs.push(w.sharedGate);
@@ -161,7 +168,7 @@ export class MoELayer {
     const [hidden, router, fc1, fc2, sFc1, sFc2, sGate] = xs as [tf.Tensor2D, tf.Tensor2D, tf.Tensor, tf.Tensor, tf.Tensor?, tf.Tensor?, tf.Tensor?];
     return tf.tidy(() => {
       const T = hidden.shape[0];
-      const route = this.router.route(hidden, router, { jitter: o.jitter, seqLength: o.seqLength, record: o.record });
+      const route = routeTokens(this.router, hidden, router, { jitter: o.jitter, seqLength: o.seqLength, record: o.record });
       const plan = this.permute.plan(route, T);
       const rows = this.permute.permuter.permute(hidden, plan);
       const expertOut = this.experts.forward(rows, fc1, fc2, plan.rowsPerExpert);

@@ -10,3 +10,13 @@ export function applyInputJitter(input: tf.Tensor, eps: number | null | undefine
   if (!(eps > 0 && eps < 1)) throw new Error(`inputJitterEps must be in (0, 1), got ${eps}`);
   return tf.tidy(() => tf.mul(input, rng.uniform(input.shape, 1 - eps, 1 + eps)));
 }
+
+/**
+ * The jitter noise itself, [tokens, hidden] uniform in [1 − eps, 1 + eps], or null when eps is
+ * off or no rng is given: drawn once per forward so that a recomputation sees the same noise.
+ */
+export function drawInputJitter(shape: [number, number], eps: number | null | undefined, rng: Rng | null | undefined): tf.Tensor | null {
+  if (!eps || !rng) return null;
+  if (!(eps > 0 && eps < 1)) throw new Error(`inputJitterEps must be in (0, 1), got ${eps}`);
+  return rng.uniform(shape, 1 - eps, 1 + eps);
+}

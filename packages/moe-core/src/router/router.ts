@@ -7,7 +7,7 @@ import { type Rng, createRng, tf } from '@kiln/tensor';
 import { applyTokenDropping } from '../capacity/capacity.js';
 import { type MoEConfig, auxLossCoeffFor, isAuxLossEnabled, usesSinkhorn } from '../config.js';
 import { attachAuxLoss } from '../losses/auto-scaler.js';
-import { GlobalAuxLossTracker, type TokenOrder, globalAuxLoss, sequenceAuxLoss, switchLoadBalancingLoss } from '../losses/load-balancing.js';
+import { GlobalAuxLossTracker, type TokenOrder, sequenceAuxLoss, switchLoadBalancingLoss } from '../losses/load-balancing.js';
 import { type MoEMetricsTracker, getMoEMetricsTracker } from '../losses/metrics.js';
 import { zLoss } from '../losses/z-loss.js';
 import { ExpertBiasState } from './expert-bias.js';
@@ -33,8 +33,10 @@ export interface RouterCollectives {
 export interface TopKRouterOptions {
   /** 1-based layer number for logging. Default 1. */
   layerNumber?: number;
-  /** Initial gate weight [experts, hidden]; default normal(0, 0.02) from `rng`/`seed`. */
+  /** Initial gate weight [experts, hidden] (copied); default normal(0, 0.02) from `rng`/`seed`. */
   weight?: tf.Tensor2D;
+  /** Use this variable as the gate weight itself (e.g. an MoE layer's `weights.router`), not a copy. */
+  weightVariable?: tf.Variable;
   /** Random source for the initial weight and the input jitter. */
   rng?: Rng;
   seed?: number;
@@ -50,11 +52,27 @@ export interface RouterForwardOptions {
   bsz?: number;
   /** Token order of the flattened input: 'sb' (Megatron, default) or 'bs'. */
   order?: TokenOrder;
+  /**
+   * Log the losses, count tokens for the expert bias and the global aux loss, and update
+   * `lastLosses` / `lastTokensPerExpert`. Default true; false while recomputing a forward
+   * (the global aux loss then reuses the counts of the recorded call), so nothing counts twice.
+   */
+  record?: boolean;
 }
 
-export interface RouterOutput {
+/** Per-call values of the losses (their coefficients applied), for per-layer logging. */
+export type RouterLosses = Partial<Record<'aux_loss' | 'seq_aux_loss' | 'global_aux_loss' | 'z_loss', number>>;
+
+export interface RoutingOutput {
+  /** [tokens, experts] routing probabilities (zero where not routed), carrying the attached losses. */
   probs: tf.Tensor2D;
+  /** [tokens, experts] bool routing map after capacity dropping / padding. */
   routingMap: tf.Tensor2D;
+  /** Expert capacity when a capacity factor is set, else null. */
+  capacity: number | null;
+}
+
+export interface RouterOutput extends RoutingOutput {
   logits: tf.Tensor2D;
 }
 
@@ -64,6 +82,11 @@ export class TopKRouter {
   readonly weight: tf.Variable<tf.Rank.R2>;
   readonly expertBias: ExpertBiasState | null;
   readonly globalAuxTracker: GlobalAuxLossTracker | null;
+  /** Losses (coefficients applied) and routed tokens per expert of the last recorded call. */
+  lastLosses: RouterLosses = {};
+  lastTokensPerExpert: Float32Array;
+  private lastGlobalCounts: ArrayLike<number> | null = null;
+  private readonly ownsWeight: boolean;
   private readonly rng: Rng;
   private readonly tracker: MoEMetricsTracker;
   private readonly coll: Required<RouterCollectives>;
@@ -76,8 +99,18 @@ export class TopKRouter {
     if (options.weight && options.weight.shape.join() !== shape.join()) {
       throw new Error(`TopKRouter: weight shape [${options.weight.shape}] must be [numExperts, hiddenSize] = [${shape}]`);
     }
-    const init = options.weight ? toFloat32(options.weight) : this.rng.normal(shape, 0, 0.02);
-    this.weight = tf.variable(init as tf.Tensor2D, true);
+    if (options.weightVariable) {
+      if (options.weightVariable.shape.join() !== shape.join()) {
+        throw new Error(`TopKRouter: weightVariable shape [${options.weightVariable.shape}] must be [numExperts, hiddenSize] = [${shape}]`);
+      }
+      this.weight = options.weightVariable as tf.Variable<tf.Rank.R2>;
+      this.ownsWeight = false;
+    } else {
+      const init = options.weight ? toFloat32(options.weight) : this.rng.normal(shape, 0, 0.02);
+      this.weight = tf.variable(init as tf.Tensor2D, true);
+      this.ownsWeight = true;
+    }
+    this.lastTokensPerExpert = new Float32Array(config.numExperts);
     this.expertBias = config.routerEnableExpertBias ? new ExpertBiasState(config.numExperts, config.routerBiasUpdateRate) : null;
     this.globalAuxTracker = auxLossCoeffFor(config, 'global_aux_loss') > 0 ? new GlobalAuxLossTracker(config.numExperts) : null;
     this.tracker = options.tracker ?? getMoEMetricsTracker();
@@ -90,12 +123,16 @@ export class TopKRouter {
     };
   }
 
-  /** logits = input · Wᵀ in fp32: [tokens, hidden] → [tokens, experts]. */
-  gating(input: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * logits = input · Wᵀ in fp32: [tokens, hidden] → [tokens, experts]. `weight` defaults to
+   * the router's variable; a layer that differentiates its weights as function inputs
+   * (recomputation, staged expert parallelism) passes that input instead.
+   */
+  gating(input: tf.Tensor2D, weight: tf.Tensor2D = this.weight): tf.Tensor2D {
     if (input.rank !== 2 || input.shape[1] !== this.config.hiddenSize) {
       throw new Error(`TopKRouter: input must be [tokens, ${this.config.hiddenSize}], got [${input.shape}]`);
     }
-    return tf.matMul(toFloat32(input) as tf.Tensor2D, this.weight, false, true);
+    return tf.matMul(toFloat32(input) as tf.Tensor2D, toFloat32(weight) as tf.Tensor2D, false, true);
   }
 
   /** The full forward: jitter → gating → routing. */
@@ -103,17 +140,18 @@ export class TopKRouter {
     const training = options.training ?? true;
     const jittered = training ? (applyInputJitter(input, this.config.inputJitterEps, this.rng) as tf.Tensor2D) : input;
     const logits = this.gating(jittered);
-    const { probs, routingMap } = this.routing(logits, options);
-    return { probs, routingMap, logits };
+    return { ...this.routing(logits, options), logits };
   }
 
   /** Megatron's `TopKRouter.routing` on given logits. */
-  routing(logitsIn: tf.Tensor2D, options: RouterForwardOptions = {}): { probs: tf.Tensor2D; routingMap: tf.Tensor2D } {
+  routing(logitsIn: tf.Tensor2D, options: RouterForwardOptions = {}): RoutingOutput {
     const c = this.config;
     const training = options.training ?? true;
+    const record = options.record ?? true;
     const numTokens = logitsIn.shape[0];
+    const losses: RouterLosses = {};
     let logits = logitsIn;
-    if (training && c.zLossCoeff !== null && c.zLossCoeff > 0) logits = this.applyZLoss(logits);
+    if (training && c.zLossCoeff !== null && c.zLossCoeff > 0) logits = this.applyZLoss(logits, losses, record);
 
     let probs: tf.Tensor2D;
     let routingMap: tf.Tensor2D;
@@ -130,8 +168,9 @@ export class TopKRouter {
         expertBias: this.expertBias ? this.expertBias.bias : null,
       }));
     }
+    let capacity: number | null = null;
     if (c.capacityFactor !== null) {
-      ({ probs, routingMap } = applyTokenDropping(probs, routingMap, {
+      ({ probs, routingMap, capacity } = applyTokenDropping(probs, routingMap, {
         topk: c.topk,
         capacityFactor: c.capacityFactor,
         dropPolicy: c.dropPolicy,
@@ -140,19 +179,26 @@ export class TopKRouter {
     }
     if (training && isAuxLossEnabled(c)) {
       const { scores, routingMap: auxMap } = computeRoutingScoresForAuxLoss(logits, c.topk, c.routerScoreFunction);
-      probs = this.applyAuxLosses(probs, scores, auxMap, numTokens, options);
+      probs = this.applyAuxLosses(probs, scores, auxMap, numTokens, options, losses, record);
     }
-    if (training && this.expertBias) this.expertBias.accumulate(routingMap);
-    return { probs, routingMap };
+    if (record) {
+      const counts = tf.tidy(() => tf.sum(tf.cast(routingMap, 'float32'), 0).dataSync() as Float32Array);
+      this.lastTokensPerExpert = counts;
+      this.lastLosses = losses;
+      if (training) this.expertBias?.accumulate(counts);
+    }
+    return { probs, routingMap, capacity };
   }
 
-  private applyZLoss(logits: tf.Tensor2D): tf.Tensor2D {
+  private applyZLoss(logits: tf.Tensor2D, losses: RouterLosses, record: boolean): tf.Tensor2D {
     const coeff = this.config.zLossCoeff! / this.coll.tpCpSize;
     const z = zLoss(logits, coeff);
     const attached = this.config.calculatePerTokenLoss
       ? attachAuxLoss(logits, tf.mul(z, logits.shape[0] * this.coll.tpCpSize))
       : attachAuxLoss(logits, z);
-    this.tracker.record('z_loss', z.dataSync()[0]! / coeff, this.layerNumber, this.config.numLayers);
+    const value = z.dataSync()[0]!;
+    losses.z_loss = value;
+    if (record) this.tracker.record('z_loss', value / coeff, this.layerNumber, this.config.numLayers);
     return attached;
   }
 
@@ -162,16 +208,19 @@ export class TopKRouter {
     auxMap: tf.Tensor2D,
     numTokens: number,
     options: RouterForwardOptions,
+    losses: RouterLosses,
+    record: boolean,
   ): tf.Tensor2D {
     const c = this.config;
     let probs = probsIn;
     const { tpCpSize, tpDpCpSize } = this.coll;
+    const log = { losses, record, numTokens };
     const aux = auxLossCoeffFor(c, 'aux_loss');
     if (aux > 0) {
       const local = tf.tidy(() => tf.sum(tf.cast(auxMap, 'float32'), 0).dataSync() as Float32Array);
       const global = this.coll.allReduceTpCp(local);
       const loss = switchLoadBalancingLoss(scores, global, numTokens * tpCpSize, c.topk, c.numExperts, aux);
-      probs = this.attachAndLog(probs, aux, loss, 'load_balancing_loss', numTokens);
+      probs = this.attachAndLog(probs, aux, loss, 'load_balancing_loss', 'aux_loss', log);
     }
     const seq = auxLossCoeffFor(c, 'seq_aux_loss');
     if (seq > 0) {
@@ -185,23 +234,35 @@ export class TopKRouter {
         reduceGroupSize: tpCpSize,
         allReduce: this.coll.allReduceTpCp,
       });
-      probs = this.attachAndLog(probs, seq, loss, 'seq_load_balancing_loss', numTokens);
+      probs = this.attachAndLog(probs, seq, loss, 'seq_load_balancing_loss', 'seq_aux_loss', log);
     }
     const glob = auxLossCoeffFor(c, 'global_aux_loss');
     if (glob > 0 && this.globalAuxTracker) {
-      const loss = globalAuxLoss(scores, auxMap, this.globalAuxTracker, c.topk, c.numExperts, glob, {
-        reduceGroupSize: tpDpCpSize,
-        allReduce: this.coll.allReduceTpDpCp,
-      });
-      probs = this.attachAndLog(probs, glob, loss, 'global_load_balancing_loss', numTokens);
+      // The tracker averages counts over the micro-batches of the global batch: a recomputed
+      // forward must not count its micro-batch again, so it reuses the recorded call's counts.
+      if (record || !this.lastGlobalCounts) {
+        const local = tf.tidy(() => tf.sum(tf.cast(auxMap, 'float32'), 0).dataSync() as Float32Array);
+        this.lastGlobalCounts = this.globalAuxTracker.accumulate(Float32Array.from(this.coll.allReduceTpDpCp(local)));
+      }
+      const loss = switchLoadBalancingLoss(scores, this.lastGlobalCounts, numTokens * tpDpCpSize, c.topk, c.numExperts, glob);
+      probs = this.attachAndLog(probs, glob, loss, 'global_load_balancing_loss', 'global_aux_loss', log);
     }
     return probs;
   }
 
-  private attachAndLog(probs: tf.Tensor2D, coeff: number, loss: tf.Scalar, name: string, numLocalTokens: number): tf.Tensor2D {
-    this.tracker.record(name, loss.dataSync()[0]! / coeff, this.layerNumber, this.config.numLayers);
+  private attachAndLog(
+    probs: tf.Tensor2D,
+    coeff: number,
+    loss: tf.Scalar,
+    name: string,
+    key: keyof RouterLosses,
+    log: { losses: RouterLosses; record: boolean; numTokens: number },
+  ): tf.Tensor2D {
+    const value = loss.dataSync()[0]!;
+    log.losses[key] = value;
+    if (log.record) this.tracker.record(name, value / coeff, this.layerNumber, this.config.numLayers);
     // Per-token main loss is divided by the global token count later: pre-multiply to cancel.
-    const attached = this.config.calculatePerTokenLoss ? tf.mul(loss, numLocalTokens * this.coll.tpCpSize) : loss;
+    const attached = this.config.calculatePerTokenLoss ? tf.mul(loss, log.numTokens * this.coll.tpCpSize) : loss;
     return attachAuxLoss(probs, attached);
   }
 
@@ -220,7 +281,8 @@ export class TopKRouter {
     return [this.weight];
   }
 
+  /** Disposes the weight unless it was given as `weightVariable` (then its owner does). */
   dispose(): void {
-    this.weight.dispose();
+    if (this.ownsWeight) this.weight.dispose();
   }
 }
