@@ -2,13 +2,16 @@
  * kiln-native benchmarks, each measured side by side with its peer in this one run:
  *   fp32 GEMM 256..2048   vs numpy (OpenBLAS) and, at 256 and 512 only, the tfjs cpu backend
  *                         (at ~0.5 GFLOP/s larger sizes take minutes; nothing is extrapolated)
- *   4-layer MLP step      batch 1024, width 1024, fwd + bwd + Adam, vs PyTorch (OpenBLAS)
+ *   4-layer MLP step      batch 1024, width 1024, fwd + bwd + Adam, vs PyTorch (OpenBLAS):
+ *                         once with @kiln/tensor's adam() (fused on kiln-native, what a user
+ *                         writes) and once with stock tf.train.adam (13 tfjs ops per weight)
  *   elementwise chain     tanh(x·1.5 + 0.25)·sigmoid(x) − x² on 4M floats, vs PyTorch
  *   reduction             row sums, column max and mean of 4096×1024, vs PyTorch
  * The machine is shared, so each case alternates peer and kiln-native rounds and reports the
  * best run of each side (the least-disturbed one); ratios are best peer / best kiln-native.
  * Prints ratios (> 1 means kiln-native is faster) and a Markdown table for native/README.md.
- * Options: --quick (fewer runs), --json <file> (writes the results).
+ * Options: --quick (fewer runs), --json <file> (writes the results), --only gemm,mlp,elementwise,reduction
+ * (a subset of the cases).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -16,12 +19,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { initBackend, tf, writeFileAtomic } from '@kiln/tensor';
+import { adam, initBackend, tf, writeFileAtomic } from '@kiln/tensor';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 const jsonIdx = process.argv.indexOf('--json');
 const jsonOut = jsonIdx > 0 ? process.argv[jsonIdx + 1] : undefined;
+const onlyIdx = process.argv.indexOf('--only');
+const only = onlyIdx > 0 ? new Set(process.argv[onlyIdx + 1].split(',')) : undefined;
+const want = (kind) => !only || only.has(kind);
 const threads = Number(process.env.KILN_NUM_THREADS) || os.availableParallelism?.() || os.cpus().length;
 
 /** Seconds of each run after warmup; fn returns tensors whose data is read to sync. */
@@ -88,7 +94,7 @@ const gflops = (n, s) => (2 * n ** 3) / s / 1e9;
 const rand = (shape) => tf.randomUniform(shape, -1, 1, 'float32', 1);
 
 // ---- GEMM
-for (const n of gemmSizes) {
+for (const n of want('gemm') ? gemmSizes : []) {
   const a = rand([n, n]);
   const b = rand([n, n]);
   const t = await sideBySide({ kind: 'gemm', id: `gemm${n}`, n, runs: runs(gemmRuns[n]) }, () => tf.matMul(a, b));
@@ -106,8 +112,13 @@ for (const n of gemmSizes) {
   tf.dispose([a, b]);
 }
 
-// ---- MLP training step
-{
+// ---- MLP training step: the same model and data, with each optimizer.
+for (const [label, makeOptimizer] of want('mlp')
+  ? [
+      ['adam()', () => adam({ learningRate: 1e-3 })],
+      ['tf.train.adam', () => tf.train.adam(1e-3)],
+    ]
+  : []) {
   const { batch, width, layers } = mlp;
   const params = [];
   for (let i = 0; i < layers; i++) {
@@ -117,7 +128,7 @@ for (const n of gemmSizes) {
   }
   const x = rand([batch, width]);
   const y = rand([batch, width]);
-  const opt = tf.train.adam(1e-3);
+  const opt = makeOptimizer();
   const step = () =>
     opt.minimize(() => {
       let h = x;
@@ -128,19 +139,21 @@ for (const n of gemmSizes) {
       return tf.losses.meanSquaredError(y, h);
     }, true);
   const t = await sideBySide({ kind: 'mlp', id: 'mlp', ...mlp, runs: runs(4) }, step);
-  rows.push({ name: `MLP step (4×${width}, batch ${batch}, Adam)`, native: t.native, torch: t.peer, unit: `${(t.native * 1000).toFixed(0)} ms`, torchUnit: `${(t.peer * 1000).toFixed(0)} ms` });
+  rows.push({ name: `MLP step (4×${width}, batch ${batch}, ${label})`, native: t.native, torch: t.peer, unit: `${(t.native * 1000).toFixed(0)} ms`, torchUnit: `${(t.peer * 1000).toFixed(0)} ms` });
   opt.dispose();
   tf.dispose([...params, x, y]);
 }
 
 // ---- elementwise chain and reduction
-{
+if (want('elementwise')) {
   const x = rand([elemN]);
   const e = await sideBySide({ kind: 'elementwise', id: 'elem', n: elemN, runs: runs(10) }, () =>
     tf.sub(tf.mul(tf.tanh(tf.add(tf.mul(x, 1.5), 0.25)), tf.sigmoid(x)), tf.square(x)),
   );
   rows.push({ name: 'elementwise chain (7 ops, 4M floats)', native: e.native, torch: e.peer, unit: `${(e.native * 1000).toFixed(1)} ms`, torchUnit: `${(e.peer * 1000).toFixed(1)} ms` });
   tf.dispose(x);
+}
+if (want('reduction')) {
   const m = rand([red.rows, red.cols]);
   const r = await sideBySide({ kind: 'reduction', id: 'red', ...red, runs: runs(10) }, () => [tf.sum(m, 1), tf.max(m, 0), tf.mean(m)]);
   rows.push({ name: `reduction (sum rows, max cols, mean; ${red.rows}×${red.cols})`, native: r.native, torch: r.peer, unit: `${(r.native * 1000).toFixed(2)} ms`, torchUnit: `${(r.peer * 1000).toFixed(2)} ms` });

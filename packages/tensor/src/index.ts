@@ -9,7 +9,8 @@ export {
 } from './backends.js';
 export type { BackendCandidate, BackendChoice, InitBackendOptions } from './backends.js';
 export { NativeBackend, NATIVE_BACKEND_NAME, registerNativeBackend, nativeKernelNames } from './native-backend.js';
-export type { NativeBackendInfo } from './native-backend.js';
+export type { NativeBackendInfo, NativeOutputPoolStats } from './native-backend.js';
+export type { RecyclerStats } from './native-recycler.js';
 export { probeWebGpu } from './webgpu.js';
 export type { WebGpuAdapterSummary } from './webgpu.js';
 export { adam, FusedAdamOptimizer, hasFusedAdam } from './adam.js';

@@ -15,8 +15,8 @@ const { backend_util, util } = tf;
 /** The kiln-native backend as its kernels see it. */
 export interface NativeKernelBackend extends MathBackendCPU {
   readonly addon: NativeAddon;
-  /** Whether large float32 outputs come from the addon's pool (allocOutput). */
-  readonly poolOutputs: boolean;
+  /** A float32 array of n elements whose contents are undefined (recycled when possible). */
+  outputArray(n: number): Float32Array;
 }
 
 type Inputs = Record<string, TensorInfo | undefined>;
@@ -57,12 +57,10 @@ export const POOLED_MIN_ELEMENTS = 16384;
 
 /**
  * A float32 output array whose every element the caller's native kernel writes: large ones
- * come from the addon's recycled pool (uninitialized; see native/src/pool.cc), small ones are
- * plain arrays.
+ * are recycled (uninitialized; see NativeBackend.outputArray), small ones are plain arrays.
  */
 export function allocOutput(backend: NativeKernelBackend, n: number): Float32Array {
-  if (n >= POOLED_MIN_ELEMENTS && backend.poolOutputs) return backend.addon.allocF32(n);
-  return new Float32Array(n);
+  return n >= POOLED_MIN_ELEMENTS ? backend.outputArray(n) : new Float32Array(n);
 }
 
 function output(backend: NativeKernelBackend, shape: number[], values: Float32Array | Int32Array): TensorInfo {

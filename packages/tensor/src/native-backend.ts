@@ -6,9 +6,11 @@
  * `@kiln/native` is an optional peer dependency: it is loaded by a guarded dynamic import,
  * so `@kiln/tensor` installs and runs without it and `initBackend` reports why it is absent.
  */
-import type { NativeAddon, NativeLoadResult } from '@kiln/native';
+import type { NativeAddon, NativeLoadResult, PoolStats } from '@kiln/native';
+import type { BackendValues, DataId, DataType } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { type NativeKernelBackend, nativeKernelImpls, nativeOnlyKernels, withFallback } from './native-backend-kernels.js';
+import { OutputRecycler, type RecyclerStats } from './native-recycler.js';
 import { tf } from './tf.js';
 
 export const NATIVE_BACKEND_NAME = 'kiln-native';
@@ -23,8 +25,8 @@ export interface NativeBackendInfo {
 }
 
 /** Whether this addon can hand out pooled output arrays (an older build or a runtime that forbids them cannot). */
-function canPool(addon: NativeAddon, env: Record<string, string | undefined>): boolean {
-  if (env.KILN_NATIVE_POOL === 'off' || typeof addon.allocF32 !== 'function') return false;
+function canPool(addon: NativeAddon): boolean {
+  if (typeof addon.allocF32 !== 'function') return false;
   try {
     return addon.allocF32(1).length === 1;
   } catch {
@@ -32,14 +34,73 @@ function canPool(addon: NativeAddon, env: Record<string, string | undefined>): b
   }
 }
 
+/** The output arrays' two layers of reuse, as `outputPoolStats()` reports them. */
+export interface NativeOutputPoolStats {
+  /** Arrays reused as soon as their tensor is disposed (native-recycler.ts); null when off. */
+  recycler: RecyclerStats | null;
+  /** Blocks reused after V8 collected their array (@kiln/native's allocF32); null when off. */
+  native: PoolStats | null;
+}
+
 export class NativeBackend extends MathBackendCPU implements NativeKernelBackend {
   readonly addon: NativeAddon;
-  readonly poolOutputs: boolean;
+  private readonly recycler: OutputRecycler | undefined;
+  private readonly allocate: (n: number) => Float32Array;
+  /**
+   * `KILN_NATIVE_POOL=off` in `env` makes every output a plain `new Float32Array` (no reuse
+   * of either kind), as before the pool existed.
+   */
   constructor(addon: NativeAddon, env: Record<string, string | undefined> = process.env) {
     super();
     this.addon = addon;
-    this.poolOutputs = canPool(addon, env);
+    const pooled = env.KILN_NATIVE_POOL !== 'off' && canPool(addon);
+    this.allocate = pooled ? (n) => addon.allocF32(n) : (n) => new Float32Array(n);
+    this.recycler = pooled ? new OutputRecycler(this.allocate) : undefined;
   }
+
+  /** A float32 array of n elements for a native kernel's output; its contents are undefined. */
+  outputArray(n: number): Float32Array {
+    return this.recycler ? this.recycler.take(n) : this.allocate(n);
+  }
+
+  /** How much output memory is being reused (see native-recycler.ts and native/src/pool.cc). */
+  outputPoolStats(): NativeOutputPoolStats {
+    return { recycler: this.recycler?.stats() ?? null, native: this.recycler ? this.addon.poolStats() : null };
+  }
+
+  // The recycler has to see every way an array enters or leaves the backend's storage.
+  override write(values: BackendValues, shape: number[], dtype: DataType): DataId {
+    const id = super.write(values, shape, dtype);
+    this.recycler?.registered(values);
+    return id;
+  }
+
+  override move(dataId: DataId, values: BackendValues, shape: number[], dtype: DataType, refCount: number): void {
+    super.move(dataId, values, shape, dtype, refCount);
+    this.recycler?.registered(values);
+  }
+
+  override readSync(dataId: DataId): BackendValues {
+    const out = super.readSync(dataId);
+    if (this.recycler) {
+      this.recycler.escaped(this.data.get(dataId)?.values);
+      this.recycler.escaped(out);
+    }
+    return out;
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.recycler && this.data.has(dataId) ? this.data.get(dataId)?.values : undefined;
+    const result = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) this.recycler?.released(values);
+    return result;
+  }
+
+  override dispose(): void {
+    this.recycler?.clear();
+    super.dispose();
+  }
+
   /** Thread count, SIMD level and GEMM path of the addon behind this backend. */
   nativeInfo(): NativeBackendInfo {
     return this.addon.info();
