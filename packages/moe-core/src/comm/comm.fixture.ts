@@ -23,3 +23,29 @@ export async function mismatchProgram({ rank, comm }: RankContext) {
   else await comm.allReduce(new Float32Array(1));
   return rank;
 }
+
+/**
+ * 4 ranks as a 2×2 grid: "row" groups {0,1}, {2,3} and "column" groups {0,2}, {1,3}, with
+ * world, row and column collectives interleaved and two sub-group collectives in flight at once.
+ */
+export async function subgroupProgram({ rank, comm }: RankContext) {
+  const row = comm.subgroup!(rank < 2 ? [0, 1] : [2, 3]);
+  const col = comm.subgroup!(rank % 2 === 0 ? [0, 2] : [1, 3]);
+  const rowSum = await row.allReduce(Float32Array.from([rank]));
+  const [colGathered, rowExchanged] = await Promise.all([
+    col.allGather(Float32Array.from([rank])),
+    row.allToAllV([Float32Array.from([rank, 0]), Float32Array.from([rank, 1])]),
+  ]);
+  const world = await comm.allReduce(Float32Array.from([1]));
+  const colOfRow = row.subgroup!([row.rank]);
+  const alone = await colOfRow.allGather(Float32Array.from([rank]));
+  return {
+    rowRank: row.rank,
+    colRank: col.rank,
+    rowSum: Array.from(rowSum),
+    colGathered: colGathered.map((g) => Array.from(g)),
+    rowExchanged: rowExchanged.map((g) => Array.from(g)),
+    world: Array.from(world),
+    alone: alone.map((g) => Array.from(g)),
+  };
+}

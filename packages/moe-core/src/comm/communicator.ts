@@ -21,6 +21,24 @@ export interface Communicator {
   allReduce(data: Float32Array, op?: 'sum' | 'max'): Promise<Float32Array>;
   /** Resolves once every rank has entered the barrier. */
   barrier(): Promise<void>;
+  /**
+   * The group of `ranks` (this group's ranks, this one among them) as a communicator of its
+   * own, ranked in the order given — for the expert-tensor-parallel and expert-parallel
+   * groups inside a world. Only the members call its collectives. Optional: a
+   * communicator without it supports no sub-groups.
+   */
+  subgroup?(ranks: readonly number[]): Communicator;
+}
+
+/** Checks a sub-group's rank list against its parent group (an Error names what is wrong). */
+export function checkSubgroup(parent: Pick<Communicator, 'rank' | 'size'>, ranks: readonly number[]): void {
+  const seen = new Set<number>();
+  for (const r of ranks) {
+    if (!Number.isInteger(r) || r < 0 || r >= parent.size) throw new Error(`subgroup: rank ${r} is outside the group of ${parent.size}`);
+    if (seen.has(r)) throw new Error(`subgroup: rank ${r} is listed twice in [${ranks}]`);
+    seen.add(r);
+  }
+  if (!seen.has(parent.rank)) throw new Error(`subgroup: [${ranks}] does not contain this rank ${parent.rank}`);
 }
 
 /** Sums (or maxes) equally long arrays in the order given, so results are rank-independent. */
@@ -63,4 +81,8 @@ export class LocalCommunicator implements Communicator {
     return data.slice();
   }
   async barrier(): Promise<void> {}
+  subgroup(ranks: readonly number[]): Communicator {
+    checkSubgroup(this, ranks);
+    return this;
+  }
 }

@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import { type Communicator, reduceArrays } from './communicator.js';
+import { type Communicator, checkSubgroup, reduceArrays } from './communicator.js';
 
 interface Envelope {
   /** Which collective and its sequence number: every rank must agree, or the group is out of step. */
@@ -37,6 +37,7 @@ export class PortCommunicator implements Communicator {
     this.size = ports.length;
     if (rank < 0 || rank >= this.size) throw new Error(`PortCommunicator: rank ${rank} outside a group of ${this.size}`);
     this.ports = ports;
+    this.everyone = ports.map((_, i) => i);
     this.timeoutMs = options.timeoutMs ?? 0;
     this.inbox = ports.map(() => []);
     this.waiting = ports.map(() => []);
@@ -87,18 +88,23 @@ export class PortCommunicator implements Communicator {
     });
   }
 
-  /** Sends `chunks[peer]` to each peer and gathers one message from each. */
-  private async exchange(op: string, chunks: Float32Array[]): Promise<Float32Array[]> {
+  /** Sends `chunks[i]` to `peers[i]` and gathers one message from each (this rank keeps its own chunk). */
+  private async exchangeWith(peers: readonly number[], tag: string, chunks: Float32Array[]): Promise<Float32Array[]> {
+    peers.forEach((peer, i) => {
+      if (peer !== this.rank) this.send(peer, tag, chunks[i]!);
+    });
+    return Promise.all(chunks.map((chunk, i) => (peers[i] === this.rank ? Promise.resolve(chunk.slice()) : this.receive(peers[i]!, tag))));
+  }
+
+  private exchange(op: string, chunks: Float32Array[]): Promise<Float32Array[]> {
     if (chunks.length !== this.size) {
       throw new Error(`${op}: expected ${this.size} chunks (one per rank), got ${chunks.length}`);
     }
-    const tag = `${op}#${this.seq++}`;
-    for (let peer = 0; peer < this.size; peer++) if (peer !== this.rank) this.send(peer, tag, chunks[peer]!);
-    const received = await Promise.all(
-      chunks.map((chunk, peer) => (peer === this.rank ? Promise.resolve(chunk.slice()) : this.receive(peer, tag))),
-    );
-    return received;
+    return this.exchangeWith(this.everyone, `${op}#${this.seq++}`, chunks);
   }
+
+  private readonly everyone: number[];
+  private readonly groups = new Map<string, Communicator>();
 
   allGather(data: Float32Array): Promise<Float32Array[]> {
     return this.exchange('allGather', new Array<Float32Array>(this.size).fill(data));
@@ -115,6 +121,42 @@ export class PortCommunicator implements Communicator {
 
   async barrier(): Promise<void> {
     await this.exchange('barrier', new Array<Float32Array>(this.size).fill(new Float32Array(0)));
+  }
+
+  /**
+   * A sub-group over the same ports. Its messages carry the group's ranks in their tags and
+   * its own sequence numbers (one group object per rank list); as every member issues the collectives of every group it
+   * belongs to in program order, the per-peer message order still matches.
+   */
+  subgroup(ranks: readonly number[]): Communicator {
+    checkSubgroup(this, ranks);
+    const peers = [...ranks];
+    const n = peers.length;
+    const key = peers.join(',');
+    // one object (one sequence counter) per rank list, however often it is asked for
+    const existing = this.groups.get(key);
+    if (existing) return existing;
+    let seq = 0;
+    const exchange = (op: string, chunks: Float32Array[]) => {
+      if (chunks.length !== n) throw new Error(`${op} in group [${key}]: expected ${n} chunks (one per member), got ${chunks.length}`);
+      return this.exchangeWith(peers, `[${key}]${op}#${seq++}`, chunks);
+    };
+    const group: Communicator = {
+      rank: peers.indexOf(this.rank),
+      size: n,
+      allGather: (data) => exchange('allGather', new Array<Float32Array>(n).fill(data)),
+      allToAllV: (chunks) => exchange('allToAllV', chunks),
+      allReduce: async (data, op = 'sum') => reduceArrays(await exchange(`allReduce.${op}`, new Array<Float32Array>(n).fill(data)), op),
+      barrier: async () => {
+        await exchange('barrier', new Array<Float32Array>(n).fill(new Float32Array(0)));
+      },
+      subgroup: (sub) => {
+        checkSubgroup(group, sub);
+        return this.subgroup(sub.map((r) => peers[r]!));
+      },
+    };
+    this.groups.set(key, group);
+    return group;
   }
 
   /** Closes every port, letting the thread exit. */

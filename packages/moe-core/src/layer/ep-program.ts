@@ -22,7 +22,7 @@ export interface ExpertParallelProgramResult {
   rank: number;
   output: Float32Array;
   dHidden: Float32Array;
-  /** Router / shared grads summed over ranks (the DP all-reduce); expert grads of local experts. */
+  /** Router / shared grads summed over ranks (the DP all-reduce); expert grads of local experts (this rank's ETP slice). */
   grads: Record<string, { shape: number[]; data: Float32Array }>;
   tokensPerExpert: Float32Array;
   timings: Record<string, { forwardMs: number; backwardMs: number }>;
@@ -46,8 +46,16 @@ export async function expertParallelProgram({ rank, size, comm }: RankContext, a
   const config = validateMoEConfig(withExpertParallel(args.config, size));
   const H = config.hiddenSize;
   const T = args.tokens.length / H;
-  const L = config.numExperts / size;
-  const weights = initMoEWeights(config, createRng(args.seed), { std: args.std, firstExpert: rank * L, numLocalExperts: L });
+  const L = config.numExperts / config.ep;
+  // etp fastest: rank = epRank·etp + etpRank (expertGroups)
+  const epRank = Math.floor(rank / config.etp);
+  const weights = initMoEWeights(config, createRng(args.seed), {
+    std: args.std,
+    firstExpert: epRank * L,
+    numLocalExperts: L,
+    etpRank: rank % config.etp,
+    etpSize: config.etp,
+  });
   const layer = new ExpertParallelMoE(config, weights, comm);
   const [s, e] = tokenShard(T, size, rank);
   const hidden = tf.tensor2d(args.tokens.slice(s * H, e * H), [e - s, H]);

@@ -54,15 +54,45 @@ function concat(parts: Float32Array[]) {
   return out;
 }
 
-async function expertParallel(ep: number, config: MoEConfigInput) {
-  const args: ExpertParallelProgramArgs = { config, seed: 7, std: 0.3, tokens, dOutput };
-  const results = await runRanks<ExpertParallelProgramArgs, ExpertParallelProgramResult>(ep, 'expertParallelProgram', args, { backend: 'cpu' });
+/**
+ * The full [E, H, F₁] / [E, F, H] expert gradients from the ranks' slices: rank e·etp + t holds
+ * experts [e·L, (e+1)·L) and FFN slice t (fc1: gate and up columns of the slice; fc2: its rows).
+ */
+function assembleExpertGrads(results: ExpertParallelProgramResult[], ep: number, etp: number) {
+  const L = 8 / ep;
+  const F = 6;
+  const Fs = F / etp;
+  const fc1 = new Float32Array(8 * H * 2 * F);
+  const fc2 = new Float32Array(8 * F * H);
+  results.forEach((r, rank) => {
+    const e0 = Math.floor(rank / etp) * L;
+    const t = rank % etp;
+    const g1 = r.grads.fc1!.data;
+    const g2 = r.grads.fc2!.data;
+    for (let l = 0; l < L; l++) {
+      for (let h = 0; h < H; h++) {
+        for (let j = 0; j < Fs; j++) {
+          const row = ((e0 + l) * H + h) * 2 * F;
+          fc1[row + t * Fs + j] = g1[(l * H + h) * 2 * Fs + j]!;
+          fc1[row + F + t * Fs + j] = g1[(l * H + h) * 2 * Fs + Fs + j]!;
+        }
+      }
+      for (let j = 0; j < Fs; j++) for (let h = 0; h < H; h++) fc2[((e0 + l) * F + t * Fs + j) * H + h] = g2[(l * Fs + j) * H + h]!;
+    }
+  });
+  return { fc1, fc2 };
+}
+
+async function expertParallel(ep: number, config: MoEConfigInput, etp = 1) {
+  const args: ExpertParallelProgramArgs = { config: { ...config, etp }, seed: 7, std: 0.3, tokens, dOutput };
+  const results = await runRanks<ExpertParallelProgramArgs, ExpertParallelProgramResult>(ep * etp, 'expertParallelProgram', args, { backend: 'cpu' });
   return {
     output: concat(results.map((r) => r.output)),
     dHidden: concat(results.map((r) => r.dHidden)),
-    grads: Object.fromEntries(
-      ['router', 'fc1', 'fc2', 'sharedFc1', 'sharedFc2', 'sharedGate'].map((n) => [n, n.startsWith('fc') ? concat(results.map((r) => r.grads[n]!.data)) : results[0]!.grads[n]!.data]),
-    ),
+    grads: {
+      ...Object.fromEntries(['router', 'sharedFc1', 'sharedFc2', 'sharedGate'].map((n) => [n, results[0]!.grads[n]!.data])),
+      ...assembleExpertGrads(results, ep, etp),
+    } as Record<string, Float32Array>,
     results,
   };
 }
@@ -87,4 +117,24 @@ describe('expert parallelism over worker threads', () => {
       }
     }, 120_000);
   }
+
+  it('expert tensor parallelism: ETP 2 with EP 1 and EP 2 (fc1 column-, fc2 row-parallel, partial outputs reduced) gives the ETP 1 outputs and gradients', async () => {
+    const config: MoEConfigInput = { ...base, tokenDispatcherType: 'alltoall', sharedExpertOverlap: true };
+    const ref = singleProcess(config);
+    for (const [ep, etp, dispatcher] of [
+      [1, 2, 'alltoall'],
+      [2, 2, 'alltoall'],
+      [2, 2, 'allgather'],
+    ] as const) {
+      const got = await expertParallel(ep, { ...config, tokenDispatcherType: dispatcher, sharedExpertOverlap: dispatcher === 'alltoall' }, etp);
+      const what = `EP ${ep} ETP ${etp} ${dispatcher}`;
+      expect(got.results).toHaveLength(ep * etp);
+      expect(got.results[0]!.grads.fc1!.shape).toEqual([8 / ep, H, (2 * 6) / etp]);
+      expect(got.results[0]!.grads.fc2!.shape).toEqual([8 / ep, 6 / etp, H]);
+      close(got.output, ref.output, `output, ${what}`);
+      close(got.dHidden, ref.dHidden, `d hidden, ${what}`);
+      for (const n of Object.keys(ref.grads)) close(got.grads[n]!, ref.grads[n]!, `d ${n}, ${what}`);
+      expect(Object.keys(got.results[0]!.timings)).toEqual(expect.arrayContaining(['etpAllGather', 'experts', 'etpReduceScatter']));
+    }
+  }, 120_000);
 });

@@ -3,6 +3,7 @@ import type { Communicator } from '../comm/communicator.js';
 import { type MoEConfig, type MoEConfigInput, validateMoEConfig } from '../config.js';
 import { type Permuter, getPermuter } from '../dispatch/permute.js';
 import { type StepTimings, StagedGraph } from '../dispatch/staged.js';
+import { EtpExchange } from '../dispatch/etp-exchange.js';
 import { AllGatherDispatcher, AllToAllDispatcher, type TokenDispatcher } from '../dispatch/token-dispatcher.js';
 import type { GroupedGemm } from '../experts/grouped-gemm.js';
 import type { ExpertMatMul } from '../experts/grouped-mlp.js';
@@ -51,8 +52,17 @@ export interface ExpertParallelPass {
 /**
  * The MoE layer on one rank of an expert-parallel group: the same route / permute / experts /
  * shared stages as MoELayer, with the token dispatcher's six phases around the experts and
- * a Communicator (worker threads, later MPI) moving the tokens. This rank holds experts
- * [rank·E/ep, (rank+1)·E/ep) in `weights.fc1/fc2`; router and shared experts are replicated.
+ * a Communicator (worker threads, MPI) moving the tokens. Router and shared experts are
+ * replicated; every rank brings its own tokens.
+ *
+ * With `etp` = 1 the communicator is the EP group and this rank holds experts
+ * [rank·E/ep, (rank+1)·E/ep) in `weights.fc1/fc2`. With expert tensor parallelism (`etp` > 1)
+ * the communicator is the world of etp·ep ranks laid out as Megatron's expert rank generator
+ * does (etp fastest: rank = epRank·etp + etpRank): the EP group {e·etp + t} dispatches, and
+ * each ETP group {e·etp … e·etp + etp − 1} shares experts [e·E/ep, (e+1)·E/ep), rank t holding
+ * the t-th slice of their FFN (`initMoEWeights`' `etpRank` / `etpSize`): fc1 column-parallel
+ * (gate and up slices for SwiGLU), fc2 row-parallel with the partial outputs reduced over the
+ * ETP group (`EtpExchange`).
  */
 export class ExpertParallelMoE {
   readonly config: MoEConfig;
@@ -61,6 +71,8 @@ export class ExpertParallelMoE {
   readonly experts: ExpertsStage;
   readonly shared: SharedExpertsStage | null;
   readonly dispatcher: TokenDispatcher;
+  /** The ETP group's exchange when etp > 1. */
+  readonly etp: EtpExchange | null;
   readonly offloader: ActivationOffloader;
   private readonly rng: Rng | null;
 
@@ -72,9 +84,17 @@ export class ExpertParallelMoE {
   ) {
     this.config = validateMoEConfig(withExpertParallel(config, comm.size));
     const c = this.config;
-    const L = c.numExperts / comm.size;
-    if (weights.fc1.shape[0] !== L || weights.fc2.shape[0] !== L) {
-      throw new Error(`ExpertParallelMoE: rank ${comm.rank} should hold ${L} local experts (numExperts ${c.numExperts} / ep ${comm.size}), weights hold ${weights.fc1.shape[0]}`);
+    const L = c.numExperts / c.ep;
+    const groups = expertGroups(comm, c.etp);
+    const F = c.ffnHiddenSize / c.etp;
+    if (!Number.isInteger(F)) throw new Error(`ExpertParallelMoE: ffnHiddenSize ${c.ffnHiddenSize} does not divide over etp ${c.etp}`);
+    const F1 = c.activation === 'swiglu' ? 2 * F : F;
+    const want1 = [L, c.hiddenSize, F1].join();
+    const want2 = [L, F, c.hiddenSize].join();
+    if (weights.fc1.shape.join() !== want1 || weights.fc2.shape.join() !== want2) {
+      throw new Error(
+        `ExpertParallelMoE: rank ${comm.rank} should hold fc1 [${want1}] and fc2 [${want2}] (numExperts ${c.numExperts} / ep ${c.ep} local experts, ffn ${c.ffnHiddenSize} / etp ${c.etp}), weights hold fc1 [${weights.fc1.shape}], fc2 [${weights.fc2.shape}]`,
+      );
     }
     this.offloader = options.offloader ?? new ActivationOffloader();
     this.router = new TopKRouter(c, { weightVariable: weights.router, layerNumber: options.layerNumber, tracker: options.tracker });
@@ -84,8 +104,9 @@ export class ExpertParallelMoE {
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
     this.dispatcher =
       c.tokenDispatcherType === 'allgather'
-        ? new AllGatherDispatcher(comm, permuter, c.numExperts, c.hiddenSize)
-        : new AllToAllDispatcher(comm, permuter, c.numExperts, c.hiddenSize);
+        ? new AllGatherDispatcher(groups.ep, permuter, c.numExperts, c.hiddenSize)
+        : new AllToAllDispatcher(groups.ep, permuter, c.numExperts, c.hiddenSize);
+    this.etp = groups.etp ? new EtpExchange(groups.etp, L, c.hiddenSize) : null;
     this.rng = options.rng ?? null;
   }
 
@@ -120,13 +141,18 @@ export class ExpertParallelMoE {
         return [out.probs];
       },
     };
+    const etp = this.etp;
     const experts = {
       kind: 'local' as const,
       name: 'experts',
-      inputs: ['expertInput', 'fc1', 'fc2'],
-      outputs: ['expertOutput'],
-      run: ([x, a, b]: tf.Tensor[]) => [this.experts.forward(x as tf.Tensor2D, a!, b!, this.dispatcher.rowsPerLocalExpert())],
+      inputs: [etp ? 'expertInputEtp' : 'expertInput', 'fc1', 'fc2'],
+      outputs: [etp ? 'expertOutputEtp' : 'expertOutput'],
+      run: ([x, a, b]: tf.Tensor[]) => [this.experts.forward(x as tf.Tensor2D, a!, b!, etp ? etp.rowsPerLocalExpert() : this.dispatcher.rowsPerLocalExpert())],
     };
+    // ETP: all-gather the dispatched rows over the group before the experts, reduce-scatter the partial outputs after
+    const expertSteps = etp
+      ? [etp.gatherStep('expertInput', 'expertInputEtp', () => this.dispatcher.rowsPerLocalExpert()), experts, etp.scatterStep('expertOutputEtp', 'expertOutput')]
+      : [experts];
     const sharedNames = w.sharedGate ? ['hidden', 'sharedFc1', 'sharedFc2', 'sharedGate'] : ['hidden', 'sharedFc1', 'sharedFc2'];
     const shared = this.shared
       ? {
@@ -146,7 +172,7 @@ export class ExpertParallelMoE {
     };
     const [pre, dispatch, post] = this.dispatcher.dispatchSteps();
     // With overlap the shared experts run after the all-to-all is started and before it is awaited.
-    const steps = [route, pre!, ...(shared && !c.sharedExpertOverlap ? [shared] : []), dispatch!, ...(shared && c.sharedExpertOverlap ? [shared] : []), post!, experts, ...this.dispatcher.combineSteps(), output];
+    const steps = [route, pre!, ...(shared && !c.sharedExpertOverlap ? [shared] : []), dispatch!, ...(shared && c.sharedExpertOverlap ? [shared] : []), post!, ...expertSteps, ...this.dispatcher.combineSteps(), output];
     const graph = new StagedGraph(steps);
     const feeds: Record<string, tf.Tensor> = { hidden, router: w.router, fc1: w.fc1, fc2: w.fc2 };
     if (w.sharedFc1 && w.sharedFc2) Object.assign(feeds, { sharedFc1: w.sharedFc1, sharedFc2: w.sharedFc2 });
@@ -167,12 +193,34 @@ export class ExpertParallelMoE {
 }
 
 /**
- * The config with ep = the group size; when the attention world (tp·cp·dp·pp) cannot hold
- * that many EP ranks, dp is raised to ep (the EP ranks are data-parallel ranks of attention,
- * as in Parallel Folding).
+ * The config for a world of `worldSize` expert ranks: ep = worldSize / etp (etp from the
+ * config, default tp). When the attention world (tp·cp·dp·pp) cannot hold etp·ep·pp, dp is
+ * set to make it the same world (the expert ranks are data-parallel ranks of attention, as in
+ * Parallel Folding).
  */
-export function withExpertParallel(config: MoEConfig | MoEConfigInput, ep: number): MoEConfigInput {
-  const world = (config.tp ?? 1) * (config.cp ?? 1) * (config.dp ?? 1) * (config.pp ?? 1);
-  const expertModel = (config.etp ?? config.tp ?? 1) * ep * (config.pp ?? 1);
-  return world % expertModel === 0 ? { ...config, ep } : { ...config, ep, dp: ep };
+export function withExpertParallel(config: MoEConfig | MoEConfigInput, worldSize: number): MoEConfigInput {
+  const tp = config.tp ?? 1;
+  const cp = config.cp ?? 1;
+  const pp = config.pp ?? 1;
+  const etp = config.etp ?? tp;
+  if (!Number.isInteger(worldSize / etp)) throw new Error(`ExpertParallelMoE: ${worldSize} ranks do not divide into ETP groups of etp ${etp}`);
+  const ep = worldSize / etp;
+  const world = tp * cp * (config.dp ?? 1) * pp;
+  return world % (etp * ep * pp) === 0 ? { ...config, ep } : { ...config, ep, dp: worldSize / (tp * cp * pp) };
+}
+
+/**
+ * The EP and ETP groups of this rank in a world of etp·ep ranks (etp fastest, Megatron's
+ * expert order etp-ep-…): ETP group {e·etp + t : t}, EP group {e·etp + t : e}.
+ */
+export function expertGroups(world: Communicator, etp: number): { ep: Communicator; etp: Communicator | null } {
+  if (etp === 1) return { ep: world, etp: null };
+  if (!world.subgroup) throw new Error(`ExpertParallelMoE: etp ${etp} > 1 needs a Communicator with subgroup()`);
+  const ep = world.size / etp;
+  const e = Math.floor(world.rank / etp);
+  const t = world.rank % etp;
+  return {
+    ep: world.subgroup(Array.from({ length: ep }, (_, i) => i * etp + t)),
+    etp: world.subgroup(Array.from({ length: etp }, (_, i) => e * etp + i)),
+  };
 }

@@ -21,6 +21,12 @@ export interface InitOptions {
   /** Only experts [first, first + count) are materialised (an expert-parallel rank's share). */
   firstExpert?: number;
   numLocalExperts?: number;
+  /**
+   * Expert tensor parallelism: keep only slice `etpRank` of `etpSize` of every expert's FFN —
+   * fc1's columns (the matching gate and up columns for SwiGLU) and fc2's rows.
+   */
+  etpRank?: number;
+  etpSize?: number;
 }
 
 /**
@@ -39,8 +45,21 @@ export function initMoEWeights(config: MoEConfig, rng: Rng, options: InitOptions
   const router = tf.variable(rng.normal([E, H], 0, std));
   const fc1All = rng.normal([E, H, F1], 0, std);
   const fc2All = rng.normal([E, F, H], 0, outStd);
-  const fc1 = tf.variable(tf.slice(fc1All, [first, 0, 0], [L, H, F1]));
-  const fc2 = tf.variable(tf.slice(fc2All, [first, 0, 0], [L, F, H]));
+  const etpSize = options.etpSize ?? 1;
+  const etpRank = options.etpRank ?? 0;
+  const Fs = F / etpSize;
+  if (!Number.isInteger(Fs) || !Number.isInteger(etpRank) || etpRank < 0 || etpRank >= etpSize) {
+    throw new Error(`initMoEWeights: etpRank ${etpRank} / etpSize ${etpSize} must split ffnHiddenSize ${F} evenly`);
+  }
+  const fc1 = tf.variable(
+    tf.tidy(() => {
+      const mine = tf.slice(fc1All, [first, 0, 0], [L, H, F1]);
+      if (etpSize === 1) return mine;
+      const cols = (start: number) => tf.slice(mine, [0, 0, start + etpRank * Fs], [L, H, Fs]);
+      return config.activation === 'swiglu' ? tf.concat([cols(0), cols(F)], 2) : cols(0);
+    }),
+  );
+  const fc2 = tf.variable(tf.slice(fc2All, [first, etpRank * Fs, 0], [L, Fs, H]));
   fc1All.dispose();
   fc2All.dispose();
   let sharedFc1: tf.Variable | null = null;
