@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSafetensors } from '@kiln/tensor';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { type KilnResult, kiln, metricRecords, spawnKiln, tempDir, waitFor } from './test-support.js';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { type KilnResult, kiln, metricRecords, spawnKiln, startFakeEvalServer, tempDir, waitFor } from './test-support.js';
 
 // Eight steps per phase and a checkpoint every two: kills land between checkpoints.
 const TINY = ['--preset', 'tiny', '--quiet'];
@@ -100,9 +100,11 @@ describe('kiln pointcloud --resume after SIGKILL', () => {
 });
 
 describe('kiln pointcloud: Ctrl-C', () => {
-  it('pretrain: SIGINT checkpoints at the next step, exits 130; --resume finishes identically; a changed config is refused', async () => {
+  it('pretrain: SIGINT checkpoints at the next step, exits 130; --resume finishes identically on the same server run; a changed config is refused', async () => {
     const dir = join(tempDir(), 'int-pretrain');
-    const args = ['pointcloud', 'pretrain', ...TINY, ...PRETRAIN, '--checkpoint-every', '100'];
+    const fake = await startFakeEvalServer();
+    onTestFinished(() => fake.close());
+    const args = ['pointcloud', 'pretrain', ...TINY, ...PRETRAIN, '--checkpoint-every', '100', '--server', fake.url, '--token', 't'];
     const run = spawnKiln([...args, '--out', dir]);
     await whileRunning(run, () => stepsLogged(dir, 'pretrain') >= 2, 'two pre-training steps');
     run.child.kill('SIGINT');
@@ -125,6 +127,10 @@ describe('kiln pointcloud: Ctrl-C', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(await tensorBytes(join(dir, 'pretrain.safetensors'))).toEqual(await tensorBytes(join(straight, 'pretrain.safetensors')));
     expect(metricLines(dir)).toEqual(metricLines(straight).filter((r) => (r as { phase: string }).phase === 'pretrain'));
+    // the resumed process appends to the server run the first one created
+    expect(fake.requests.filter((q) => q.method === 'POST' && q.url === '/api/runs')).toHaveLength(1);
+    const sent = fake.requests.filter((q) => q.url === '/api/runs/run-1/metrics').flatMap((q) => q.body.points as { step: number; name: string }[]);
+    expect(sent.filter((p) => p.name === 'pretrain/loss').map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   }, 120_000);
 
   it('finetune: SIGINT checkpoints and exits 130; --resume finishes with the same weights and mIoU', async () => {

@@ -210,7 +210,7 @@ async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'stop'>, mod
   return summary.mIoU;
 }
 
-const EXAMPLES = 'Examples:\n  kiln pointcloud                         # pre-train, fine-tune, evaluate (pnpm start)\n  kiln pointcloud --preset tiny --out runs/pc\n  kiln pointcloud pretrain --no-cross-scene --out runs/no-csp\n  kiln pointcloud eval --checkpoint runs/pc/finetune.safetensors';
+const EXAMPLES = 'Examples:\n  kiln pointcloud                         # pre-train, fine-tune, evaluate (pnpm start)\n  kiln pointcloud --preset tiny --out runs/pc\n  kiln pointcloud --preset tiny --out runs/pc --resume   # after Ctrl-C or a kill\n  kiln pointcloud pretrain --no-cross-scene --out runs/no-csp\n  kiln pointcloud eval --checkpoint runs/pc/finetune.safetensors';
 
 const ALL_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...FINETUNE_FIELDS, ...TRAIN_RUN_FIELDS };
 const PRETRAIN_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...TRAIN_RUN_FIELDS };
