@@ -65,6 +65,22 @@ describe('linco', () => {
     expect(single.info['charges']).toBe('single');
   });
 
+  it('combines replicates as an ensemble or by averaging scores; uniform random splits on request', async () => {
+    const cases = generateCases({ count: 300, seed: 6, regions, inject: { region: 0.5 } });
+    const quick = { ...options, sampling: { groupBy: 'region', testSize: 40 }, train: { epochs: 2, learningRate: 0.05 }, bootstrap: { samples: 50 } };
+    const one = await linco(cases, { ...quick, baselineRepeats: 0 });
+    const oneAvg = await linco(cases, { ...quick, baselineRepeats: 0, combineReplicates: 'average' });
+    // One replicate: the two ways coincide.
+    expect(oneAvg.overall).toEqual(one.overall);
+    const ens = await linco(cases, { ...quick, baselineRepeats: 2, baselineSplit: 'uniform', replicates: 2 });
+    const avg = await linco(cases, { ...quick, baselineRepeats: 0, replicates: 2, combineReplicates: 'average' });
+    expect(ens.info).toMatchObject({ replicates: 2, combineReplicates: 'ensemble', baselineSplit: 'uniform', baselineRepeats: 2 });
+    expect(avg.info['combineReplicates']).toBe('average');
+    expect(avg.overall.term).not.toBe(ens.overall.term);
+    expect(ens.baseline!.repeats).toHaveLength(2);
+    await expect(linco(cases, { ...quick, combineReplicates: 'vote' as 'average' })).rejects.toThrow(/combineReplicates/);
+  });
+
   it('runs with the TextCNN judge and a group breakdown', async () => {
     const cases = generateCases({ count: 200, seed: 4, regions: ['A', 'B'], inject: { region: 0.5 } });
     const f = await linco(cases, {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildFrame, caseChargeDisagreement, caseScores, caseTermDisagreement, jaccardDistance, termDistance } from './metric.js';
+import { compareWithNull } from './stats.js';
 import type { Term } from './types.js';
 
 const fixed = (months: number): Term => ({ months, life: false, death: false });
@@ -136,6 +137,21 @@ describe('LincoFrame', () => {
     expect(frame.baseline!.repeats).toEqual([{ term: expect.closeTo(frame.overall.term / 2, 12), charge: 0 }]);
     expect(frame.excess!.overall.term).toBeCloseTo(frame.overall.term / 2, 12);
     expect(frame.excess!.overall.charge).toBeCloseTo(1 / 3, 12);
+  });
+
+  it('with ≥ 2 random splits, reports the null interval, split sd and p of compareWithNull', () => {
+    const scores = caseScores(preds);
+    const panels = [0.5, 0.7, 0.6].map((k) => ({ term: scores.term.map((t) => t * k), charge: scores.charge.map((c) => c * k) }));
+    const frame = buildFrame({ scores, baseline: panels, bootstrap: { samples: 300, seed: 4 } });
+    const c = compareWithNull(scores.term, panels.map((p) => p.term), { samples: 300, seed: 4 });
+    expect(frame.baseline!.interval).toBe('split+cases');
+    expect(frame.baseline!.ci.term).toEqual(c.nullInterval);
+    expect(frame.baseline!.splitSd!.term).toBeCloseTo(c.splitSd, 12);
+    expect(frame.excess!.ci.term).toEqual(c.excessCi);
+    expect(frame.excess!.p!.term).toBeCloseTo(c.p, 12);
+    expect(frame.baseline!.overall.term).toBeCloseTo(frame.overall.term * 0.6, 12);
+    // One split: case bootstrap only.
+    expect(buildFrame({ scores, baseline: [panels[0]!] }).baseline!.interval).toBe('cases');
   });
 
   it('rejects mismatched predictions', () => {
