@@ -307,7 +307,9 @@ describe('kiln linco run', () => {
         expect(b.baseline).toBeDefined();
       }
       const losses = fake.requests.filter((q) => q.url.endsWith('/metrics')).flatMap((q) => q.body.points).filter((p: { name: string }) => p.name === 'loss');
-      expect(losses.length).toBe(4); // 2 epochs × (group panel + 1 baseline panel)
+      expect(losses.length).toBe(6); // 2 epochs × (group panel + 2 baseline panels)
+      expect(r.stdout).toMatch(/random-split baseline \d\.\d{4} \[.*\] \(null interval\); excess -?\d\.\d{4} \[.*\], p = \d\.\d{3}/);
+      expect(saved.baseline.interval).toBe('split+cases');
     } finally {
       fake.close();
     }

@@ -26,7 +26,7 @@ const LINCO_SCHEMA = {
   epochs: { type: 'int', default: 6, min: 1, doc: 'training passes per judge' },
   batchSize: { type: 'int', default: 32, min: 1, doc: 'cases per judge per step' },
   learningRate: { type: 'number', default: 0.02, min: 0, exclusiveMin: true, doc: 'Adam learning rate' },
-  baselineRepeats: { type: 'int', default: 1, min: 0, doc: 'random-split baseline panels (0 disables the baseline)' },
+  baselineRepeats: { type: 'int', default: 4, min: 0, doc: 'random-split baseline panels (0 disables the baseline; ≥ 2 gives the null interval with split variance, 1 a case bootstrap only)' },
   bootstrapSamples: { type: 'int', default: 1000, min: 10, doc: 'bootstrap resamples for the intervals' },
   confidence: { type: 'number', default: 0.95, min: 0, exclusiveMin: true, max: 0.999, doc: 'two-sided confidence level' },
   debias: { type: 'enum', values: ['none', 'adversarial', 'reweight', 'group-dro'], default: 'none', doc: 'de-biasing method while training the judges' },
@@ -91,8 +91,11 @@ export const lincoRunCommand: CommandSpec = {
     'Examples:\n  kiln linco run                       # synthetic cases with regional bias\n  kiln linco run --data cases.jsonl --group-by region --epochs 12',
   schema: LINCO_SCHEMA,
   presets: {
-    default: { doc: '1,500 synthetic cases, 7 regional judges, 6 epochs', values: {} },
-    tiny: { doc: '400 synthetic cases, 2 epochs, 100 bootstrap resamples (seconds)', values: { cases: 400, epochs: 2, bootstrapSamples: 100 } },
+    default: { doc: '1,500 synthetic cases, 7 regional judges, 6 epochs, 4 random-split panels', values: {} },
+    tiny: {
+      doc: '400 synthetic cases, 2 epochs, 2 random-split panels, 100 bootstrap resamples (seconds)',
+      values: { cases: 400, epochs: 2, baselineRepeats: 2, bootstrapSamples: 100 },
+    },
   },
   defaultPreset: 'default',
   async handler(ctx) {
@@ -158,7 +161,12 @@ export const lincoRunCommand: CommandSpec = {
         if (frame.baseline && frame.excess) {
           const [blo, bhi] = frame.baseline.ci[metric];
           const [elo, ehi] = frame.excess.ci[metric];
-          lines.push(`  random-split baseline ${fmt(frame.baseline.overall[metric])} [${fmt(blo)}, ${fmt(bhi)}]; excess ${fmt(frame.excess.overall[metric])} [${fmt(elo)}, ${fmt(ehi)}]`);
+          const kind = frame.baseline.interval === 'split+cases' ? 'null interval' : 'case bootstrap';
+          const p = frame.excess.p ? `, p = ${frame.excess.p[metric].toFixed(3)}` : '';
+          lines.push(
+            `  random-split baseline ${fmt(frame.baseline.overall[metric])} [${fmt(blo)}, ${fmt(bhi)}] (${kind}); ` +
+              `excess ${fmt(frame.excess.overall[metric])} [${fmt(elo)}, ${fmt(ehi)}]${p}`,
+          );
         }
       }
       for (const [by, table] of Object.entries(frame.byGroup)) {
