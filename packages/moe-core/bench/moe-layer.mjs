@@ -1,22 +1,27 @@
 // MoE layer forward+backward: @kiln/moe-core against the same layer in Debian's python3-torch
-// (OpenBLAS), side by side in one run, plus the memory/time trade-offs of selective
+// (OpenBLAS), side by side in one run (their steps alternate, so both see the same load), plus
+// the memory/time trade-offs of selective
 // recomputation and activation offloading. Run: pnpm --filter @kiln/moe-core bench
 // Sizes: the issue's E 8, top-2, hidden 512, FFN 1024, 8192 tokens ("full"), and a reduced
 // size ("reduced", 1024 tokens, hidden 128, FFN 256) that the pure-JS cpu backend finishes.
 // KILN_BENCH_SIZES=reduced,full picks which run (default: full only on a native backend).
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createRng, describeBackendChoice, initBackend, measurePeakBytes, tf, timeIt } from '@kiln/tensor';
 import { MoELayer, initMoEWeights, validateMoEConfig, weightList } from '../dist/index.js';
 
 const choice = await initBackend();
 console.log(describeBackendChoice(choice));
+const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+console.log(`load average at start (1/5/15 min): ${load()}`);
 const SIZES = {
   full: { tokens: 8192, hidden: 512, ffn: 1024, experts: 8, topk: 2 },
   reduced: { tokens: 1024, hidden: 128, ffn: 256, experts: 8, topk: 2 },
 };
 const wanted = (process.env.KILN_BENCH_SIZES ?? (choice.name === 'cpu' ? 'reduced' : 'reduced,full')).split(',');
-const runs = Number(process.env.KILN_BENCH_RUNS ?? 3);
+const runs = Number(process.env.KILN_BENCH_RUNS ?? 5);
 const python = process.env.KILN_PYTHON ?? '/usr/bin/python3';
 const torchScript = fileURLToPath(new URL('./torch_moe.py', import.meta.url));
 
@@ -47,28 +52,77 @@ function build(s, extra = {}, depth = 1) {
   return { step, offloaded: () => stack.reduce((n, l) => n + l.layer.offloader.offloadedBytes, 0) };
 }
 
-function torchRun(s) {
-  const out = execFileSync(python, [torchScript, s.tokens, s.hidden, s.ffn, s.experts, s.topk, runs].map(String), {
+/**
+ * The torch peer as a long-lived process that runs one forward+backward per request, so the
+ * two sides' steps can alternate: both see the same machine load (2 shared cores), instead
+ * of one side running while another job is busy and the other after it finished.
+ */
+async function torchPeer(s) {
+  const child = spawn(python, [torchScript, s.tokens, s.hidden, s.ffn, s.experts, s.topk, 'serve'].map(String), {
     env: { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' },
-    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
-  return JSON.parse(out.trim().split('\n').at(-1));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error('torch peer exited early');
+    return JSON.parse(value);
+  };
+  const hello = await next();
+  return {
+    version: hello.torch,
+    step: async () => {
+      child.stdin.write('step\n');
+      return (await next()).ms;
+    },
+    close: () => child.stdin.end('quit\n'),
+  };
+}
+
+function median(xs) {
+  const v = [...xs].sort((a, b) => a - b);
+  return v[Math.floor(v.length / 2)];
+}
+
+/** `runs` rounds of one kiln step and one torch step, alternating which goes first. */
+async function paired(s) {
+  const { step } = build(s);
+  await step(); // warm-up (torch warms up before it answers)
+  const torch = await torchPeer(s);
+  const kilnMs = [];
+  const torchMs = [];
+  const kilnOnce = async () => {
+    const t0 = performance.now();
+    await step();
+    kilnMs.push(performance.now() - t0);
+  };
+  for (let r = 0; r < runs; r++) {
+    if (r % 2 === 0) {
+      await kilnOnce();
+      torchMs.push(await torch.step());
+    } else {
+      torchMs.push(await torch.step());
+      await kilnOnce();
+    }
+  }
+  torch.close();
+  return { kilnMs, torchMs, version: torch.version, roundRatios: kilnMs.map((k, i) => torchMs[i] / k) };
 }
 
 const rows = [];
 for (const name of wanted) {
   const s = SIZES[name];
   if (!s) throw new Error(`KILN_BENCH_SIZES: unknown size '${name}' (use reduced, full)`);
-  const { step } = build(s);
-  const kiln = await timeIt(step, { warmup: 1, runs });
-  const torch = torchRun(s);
+  const p = await paired(s);
+  const kiln = median(p.kilnMs);
+  const torch = median(p.torchMs);
   const f = flops(s);
-  rows.push({ size: name, ...s, kilnMs: kiln.medianMs, torchMs: torch.medianMs, ratio: torch.medianMs / kiln.medianMs, kilnGflops: f / kiln.medianMs / 1e6, torchGflops: f / torch.medianMs / 1e6 });
+  rows.push({ size: name, ...s, kilnMs: kiln, torchMs: torch, ratio: torch / kiln, kilnGflops: f / kiln / 1e6, torchGflops: f / torch / 1e6 });
   const r = rows.at(-1);
   console.log(
     `${name.padEnd(8)} T ${s.tokens} H ${s.hidden} F ${s.ffn} E ${s.experts} top-${s.topk}: kiln (${choice.name}) ${r.kilnMs.toFixed(1)} ms ` +
-      `(${r.kilnGflops.toFixed(2)} GFLOP/s), torch ${torch.torch} ${r.torchMs.toFixed(1)} ms (${r.torchGflops.toFixed(2)} GFLOP/s): ` +
-      `speed ratio kiln/torch = ${r.ratio.toFixed(3)}×`,
+      `(${r.kilnGflops.toFixed(2)} GFLOP/s), torch ${p.version} ${r.torchMs.toFixed(1)} ms (${r.torchGflops.toFixed(2)} GFLOP/s): ` +
+      `speed ratio kiln/torch = ${r.ratio.toFixed(3)}× (medians of ${runs} alternating rounds; per-round ratios ${p.roundRatios.map((v) => v.toFixed(2)).join(' ')})`,
   );
 }
 
@@ -100,3 +154,5 @@ for (const [label, extra] of variants) {
     `${label.padEnd(28)} ${(peak / 2 ** 20).toFixed(2).padStart(15)} ${((base.peak - peak) / 2 ** 20).toFixed(2).padStart(11)} ${t.medianMs.toFixed(1).padStart(11)} ${(((t.medianMs - base.ms) / base.ms) * 100).toFixed(1).padStart(11)}% ${(moved / 2 ** 20).toFixed(2).padStart(15)}`,
   );
 }
+
+console.log(`load average at end (1/5/15 min): ${load()}`);

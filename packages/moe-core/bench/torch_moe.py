@@ -1,6 +1,12 @@
 """The same MoE layer as @kiln/moe-core's MoELayer (softmax top-k router, Megatron permute,
 per-expert SwiGLU MLPs, prob-weighted unpermute), forward + backward, in Debian's
-python3-torch. Prints one JSON line: median and min milliseconds per forward+backward."""
+python3-torch.
+
+  torch_moe.py T H F E K RUNS          one JSON line: median and min ms per forward+backward
+  torch_moe.py T H F E K serve         after a warm-up step prints {"ready": ...}; then for each
+                                       line "step" on stdin runs one step and prints {"ms": ...},
+                                       so the caller can interleave these steps with its own
+"""
 import json
 import sys
 import time
@@ -9,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 torch.set_num_threads(2)
-T, H, FF, E, K, RUNS = (int(v) for v in sys.argv[1:7])
+T, H, FF, E, K = (int(v) for v in sys.argv[1:6])
+SERVE = sys.argv[6] == "serve"
+RUNS = 0 if SERVE else int(sys.argv[6])
 g = torch.Generator().manual_seed(0)
 x = torch.randn(T, H, generator=g, requires_grad=True)
 router = (torch.randn(E, H, generator=g) * 0.02).requires_grad_()
@@ -45,6 +53,15 @@ def step():
 
 
 step()  # warm-up
+if SERVE:
+    print(json.dumps({"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        t0 = time.perf_counter()
+        step()
+        print(json.dumps({"ms": (time.perf_counter() - t0) * 1000}), flush=True)
+    sys.exit(0)
 times = []
 for _ in range(RUNS):
     t0 = time.perf_counter()
