@@ -43,11 +43,11 @@ function build(s, extra = {}, depth = 1) {
   const dy = createRng(2).normal([s.tokens, s.hidden]);
   const vars = [x, ...stack.flatMap((l) => weightList(l.weights))];
   const forward = () => (depth === 1 ? stack[0].layer.forward(x) : stack.reduce((h, l) => tf.add(h, l.layer.forward(h)), x));
+  // backward from the output cotangent dy, as the torch peer's layer(x).backward(dy)
   const step = async () => {
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(forward(), dy)), vars);
-    await value.data();
-    value.dispose();
-    for (const g of Object.values(grads)) g.dispose();
+    const grads = tf.grads(() => forward())(vars, dy);
+    await grads[0].data();
+    for (const g of grads) g.dispose();
   };
   return { step, offloaded: () => stack.reduce((n, l) => n + l.layer.offloader.offloadedBytes, 0) };
 }
