@@ -11,6 +11,45 @@
 namespace kiln {
 namespace {
 
+struct AdamParams {
+  float b1, b2, omb1, omb2, c1, c2, eps, neg_lr;
+};
+
+// One element range. A separate function with plain pointer arguments (not values read
+// through the parallel_for closure) so GCC can prove the loop invariants and vectorize;
+// the __restrict__ instantiation is used only when no output is also an input.
+template <bool kDistinct>
+void adam_range(const float* w, const float* g, const float* m, const float* v, float* ow, float* om, float* ov,
+                int64_t begin, int64_t end, AdamParams p);
+
+#define KILN_ADAM_BODY                                               \
+  for (int64_t i = begin; i < end; ++i) {                            \
+    const float gi = g[i];                                           \
+    const float mi = m[i] * p.b1 + gi * p.omb1;                      \
+    const float vi = v[i] * p.b2 + (gi * gi) * p.omb2;               \
+    const float mhat = mi / p.c1;                                    \
+    const float vhat = vi / p.c2;                                    \
+    const float wi = (mhat / (std::sqrt(vhat) + p.eps)) * p.neg_lr + w[i]; \
+    om[i] = mi;                                                      \
+    ov[i] = vi;                                                      \
+    ow[i] = wi;                                                      \
+  }
+
+template <>
+void adam_range<true>(const float* __restrict__ w, const float* __restrict__ g, const float* __restrict__ m,
+                      const float* __restrict__ v, float* __restrict__ ow, float* __restrict__ om,
+                      float* __restrict__ ov, int64_t begin, int64_t end, AdamParams p) {
+  KILN_ADAM_BODY
+}
+
+template <>
+void adam_range<false>(const float* w, const float* g, const float* m, const float* v, float* ow, float* om, float* ov,
+                       int64_t begin, int64_t end, AdamParams p) {
+  KILN_ADAM_BODY
+}
+
+#undef KILN_ADAM_BODY
+
 // adamUpdate(value, grad, m, v, outValue, outM, outV,
 //            learningRate, beta1, beta2, epsilon, oneMinusAccBeta1, oneMinusAccBeta2)
 //   outM = m·β1 + g·(1−β1);  outV = v·β2 + g²·(1−β2)
@@ -40,29 +79,22 @@ Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
   check_length(env, fn, "outM", om.length, n);
   check_length(env, fn, "outV", ov.length, n);
   // tfjs turns each JS number into a float32 scalar tensor: round the same way.
-  const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2);
-  const float omb1 = static_cast<float>(1.0 - beta1), omb2 = static_cast<float>(1.0 - beta2);
-  const float e = static_cast<float>(eps), neg_lr = static_cast<float>(-lr);
-  const float* __restrict__ wp = w.data;
-  const float* __restrict__ gp = g.data;
-  const float* mp = m.data;
-  const float* vp = v.data;
-  float* owp = ow.data;
-  float* omp = om.data;
-  float* ovp = ov.data;
-  parallel_for(0, static_cast<int64_t>(n), 1 << 14, [&](int64_t b, int64_t end) {
-#pragma omp simd
-    for (int64_t i = b; i < end; ++i) {
-      const float gi = gp[i];
-      const float mi = mp[i] * b1 + gi * omb1;
-      const float vi = vp[i] * b2 + (gi * gi) * omb2;
-      const float mhat = mi / c1;
-      const float vhat = vi / c2;
-      const float wi = (mhat / (std::sqrt(vhat) + e)) * neg_lr + wp[i];
-      omp[i] = mi;
-      ovp[i] = vi;
-      owp[i] = wi;
-    }
+  // tfjs turns each JS number into a float32 scalar tensor: round the same way.
+  const AdamParams p{static_cast<float>(beta1), static_cast<float>(beta2), static_cast<float>(1.0 - beta1),
+                     static_cast<float>(1.0 - beta2), c1, c2, static_cast<float>(eps), static_cast<float>(-lr)};
+  const float *wp = w.data, *gp = g.data, *mp = m.data, *vp = v.data;
+  float *owp = ow.data, *omp = om.data, *ovp = ov.data;
+  // Distinct buffers (the kiln-native kernel writes fresh outputs) take the restrict path;
+  // an in-place call (outputs are inputs) is still correct, elementwise, on the other.
+  bool distinct = true;
+  for (const float* out : {static_cast<const float*>(owp), static_cast<const float*>(omp), static_cast<const float*>(ovp)}) {
+    for (const float* in : {wp, gp, mp, vp}) distinct = distinct && (out + n <= in || in + n <= out);
+  }
+  const auto apart = [n](const float* a, const float* b) { return a + n <= b || b + n <= a; };
+  distinct = distinct && apart(owp, omp) && apart(owp, ovp) && apart(omp, ovp);
+  parallel_for(0, static_cast<int64_t>(n), 1 << 14, [&](int64_t b, int64_t e) {
+    if (distinct) adam_range<true>(wp, gp, mp, vp, owp, omp, ovp, b, e, p);
+    else adam_range<false>(wp, gp, mp, vp, owp, omp, ovp, b, e, p);
   });
   return env.Undefined();
 }
