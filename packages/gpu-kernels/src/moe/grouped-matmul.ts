@@ -9,7 +9,7 @@
  */
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
 import { hostKernels } from '../host-kernels.js';
-import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
+import { cpuBackend, inputInfo, nativeOutput, readF32 } from '../backend-data.js';
 import { nativeOps } from '../native.js';
 import { groupedWgsl } from '../wgsl/moe.js';
 import { groupedOutShape } from './grouped-shape.js';
@@ -154,7 +154,8 @@ export const groupedCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const shape = groupedOutShape(x.shape, w.shape, Array.from(groupSizes), mode);
   const native = nativeOps(backend, 'groupedMatMul');
   if (native) {
-    const out = new Float32Array(shape.reduce((p, q) => p * q, 1));
+    // every element is written: a row of each non-empty group, zeros for empty groups ('tn')
+    const out = nativeOutput(backend, shape.reduce((p, q) => p * q, 1));
     native.groupedMatMul(readF32(b, x)!, readF32(b, w)!, out, Int32Array.from(groupSizes), MODE_CODE[mode], K, N);
     return b.makeTensorInfo(shape, 'float32', out);
   }

@@ -10,7 +10,7 @@
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
 import { hostKernels } from '../host-kernels.js';
-import { cpuBackend, inputInfo, readF32, readI32 } from '../backend-data.js';
+import { cpuBackend, inputInfo, nativeOutput, readF32, readI32 } from '../backend-data.js';
 import { EMPTY_F32, nativeOps } from '../native.js';
 import { gatherRowsWgsl, scatterRowsWgsl } from '../wgsl/moe.js';
 
@@ -39,13 +39,14 @@ export const gatherRowsCpu: OpKernel = ({ inputs, backend }) => {
   const idx = readI32(b, inputInfo(inputs, 'indices')!);
   const H = x.shape[1]!;
   const xs = readF32(b, x)!;
-  const out = new Float32Array(idx.length * H);
   checkIndexValues('moeGatherRows', idx, x.shape[0]!);
   const native = nativeOps(backend, 'moeGatherRows');
   if (native && H > 0) {
-    native.moeGatherRows(xs, idx, out, H);
-    return b.makeTensorInfo([idx.length, H], 'float32', out);
+    const rows = nativeOutput(backend, idx.length * H); // every row is copied
+    native.moeGatherRows(xs, idx, rows, H);
+    return b.makeTensorInfo([idx.length, H], 'float32', rows);
   }
+  const out = new Float32Array(idx.length * H);
   for (let r = 0; r < idx.length; r++) out.set(xs.subarray(idx[r]! * H, idx[r]! * H + H), r * H);
   return b.makeTensorInfo([idx.length, H], 'float32', out);
 };
@@ -58,13 +59,14 @@ export const scatterRowsCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const { numRows } = attrs as unknown as { numRows: number };
   const H = x.shape[1]!;
   const xs = readF32(b, x)!;
-  const out = new Float32Array(numRows * H);
   checkIndexValues('moeScatterRows', idx, numRows);
   const native = nativeOps(backend, 'moeScatterRows');
   if (native && H > 0) {
-    native.moeScatterRows(xs, idx, w ?? EMPTY_F32, out, H);
-    return b.makeTensorInfo([numRows, H], 'float32', out);
+    const sums = nativeOutput(backend, numRows * H); // the kernel zeroes it before adding
+    native.moeScatterRows(xs, idx, w ?? EMPTY_F32, sums, H);
+    return b.makeTensorInfo([numRows, H], 'float32', sums);
   }
+  const out = new Float32Array(numRows * H);
   for (let r = 0; r < idx.length; r++) {
     const wr = w ? w[r]! : 1;
     const o = idx[r]! * H;

@@ -6,7 +6,7 @@
  * fused backward `swigluGrad`. Kernels: TypeScript loops (cpu), C++ (kiln-native), WGSL.
  */
 import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
-import { cpuBackend, inputInfo, readF32 } from '../backend-data.js';
+import { cpuBackend, inputInfo, nativeOutput, readF32 } from '../backend-data.js';
 import { fmtShape, requireFloat, requireRank, requireTensor } from '../checks.js';
 import { hostKernels } from '../host-kernels.js';
 import { nativeOps } from '../native.js';
@@ -61,7 +61,7 @@ const swigluCpu: OpKernel = ({ inputs, backend }) => {
   const h = readF32(b, hi)!;
   const native = nativeOps(backend, 'swiglu');
   if (native && F > 0) {
-    const out = new Float32Array(rows * F);
+    const out = nativeOutput(backend, rows * F);
     native.swiglu(h, out, F);
     return b.makeTensorInfo([rows, F], 'float32', out);
   }
@@ -77,7 +77,7 @@ const swigluGradCpu: OpKernel = ({ inputs, backend }) => {
   const dy = readF32(b, inputInfo(inputs, 'dy'))!;
   const native = nativeOps(backend, 'swigluGrad');
   if (native && F > 0) {
-    const out = new Float32Array(rows * width);
+    const out = nativeOutput(backend, rows * width);
     native.swigluGrad(h, dy, out, F);
     return b.makeTensorInfo([rows, width], 'float32', out);
   }
