@@ -147,9 +147,11 @@ for (const [label, extra] of variants) {
   await step();
   const { peakBytes, startBytes } = await measurePeakBytes(step);
   const peak = peakBytes - startBytes;
-  const t = await timeIt(step, { warmup: 0, runs });
+  // steps so far: 1 warm-up, 1 measured for memory; then 2 more warm-ups and the timed runs
+  const timedRuns = Math.max(runs, 9);
+  const t = await timeIt(step, { warmup: 2, runs: timedRuns });
   base ??= { peak, ms: t.medianMs };
-  const moved = offloaded() / (runs + 2);
+  const moved = offloaded() / (4 + timedRuns);
   console.log(
     `${label.padEnd(28)} ${(peak / 2 ** 20).toFixed(2).padStart(15)} ${((base.peak - peak) / 2 ** 20).toFixed(2).padStart(11)} ${t.medianMs.toFixed(1).padStart(11)} ${(((t.medianMs - base.ms) / base.ms) * 100).toFixed(1).padStart(11)}% ${(moved / 2 ** 20).toFixed(2).padStart(15)}`,
   );
