@@ -5,7 +5,7 @@
  * loss = CE + λ·(1 − cos(student, teacher)) on the same points. `mode: 'single'` is plain
  * fine-tuning; `mode: 'batch'` fine-tunes on batch-serialized input without SPD.
  */
-import { createRng, type SafetensorsEntry, tf } from '@kiln/tensor';
+import { createRng, tf } from '@kiln/tensor';
 import type { PointBackbone } from '../model/backbone.js';
 import { cloneParams, copyParams, emaUpdate, type ParamStore } from '../model/params.js';
 import { buildModel } from '../model/registry.js';
@@ -15,7 +15,7 @@ import { augmentedView, keepLabels, modelInput, sampleBatch, syntheticSplits } f
 import { initSegHead, segLogits } from './heads.js';
 import { segmentationCrossEntropy, spdLoss } from './losses.js';
 import type { TrainOptions } from './pretrain.js';
-import { type StepInfo, type TrainingState, captureOptimizer, captureStore, checkResumable, restoreOptimizer, restoreStore } from './state.js';
+import { type LoopParts, type StepInfo, captureLoop, resumeLoop } from './state.js';
 
 export interface FinetuneOptions extends TrainOptions {
   /** Pre-trained backbone weights (absent: from scratch). */
@@ -47,26 +47,8 @@ export async function finetune(config: PointCloudSslConfig | PresetName = 'defau
   const vars = [...backbone.params.values(), ...head.values()];
   const optimizer = tf.train.adam(f.lr);
   const history: StepInfo[] = [];
-  let start = 0;
-  if (options.resumeFrom) {
-    const state = options.resumeFrom;
-    checkResumable(state, 'finetune', cfg, f.steps);
-    restoreStore('backbone', backbone.params, state.tensors);
-    restoreStore('head', head, state.tensors);
-    if (teacher) restoreStore('teacher', teacher, state.tensors);
-    if (state.step > 0) await restoreOptimizer(optimizer, state.tensors);
-    rng.setState(state.rng);
-    history.push(...structuredClone(state.history));
-    start = state.step;
-  }
-  const capture = async (done: number): Promise<TrainingState> => {
-    const tensors: Record<string, SafetensorsEntry> = {};
-    await captureStore('backbone', backbone.params, tensors);
-    await captureStore('head', head, tensors);
-    if (teacher) await captureStore('teacher', teacher, tensors);
-    if (done > 0) await captureOptimizer(optimizer, tensors);
-    return { phase: 'finetune', step: done, rng: rng.getState(), tensors, history: structuredClone(history), config: structuredClone(cfg) };
-  };
+  const parts: LoopParts = { phase: 'finetune', config: cfg, steps: f.steps, stores: { backbone: backbone.params, head, teacher }, optimizer, rng, history };
+  const start = options.resumeFrom ? await resumeLoop(parts, options.resumeFrom) : 0;
   let completed = true;
   for (let step = start; step < f.steps; step++) {
     if (options.signal?.aborted) throw new Error('finetune: aborted');
@@ -107,7 +89,7 @@ export async function finetune(config: PointCloudSslConfig | PresetName = 'defau
     student.feat.dispose();
     const info: StepInfo = { step, steps: f.steps, loss: lossValue, task, align, points: labels.length, ms: performance.now() - t0 };
     history.push(info);
-    const verdict = await options.onStep?.(info, { state: () => capture(step + 1) });
+    const verdict = await options.onStep?.(info, { state: () => captureLoop(parts, step + 1) });
     if (verdict === 'stop' && step + 1 < f.steps) {
       completed = false;
       break;

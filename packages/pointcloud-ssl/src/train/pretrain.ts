@@ -4,7 +4,7 @@
  * trains the backbone with a teacher–student objective; `crossScene: false` scans each scene
  * alone (the "pre-training without CSP" baseline).
  */
-import { createRng, type SafetensorsEntry, type Tensor, tf } from '@kiln/tensor';
+import { createRng, type Tensor, tf } from '@kiln/tensor';
 import type { PointBackbone } from '../model/backbone.js';
 import { gatherRows, inverseIndex } from '../model/gather.js';
 import { cloneParams, disposeParams, emaUpdate, type ParamStore } from '../model/params.js';
@@ -15,14 +15,12 @@ import { augmentedView, maskPatches, modelInput, sampleBatch, type Splits, synth
 import { initSslHead, predict, project, prototypeScores } from './heads.js';
 import { cosineAlignment, distillationLoss, infoNce, sinkhornKnopp } from './losses.js';
 import {
+  type LoopParts,
   type StepControl,
   type StepInfo,
   type TrainingState,
-  captureOptimizer,
-  captureStore,
-  checkResumable,
-  restoreOptimizer,
-  restoreStore,
+  captureLoop,
+  resumeLoop,
 } from './state.js';
 
 export interface TrainOptions {
@@ -74,28 +72,9 @@ export async function pretrain(config: PointCloudSslConfig | PresetName = 'defau
   const vars = [...backbone.params.values(), ...head.values()];
   const optimizer = tf.train.adam(p.lr);
   const history: StepInfo[] = [];
-  let start = 0;
-  if (options.resumeFrom) {
-    const state = options.resumeFrom;
-    checkResumable(state, 'pretrain', cfg, p.steps);
-    restoreStore('backbone', backbone.params, state.tensors);
-    restoreStore('head', head, state.tensors);
-    if (teacherBackbone) restoreStore('teacher', teacherBackbone, state.tensors);
-    if (teacherHead) restoreStore('teacher-head', teacherHead, state.tensors);
-    if (state.step > 0) await restoreOptimizer(optimizer, state.tensors);
-    rng.setState(state.rng);
-    history.push(...structuredClone(state.history));
-    start = state.step;
-  }
-  const capture = async (done: number): Promise<TrainingState> => {
-    const tensors: Record<string, SafetensorsEntry> = {};
-    await captureStore('backbone', backbone.params, tensors);
-    await captureStore('head', head, tensors);
-    if (teacherBackbone) await captureStore('teacher', teacherBackbone, tensors);
-    if (teacherHead) await captureStore('teacher-head', teacherHead, tensors);
-    if (done > 0) await captureOptimizer(optimizer, tensors);
-    return { phase: 'pretrain', step: done, rng: rng.getState(), tensors, history: structuredClone(history), config: structuredClone(cfg) };
-  };
+  const stores = { backbone: backbone.params, head, teacher: teacherBackbone, 'teacher-head': teacherHead };
+  const parts: LoopParts = { phase: 'pretrain', config: cfg, steps: p.steps, stores, optimizer, rng, history };
+  const start = options.resumeFrom ? await resumeLoop(parts, options.resumeFrom) : 0;
   let completed = true;
   for (let step = start; step < p.steps; step++) {
     if (options.signal?.aborted) throw new Error('pretrain: aborted');
@@ -148,7 +127,7 @@ export async function pretrain(config: PointCloudSslConfig | PresetName = 'defau
     const info: StepInfo = { step, steps: p.steps, loss: lossValue, points: n, ms: performance.now() - t0 };
     if (usesTeacher) info.momentum = momentumAt(step, p.steps, p.momentum);
     history.push(info);
-    const verdict = await options.onStep?.(info, { state: () => capture(step + 1) });
+    const verdict = await options.onStep?.(info, { state: () => captureLoop(parts, step + 1) });
     if (verdict === 'stop' && step + 1 < p.steps) {
       completed = false;
       break;

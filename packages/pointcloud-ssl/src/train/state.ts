@@ -9,7 +9,7 @@
  * Tensors are copied out as safetensors entries, so a captured state stays valid while
  * training goes on and can be written with `saveTrainingState` as it is.
  */
-import { type RngState, type SafetensorsEntry, entryToTensor, tensorToEntry, tf } from '@kiln/tensor';
+import { type Rng, type RngState, type SafetensorsEntry, entryToTensor, tensorToEntry, tf } from '@kiln/tensor';
 import type { ParamStore } from '../model/params.js';
 import type { PointCloudSslConfig } from './config.js';
 
@@ -134,4 +134,44 @@ export function checkResumable(state: TrainingState, phase: TrainingPhase, confi
   }
   if (!Number.isInteger(state.step) || state.step < 0 || state.step > steps) throw new Error(`resumeFrom: step ${state.step} is outside 0..${steps}`);
   if (state.history.length !== state.step) throw new Error(`resumeFrom: the state has ${state.history.length} history entries for ${state.step} steps`);
+}
+
+/** Everything a training loop checkpoints, named once so capture and restore cannot drift apart. */
+export interface LoopParts {
+  phase: TrainingPhase;
+  config: PointCloudSslConfig;
+  /** The loop's step count (a state past it is refused). */
+  steps: number;
+  /** Weight stores by tensor-name prefix, in capture order; null for a store this run lacks. */
+  stores: Record<string, ParamStore | null>;
+  optimizer: tf.Optimizer;
+  rng: Rng;
+  /** The loop's history, appended to in place. */
+  history: StepInfo[];
+}
+
+/** Restores `parts` from `state` after checking it belongs to this run; returns the step to continue with. */
+export async function resumeLoop(parts: LoopParts, state: TrainingState): Promise<number> {
+  checkResumable(state, parts.phase, parts.config, parts.steps);
+  for (const [prefix, store] of Object.entries(parts.stores)) if (store) restoreStore(prefix, store, state.tensors);
+  // Adam creates its slots on the first step, so a state at step 0 has none to restore.
+  if (state.step > 0) await restoreOptimizer(parts.optimizer, state.tensors);
+  parts.rng.setState(state.rng);
+  parts.history.push(...structuredClone(state.history));
+  return state.step;
+}
+
+/** The state of `parts` after `done` steps, copied out so training can go on. */
+export async function captureLoop(parts: LoopParts, done: number): Promise<TrainingState> {
+  const tensors: Record<string, SafetensorsEntry> = {};
+  for (const [prefix, store] of Object.entries(parts.stores)) if (store) await captureStore(prefix, store, tensors);
+  if (done > 0) await captureOptimizer(parts.optimizer, tensors);
+  return {
+    phase: parts.phase,
+    step: done,
+    rng: parts.rng.getState(),
+    tensors,
+    history: structuredClone(parts.history),
+    config: structuredClone(parts.config),
+  };
 }
