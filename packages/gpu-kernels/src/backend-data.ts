@@ -43,11 +43,11 @@ export function inputInfo(inputs: tf.NamedTensorInfoMap, name: string): tf.Tenso
 }
 
 /**
- * An output array for a native kernel that writes every element: on kiln-native a recycled
- * one from its output pool when large (`outputArray`, contents undefined — fresh 64–128 MB
- * arrays cost their page faults on every MoE step), otherwise a new zeroed array.
+ * An output array for a native kernel that writes every element: kiln-native's `outputArray`
+ * (recycled when large, contents undefined — fresh 64–128 MB arrays cost their page faults on
+ * every MoE step), otherwise a new zeroed array.
  */
 export function nativeOutput(backend: unknown, n: number): Float32Array {
   const pool = backend as { outputArray?: (n: number) => Float32Array };
-  return n >= 16384 && typeof pool.outputArray === 'function' ? pool.outputArray(n) : new Float32Array(n);
+  return typeof pool.outputArray === 'function' ? pool.outputArray(n) : new Float32Array(n);
 }

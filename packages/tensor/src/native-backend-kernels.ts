@@ -15,7 +15,7 @@ const { backend_util, util } = tf;
 /** The kiln-native backend as its kernels see it. */
 export interface NativeKernelBackend extends MathBackendCPU {
   readonly addon: NativeAddon;
-  /** A float32 array of n elements whose contents are undefined (recycled when possible). */
+  /** A float32 output array of n elements to overwrite whole (see NativeBackend.outputArray). */
   outputArray(n: number): Float32Array;
 }
 
@@ -50,18 +50,11 @@ function i32(backend: NativeKernelBackend, t: TensorInfo | undefined): Int32Arra
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /**
- * Below this many elements a plain `new Float32Array` is as cheap as a pooled one (V8 serves
- * small arrays from its own heap without page faults).
+ * Below this many elements `outputArray` returns a plain `new Float32Array`: as cheap as a
+ * pooled one (V8 serves small arrays from its own heap without page faults).
  */
 export const POOLED_MIN_ELEMENTS = 16384;
 
-/**
- * A float32 output array whose every element the caller's native kernel writes: large ones
- * are recycled (uninitialized; see NativeBackend.outputArray), small ones are plain arrays.
- */
-export function allocOutput(backend: NativeKernelBackend, n: number): Float32Array {
-  return n >= POOLED_MIN_ELEMENTS ? backend.outputArray(n) : new Float32Array(n);
-}
 
 function output(backend: NativeKernelBackend, shape: number[], values: Float32Array | Int32Array): TensorInfo {
   return backend.makeTensorInfo(shape, values instanceof Int32Array ? 'int32' : 'float32', values);
@@ -100,7 +93,7 @@ function nativeMatMul(a: TensorInfo, b: TensorInfo, ta: boolean, tb: boolean, ba
   const batches = matmulBatches(a, b);
   if (!batches) return undefined;
   const outShape = [...batches.outBatch, m, n];
-  const out = allocOutput(backend, size(outShape));
+  const out = backend.outputArray(size(outShape));
   if (out.length > 0) backend.addon.matmul(av, bv, out, batches.batchA, batches.batchB, m, n, k, ta, tb);
   return { out, outShape, n };
 }
@@ -194,7 +187,7 @@ const conv2D: NativeImpl = ({ x, filter }, backend, attrs) => {
   if (!x || !filter || !xv || !wv) return undefined;
   const c = convInfo(x.shape, filter.shape, attrs, (attrs as unknown as ConvAttrs).dilations ?? 1);
   if (!c) return undefined;
-  const out = allocOutput(backend, size(c.outShape));
+  const out = backend.outputArray(size(c.outShape));
   backend.addon.conv2d(xv, wv, out, geometry(c));
   return output(backend, c.outShape, out);
 };
@@ -209,7 +202,7 @@ const fusedConv2D: NativeImpl = ({ x, filter, bias }, backend, attrs) => {
   if (!x || !filter || !xv || !wv) return undefined;
   const c = convInfo(x.shape, filter.shape, attrs, (attrs as unknown as ConvAttrs).dilations ?? 1);
   if (!c || (bias && !isRowBias(bias, c.outChannels, 4))) return undefined;
-  const out = allocOutput(backend, size(c.outShape));
+  const out = backend.outputArray(size(c.outShape));
   backend.addon.conv2d(xv, wv, out, geometry(c));
   if (out.length > 0 && (biasValues || activation !== 'linear')) {
     const alpha = activation === 'leakyrelu' ? Number(attrs.leakyreluAlpha ?? 0.2) : 0;
@@ -224,7 +217,7 @@ const conv2DBackpropInput: NativeImpl = ({ dy, filter }, backend, attrs) => {
   if (!dy || !filter || !dyv || !wv) return undefined;
   const c = convInfo(attrs.inputShape as number[], filter.shape, attrs, 1);
   if (!c) return undefined;
-  const dx = allocOutput(backend, size(c.inShape));
+  const dx = backend.outputArray(size(c.inShape));
   backend.addon.conv2dBackpropInput(dyv, wv, dx, geometry(c));
   return output(backend, [...c.inShape], dx);
 };
@@ -235,7 +228,7 @@ const conv2DBackpropFilter: NativeImpl = ({ x, dy }, backend, attrs) => {
   if (!x || !dy || !xv || !dyv) return undefined;
   const c = convInfo(x.shape, attrs.filterShape as number[], attrs, 1);
   if (!c) return undefined;
-  const dw = allocOutput(backend, size(c.filterShape));
+  const dw = backend.outputArray(size(c.filterShape));
   backend.addon.conv2dBackpropFilter(xv, dyv, dw, geometry(c));
   return output(backend, [...c.filterShape], dw);
 };
@@ -246,7 +239,7 @@ function unary(op: Parameters<NativeAddon['unary']>[0], alphaAttr?: string, alph
   return ({ x }, backend, attrs) => {
     const xv = f32(backend, x);
     if (!x || !xv) return undefined;
-    const out = allocOutput(backend, xv.length);
+    const out = backend.outputArray(xv.length);
     const alpha = alphaAttr === undefined ? alphaDefault : Number(attrs[alphaAttr] ?? alphaDefault);
     backend.addon.unary(op, xv, out, alpha);
     return output(backend, [...x.shape], out);
@@ -302,7 +295,7 @@ function binary(op: Parameters<NativeAddon['binary']>[0]): NativeImpl {
     } catch {
       return undefined;
     }
-    const out = allocOutput(backend, size(outShape));
+    const out = backend.outputArray(size(outShape));
     if (out.length > 0) {
       const m = broadcastStrides(a.shape, b.shape, outShape);
       backend.addon.binary(op, av, bv, out, Int32Array.from(m.shape), Int32Array.from(m.aStrides), Int32Array.from(m.bStrides));
@@ -323,7 +316,7 @@ function reduce(op: Parameters<NativeAddon['reduce']>[0], axisAttr: 'axis' | 're
     const [reducedShape] = backend_util.computeOutAndReduceShapes(shape, axes);
     const outShape = attrs.keepDims ? backend_util.expandShapeToKeepDim(reducedShape, origAxes) : reducedShape;
     if (axes.length === 0) return undefined; // a copy: the cpu kernel does it
-    const out = allocOutput(backend, size(reducedShape));
+    const out = backend.outputArray(size(reducedShape));
     const contiguous = axes.every((ax, i) => i === 0 || ax === axes[i - 1]! + 1);
     if (contiguous) {
       const first = axes[0]!;
@@ -333,7 +326,7 @@ function reduce(op: Parameters<NativeAddon['reduce']>[0], axisAttr: 'axis' | 're
       // Move the reduced axes innermost (one native transpose), then reduce rows.
       const keep = shape.map((_, i) => i).filter((i) => !axes.includes(i));
       const perm = [...keep, ...axes];
-      const moved = allocOutput(backend, xv.length);
+      const moved = backend.outputArray(xv.length);
       backend.addon.transpose(xv, moved, Int32Array.from(shape), Int32Array.from(perm));
       backend.addon.reduce(op, moved, out, size(reducedShape), size(axes.map((ax) => shape[ax]!)), 1);
     }
@@ -348,7 +341,7 @@ const softmax: NativeImpl = ({ logits }, backend, attrs) => {
   const dim = attrs.dim as number;
   if (dim !== -1 && dim !== rank - 1) return undefined; // cpu throws its error
   const cols = logits.shape[rank - 1] ?? 1;
-  const out = allocOutput(backend, xv.length);
+  const out = backend.outputArray(xv.length);
   backend.addon.softmax(xv, out, xv.length / cols, cols);
   return output(backend, [...logits.shape], out);
 };
@@ -359,7 +352,7 @@ const transpose: NativeImpl = ({ x }, backend, attrs) => {
   const xv = word(backend, x);
   if (!x || !xv || xv.length === 0) return undefined;
   const perm = attrs.perm as number[];
-  const out = xv instanceof Int32Array ? new Int32Array(xv.length) : allocOutput(backend, xv.length);
+  const out = xv instanceof Int32Array ? new Int32Array(xv.length) : backend.outputArray(xv.length);
   backend.addon.transpose(xv, out, Int32Array.from(x.shape), Int32Array.from(perm));
   return output(
     backend,
@@ -377,7 +370,7 @@ const gatherV2: NativeImpl = ({ x, indices }, backend, attrs) => {
   const total = size(info.outputShape);
   if (total === 0 || xv.length === 0) return undefined;
   const count = iv.length / info.batchSize;
-  const out = xv instanceof Int32Array ? new Int32Array(total) : allocOutput(backend, total);
+  const out = xv instanceof Int32Array ? new Int32Array(total) : backend.outputArray(total);
   backend.addon.gather(xv, iv, out, info.batchSize, info.outerSize, info.dimSize, info.sliceSize, count);
   return output(backend, info.outputShape, out);
 };
@@ -390,7 +383,7 @@ const unsortedSegmentSum: NativeImpl = ({ x, segmentIds }, backend, attrs) => {
   const numSegments = attrs.numSegments as number;
   const inner = size(x.shape.slice(1));
   const outShape = [numSegments, ...x.shape.slice(1)];
-  const out = allocOutput(backend, numSegments * inner);
+  const out = backend.outputArray(numSegments * inner);
   backend.addon.unsortedSegmentSum(xv, ids, out, numSegments, inner);
   return output(backend, outShape, out);
 };
@@ -413,9 +406,9 @@ const fusedAdam: NativeImpl = ({ value, grad, m, v }, backend, attrs) => {
   if (!value || !wv || !gv || !mv || !vv) return undefined;
   const n = wv.length;
   if (gv.length !== n || mv.length !== n || vv.length !== n) return undefined;
-  const ow = allocOutput(backend, n);
-  const om = allocOutput(backend, n);
-  const ov = allocOutput(backend, n);
+  const ow = backend.outputArray(n);
+  const om = backend.outputArray(n);
+  const ov = backend.outputArray(n);
   if (n > 0) {
     const num = (name: string) => Number(attrs[name]);
     backend.addon.adamUpdate(

@@ -9,7 +9,7 @@
 import type { NativeAddon, NativeLoadResult, PoolStats } from '@kiln/native';
 import type { BackendValues, DataId, DataType } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { type NativeKernelBackend, nativeKernelImpls, nativeOnlyKernels, withFallback } from './native-backend-kernels.js';
+import { type NativeKernelBackend, POOLED_MIN_ELEMENTS, nativeKernelImpls, nativeOnlyKernels, withFallback } from './native-backend-kernels.js';
 import { OutputRecycler, type RecyclerStats } from './native-recycler.js';
 import { tf } from './tf.js';
 
@@ -58,8 +58,12 @@ export class NativeBackend extends MathBackendCPU implements NativeKernelBackend
     this.recycler = pooled ? new OutputRecycler(this.allocate) : undefined;
   }
 
-  /** A float32 array of n elements for a native kernel's output; its contents are undefined. */
+  /**
+   * A float32 array of n elements for a native kernel that writes every element: large ones
+   * are recycled (contents undefined), small ones are plain zeroed arrays.
+   */
   outputArray(n: number): Float32Array {
+    if (n < POOLED_MIN_ELEMENTS) return new Float32Array(n);
     return this.recycler ? this.recycler.take(n) : this.allocate(n);
   }
 
