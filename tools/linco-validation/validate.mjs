@@ -6,8 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateCases, linco, spearman } from '@kiln/linco';
+import { linco, spearman } from '@kiln/linco';
 import { describeBackendChoice, initBackend, writeFileAtomic } from '@kiln/tensor';
+import { COMMON as common, COUNT, REGIONS, TEST_SIZE, f3, syntheticCases } from './design.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsPath = join(here, 'results.json');
@@ -18,26 +19,17 @@ const t0 = performance.now();
 const backend = await initBackend();
 console.log(`backend: ${describeBackendChoice(backend)}`);
 
-const REGIONS = ['Beijing', 'Liaoning', 'Hunan', 'Guangdong'];
-const COUNT = 2400;
 // The main design: 8 placebo random splits, every panel (group and random) an ensemble of
 // 2 replicates (resample + training seed).
 const R = 8;
 const S = 2;
-const common = {
-  model: { type: 'hashed-ngram' },
-  train: { epochs: 12, learningRate: 0.02 },
-  bootstrap: { samples: 1000, confidence: 0.95 },
-  seed: 1,
-};
-const data = (inject, extra = {}) => generateCases({ count: COUNT, seed: 11, regions: REGIONS, inject: { chargeFlip: 1.2, ...inject }, ...extra });
-const f3 = (x) => x.toFixed(3);
+const data = (inject, extra = {}) => syntheticCases(11, inject, extra);
 const p3 = (x) => (x < 0.001 ? '< 0.001' : x.toFixed(3));
 const ci = (c) => `[${f3(c[0])}, ${f3(c[1])}]`;
 const inside = (v, c) => v >= c[0] && v <= c[1];
 const results = existsSync(resultsPath) ? JSON.parse(readFileSync(resultsPath, 'utf8')) : {};
 results.backend = backend.name;
-results.design = { count: COUNT, regions: REGIONS, testSize: 300, randomSplits: R, replicates: S, combine: 'ensemble', baselineSplit: 'permute' };
+results.design = { count: COUNT, regions: REGIONS, testSize: TEST_SIZE, randomSplits: R, replicates: S, combine: 'ensemble', baselineSplit: 'permute' };
 const row = (f) => ({
   overall: f.overall,
   ci: f.ci,
@@ -54,7 +46,7 @@ if (sections.includes('dose')) {
   console.log('| injected | LInCo term | random-split term [95% null interval] | split sd | excess term [95% CI] | p | inside | LInCo charge | random-split charge |');
   console.log('|---:|---:|---|---:|---|---:|---|---:|---:|');
   for (const level of levels) {
-    const f = await linco(data({ region: level }), { ...common, sampling: { groupBy: 'region', testSize: 300 }, baselineRepeats: R, replicates: S });
+    const f = await linco(data({ region: level }), { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: R, replicates: S });
     const r = { level, ...row(f), inside: inside(f.overall.term, f.baseline.ci.term) };
     dose.push(r);
     console.log(
@@ -82,8 +74,8 @@ if (sections.includes('zero')) {
     const cached = seed === 11 && results.dose?.levels?.[0]?.level === 0 && sections.includes('dose') ? results.dose.levels[0] : undefined;
     let r = cached;
     if (!r) {
-      const cases = generateCases({ count: COUNT, seed, regions: REGIONS, inject: { chargeFlip: 1.2, region: 0 } });
-      const f = await linco(cases, { ...common, sampling: { groupBy: 'region', testSize: 300 }, baselineRepeats: R, replicates: S });
+      const cases = syntheticCases(seed, { region: 0 });
+      const f = await linco(cases, { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: R, replicates: S });
       r = { ...row(f), inside: inside(f.overall.term, f.baseline.ci.term) };
     }
     results.zero.push({ seed, ...r });
@@ -117,7 +109,7 @@ if (sections.includes('groups')) {
     const cases = data(inject);
     const out = {};
     for (const groupBy of ['region', 'gender']) {
-      const f = await linco(cases, { ...common, sampling: { groupBy, testSize: 300, perJudge: 380 }, baselineRepeats: 4 });
+      const f = await linco(cases, { ...common, sampling: { groupBy, testSize: TEST_SIZE, perJudge: 380 }, baselineRepeats: 4 });
       out[groupBy] = { overall: f.overall, excess: f.excess, baseline: { overall: f.baseline.overall, ci: f.baseline.ci } };
     }
     const larger = out.region.excess.overall.term > out.gender.excess.overall.term ? 'region' : 'gender';
@@ -136,7 +128,7 @@ if (sections.includes('severity')) {
   console.log('|---:|---:|---:|---:|---:|');
   results.severity = [];
   for (const slope of [0.8, 0, -0.8]) {
-    const f = await linco(data({ region: 0.4, severitySlope: slope }), { ...common, sampling: { groupBy: 'region', testSize: 300 }, baselineRepeats: 4 });
+    const f = await linco(data({ region: 0.4, severitySlope: slope }), { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: 4 });
     const bands = ['light', 'medium', 'heavy'];
     const ex = bands.map((b) => f.byGroup.severity[b].term - f.baseline.byGroup.severity[b].term);
     const rho = spearman([1, 2, 3], ex);
@@ -157,7 +149,7 @@ if (sections.includes('debias')) {
     [0, ['adversarial']],
     [0.25, ['reweight', 'group-dro']],
   ]) {
-    const opts = { ...common, sampling: { groupBy: 'region', testSize: 300, crossGroupShare: share }, baselineRepeats: 0 };
+    const opts = { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE, crossGroupShare: share }, baselineRepeats: 0 };
     const before = await linco(biased, opts);
     for (const method of methods) {
       const after = await linco(biased, { ...opts, debias: { method } });
@@ -178,7 +170,7 @@ if (sections.includes('multi')) {
   results.multi = { levels: [] };
   for (const level of levels) {
     const cases = data({ region: level }, { multiChargeRate: 0.3 });
-    const f = await linco(cases, { ...common, sampling: { groupBy: 'region', testSize: 300 }, baselineRepeats: 4 });
+    const f = await linco(cases, { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: 4 });
     const share = cases.filter((c) => c.charges.length > 1).length / cases.length;
     results.multi.levels.push({ level, share, charges: f.info.charges, ...row(f) });
     console.log(

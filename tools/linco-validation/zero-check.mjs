@@ -1,22 +1,18 @@
 // The zero-injection check on several data sets: is the group-split LInCo indistinguishable
 // from the random-split baseline when no inconsistency is injected? Also one injected level
 // for power. Usage: node zero-check.mjs [splits=8] [replicates=2] [seeds=11,12,13,14] [split=permute]
-import { generateCases, linco } from '@kiln/linco';
+import { linco } from '@kiln/linco';
 import { initBackend } from '@kiln/tensor';
+import { COMMON, TEST_SIZE, f3, syntheticCases } from './design.mjs';
 
 await initBackend();
 const [R = '8', S = '2', seedList = '11,12,13,14', split = 'permute', level = '0', combine = 'ensemble'] = process.argv.slice(2);
-const REGIONS = ['Beijing', 'Liaoning', 'Hunan', 'Guangdong'];
-const f3 = (x) => x.toFixed(3);
 for (const seed of seedList.split(',').map(Number)) {
   const t0 = performance.now();
-  const cases = generateCases({ count: 2400, seed, regions: REGIONS, inject: { chargeFlip: 1.2, region: Number(level) } });
+  const cases = syntheticCases(seed, { region: Number(level) });
   const f = await linco(cases, {
-    model: { type: 'hashed-ngram' },
-    train: { epochs: 12, learningRate: 0.02 },
-    bootstrap: { samples: 1000, confidence: 0.95 },
-    seed: 1,
-    sampling: { groupBy: 'region', testSize: 300 },
+    ...COMMON,
+    sampling: { groupBy: 'region', testSize: TEST_SIZE },
     baselineRepeats: Number(R),
     replicates: Number(S),
     baselineSplit: split,
