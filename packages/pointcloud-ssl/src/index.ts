@@ -16,7 +16,9 @@ export * from './data/formats/read.js';
 export * from './data/datasets.js';
 export * from './data/synthetic.js';
 export * from './data/grid-sample.js';
-export * from './data/augment.js';
+export * from './data/transforms.js';
+export * from './data/pipeline.js';
+export * from './data/stream.js';
 // Model, training and evaluation (CSP pre-training, SPD fine-tuning).
 export * from './model/index.js';
 export * from './train/index.js';

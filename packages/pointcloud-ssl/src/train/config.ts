@@ -4,16 +4,35 @@
  * `resolveConfig(preset, overrides)` deep-merges overrides and validates, throwing an Error
  * that names the offending field.
  */
+import { DATASET_TYPES, type DatasetType } from '../data/datasets.js';
 import type { BackboneConfig } from '../model/backbone.js';
 import type { FeatureOptions } from '../model/features.js';
 import { SERIALIZATION_ORDERS, type SerializationOrder } from '../serialization/encode.js';
 
 export interface DataConfig {
-  /** Seed of the synthetic data set (scene i of the set is fixed by it). */
+  /** Where the scenes come from: the built-in generator, or a data folder of this type (see data/datasets.ts). */
+  type: DatasetType;
+  /** The data folder ('' for synthetic). */
+  root: string;
+  /** Training scenes: split folders, S3DIS areas, scene names ([] = the data set's default; S3DIS: every area but 5). */
+  trainSplit: string[];
+  /** Validation scenes ([] = the data set's default: 'val', or S3DIS's Area_5). */
+  valSplit: string[];
+  /** Pointcept data: the segment file read as labels ('' = segment, else segment20, else segment200). */
+  segmentKey: string;
+  /** Class names in label order ([] = unnamed, or the data set's own when it has them). */
+  classes: string[];
+  /** SphereCrop's point_max for training scenes (0 = no crop); evaluation always sees whole scenes. */
+  maxPoints: number;
+  /** Threads that read and transform training scenes ahead of the step (0 = on the training thread). */
+  workers: number;
+  /** Micro-batches the loader threads prepare ahead. */
+  prefetch: number;
+  /** Synthetic data: seed of the data set (scene i of the set is fixed by it). */
   seed: number;
+  /** Synthetic data: scene counts and points generated per scene. */
   trainScenes: number;
   valScenes: number;
-  /** Points generated per scene. */
   pointsPerScene: number;
 }
 
@@ -31,8 +50,13 @@ export type PretrainObjective = 'distill' | 'cosine' | 'msc';
 
 export interface PretrainConfig {
   steps: number;
-  /** Scenes per step (the B that CSP serializes into one sequence). */
+  /** Scenes per micro-batch (the B that CSP serializes into one sequence). */
   batchScenes: number;
+  /**
+   * Micro-batches per step on each process; their gradients are averaged (over every rank
+   * too, under data parallelism) before one optimizer step.
+   */
+  accumulation: number;
   lr: number;
   /** CSP: scan all scenes of a batch as one sequence (state crosses scene boundaries). */
   crossScene: boolean;
@@ -67,7 +91,10 @@ export type FinetuneMode = 'single' | 'batch' | 'spd';
 
 export interface FinetuneConfig {
   steps: number;
+  /** Scenes per micro-batch. */
   batchScenes: number;
+  /** Micro-batches per step on each process (gradients averaged before the step). */
+  accumulation: number;
   lr: number;
   /**
    * `single`: the student sees each scene alone (per-scene scans). `batch`: the student is
@@ -109,7 +136,21 @@ export type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] :
 const base: PointCloudSslConfig = {
   seed: 0,
   numClasses: 13,
-  data: { seed: 1, trainScenes: 16, valScenes: 8, pointsPerScene: 160 },
+  data: {
+    type: 'synthetic',
+    root: '',
+    trainSplit: [],
+    valSplit: [],
+    segmentKey: '',
+    classes: [],
+    maxPoints: 8192,
+    workers: 1,
+    prefetch: 2,
+    seed: 1,
+    trainScenes: 16,
+    valScenes: 8,
+    pointsPerScene: 160,
+  },
   features: { color: true, normal: false, coordScale: 3 },
   serialization: { gridSize: 0.08, orders: ['z', 'z-trans', 'hilbert', 'hilbert-trans'], poolStride: 4, shuffleOrders: true },
   model: {
@@ -124,6 +165,7 @@ const base: PointCloudSslConfig = {
   pretrain: {
     steps: 60,
     batchScenes: 4,
+    accumulation: 1,
     lr: 2e-3,
     crossScene: true,
     shuffleScenes: true,
@@ -139,7 +181,7 @@ const base: PointCloudSslConfig = {
     mscTemperature: 0.4,
     mscPoints: 256,
   },
-  finetune: { steps: 60, batchScenes: 4, lr: 3e-3, mode: 'spd', spdLambda: 0.5, teacher: 'frozen', teacherMomentum: 0.99, labelFraction: 1 },
+  finetune: { steps: 60, batchScenes: 4, accumulation: 1, lr: 3e-3, mode: 'spd', spdLambda: 0.5, teacher: 'frozen', teacherMomentum: 0.99, labelFraction: 1 },
   eval: { batchScenes: 4, probeSteps: 100, probeLr: 0.05 },
 };
 
@@ -157,7 +199,8 @@ function merge<T>(target: T, over: DeepPartial<T> | undefined): T {
 export const PRESETS: Record<'tiny' | 'default', PointCloudSslConfig> = {
   default: base,
   tiny: merge(base, {
-    data: { trainScenes: 4, valScenes: 2, pointsPerScene: 96 },
+    // Tests: scenes are made on the training thread (no loader thread to start).
+    data: { trainScenes: 4, valScenes: 2, pointsPerScene: 96, workers: 0 },
     model: { channels: [8, 16], depths: [1, 1], decoderDepths: [0], mamba: { dState: 2, expand: 1, dConv: 2, dtRank: 0 } },
     pretrain: { steps: 3, batchScenes: 2, projectionDim: 8, prototypes: 8, mscPoints: 32 },
     finetune: { steps: 3, batchScenes: 2 },
@@ -179,6 +222,17 @@ const frac = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
 export function validateConfig(c: PointCloudSslConfig): void {
   check(Number.isInteger(c.seed), 'seed', c.seed, 'must be an integer');
   check(posInt(c.numClasses), 'numClasses', c.numClasses, 'must be a positive integer');
+  const d = c.data;
+  check(DATASET_TYPES.includes(d.type), 'data.type', d.type, `must be one of ${DATASET_TYPES.join(', ')}`);
+  check(typeof d.root === 'string' && (d.type === 'synthetic' || d.root.length > 0), 'data.root', d.root, `must name the data folder of the '${d.type}' data set`);
+  const names = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
+  check(names(d.trainSplit), 'data.trainSplit', d.trainSplit, 'must be a list of split names ([] = the default)');
+  check(names(d.valSplit), 'data.valSplit', d.valSplit, 'must be a list of split names ([] = the default)');
+  check(typeof d.segmentKey === 'string', 'data.segmentKey', d.segmentKey, "must be a segment file name like 'segment20', or ''");
+  check(names(d.classes) && (d.classes.length === 0 || d.classes.length === c.numClasses), 'data.classes', d.classes, `must be [] or ${c.numClasses} names (numClasses)`);
+  check(Number.isInteger(d.maxPoints) && d.maxPoints >= 0, 'data.maxPoints', d.maxPoints, 'must be an integer ≥ 0 (0 = no crop)');
+  check(Number.isInteger(d.workers) && d.workers >= 0, 'data.workers', d.workers, 'must be an integer ≥ 0');
+  check(Number.isInteger(d.prefetch) && d.prefetch >= 0, 'data.prefetch', d.prefetch, 'must be an integer ≥ 0');
   check(Number.isInteger(c.data.seed), 'data.seed', c.data.seed, 'must be an integer');
   check(posInt(c.data.trainScenes), 'data.trainScenes', c.data.trainScenes, 'must be a positive integer');
   check(posInt(c.data.valScenes), 'data.valScenes', c.data.valScenes, 'must be a positive integer');
@@ -212,8 +266,10 @@ export function validateConfig(c: PointCloudSslConfig): void {
   check(Number.isInteger(m.mamba.dtRank) && m.mamba.dtRank >= 0, 'model.mamba.dtRank', m.mamba.dtRank, 'must be an integer ≥ 0 (0 = channels / 16)');
   const p = c.pretrain;
   check(Number.isInteger(p.steps) && p.steps >= 0, 'pretrain.steps', p.steps, 'must be an integer ≥ 0');
+  const synthetic = d.type === 'synthetic';
   check(posInt(p.batchScenes), 'pretrain.batchScenes', p.batchScenes, 'must be a positive integer');
-  check(p.batchScenes <= c.data.trainScenes, 'pretrain.batchScenes', p.batchScenes, `must not exceed data.trainScenes (${c.data.trainScenes})`);
+  check(!synthetic || p.batchScenes <= c.data.trainScenes, 'pretrain.batchScenes', p.batchScenes, `must not exceed data.trainScenes (${c.data.trainScenes})`);
+  check(posInt(p.accumulation), 'pretrain.accumulation', p.accumulation, 'must be a positive integer');
   check(pos(p.lr), 'pretrain.lr', p.lr, 'must be > 0');
   check(['distill', 'cosine', 'msc'].includes(p.objective), 'pretrain.objective', p.objective, "must be 'distill', 'cosine' or 'msc'");
   check(frac(p.maskRatio) && p.maskRatio < 1, 'pretrain.maskRatio', p.maskRatio, 'must be in [0, 1)');
@@ -233,7 +289,8 @@ export function validateConfig(c: PointCloudSslConfig): void {
   check(posInt(p.mscPoints) && p.mscPoints >= 2, 'pretrain.mscPoints', p.mscPoints, 'must be an integer ≥ 2');
   const f = c.finetune;
   check(Number.isInteger(f.steps) && f.steps >= 0, 'finetune.steps', f.steps, 'must be an integer ≥ 0');
-  check(posInt(f.batchScenes) && f.batchScenes <= c.data.trainScenes, 'finetune.batchScenes', f.batchScenes, `must be a positive integer ≤ data.trainScenes (${c.data.trainScenes})`);
+  check(posInt(f.batchScenes) && (!synthetic || f.batchScenes <= c.data.trainScenes), 'finetune.batchScenes', f.batchScenes, `must be a positive integer ≤ data.trainScenes (${c.data.trainScenes})`);
+  check(posInt(f.accumulation), 'finetune.accumulation', f.accumulation, 'must be a positive integer');
   check(pos(f.lr), 'finetune.lr', f.lr, 'must be > 0');
   check(['single', 'batch', 'spd'].includes(f.mode), 'finetune.mode', f.mode, "must be 'single', 'batch' or 'spd'");
   check(typeof f.spdLambda === 'number' && f.spdLambda >= 0, 'finetune.spdLambda', f.spdLambda, 'must be ≥ 0');
@@ -241,7 +298,7 @@ export function validateConfig(c: PointCloudSslConfig): void {
   check(frac(f.teacherMomentum), 'finetune.teacherMomentum', f.teacherMomentum, 'must be in [0, 1]');
   check(frac(f.labelFraction) && f.labelFraction > 0, 'finetune.labelFraction', f.labelFraction, 'must be in (0, 1]');
   const e = c.eval;
-  check(posInt(e.batchScenes) && e.batchScenes <= c.data.valScenes, 'eval.batchScenes', e.batchScenes, `must be a positive integer ≤ data.valScenes (${c.data.valScenes})`);
+  check(posInt(e.batchScenes) && (!synthetic || e.batchScenes <= c.data.valScenes), 'eval.batchScenes', e.batchScenes, `must be a positive integer ≤ data.valScenes (${c.data.valScenes})`);
   check(Number.isInteger(e.probeSteps) && e.probeSteps >= 0, 'eval.probeSteps', e.probeSteps, 'must be an integer ≥ 0');
   check(pos(e.probeLr), 'eval.probeLr', e.probeLr, 'must be > 0');
 }
