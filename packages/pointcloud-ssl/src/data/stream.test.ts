@@ -71,7 +71,7 @@ describe('streaming training data', () => {
         expect(got.every((i) => i % 3 === micro)).toBe(true);
       }
     }
-    expect(() => new SceneStream({ ...plan, batchScenes: 3 }, { memory: scenes, micros: [0], endStep: 1 })).toThrow(/6 training scenes split into 3 shard\(s\).*leave 2 per shard, fewer than the 3/);
+    expect(() => new SceneStream({ ...plan, batchScenes: 3 }, { memory: scenes, micros: [0], endStep: 1 })).toThrow(/6 training scene\(s\) give each of the 3 micro-batch\(es\) of a step a shard of 2 .*fewer than the 3 scenes/);
   });
 
   it('an unreadable scene fails the step with the file named, through the worker too', async () => {

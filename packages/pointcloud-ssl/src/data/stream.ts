@@ -59,7 +59,7 @@ export function checkPlan(sceneCount: number, plan: Pick<StreamPlan, 'microBatch
   const smallest = Math.floor(sceneCount / plan.microBatches);
   if (smallest < plan.batchScenes) {
     throw new Error(
-      `${sceneCount} training scenes split into ${plan.microBatches} shard(s) (one per micro-batch) leave ${smallest} per shard, fewer than the ${plan.batchScenes} scenes a micro-batch draws; lower batchScenes, the accumulation or the ranks`,
+      `${sceneCount} training scene(s) give each of the ${plan.microBatches} micro-batch(es) of a step a shard of ${smallest} (scene i belongs to micro-batch i mod ${plan.microBatches}), fewer than the ${plan.batchScenes} scenes a micro-batch draws: lower batchScenes, the accumulation or the number of ranks`,
     );
   }
 }

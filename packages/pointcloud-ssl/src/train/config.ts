@@ -4,6 +4,7 @@
  * `resolveConfig(preset, overrides)` deep-merges overrides and validates, throwing an Error
  * that names the offending field.
  */
+import { type FieldTable, checkConfigObject, isConfigError } from '@kiln/tensor';
 import { DATASET_TYPES, type DatasetType } from '../data/datasets.js';
 import type { BackboneConfig } from '../model/backbone.js';
 import type { FeatureOptions } from '../model/features.js';
@@ -35,6 +36,26 @@ export interface DataConfig {
   valScenes: number;
   pointsPerScene: number;
 }
+
+/**
+ * The data fields as a config field table (@kiln/tensor): the library validates `config.data`
+ * with it, and `kiln pointcloud` derives its data flags and config-file keys from it.
+ */
+export const DATA_FIELDS = {
+  type: { type: 'enum', values: DATASET_TYPES, default: 'synthetic', doc: 'where the scenes come from: the synthetic generator or a data folder of this layout' },
+  root: { type: 'string', default: '', maxLength: 4096, doc: 'the data folder (not used by synthetic)' },
+  trainSplit: { type: 'string', list: true, default: [], doc: "training scenes: split folders, S3DIS areas (Area_1), scene names ([] = the data set's default; S3DIS: every area but Area_5)" },
+  valSplit: { type: 'string', list: true, default: [], doc: "validation scenes ([] = the data set's default: val, or S3DIS's Area_5)" },
+  segmentKey: { type: 'string', default: '', maxLength: 256, doc: "Pointcept data: the segment file read as labels, e.g. segment200 ('' = segment, else segment20, else segment200)" },
+  classes: { type: 'string', list: true, default: [], doc: 'class names in label order ([] = unnamed)' },
+  maxPoints: { type: 'int', default: 8192, min: 0, doc: "SphereCrop's point_max for training scenes (0 = no crop); evaluation always sees whole scenes" },
+  workers: { type: 'int', default: 1, min: 0, max: 64, doc: 'threads that read and transform training scenes ahead of the step (0 = on the training thread)' },
+  prefetch: { type: 'int', default: 2, min: 0, max: 64, doc: 'micro-batches the loader threads prepare ahead' },
+  seed: { type: 'int', default: 1, doc: 'synthetic data: the data set seed (scene i is fixed by it)' },
+  trainScenes: { type: 'int', default: 16, min: 1, doc: 'synthetic data: training scenes' },
+  valScenes: { type: 'int', default: 8, min: 1, doc: 'synthetic data: validation scenes' },
+  pointsPerScene: { type: 'int', default: 160, min: 8, doc: 'synthetic data: points generated per scene' },
+} satisfies FieldTable;
 
 export interface SerializationConfig {
   /** Voxel size of the grid coordinates (metres). */
@@ -143,13 +164,13 @@ const base: PointCloudSslConfig = {
     valSplit: [],
     segmentKey: '',
     classes: [],
-    maxPoints: 8192,
-    workers: 1,
-    prefetch: 2,
-    seed: 1,
-    trainScenes: 16,
-    valScenes: 8,
-    pointsPerScene: 160,
+    maxPoints: DATA_FIELDS.maxPoints.default,
+    workers: DATA_FIELDS.workers.default,
+    prefetch: DATA_FIELDS.prefetch.default,
+    seed: DATA_FIELDS.seed.default,
+    trainScenes: DATA_FIELDS.trainScenes.default,
+    valScenes: DATA_FIELDS.valScenes.default,
+    pointsPerScene: DATA_FIELDS.pointsPerScene.default,
   },
   features: { color: true, normal: false, coordScale: 3 },
   serialization: { gridSize: 0.08, orders: ['z', 'z-trans', 'hilbert', 'hilbert-trans'], poolStride: 4, shuffleOrders: true },
@@ -223,20 +244,17 @@ export function validateConfig(c: PointCloudSslConfig): void {
   check(Number.isInteger(c.seed), 'seed', c.seed, 'must be an integer');
   check(posInt(c.numClasses), 'numClasses', c.numClasses, 'must be a positive integer');
   const d = c.data;
-  check(DATASET_TYPES.includes(d.type), 'data.type', d.type, `must be one of ${DATASET_TYPES.join(', ')}`);
-  check(typeof d.root === 'string' && (d.type === 'synthetic' || d.root.length > 0), 'data.root', d.root, `must name the data folder of the '${d.type}' data set`);
-  const names = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
-  check(names(d.trainSplit), 'data.trainSplit', d.trainSplit, 'must be a list of split names ([] = the default)');
-  check(names(d.valSplit), 'data.valSplit', d.valSplit, 'must be a list of split names ([] = the default)');
-  check(typeof d.segmentKey === 'string', 'data.segmentKey', d.segmentKey, "must be a segment file name like 'segment20', or ''");
-  check(names(d.classes) && (d.classes.length === 0 || d.classes.length === c.numClasses), 'data.classes', d.classes, `must be [] or ${c.numClasses} names (numClasses)`);
-  check(Number.isInteger(d.maxPoints) && d.maxPoints >= 0, 'data.maxPoints', d.maxPoints, 'must be an integer ≥ 0 (0 = no crop)');
-  check(Number.isInteger(d.workers) && d.workers >= 0, 'data.workers', d.workers, 'must be an integer ≥ 0');
-  check(Number.isInteger(d.prefetch) && d.prefetch >= 0, 'data.prefetch', d.prefetch, 'must be an integer ≥ 0');
-  check(Number.isInteger(c.data.seed), 'data.seed', c.data.seed, 'must be an integer');
-  check(posInt(c.data.trainScenes), 'data.trainScenes', c.data.trainScenes, 'must be a positive integer');
-  check(posInt(c.data.valScenes), 'data.valScenes', c.data.valScenes, 'must be a positive integer');
-  check(posInt(c.data.pointsPerScene) && c.data.pointsPerScene >= 8, 'data.pointsPerScene', c.data.pointsPerScene, 'must be an integer ≥ 8');
+  try {
+    checkConfigObject(DATA_FIELDS, d, 'config.data');
+  } catch (err) {
+    // "config key 'maxPoints' in config.data must be …" → "config.data.maxPoints = -1: must be …"
+    if (!isConfigError(err) || !err.key) throw err;
+    const want = /must be (.*), got /.exec(err.message)?.[1] ?? 'is invalid';
+    check(false, `data.${err.key}`, (d as unknown as Record<string, unknown>)[err.key], `must be ${want}`);
+  }
+  for (const key of Object.keys(DATA_FIELDS)) check((d as unknown as Record<string, unknown>)[key] !== undefined, `data.${key}`, undefined, 'is missing');
+  check(d.type === 'synthetic' || d.root.length > 0, 'data.root', d.root, `must name the data folder of the '${d.type}' data set`);
+  check(d.classes.length === 0 || d.classes.length === c.numClasses, 'data.classes', d.classes, `must be [] or ${c.numClasses} names (numClasses)`);
   check(pos(c.features.coordScale), 'features.coordScale', c.features.coordScale, 'must be > 0');
   check(pos(c.serialization.gridSize), 'serialization.gridSize', c.serialization.gridSize, 'must be > 0');
   check(
