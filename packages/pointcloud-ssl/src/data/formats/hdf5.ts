@@ -145,6 +145,23 @@ async function checkSignature(path: string): Promise<void> {
   throw new PointCloudFormatError(path, 'not a readable HDF5 file (no HDF5 signature)');
 }
 
+/**
+ * The filters the HDF5 library itself decodes: deflate (gzip), shuffle, fletcher32, szip,
+ * nbit, scaleoffset. A dataset compressed with a plugin filter (h5py's LZF, Blosc, Zstd, …)
+ * would read back as garbage, so it is refused by name instead.
+ */
+const BUILT_IN_FILTERS = new Set([1, 2, 3, 4, 5, 6]);
+
+function checkFilters(d: { filters: { id: number; name: string }[] }, file: string, key: string): void {
+  const plugin = d.filters.find((f) => !BUILT_IN_FILTERS.has(f.id));
+  if (plugin) {
+    throw new PointCloudFormatError(
+      file,
+      `dataset '${key}' is compressed with the '${plugin.name}' filter (id ${plugin.id}), which this reader cannot decode; re-save it with compression='gzip' (or none)`,
+    );
+  }
+}
+
 /** Reads an HDF5 point set (ModelNet / ScanObjectNN shapes, or PointNet's S3DIS blocks). */
 export async function readHdf5PointSet(path: string, options: ReadPointSetOptions = {}): Promise<PointSet> {
   const dataKey = options.dataKey ?? 'data';
@@ -163,6 +180,7 @@ export async function readHdf5PointSet(path: string, options: ReadPointSetOption
     if (shape.length !== 3) {
       throw new PointCloudFormatError(path, `dataset '${dataKey}' must have shape [B, P, C], got [${shape.join(', ')}]`);
     }
+    checkFilters(data, path, dataKey);
     const [total, pointsPerShape, channels] = shape as [number, number, number];
     if (channels < 3) throw new PointCloudFormatError(path, `dataset '${dataKey}' has ${channels} channels, need at least x y z`);
     const [first, last] = options.rows ?? [0, total];
@@ -192,6 +210,7 @@ export async function readHdf5PointSet(path: string, options: ReadPointSetOption
         `dataset '${labelKey}' must have shape [${total}] or [${total}, 1] (a class per shape) or [${total}, ${pointsPerShape}] (a label per point), got [${lshape.join(', ')}]`,
       );
     }
+    checkFilters(lab, path, labelKey);
     const labels = toIntegers(toNumberArray(read(lab, lshape.length), path, labelKey), path, labelKey);
     const out: PointSet = {
       data: values,
@@ -213,6 +232,7 @@ export async function readHdf5PointSet(path: string, options: ReadPointSetOption
       if (pshape.length !== 2 || pshape[0] !== total || pshape[1] !== pointsPerShape) {
         throw new PointCloudFormatError(path, `dataset '${pointKey}' must have shape [${total}, ${pointsPerShape}], got [${pshape.join(', ')}]`);
       }
+      checkFilters(pl, path, pointKey);
       out.pointLabel = toIntegers(toNumberArray(read(pl, 2), path, pointKey), path, pointKey);
     }
     return out;
