@@ -45,7 +45,7 @@ function expectClose(a: number[], b: number[], tol: number): void {
 }
 
 describe('data parallel = accumulation', () => {
-  const cfg = resolveConfig('tiny', { data: { trainScenes: 4 }, pretrain: { steps: 3, batchScenes: 1 }, finetune: { steps: 3, batchScenes: 1, mode: 'spd', teacher: 'ema' } });
+  const cfg = resolveConfig('tiny', { data: { trainScenes: 4, pointsPerScene: 48 }, pretrain: { steps: 3, batchScenes: 1 }, finetune: { steps: 3, batchScenes: 1, mode: 'spd', teacher: 'ema' } });
   const data = syntheticSplits(cfg);
 
   it('fine-tuning: 2 ranks × 1 micro-batch = 1 process × 2, and differs from 1 micro-batch', async () => {
