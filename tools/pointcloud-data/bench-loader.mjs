@@ -75,7 +75,10 @@ for i in range(${scenes}):
   const transform = (scene) => pkg.sceneFromSample(viewT.apply(sampleT.apply(pkg.sampleFromScene(scene), rng), rng));
 
   const kiln = {
-    read: perScene(await timed(async () => Promise.all(refs.map((r) => pkg.loadScene(r))))),
+    // One scene after another, as the peer reads them (and as a loader thread does).
+    read: perScene(await timed(async () => {
+      for (const r of refs) await pkg.loadScene(r);
+    })),
     transform: perScene(await timed(() => loaded.map(transform))),
     'read + transform': perScene(await timed(async () => {
       for (const r of refs) transform(await pkg.loadScene(r));
