@@ -1,7 +1,7 @@
 // Data sets on disk, listed and split without reading the scenes, then read one at a time:
 // every layout the CLI's --dataset accepts, on fixtures written by numpy, h5py and struct.
 import { readFileSync } from 'node:fs';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +28,17 @@ describe('data sets', () => {
     await expect(openDataset({ type: 's3dis', root: join(FIXTURES, 'pointcept-s3dis'), valSplit: ['Area_7'] })).rejects.toThrow(
       /pointcept-s3dis: validation split 'Area_7' matches no scene \(splits here: Area_1, Area_2, Area_5;/,
     );
+  });
+
+  it('S3DIS scenes named Area_N-room in one flat folder: the areas are read off the names', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kiln-flat-'));
+    for (const [area, room] of [['Area_1', 'office_1'], ['Area_2', 'office_3'], ['Area_5', 'office_4']]) {
+      cpSync(join(FIXTURES, 'pointcept-s3dis', area!, room!), join(root, 'train', `${area}-${room}`), { recursive: true });
+    }
+    const ds = await openDataset({ type: 'pointcept', root });
+    expect(names(ds.train)).toEqual(['Area_1-office_1', 'Area_2-office_3']);
+    expect(names(ds.val)).toEqual(['Area_5-office_4']);
+    expect(ds.classes).toBe(S3DIS_CLASSES);
   });
 
   it('ScanNet after Pointcept preprocessing and raw ScanNet v2 (split lists)', async () => {
