@@ -57,6 +57,9 @@ describe('data sets', () => {
     expect(names(raw.train)).toEqual(['scene0000_00']);
     expect(names(raw.val)).toEqual(['scene0011_00']);
     expect((await loadScene(raw.val[0]!)).label!.length).toBe(16);
+    // a split given as a list file (in the root, or any path)
+    const lists = await openDataset({ type: 'scannet', root: join(FIXTURES, 'scannet-raw'), trainSplit: ['scannetv2_val.txt'], valSplit: [join(FIXTURES, 'scannet-raw', 'scannetv2_train.txt')] });
+    expect([names(lists.train), names(lists.val)]).toEqual([['scene0011_00'], ['scene0000_00']]);
   });
 
   it("PointNet's S3DIS HDF5 blocks (gzip, per-point labels, colour from channels 3–5), read block by block", async () => {

@@ -239,8 +239,13 @@ export async function selectScenes(scenes: readonly SceneRef[], tokens: readonly
   for (const token of tokens) {
     let matched = scenes.filter((s) => s.split === token || s.name === token || s.name.startsWith(`${token}-`));
     if (matched.length === 0 && scenes.some((s) => s.kind === 'scannet-scan')) {
-      const listFile = [join(root, `scannetv2_${token}.txt`), join(root, token)].find((f) => f.endsWith('.txt'));
-      const file = listFile && (await isFile(listFile)) ? listFile : (await isFile(token)) ? token : undefined;
+      let file: string | undefined;
+      for (const candidate of [join(root, `scannetv2_${token}.txt`), join(root, token), token]) {
+        if (await isFile(candidate)) {
+          file = candidate;
+          break;
+        }
+      }
       if (file) {
         const names = new Set((await readFile(file, 'utf8')).split(/\r?\n/).map((l) => l.trim()).filter(Boolean));
         matched = scenes.filter((s) => names.has(s.name));
