@@ -63,26 +63,32 @@ describe.skipIf(skipReason !== '')('training over MPI', () => {
     expect(reference.at(-1)!).toBeLessThan(reference[0]!);
   });
 
-  it.each(['alltoall', 'allgather'])('expert parallel (%s dispatcher) on 1, 2 and 4 ranks gives the same outputs and gradients', (dispatcher) => {
-    const assemble = (ranks: { output: number[]; dHidden: number[]; router: number[] }[]) => ({
-      output: ranks.flatMap((r) => r.output),
-      dHidden: ranks.flatMap((r) => r.dHidden),
-      router: ranks[0]!.router,
-    });
-    // One local expert per rank at 4 ranks: the edge where a rank's grouped GEMM has one group.
-    const run = (np: number) => {
-      const dir = mkdtempSync(join(tmpdir(), 'kiln-ep-'));
-      mpirun(np, 'ep-layer.mjs', [dispatcher, dir, '4']);
-      const files = readdirSync(dir).sort();
-      expect(files).toHaveLength(np);
-      return assemble(files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8'))).sort((a, b) => a.rank - b.rank));
-    };
-    const [one, two, four] = [1, 2, 4].map(run);
-    for (const other of [two!, four!]) {
-      for (const key of ['output', 'dHidden', 'router'] as const) {
-        expect(other[key]).toHaveLength(one![key].length);
-        for (const [i, v] of other[key].entries()) expect(Math.abs(v - one![key][i]!)).toBeLessThan(1e-4);
-      }
+  const assemble = (ranks: { output: number[]; dHidden: number[]; router: number[] }[]) => ({
+    output: ranks.flatMap((r) => r.output),
+    dHidden: ranks.flatMap((r) => r.dHidden),
+    router: ranks[0]!.router,
+  });
+  const runLayer = (np: number, args: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-ep-'));
+    mpirun(np, 'ep-layer.mjs', [args[0]!, dir, ...args.slice(1)]);
+    const files = readdirSync(dir).sort();
+    expect(files).toHaveLength(np);
+    return assemble(files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8'))).sort((a, b) => a.rank - b.rank));
+  };
+  const expectSame = (one: ReturnType<typeof assemble>, other: ReturnType<typeof assemble>) => {
+    for (const key of ['output', 'dHidden', 'router'] as const) {
+      expect(other[key]).toHaveLength(one[key].length);
+      for (const [i, v] of other[key].entries()) expect(Math.abs(v - one[key][i]!)).toBeLessThan(1e-4);
     }
+  };
+
+  it('expert tensor parallel (etp 2 × ep 2, MPI sub-communicators) gives the outputs and gradients of one rank', () => {
+    expectSame(runLayer(1, ['alltoall', '4', '1']), runLayer(4, ['alltoall', '4', '2']));
+  });
+
+  it.each(['alltoall', 'allgather'])('expert parallel (%s dispatcher) on 1, 2 and 4 ranks gives the same outputs and gradients', (dispatcher) => {
+    // One local expert per rank at 4 ranks: the edge where a rank's grouped GEMM has one group.
+    const [one, two, four] = [1, 2, 4].map((np) => runLayer(np, [dispatcher, '4']));
+    for (const other of [two!, four!]) expectSame(one!, other);
   });
 });
