@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tf } from '@kiln/tensor';
+import { MOE_LM_PRESETS, type MoeLmTrainConfig, trainMoeLm } from '../demo/train.js';
 import { launchedByMpi, processCommunicator } from './process-communicator.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -91,4 +93,36 @@ describe.skipIf(skipReason !== '')('training over MPI', () => {
     const [one, two, four] = [1, 2, 4].map((np) => runLayer(np, [dispatcher, '4']));
     for (const other of [two!, four!]) expectSame(one!, other);
   });
+
+  it('context parallel (cp 2; cp 4 × ep 2 on MPI sub-communicators) follows the single-process loss curve to the same weights', async () => {
+    await tf.setBackend('cpu');
+    const tiny = MOE_LM_PRESETS.tiny;
+    const config: Partial<MoeLmTrainConfig> = { ...tiny, layers: 2, context: 16, batch: 4, steps: 3, evalEvery: 0, moe: { ...tiny.moe, sharedExpertSize: 16, zLossCoeff: 1e-3 } };
+    const reference = await trainMoeLm(config);
+    const losses = reference.reports.map((r) => r.loss);
+    const aux = reference.reports.map((r) => r.routerLosses[0]!.aux_loss!);
+    const weights = reference.model.namedTensors();
+    for (const [np, cp, ep] of [
+      [2, 2, 1],
+      [4, 4, 2],
+    ] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'kiln-cp-'));
+      mpirun(np, 'cp-train.mjs', [String(cp), String(ep), dir, JSON.stringify(config)]);
+      const files = readdirSync(dir);
+      expect(files).toHaveLength(np);
+      for (const f of files) {
+        const r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+        for (const [i, l] of (r.losses as number[]).entries()) expect(Math.abs(l - losses[i]!), `cp ${cp} ep ${ep} rank ${r.rank} loss ${i}`).toBeLessThan(1e-5);
+        for (const [i, a] of (r.auxLoss as number[]).entries()) expect(Math.abs(a - aux[i]!)).toBeLessThan(1e-6);
+        for (const [name, v] of Object.entries(weights)) {
+          const want = v.dataSync();
+          const got = r.weights[name] as number[];
+          expect(got).toHaveLength(want.length);
+          let worst = 0;
+          for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+          expect(worst, `cp ${cp} ep ${ep} rank ${r.rank} ${name}`).toBeLessThan(5e-5);
+        }
+      }
+    }
+  }, 480_000);
 });
