@@ -4,7 +4,7 @@
 import { MODEL_PRESETS, countParams, flopsPerToken, memoryPerGpu } from '@kiln/moe-core';
 import type { CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
-import type { Schema } from '../cli/schema.js';
+import type { FieldTable } from '@kiln/tensor';
 
 const MODELS = Object.keys(MODEL_PRESETS);
 
@@ -21,7 +21,7 @@ const ESTIMATE_SCHEMA = {
   distributedOptimizer: { type: 'boolean', default: true, doc: "shard optimizer state over data-parallel ranks (Megatron's distributed optimizer)" },
   recomputeExperts: { type: 'boolean', default: false, doc: 'selectively recompute the expert MLPs' },
   json: { type: 'boolean', default: false, doc: 'print JSON' },
-} satisfies Schema;
+} satisfies FieldTable;
 
 const GiB = 1024 ** 3;
 
