@@ -39,8 +39,11 @@ export { ExpertParallelMoE, expertGroups, withExpertParallel } from './layer/exp
 export type { ExpertParallelOptions, ExpertParallelGrads, ExpertParallelPass, ExpertParallelGroups } from './layer/expert-parallel.js';
 export { expertParallelProgram, tokenShard } from './layer/ep-program.js';
 export type { ExpertParallelProgramArgs, ExpertParallelProgramResult } from './layer/ep-program.js';
-export { MoeLm } from './demo/moe-lm.js';
-export type { MoeLmShape } from './demo/moe-lm.js';
+export { MoeLm, attentionResidual, crossEntropy, embedTokens, lmHead, qkvProjection, rmsNorm } from './demo/moe-lm.js';
+export type { AttentionSpan, MoeLmShape } from './demo/moe-lm.js';
+export { KvAllGather, contextParallelChunk, contextParallelChunks, contextParallelPositions, contextParallelSpans, shardSequence } from './demo/context-parallel.js';
+export { ParallelLmStep, RouterCountExchange } from './demo/parallel-lm.js';
+export type { LmParallelGroups, LmParallelLayout, ParallelStepResult } from './demo/parallel-lm.js';
 export { trainMoeLm, MOE_LM_PRESETS, DEFAULT_PEAK_FLOPS } from './demo/train.js';
 export { averageGradients, averageScalar, batchShard } from './demo/data-parallel.js';
 export type { DataParallelGroup } from './demo/data-parallel.js';
