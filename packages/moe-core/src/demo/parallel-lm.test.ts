@@ -139,21 +139,32 @@ describe('context parallelism on worker threads equals one process (loss curve a
   // per-micro-batch aux loss), which differs from one process's on the whole batch: that case
   // runs without it. Without dp the aux loss is reduced over the CP group and matches.
   const noAux: Partial<MoeLmTrainConfig> = { ...BASE, moe: { ...BASE_MOE, auxLossCoeff: 0 } };
-  const cases: [string, number, Partial<MoeLmTrainConfig>][] = [
-    ['cp 2', 2, { ...BASE, contextParallel: 2 }],
-    ['cp 4', 4, { ...BASE, contextParallel: 4 }],
-    ['cp 2 × ep 2', 2, { ...BASE, contextParallel: 2, expertParallel: 2 }],
-    ['cp 2 × dp 2 with ep 4 (one expert per rank), no aux loss', 4, { ...noAux, contextParallel: 2, expertParallel: 4 }],
+  // each group of layouts shares one start of its worker threads
+  const groups: [string, number, Partial<MoeLmTrainConfig>[]][] = [
+    ['cp 2 and cp 2 × ep 2 (2 ranks)', 2, [{ ...BASE, contextParallel: 2 }, { ...BASE, contextParallel: 2, expertParallel: 2 }]],
+    [
+      'cp 4, cp 4 × ep 2, and cp 2 × dp 2 with ep 4 (one expert per rank, no aux loss) (4 ranks)',
+      4,
+      [
+        { ...BASE, contextParallel: 4 },
+        { ...BASE, contextParallel: 4, expertParallel: 2 },
+        { ...noAux, contextParallel: 2, expertParallel: 4 },
+      ],
+    ],
   ];
-  it.each(cases)('%s', async (_, ranks, config) => {
-    const { contextParallel: _cp, expertParallel: _ep, ...single } = config;
-    const reference = await referenceOf(single);
-    const results = await runRanks<ParallelTrainArgs, ParallelTrainResult>(ranks, 'parallelTrainProgram', { config }, { module: fixture, backend: 'cpu', timeoutMs: 60_000 });
-    for (const r of results) {
-      expectClose(r.losses, reference.losses, 1e-5, `rank ${r.rank} losses`);
-      expectClose(r.auxLoss, reference.auxLoss, 1e-6, `rank ${r.rank} aux loss`);
-      expectClose(r.expertLoad.flat(), reference.load.flat(), 1e-6, `rank ${r.rank} expert load`);
-      for (const name of Object.keys(reference.weights)) expectClose(r.weights[name]!, reference.weights[name]!, 5e-5, `rank ${r.rank} ${name}`);
+  it.each(groups)('%s', async (_, ranks, configs) => {
+    const results = await runRanks<ParallelTrainArgs, ParallelTrainResult[]>(ranks, 'parallelTrainProgram', { configs }, { module: fixture, backend: 'cpu', timeoutMs: 120_000 });
+    for (const [i, config] of configs.entries()) {
+      const { contextParallel: cp, expertParallel: ep, ...single } = config;
+      const reference = await referenceOf(single);
+      for (const perRank of results) {
+        const r = perRank[i]!;
+        const what = `cp ${cp} ep ${ep ?? 1} rank ${r.rank}`;
+        expectClose(r.losses, reference.losses, 1e-5, `${what} losses`);
+        expectClose(r.auxLoss, reference.auxLoss, 1e-6, `${what} aux loss`);
+        expectClose(r.expertLoad.flat(), reference.load.flat(), 1e-6, `${what} expert load`);
+        for (const name of Object.keys(reference.weights)) expectClose(r.weights[name]!, reference.weights[name]!, 5e-5, `${what} ${name}`);
+      }
     }
-  }, 240_000);
+  }, 480_000);
 });
