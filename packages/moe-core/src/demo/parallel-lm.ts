@@ -226,7 +226,8 @@ export class ParallelLmStep {
    * applied. Collective over the world.
    */
   async step(x: Int32Array, y: Int32Array, batch: number, seqLength: number, optimizer: tf.Optimizer): Promise<ParallelStepResult> {
-    const { cp, dp, dpRank } = { cp: this.layout.cp, dp: this.groups.dp, dpRank: this.groups.dpRank };
+    const { cp } = this.layout;
+    const { dp, dpRank } = this.groups;
     if (batch % dp !== 0) throw new Error(`parallel LM: the global batch (${batch}) must divide evenly over dp ${dp}`);
     const rows = batch / dp;
     const mine = (a: Int32Array) => shardSequence(a.subarray(dpRank * rows * seqLength, (dpRank + 1) * rows * seqLength), rows, seqLength, cp, this.groups.cp.rank);
@@ -425,7 +426,9 @@ export class ParallelLmStep {
           joined.set(p, at);
           at += p.length;
         }
-        full[k].assign(tf.tensor(joined, full[k].shape, 'float32'));
+        const t = tf.tensor(joined, full[k].shape, 'float32');
+        full[k].assign(t);
+        t.dispose();
       }
     }
   }
