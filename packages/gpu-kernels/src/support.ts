@@ -17,6 +17,19 @@ const PUBLIC_OPS = [
   'topkRouter',
   'castFp8',
   'quantizeNvfp4',
+  'selectiveScanChannelsLast',
+  'selectiveScanChannelsLastBackward',
+  'causalConv1d',
+  'causalConv1dBackward',
+  'silu',
+  'siluBackward',
+  'siluGate',
+  'siluGateBackward',
+  'layerNorm',
+  'layerNormBackward',
+  'permuteRows',
+  'segmentPool',
+  'segmentBroadcast',
 ] as const;
 
 export function kernelSupport(backends: readonly string[] = ['cpu', 'kiln-native', 'webgpu']): KernelSupportRow[] {
