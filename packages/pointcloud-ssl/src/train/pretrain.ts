@@ -4,7 +4,7 @@
  * trains the backbone with a teacher–student objective; `crossScene: false` scans each scene
  * alone (the "pre-training without CSP" baseline).
  */
-import { createRng, type Tensor, tf } from '@kiln/tensor';
+import { adam, createRng, type Tensor, tf } from '@kiln/tensor';
 import type { PointBackbone } from '../model/backbone.js';
 import { gatherRows, inverseIndex } from '../model/gather.js';
 import { cloneParams, disposeParams, emaUpdate, type ParamStore } from '../model/params.js';
@@ -70,7 +70,7 @@ export async function pretrain(config: PointCloudSslConfig | PresetName = 'defau
   const teacherBackbone = usesTeacher ? cloneParams(backbone.params) : null;
   const teacherHead = usesTeacher ? cloneParams(head) : null;
   const vars = [...backbone.params.values(), ...head.values()];
-  const optimizer = tf.train.adam(p.lr);
+  const optimizer = adam({ learningRate: p.lr });
   const history: StepInfo[] = [];
   const stores = { backbone: backbone.params, head, teacher: teacherBackbone, 'teacher-head': teacherHead };
   const parts: LoopParts = { phase: 'pretrain', config: cfg, steps: p.steps, stores, optimizer, rng, history };
