@@ -1,6 +1,6 @@
 // @kiln/gpu-kernels: the elementwise parts of a Mamba block around the selective scan —
 // the causal depthwise convolution along the sequence (with its SiLU), SiLU itself and the
-// SiLU gate y·silu(z) — forward and backward.
+// SiLU gate y·silu(z) — forward and backward; and the EMA update of a teacher's weights.
 //
 // Layouts (row-major): the convolution's x, out [rows, L, C] (channels last, as the block's
 // sequence features are), weight [K, C], bias [C]. Reductions over positions (the weight and
@@ -231,8 +231,30 @@ Napi::Value GateBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// emaUpdate(average, value, out, momentum): out = momentum·average + (1 − momentum)·value
+// (an EMA teacher's weights).
+Napi::Value EmaUpdate(const Napi::CallbackInfo& info) {
+  const char* fn = "emaUpdate";
+  auto avg = kiln::arg_f32(info, 0, fn, "average");
+  auto val = kiln::arg_f32(info, 1, fn, "value");
+  auto out = kiln::arg_f32(info, 2, fn, "out");
+  const float m = static_cast<float>(kiln::arg_number(info, 3, fn, "momentum"));
+  const float rest = static_cast<float>(1.0 - kiln::arg_number(info, 3, fn, "momentum"));
+  kiln::check_length(info.Env(), fn, "value", val.length, avg.length);
+  kiln::check_length(info.Env(), fn, "out", out.length, avg.length);
+  kiln::parallel_for(0, avg.length, kElementGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float a = avg.data[i] * m;
+      const float b = val.data[i] * rest;
+      out.data[i] = a + b;
+    }
+  });
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
+KILN_EXPORT_FUNCTION(emaUpdate, EmaUpdate);
 KILN_EXPORT_FUNCTION(causalConv1dForward, ConvForward);
 KILN_EXPORT_FUNCTION(causalConv1dBackward, ConvBackward);
 KILN_EXPORT_FUNCTION(siluForward, SiluForward);

@@ -7,31 +7,70 @@
 //
 // A model with a few dozen channels and a handful of states scans long sequences (a whole
 // batch of point clouds is one sequence), so the work items are (row, block of 16 channels):
-// each walks its row in time order with the 16×N state in registers, the channel lanes as the
-// vector axis. No chunking or cross-chunk carry is needed, and with channels last every step
-// reads 16 contiguous floats of u, delta and y. The backward pass checkpoints the state every
-// kChunk steps, then walks the chunks from the end, recomputing each chunk's states before
-// running the adjoint through it. Partial sums over channel blocks (dB, dC) and over rows
-// (dA, dD, dbias) are kept per item and added in a fixed order: results do not depend on the
-// thread count.
+// each walks its row in time order with the 16×N state in vector registers, the channel lanes
+// as the vector axis (GCC/Clang vector extensions: one AVX-512 register, two AVX2 ones, or
+// scalar code elsewhere). No chunking or cross-chunk carry is needed, and with channels last
+// every step reads 16 contiguous floats of u, delta and y. The backward pass checkpoints the
+// state every kChunk steps, then walks the chunks from the end, recomputing each chunk's
+// states and decays before running the adjoint through it. Partial sums over channel blocks
+// (dB, dC) and over rows (dA, dD, dbias) are kept per item and added in a fixed order:
+// results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kiln_addon.h"
-#include "ops/gk_common.h"
 #include "parallel.h"
 
 namespace {
 
-constexpr int64_t kW = 16;      // channels per work item (one AVX-512 vector)
+constexpr int64_t kW = 16;      // channels per work item
 constexpr int64_t kChunk = 64;  // backward: steps between state checkpoints
 
+typedef float vf __attribute__((vector_size(kW * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(kW * sizeof(int32_t))));
+
+inline vf splat(float v) { return vf{} + v; }
+
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline float hsum(vf v) {
+  float s = 0.0f;
+  for (int w = 0; w < kW; w++) s += v[w];
+  return s;
+}
+
+// exp(x) as gk::fast_exp, lane-wise: x = n·ln2 + r with n rounded to nearest (1.5·2^23 added
+// and taken off again), exp(r) by its degree-7 Taylor polynomial, 2^n built in the exponent.
+inline vf vexp(vf x) {
+  x = x < -87.0f ? splat(-87.0f) : x;
+  x = x > 88.0f ? splat(88.0f) : x;
+  const vf magic = splat(12582912.0f);
+  const vf t = x * 1.4426950408889634f + magic;
+  const vf n = t - magic;
+  const vf r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+  vf p = splat(1.9841270e-4f);
+  p = p * r + 1.3888889e-3f;
+  p = p * r + 8.3333333e-3f;
+  p = p * r + 4.1666667e-2f;
+  p = p * r + 1.6666667e-1f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const vi bits = ((vi)t - (vi)magic + 127) << 23;
+  return p * (vf)bits;
+}
+
 // log(1 + e) for e in [0, 1] as 2·atanh(s), s = e / (2 + e) ≤ 1/3, by its odd series (relative
-// error < 1e-8): a vectorizable log1p for the softplus.
-inline float log1p_unit(float e) {
-  const float s = e / (2.0f + e), s2 = s * s;
-  float p = 1.0f / 15.0f;
+// error < 1e-8).
+inline vf vlog1p_unit(vf e) {
+  const vf s = e / (2.0f + e), s2 = s * s;
+  vf p = splat(1.0f / 15.0f);
   p = p * s2 + 1.0f / 13.0f;
   p = p * s2 + 1.0f / 11.0f;
   p = p * s2 + 1.0f / 9.0f;
@@ -42,7 +81,14 @@ inline float log1p_unit(float e) {
   return 2.0f * s * p;
 }
 
-inline float sigmoid_v(float v) { return 1.0f / (1.0f + gk::fast_exp(-v)); }
+inline vf vsigmoid(vf v) { return 1.0f / (1.0f + vexp(-v)); }
+
+// mamba's softplus (the identity above 20), as max(v, 0) + log1p(exp(−|v|)).
+inline vf vsoftplus(vf v) {
+  const vf a = v < 0.0f ? -v : v;
+  const vf sp = (v > 0.0f ? v : splat(0.0f)) + vlog1p_unit(vexp(-a));
+  return v > 20.0f ? v : sp;
+}
 
 struct Shape {
   int64_t rows, L, dim, N;
@@ -54,50 +100,43 @@ struct Inputs {
   bool softplus;
 };
 
-// One item's channel block: A transposed to [N][kW], D and bias padded with zeros (a padded
-// lane has Δ = softplus(0) or 0, u = 0: its state stays 0 and nothing is written for it).
+// One item's channel block: A as N vectors, D and bias, zero past the last channel (a padded
+// lane has u = 0: its state stays 0 and nothing is written for it).
 struct Block {
   int64_t d0, width;
-  std::vector<float> At;
-  float Dv[kW], bias[kW];
-  Block(const Inputs& in, const Shape& s, int64_t blk) : d0(blk * kW), width(std::min(kW, s.dim - blk * kW)), At(s.N * kW, 0.0f) {
-    for (int64_t w = 0; w < kW; w++) {
-      const bool on = w < width;
-      Dv[w] = on && in.D ? in.D[d0 + w] : 0.0f;
-      bias[w] = on && in.bias ? in.bias[d0 + w] : 0.0f;
-      for (int64_t n = 0; n < s.N; n++) At[n * kW + w] = on ? in.A[(d0 + w) * s.N + n] : 0.0f;
+  std::vector<vf> A;
+  vf D, bias;
+  Block(const Inputs& in, const Shape& s, int64_t blk) : d0(blk * kW), width(std::min(kW, s.dim - blk * kW)), A(s.N, splat(0.0f)), D{}, bias{} {
+    for (int64_t w = 0; w < width; w++) {
+      if (in.D) D[w] = in.D[d0 + w];
+      if (in.bias) bias[w] = in.bias[d0 + w];
+      for (int64_t n = 0; n < s.N; n++) A[n][w] = in.A[(d0 + w) * s.N + n];
     }
   }
-  // Loads kW lanes of a [.., dim] row at this block (zeros past the last channel).
-  void load(const float* row, float* dst) const {
-    for (int64_t w = 0; w < kW; w++) dst[w] = w < width ? row[d0 + w] : 0.0f;
+  // This block's lanes of a [.., dim] row (zeros past the last channel).
+  vf load_row(const float* row) const {
+    if (width == kW) return load(row + d0);
+    vf v{};
+    for (int64_t w = 0; w < width; w++) v[w] = row[d0 + w];
+    return v;
+  }
+  void store_row(float* row, vf v) const {
+    if (width == kW) std::memcpy(row + d0, &v, sizeof v);
+    else for (int64_t w = 0; w < width; w++) row[d0 + w] = v[w];
   }
 };
 
-// Δ (after bias and softplus), its raw argument and u at one step.
-inline void step_inputs(const Inputs& in, const Block& blk, const float* deltaRow, const float* uRow, float* raw, float* dt, float* uv) {
-  blk.load(deltaRow, raw);
-  blk.load(uRow, uv);
-  for (int64_t w = 0; w < kW; w++) raw[w] += blk.bias[w];
-  if (!in.softplus) {
-    std::copy(raw, raw + kW, dt);
-    return;
-  }
-  // Branch-free, so the lanes vectorize: both sides of the threshold, then a select.
-  float e[kW];
-  for (int64_t w = 0; w < kW; w++) e[w] = gk::fast_exp(-std::fabs(raw[w]));
-  for (int64_t w = 0; w < kW; w++) e[w] = std::max(raw[w], 0.0f) + log1p_unit(e[w]);
-  for (int64_t w = 0; w < kW; w++) dt[w] = raw[w] > 20.0f ? raw[w] : e[w];
-}
+// One step's inputs: the raw Δ argument (delta + bias), Δ and u.
+struct Step {
+  vf raw, dt, u;
+};
 
-// h ← exp(Δ·A)⊙h + Δ·u·B_t for one step; h is [N][kW].
-inline void advance(const Shape& s, const Block& blk, const float* dt, const float* uv, const float* Bt, float* h) {
-  for (int64_t n = 0; n < s.N; n++) {
-    const float* a = blk.At.data() + n * kW;
-    float* hn = h + n * kW;
-    const float b = Bt[n];
-    for (int64_t w = 0; w < kW; w++) hn[w] = gk::fast_exp(dt[w] * a[w]) * hn[w] + dt[w] * uv[w] * b;
-  }
+inline Step step_inputs(const Inputs& in, const Block& blk, const Shape& s, int64_t p) {
+  Step st;
+  st.raw = blk.load_row(in.delta + p * s.dim) + blk.bias;
+  st.dt = in.softplus ? vsoftplus(st.raw) : st.raw;
+  st.u = blk.load_row(in.u + p * s.dim);
+  return st;
 }
 
 Inputs read_inputs(const Napi::CallbackInfo& info, const char* fn, Shape& s, size_t firstInt) {
@@ -141,26 +180,24 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   const Inputs in = read_inputs(info, fn, s, 8);
   auto y = kiln::arg_f32(info, 7, fn, "y");
   kiln::check_length(info.Env(), fn, "y", y.length, s.rows * s.L * s.dim);
-  const int64_t nb = s.blocks();
+  const int64_t nb = s.blocks(), N = s.N;
   kiln::parallel_for(0, s.rows * nb, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> h(s.N * kW);
+    std::vector<vf> h(N);
     for (int64_t item = i0; item < i1; item++) {
       const int64_t r = item / nb;
       const Block blk(in, s, item % nb);
-      std::fill(h.begin(), h.end(), 0.0f);
+      std::fill(h.begin(), h.end(), splat(0.0f));
       for (int64_t t = 0; t < s.L; t++) {
         const int64_t p = r * s.L + t;
-        float raw[kW], dt[kW], uv[kW], acc[kW];
-        step_inputs(in, blk, in.delta + p * s.dim, in.u + p * s.dim, raw, dt, uv);
-        advance(s, blk, dt, uv, in.B + p * s.N, h.data());
-        for (int64_t w = 0; w < kW; w++) acc[w] = blk.Dv[w] * uv[w];
-        const float* Ct = in.C + p * s.N;
-        for (int64_t n = 0; n < s.N; n++) {
-          const float* hn = h.data() + n * kW;
-          for (int64_t w = 0; w < kW; w++) acc[w] += Ct[n] * hn[w];
+        const Step st = step_inputs(in, blk, s, p);
+        const vf du = st.dt * st.u;
+        const float *Bt = in.B + p * N, *Ct = in.C + p * N;
+        vf acc = blk.D * st.u;
+        for (int64_t n = 0; n < N; n++) {
+          h[n] = vexp(st.dt * blk.A[n]) * h[n] + du * Bt[n];
+          acc += h[n] * Ct[n];
         }
-        float* yr = y.data + p * s.dim + blk.d0;
-        for (int64_t w = 0; w < blk.width; w++) yr[w] = acc[w];
+        blk.store_row(y.data + p * s.dim, acc);
       }
     }
   });
@@ -189,97 +226,83 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
     kiln::check_length(info.Env(), fn, name, len, want);
   }
   const int64_t nb = s.blocks(), items = s.rows * nb, nc = (s.L + kChunk - 1) / kChunk;
-  // Per item: dB, dC partials over its channels [L][N]; dA [N][kW]; dD, dbias [kW].
-  std::vector<float> dBpart(items * s.L * N), dCpart(items * s.L * N), dApart(items * N * kW), dDpart(items * kW), dbiasPart(items * kW);
+  // Per item: dB, dC partials over its channels [L][N]; dA [N] lanes; dD, dbias lanes. The
+  // large two are kept between calls (grown, never shrunk; one pair per calling thread):
+  // fresh buffers cost their page faults on every call.
+  // (Bound to references here: inside the parallel body a thread_local would name the pool
+  // thread's own copy.)
+  thread_local std::vector<float> scratchB, scratchC;
+  std::vector<float>& dBpart = scratchB;
+  std::vector<float>& dCpart = scratchC;
+  dBpart.resize(items * s.L * N);
+  dCpart.resize(items * s.L * N);
+  std::vector<vf> dApart(items * N, splat(0.0f)), dDpart(items), dbiasPart(items);
   kiln::parallel_for(0, items, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> checkpoints(nc * N * kW), hs((kChunk + 1) * N * kW), k(N * kW);
+    // Per chunk step j: the state before it hs[j·N + n] (hs[len·N ..] after the last), its
+    // decays ea[j·N + n] and inputs.
+    std::vector<vf> checkpoints(nc * N), hs((kChunk + 1) * N), ea(kChunk * N), k(N);
+    std::vector<Step> steps(kChunk);
     for (int64_t item = i0; item < i1; item++) {
       const int64_t r = item / nb;
       const Block blk(in, s, item % nb);
       float* dBi = dBpart.data() + item * s.L * N;
       float* dCi = dCpart.data() + item * s.L * N;
-      float* dAi = dApart.data() + item * N * kW;
-      float dDi[kW] = {0}, dbi[kW] = {0};
-      std::fill(dAi, dAi + N * kW, 0.0f);
-      // Forward: the state entering every chunk.
-      std::vector<float>& h = hs;  // first N·kW floats as the running state
-      std::fill(h.begin(), h.begin() + N * kW, 0.0f);
+      vf* dAi = dApart.data() + item * N;
+      vf dDi = splat(0.0f), dbi = splat(0.0f);
+      // Forward: the state entering every chunk (hs[0 .. N) as the running state).
+      std::fill(hs.begin(), hs.begin() + N, splat(0.0f));
       for (int64_t t = 0; t < s.L; t++) {
-        if (t % kChunk == 0) std::copy(h.begin(), h.begin() + N * kW, checkpoints.begin() + (t / kChunk) * N * kW);
+        if (t % kChunk == 0) std::copy(hs.begin(), hs.begin() + N, checkpoints.begin() + (t / kChunk) * N);
         const int64_t p = r * s.L + t;
-        float raw[kW], dt[kW], uv[kW];
-        step_inputs(in, blk, in.delta + p * s.dim, in.u + p * s.dim, raw, dt, uv);
-        advance(s, blk, dt, uv, in.B + p * N, h.data());
+        const Step st = step_inputs(in, blk, s, p);
+        const vf duv = st.dt * st.u;
+        const float* Bt = in.B + p * N;
+        for (int64_t n = 0; n < N; n++) hs[n] = vexp(st.dt * blk.A[n]) * hs[n] + duv * Bt[n];
       }
       // Backward, chunk by chunk from the end; k = the adjoint arriving from step t + 1
       // (a_{t+1}·g_{t+1}).
-      std::fill(k.begin(), k.end(), 0.0f);
+      std::fill(k.begin(), k.end(), splat(0.0f));
       for (int64_t c = nc - 1; c >= 0; c--) {
         const int64_t t0 = c * kChunk, len = std::min(kChunk, s.L - t0);
-        // hs[j] = state after step t0 + j − 1 (hs[0] = the checkpoint).
-        std::copy(checkpoints.begin() + c * N * kW, checkpoints.begin() + (c + 1) * N * kW, hs.begin());
+        std::copy(checkpoints.begin() + c * N, checkpoints.begin() + (c + 1) * N, hs.begin());
         for (int64_t j = 0; j < len; j++) {
           const int64_t p = r * s.L + t0 + j;
-          float raw[kW], dt[kW], uv[kW];
-          step_inputs(in, blk, in.delta + p * s.dim, in.u + p * s.dim, raw, dt, uv);
-          std::copy(hs.begin() + j * N * kW, hs.begin() + (j + 1) * N * kW, hs.begin() + (j + 1) * N * kW);
-          advance(s, blk, dt, uv, in.B + p * N, hs.data() + (j + 1) * N * kW);
+          const Step st = steps[j] = step_inputs(in, blk, s, p);
+          const vf duv = st.dt * st.u;
+          const float* Bt = in.B + p * N;
+          for (int64_t n = 0; n < N; n++) {
+            const vf e = ea[j * N + n] = vexp(st.dt * blk.A[n]);
+            hs[(j + 1) * N + n] = e * hs[j * N + n] + duv * Bt[n];
+          }
         }
         for (int64_t j = len - 1; j >= 0; j--) {
           const int64_t t = t0 + j, p = r * s.L + t;
-          float raw[kW], dt[kW], uv[kW], g0[kW], accDt[kW], accU[kW];
-          step_inputs(in, blk, in.delta + p * s.dim, in.u + p * s.dim, raw, dt, uv);
-          blk.load(dy.data + p * s.dim, g0);
-          for (int64_t w = 0; w < kW; w++) {
-            accDt[w] = 0.0f;
-            accU[w] = 0.0f;
-          }
+          const Step& st = steps[j];
+          const vf g0 = blk.load_row(dy.data + p * s.dim);
+          const vf duv = st.dt * st.u;
           const float *Bt = in.B + p * N, *Ct = in.C + p * N;
-          const float* hPrev = hs.data() + j * N * kW;
-          const float* hCur = hs.data() + (j + 1) * N * kW;
+          vf accDt = splat(0.0f), accU = splat(0.0f);
           for (int64_t n = 0; n < N; n++) {
-            const float* a = blk.At.data() + n * kW;
-            float* kn = k.data() + n * kW;
-            float* dAn = dAi + n * kW;
-            const float* hp = hPrev + n * kW;
-            const float* hc = hCur + n * kW;
-            // Lane terms of dB and dC first, summed after (a float reduction inside the
-            // loop would keep GCC from vectorizing it).
-            float tB[kW], tC[kW];
-            for (int64_t w = 0; w < kW; w++) {
-              const float g = kn[w] + g0[w] * Ct[n];  // ∂/∂h_t
-              const float ea = gk::fast_exp(dt[w] * a[w]);
-              const float gah = g * ea * hp[w];       // ∂/∂(Δ·A) through the decay
-              accDt[w] += gah * a[w] + g * Bt[n] * uv[w];
-              dAn[w] += gah * dt[w];
-              accU[w] += g * Bt[n];
-              tB[w] = g * dt[w] * uv[w];
-              tC[w] = g0[w] * hc[w];
-              kn[w] = ea * g;
-            }
-            float sB = 0.0f, sC = 0.0f;
-            for (int64_t w = 0; w < kW; w++) {
-              sB += tB[w];
-              sC += tC[w];
-            }
-            dBi[t * N + n] = sB;
-            dCi[t * N + n] = sC;
+            const vf e = ea[j * N + n];
+            const vf g = k[n] + g0 * Ct[n];                 // ∂/∂h_t
+            const vf gah = g * e * hs[j * N + n];           // ∂/∂(Δ·A) through the decay
+            accDt += gah * blk.A[n] + g * st.u * Bt[n];
+            dAi[n] += gah * st.dt;
+            accU += g * Bt[n];
+            dBi[t * N + n] = hsum(g * duv);
+            dCi[t * N + n] = hsum(g0 * hs[(j + 1) * N + n]);
+            k[n] = e * g;
           }
-          float* duRow = du.data + p * s.dim + blk.d0;
-          float* ddRow = ddelta.data + p * s.dim + blk.d0;
-          for (int64_t w = 0; w < kW; w++) {
-            const float gRaw = in.softplus && raw[w] <= 20.0f ? accDt[w] * sigmoid_v(raw[w]) : accDt[w];
-            dDi[w] += g0[w] * uv[w];
-            dbi[w] += gRaw;
-            if (w < blk.width) {
-              duRow[w] = accU[w] * dt[w] + blk.Dv[w] * g0[w];
-              ddRow[w] = gRaw;
-            }
-          }
+          vf gRaw = accDt;
+          if (in.softplus) gRaw = st.raw > 20.0f ? accDt : accDt * vsigmoid(st.raw);
+          dDi += g0 * st.u;
+          dbi += gRaw;
+          blk.store_row(du.data + p * s.dim, accU * st.dt + blk.D * g0);
+          blk.store_row(ddelta.data + p * s.dim, gRaw);
         }
       }
-      std::copy(dDi, dDi + kW, dDpart.begin() + item * kW);
-      std::copy(dbi, dbi + kW, dbiasPart.begin() + item * kW);
+      dDpart[item] = dDi;
+      dbiasPart[item] = dbi;
     }
   });
   // dB, dC: each row's blocks in order; dA, dD, dbias: over rows in order, in double.
@@ -304,9 +327,9 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
     std::vector<double> sA(N, 0.0);
     for (int64_t r = 0; r < s.rows; r++) {
       const int64_t item = r * nb + b;
-      sD += dDpart[item * kW + w];
-      sBias += dbiasPart[item * kW + w];
-      for (int64_t n = 0; n < N; n++) sA[n] += dApart[(item * N + n) * kW + w];
+      sD += dDpart[item][w];
+      sBias += dbiasPart[item][w];
+      for (int64_t n = 0; n < N; n++) sA[n] += dApart[item * N + n][w];
     }
     dD.data[d] = static_cast<float>(sD);
     dbias.data[d] = static_cast<float>(sBias);

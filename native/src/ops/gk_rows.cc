@@ -1,6 +1,6 @@
 // @kiln/gpu-kernels: the row movements of a serialized point backbone — putting points into
 // scan order and back (a one-to-one gather with zero padding), and pooling points into
-// clusters and broadcasting clusters back to their points. Rows are split over the threads;
+// clusters and broadcasting clusters back to their points — and column blocks of a matrix. Rows are split over the threads;
 // every output row is written by exactly one thread, so results do not depend on the
 // thread count.
 #include <algorithm>
@@ -114,8 +114,51 @@ Napi::Value SegmentBroadcast(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sliceColumns(x [R, C], out [R, W], begin, W): out[r] = x[r, begin .. begin + W).
+// sliceColumnsBackward(dy [R, W], dx [R, C], begin, W): dx[r, begin ..] = dy[r], zeros elsewhere.
+Napi::Value SliceColumns(const Napi::CallbackInfo& info) {
+  const char* fn = "sliceColumns";
+  auto x = kiln::arg_f32(info, 0, fn, "x");
+  auto out = kiln::arg_f32(info, 1, fn, "out");
+  const int64_t begin = kiln::arg_int(info, 2, fn, "begin");
+  const int64_t W = kiln::arg_int(info, 3, fn, "W", 1);
+  const int64_t R = static_cast<int64_t>(out.length) / W;
+  kiln::check_length(info.Env(), fn, "out", out.length, R * W);
+  const int64_t C = R ? static_cast<int64_t>(x.length) / R : 0;
+  kiln::check_length(info.Env(), fn, "x", x.length, R * C);
+  if (begin + W > C) throw Napi::RangeError::New(info.Env(), "sliceColumns: columns " + std::to_string(begin) + " .. " + std::to_string(begin + W) + " exceed " + std::to_string(C));
+  kiln::parallel_for(0, R, row_grain(W + 16), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) std::copy(x.data + r * C + begin, x.data + r * C + begin + W, out.data + r * W);
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value SliceColumnsBackward(const Napi::CallbackInfo& info) {
+  const char* fn = "sliceColumnsBackward";
+  auto dy = kiln::arg_f32(info, 0, fn, "dy");
+  auto dx = kiln::arg_f32(info, 1, fn, "dx");
+  const int64_t begin = kiln::arg_int(info, 2, fn, "begin");
+  const int64_t W = kiln::arg_int(info, 3, fn, "W", 1);
+  const int64_t R = static_cast<int64_t>(dy.length) / W;
+  kiln::check_length(info.Env(), fn, "dy", dy.length, R * W);
+  const int64_t C = R ? static_cast<int64_t>(dx.length) / R : 0;
+  kiln::check_length(info.Env(), fn, "dx", dx.length, R * C);
+  if (begin + W > C) throw Napi::RangeError::New(info.Env(), "sliceColumnsBackward: columns " + std::to_string(begin) + " .. " + std::to_string(begin + W) + " exceed " + std::to_string(C));
+  kiln::parallel_for(0, R, row_grain(C + 16), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      float* o = dx.data + r * C;
+      std::fill(o, o + begin, 0.0f);
+      std::copy(dy.data + r * W, dy.data + (r + 1) * W, o + begin);
+      std::fill(o + begin + W, o + C, 0.0f);
+    }
+  });
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
+KILN_EXPORT_FUNCTION(sliceColumns, SliceColumns);
+KILN_EXPORT_FUNCTION(sliceColumnsBackward, SliceColumnsBackward);
 KILN_EXPORT_FUNCTION(permuteRows, PermuteRows);
 KILN_EXPORT_FUNCTION(segmentPool, SegmentPool);
 KILN_EXPORT_FUNCTION(segmentBroadcast, SegmentBroadcast);

@@ -27,6 +27,10 @@ export type { ChannelsLastScanArgs, ChannelsLastScanAttrs } from './mamba/scan-c
 export { silu, siluOp, siluBackwardOp, siluGate, siluGateOp, siluGateBackwardOp } from './mamba/silu.js';
 export { layerNorm, layerNormOp, layerNormBackwardOp } from './norm/layer-norm.js';
 export type { LayerNormAttrs } from './norm/layer-norm.js';
+export { emaUpdate, emaUpdateOp } from './optim/ema.js';
+export type { EmaAttrs } from './optim/ema.js';
+export { sliceColumns, sliceColumnsOp, sliceColumnsBackwardOp } from './layout/slice-columns.js';
+export type { SliceColumnsAttrs } from './layout/slice-columns.js';
 export { permuteRows, permuteRowsOp, segmentPool, segmentPoolOp, segmentBroadcast, segmentBroadcastOp } from './pointcloud/rows.js';
 export type { Segmentation, SegmentAttrs } from './pointcloud/rows.js';
 export { kernelSupport } from './support.js';

@@ -44,6 +44,9 @@ export interface GpuKernelsAddon {
     u: F32, delta: F32, A: F32, B: F32, C: F32, D: F32, deltaBias: F32, dy: F32,
     du: F32, ddelta: F32, dA: F32, dB: F32, dC: F32, dD: F32, ddeltaBias: F32, rows: number, L: number, dim: number, dstate: number, deltaSoftplus: boolean,
   ): void;
+  emaUpdate(average: F32, value: F32, out: F32, momentum: number): void;
+  sliceColumns(x: F32, out: F32, begin: number, W: number): void;
+  sliceColumnsBackward(dy: F32, dx: F32, begin: number, W: number): void;
   permuteRows(x: F32, index: I32, out: F32, C: number): void;
   segmentPool(x: F32, sorted: I32, ptr: I32, out: F32, C: number, mean: boolean): void;
   segmentBroadcast(x: F32, segment: I32, ptr: I32, out: F32, C: number, mean: boolean): void;

@@ -26,9 +26,12 @@ describe('kernelSupport', () => {
       'siluGateBackward',
       'layerNorm',
       'layerNormBackward',
+      'sliceColumns',
+      'sliceColumnsBackward',
       'permuteRows',
       'segmentPool',
       'segmentBroadcast',
+      'emaUpdate',
     ]);
     // On webgpu these run their reference compositions (tfjs's own GPU ops).
     const referenceOnWebgpu = new Set(rows.slice(rows.findIndex((r) => r.op === 'selectiveScanChannelsLast')).map((r) => r.op));

@@ -27,9 +27,12 @@ const PUBLIC_OPS = [
   'siluGateBackward',
   'layerNorm',
   'layerNormBackward',
+  'sliceColumns',
+  'sliceColumnsBackward',
   'permuteRows',
   'segmentPool',
   'segmentBroadcast',
+  'emaUpdate',
 ] as const;
 
 export function kernelSupport(backends: readonly string[] = ['cpu', 'kiln-native', 'webgpu']): KernelSupportRow[] {
