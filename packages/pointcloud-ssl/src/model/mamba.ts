@@ -5,7 +5,7 @@
  * A = −exp(A_log) and the D skip; the two directions are summed, gated by SiLU(z) and
  * projected back.
  */
-import { causalConv1d, siluGate } from '@kiln/gpu-kernels';
+import { causalConv1d, siluGate, sliceColumns } from '@kiln/gpu-kernels';
 import { type Rng, type Tensor, tf } from '@kiln/tensor';
 import { addParam, initLinear, type ParamStore, param } from './params.js';
 import { gatherRows } from './gather.js';
@@ -56,12 +56,12 @@ function direction(store: ParamStore, p: string, seq: Tensor, rowsN: number, len
   // Causal depthwise conv along each sequence + SiLU, one fused op.
   const u = causalConv1d(tf.reshape(seq, [rowsN, len, inner]), param(store, `${p}.conv.weight`), param(store, `${p}.conv.bias`), 'silu');
   const xc = tf.reshape(u, [rowsN * len, inner]);
-  // Three matMuls on column blocks of the weight instead of one matMul and a split:
-  // splitting activations along channels is a strided copy, slicing the small weight is not.
-  const w = param(store, `${p}.x_proj.weight`);
-  const dtLow = tf.matMul(xc, tf.slice(w, [0, 0], [-1, rank]));
-  const bm = tf.matMul(xc, tf.slice(w, [0, rank], [-1, cfg.dState]));
-  const cm = tf.matMul(xc, tf.slice(w, [0, rank + cfg.dState], [-1, cfg.dState]));
+  // One matMul for (Δ_low-rank, B, C), split by column copies (tfjs's strided slice walks
+  // elements one by one; three skinny matMuls cost more than one).
+  const xdbl = tf.matMul(xc, param(store, `${p}.x_proj.weight`));
+  const dtLow = sliceColumns(xdbl, 0, rank);
+  const bm = sliceColumns(xdbl, rank, cfg.dState);
+  const cm = sliceColumns(xdbl, rank + cfg.dState, cfg.dState);
   const delta = tf.matMul(dtLow, param(store, `${p}.dt_proj.weight`));
   // The scan reads these channels-last operands as they are (no transposes).
   const y = selectiveScanSequences({
@@ -80,9 +80,11 @@ function direction(store: ParamStore, p: string, seq: Tensor, rowsN: number, len
 export function biMamba(store: ParamStore, name: string, x: Tensor, layout: SequenceLayout, cfg: MambaConfig): Tensor {
   const [n, channels] = x.shape as [number, number];
   const { inner, rank } = dims(channels, cfg);
+  // Two matMuls on the weight's column blocks: splitting the small weight is cheaper than
+  // splitting the [n, 2·inner] activations.
   const w = param(store, `${name}.in_proj.weight`);
-  const xs = tf.matMul(x, tf.slice(w, [0, 0], [-1, inner]));
-  const z = tf.matMul(x, tf.slice(w, [0, inner], [-1, inner]));
+  const xs = tf.matMul(x, sliceColumns(w, 0, inner));
+  const z = tf.matMul(x, sliceColumns(w, inner, inner));
   let mixed: Tensor | null = null;
   for (const dir of DIRECTIONS) {
     const slots = dir === 'fwd' ? layout.forward : layout.backward;

@@ -9,7 +9,7 @@
  * indices element by element and costs about 10× a same-shape op, an outer product through
  * matMul does not.
  */
-import { layerNorm as fusedLayerNorm, silu as fusedSilu } from '@kiln/gpu-kernels';
+import { emaUpdate as emaStep, layerNorm as fusedLayerNorm, silu as fusedSilu } from '@kiln/gpu-kernels';
 import { type Rng, type Tensor, tf } from '@kiln/tensor';
 
 export type ParamStore = Map<string, tf.Variable>;
@@ -50,13 +50,10 @@ export function copyParams(dst: ParamStore, src: ParamStore | Map<string, Tensor
   return copied;
 }
 
-/** teacher ← m·teacher + (1 − m)·student, for every teacher parameter. */
+/** teacher ← m·teacher + (1 − m)·student, for every teacher parameter (one fused op each). */
 export function emaUpdate(teacher: ParamStore, student: ParamStore, momentum: number): void {
   tf.tidy(() => {
-    for (const [k, t] of teacher) {
-      const s = param(student, k);
-      t.assign(tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)));
-    }
+    for (const [k, t] of teacher) t.assign(emaStep(t, param(student, k), momentum));
   });
 }
 
