@@ -11,7 +11,9 @@
 // Environment: KILN_BENCH_POINTS (points per scene, 4096), KILN_BENCH_CHANNELS ([32,64]),
 // KILN_BENCH_RUNS (alternating rounds, 7), KILN_BENCH_BASELINE (a built checkout, or an
 // exported tree named after its commit, to compare the loop with), KILN_BENCH_OUT (write the results as JSON there; `node table.mjs FILE`
-// prints the README table), KILN_PYTHON (/usr/bin/python3).
+// prints the README table), KILN_PYTHON (/usr/bin/python3), KILN_BENCH_THREADS (the PyTorch
+// peer's threads, 2; for a single-threaded comparison set it to 1 and start this script with
+// KILN_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -29,6 +31,8 @@ const points = Number(env.KILN_BENCH_POINTS ?? 4096);
 const channels = JSON.parse(env.KILN_BENCH_CHANNELS ?? '[32,64]');
 const runs = Number(env.KILN_BENCH_RUNS ?? 7);
 const python = env.KILN_PYTHON ?? '/usr/bin/python3';
+const threads = Number(env.KILN_BENCH_THREADS ?? 2);
+if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`KILN_BENCH_THREADS must be a positive integer, got ${env.KILN_BENCH_THREADS}`);
 if (!(Number.isInteger(points) && points >= 8)) throw new Error(`KILN_BENCH_POINTS must be an integer ≥ 8, got ${env.KILN_BENCH_POINTS}`);
 if (!(Number.isInteger(runs) && runs >= 1)) throw new Error(`KILN_BENCH_RUNS must be a positive integer, got ${env.KILN_BENCH_RUNS}`);
 
@@ -71,7 +75,7 @@ let torch = null;
 try {
   const file = join(dir, 'batches.safetensors');
   writeBatches(file, batches, cfg);
-  torch = await startPeer(python, [join(here, 'torch_pointcloud.py'), file, 'serve'], { OPENBLAS_CORETYPE: 'SkylakeX' });
+  torch = await startPeer(python, [join(here, 'torch_pointcloud.py'), file, 'serve'], { OPENBLAS_CORETYPE: 'SkylakeX', KILN_BENCH_THREADS: String(threads) });
 } catch (err) {
   console.log(`PyTorch peer unavailable (${python}: ${err.message.split('\n')[0]}); timing kiln alone`);
 } finally {
@@ -120,9 +124,9 @@ const kiln = summary(kilnMs, stepPoints);
 const peer = torch ? summary(torchMs, stepPoints) : null;
 const rounds = peer ? kilnMs.map((k, i) => torchMs[i] / k) : [];
 console.log(`training step (${stepPoints} points, prepared batches), ${runs} ${peer ? 'alternating ' : ''}rounds:`);
-console.log(`  kiln (${choice.name})   ${fmt(kiln)}; CPU time median ${median(kilnCpuMs).toFixed(0)} ms (both threads)`);
+console.log(`  kiln (${choice.name})   ${fmt(kiln)}; CPU time median ${median(kilnCpuMs).toFixed(0)} ms (all threads)`);
 if (peer) {
-  console.log(`  torch ${torch.hello.torch}  ${fmt(peer)}; CPU time median ${median(torchCpuMs).toFixed(0)} ms (both threads)`);
+  console.log(`  torch ${torch.hello.torch}  ${fmt(peer)}; CPU time median ${median(torchCpuMs).toFixed(0)} ms (all threads)`);
   console.log(
     `  speed ratio kiln/torch: best ${(peer.bestMs / kiln.bestMs).toFixed(2)}×, median ${(peer.medianMs / kiln.medianMs).toFixed(2)}× (> 1 = kiln faster; per round ${rounds.map((v) => v.toFixed(2)).join(' ')})`,
   );

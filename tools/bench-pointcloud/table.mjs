@@ -29,11 +29,13 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const cpu = (s) => (s.cpuMs?.length ? ms(median(s.cpuMs)) : '');
 const row = (name, s, ratio = '') => [name, ms(s.bestMs), ms(s.medianMs), `${pts(s.bestPointsPerSec)} / ${pts(s.medianPointsPerSec)}`, cpu(s), ratio];
 const { current, baseline } = r.loop;
+const threads = (n) => `${n} thread${n === 1 ? '' : 's'}`;
+const kilnThreads = Number(/(\d+) threads?/.exec(r.machine.backend)?.[1] ?? NaN);
 const rows = [
-  ['measurement', 'best', 'median', 'points/s (best / median)', 'CPU time per step (median)', 'ratio (best / median)'],
+  ['measurement', 'best', 'median', 'points/s (best / median)', 'CPU time per step (median, all threads)', 'ratio (best / median)'],
   ['---', '---:', '---:', '---:', '---:', '---:'],
-  row(`training step, kiln (${r.machine.backend.split(' ')[1] ?? 'kiln'})`, r.step.kiln, r.step.ratio ? `${x(r.step.ratio.best)} / ${x(r.step.ratio.median)} PyTorch` : ''),
-  ...(r.step.torch ? [row(`training step, PyTorch ${r.torch.version} (${r.torch.threads} threads)`, r.step.torch)] : []),
+  row(`training step, kiln (${r.machine.backend.split(' ')[1] ?? 'kiln'}, ${threads(kilnThreads)})`, r.step.kiln, r.step.ratio ? `${x(r.step.ratio.best)} / ${x(r.step.ratio.median)} PyTorch` : ''),
+  ...(r.step.torch ? [row(`training step, PyTorch ${r.torch.version} (${threads(r.torch.threads)})`, r.step.torch)] : []),
   row(`\`pretrain\` loop (batch preparation included), ${current.commit}`, current, baseline ? `${x(baseline.bestMs / current.bestMs)} / ${x(baseline.medianMs / current.medianMs)} baseline` : ''),
 ];
 if (baseline) rows.push(row(`\`pretrain\` loop, baseline ${baseline.commit}`, baseline));

@@ -20,6 +20,7 @@ inputs; host-side data preparation is outside the step on both sides.
 """
 import json
 import math
+import os
 import struct
 import sys
 import time
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("KILN_BENCH_THREADS", "2")))
 
 DTYPES = {"F32": np.float32, "I32": np.int32}
 
