@@ -1,19 +1,27 @@
-// sgemm: the system BLAS when linked, else a BLIS-style blocked GEMM. B is packed into
-// KC x NR panels shared by all threads, each thread packs its own MC x KC block of A into
-// MR-row panels, and a register-blocked micro-kernel multiplies one A panel by one B panel.
+// sgemm: a BLIS-style blocked GEMM with run-time selected SIMD micro-kernels
+// (gemm_kernels.h), and, when OpenBLAS is linked, a per-shape choice between the two made
+// by timing both on the first calls of each shape (gemm_choice.h).
+//
+// Blocking, for a K block of depth KC: op(B) is packed once per call into KC x NR panels
+// shared by all threads; the work is split into items of (MC rows of C) x (a run of B
+// panels), handed out dynamically; an item packs its MC x KC block of op(A) (a copy of rows
+// or of K steps, no transposition) into a per-thread buffer and runs the micro-kernel over
+// every (B panel, A micro-panel) pair, B panel outermost so it stays in L1 while the A
+// micro-panels stream from L2. Every K block of an item runs on the same thread, so the
+// first one writes C (beta == 0 needs no separate pass) and the rest accumulate.
 #include "gemm.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
+#include <limits>
 #include <string>
-#include <vector>
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
+#include "gemm_choice.h"
+#include "gemm_kernels.h"
+#include "parallel.h"
 
 #ifdef KILN_HAVE_OPENBLAS
 #include <cblas.h>
@@ -26,252 +34,288 @@ int openblas_get_num_threads(void);
 }
 #endif
 
-#include "parallel.h"
-
 namespace kiln {
 namespace {
 
-// ---- micro-kernels: acc[MR x NR] = sum_p a[p*MR + i] * b[p*NR + j]; C += alpha * acc.
+using gemm::kAPanelStride;
+using gemm::kKC;
+using gemm::KernelSet;
 
-template <int MR, int NR>
-void store_tile(const float* acc, float alpha, float* c, int64_t ldc, int mr, int nr) {
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) c[i * ldc + j] += alpha * acc[i * NR + j];
-}
+// ---- the plain C++ kernel (any CPU; the compiler vectorizes the j loop for its target)
 
-// Plain C++: the compiler vectorizes the j loop for whatever ISA it targets.
 constexpr int kPortableMR = 4, kPortableNR = 16;
-void kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int mr, int nr) {
-  float acc[kPortableMR * kPortableNR] = {};
+
+template <int64_t RS, int64_t CS>
+void portable_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows, int cols,
+                     bool accumulate) {
+  float acc[kPortableMR][kPortableNR] = {};
   for (int64_t p = 0; p < kc; ++p) {
     const float* bp = b + p * kPortableNR;
-    const float* ap = a + p * kPortableMR;
-    for (int i = 0; i < kPortableMR; ++i) {
-      const float av = ap[i];
-      for (int j = 0; j < kPortableNR; ++j) acc[i * kPortableNR + j] += av * bp[j];
+    for (int i = 0; i < rows; ++i) {
+      const float av = a[i * RS + p * CS];
+      for (int j = 0; j < kPortableNR; ++j) acc[i][j] += av * bp[j];
     }
   }
-  store_tile<kPortableMR, kPortableNR>(acc, alpha, c, ldc, mr, nr);
+  for (int i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    for (int j = 0; j < cols; ++j) ci[j] = accumulate ? ci[j] + acc[i][j] : acc[i][j];
+  }
 }
 
-#if defined(__AVX512F__)
-constexpr int kFastMR = 12, kFastNR = 32;
-constexpr const char* kFastName = "avx512 12x32";
-void kernel_fast(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int mr, int nr) {
-  __m512 acc[kFastMR][2];
-#pragma GCC unroll 12
-  for (int i = 0; i < kFastMR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+void portable_pack_b_trans(const float* b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int cols, int nr,
+                           float* dst) {
   for (int64_t p = 0; p < kc; ++p) {
-    const __m512 b0 = _mm512_loadu_ps(b + p * kFastNR);
-    const __m512 b1 = _mm512_loadu_ps(b + p * kFastNR + 16);
-    const float* ap = a + p * kFastMR;
-#pragma GCC unroll 12
-    for (int i = 0; i < kFastMR; ++i) {
-      const __m512 av = _mm512_set1_ps(ap[i]);
-      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
-    }
+    float* d = dst + p * nr;
+    int j = 0;
+    for (; j < cols; ++j) d[j] = b[(j0 + j) * ldb + p0 + p];
+    for (; j < nr; ++j) d[j] = 0.f;
   }
-  const __m512 va = _mm512_set1_ps(alpha);
-  if (mr == kFastMR && nr == kFastNR) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kFastMR; ++i) {
-      float* ci = c + i * ldc;
-      _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, acc[i][0], _mm512_loadu_ps(ci)));
-      _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(va, acc[i][1], _mm512_loadu_ps(ci + 16)));
+}
+
+const KernelSet kPortable{"portable 4x16", kPortableMR, kPortableNR, portable_kernel<kAPanelStride, 1>,
+                          portable_kernel<1, kPortableMR>, portable_pack_b_trans};
+
+// ---- kernel selection
+
+bool cpu_has_avx512() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx2() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+const KernelSet* kernel_set(GemmKernel which) {
+  switch (which) {
+    case GemmKernel::Avx512: return cpu_has_avx512() ? gemm::avx512_kernels() : nullptr;
+    case GemmKernel::Avx2: return cpu_has_avx2() ? gemm::avx2_kernels() : nullptr;
+    case GemmKernel::Portable: return &kPortable;
+  }
+  return nullptr;
+}
+
+GemmKernel best_kernel() {
+  if (kernel_set(GemmKernel::Avx512)) return GemmKernel::Avx512;
+  if (kernel_set(GemmKernel::Avx2)) return GemmKernel::Avx2;
+  return GemmKernel::Portable;
+}
+
+// ---- packing
+
+// 64-byte aligned scratch that only grows; one per thread, so packing never allocates
+// (and never page-faults) once a thread has seen its largest GEMM.
+struct Scratch {
+  float* data = nullptr;
+  size_t capacity = 0;
+  float* get(size_t n) {
+    if (n > capacity) {
+      std::free(data);
+      const size_t bytes = ((std::max<size_t>(n, 1024) * sizeof(float) + 63) / 64) * 64;
+      data = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!data) throw std::bad_alloc();
+      capacity = bytes / sizeof(float);
+    }
+    return data;
+  }
+  ~Scratch() { std::free(data); }
+};
+
+thread_local Scratch t_a_scratch;
+thread_local Scratch t_b_scratch;
+
+// Rows [i0, i0 + mc) x steps [p0, p0 + kc) of op(A), alpha applied, in the kernel's layout:
+// row panels (row r at dst + r * kAPanelStride) from an m x k A, col panels (MR values
+// per step) from a k x m A. Either way it is a copy of contiguous runs.
+void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float alpha,
+            int mr, float* dst) {
+  if (!trans) {
+    for (int64_t r = 0; r < mc; ++r) {
+      const float* src = a + (i0 + r) * lda + p0;
+      float* d = dst + r * kAPanelStride;
+      if (alpha == 1.f) std::memcpy(d, src, sizeof(float) * kc);
+      else for (int64_t p = 0; p < kc; ++p) d[p] = alpha * src[p];
     }
     return;
   }
-  alignas(64) float tile[kFastMR * kFastNR];
-  for (int i = 0; i < kFastMR; ++i) {
-    _mm512_store_ps(tile + i * kFastNR, acc[i][0]);
-    _mm512_store_ps(tile + i * kFastNR + 16, acc[i][1]);
-  }
-  store_tile<kFastMR, kFastNR>(tile, alpha, c, ldc, mr, nr);
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-constexpr int kFastMR = 6, kFastNR = 16;
-constexpr const char* kFastName = "avx2 6x16";
-void kernel_fast(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int mr, int nr) {
-  __m256 acc[kFastMR][2];
-  for (int i = 0; i < kFastMR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_loadu_ps(b + p * kFastNR);
-    const __m256 b1 = _mm256_loadu_ps(b + p * kFastNR + 8);
-    const float* ap = a + p * kFastMR;
-#pragma GCC unroll 6
-    for (int i = 0; i < kFastMR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(ap + i);
-      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
-    }
-  }
-  alignas(32) float tile[kFastMR * kFastNR];
-  for (int i = 0; i < kFastMR; ++i) {
-    _mm256_store_ps(tile + i * kFastNR, acc[i][0]);
-    _mm256_store_ps(tile + i * kFastNR + 8, acc[i][1]);
-  }
-  store_tile<kFastMR, kFastNR>(tile, alpha, c, ldc, mr, nr);
-}
-#else
-constexpr int kFastMR = kPortableMR, kFastNR = kPortableNR;
-constexpr const char* kFastName = "portable 4x16";
-void kernel_fast(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, int mr, int nr) {
-  kernel_portable(kc, a, b, c, ldc, alpha, mr, nr);
-}
-#endif
-
-using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, float, int, int);
-
-struct KernelSpec {
-  int mr, nr;
-  MicroKernel fn;
-};
-
-// Blocking: an MC x KC block of A stays in L2, a KC x NR panel of B in L1.
-constexpr int64_t kKC = 384;
-constexpr int64_t kMC = 240;   // multiple of 12, 6 and 4
-constexpr int64_t kNC = 3072;  // multiple of 32 and 16
-
-struct Aligned {
-  void operator()(float* p) const { std::free(p); }
-};
-using Buffer = std::unique_ptr<float, Aligned>;
-Buffer alloc_floats(size_t n) {
-  size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-  return Buffer(static_cast<float*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes)));
-}
-
-// op(A)[row, col] for the packed block: rows [i0, i0+mc), cols [p0, p0+kc).
-void pack_a(const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* out) {
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-    float* panel = out + ir * kc;
+    float* panel = dst + ir * kc;
     for (int64_t p = 0; p < kc; ++p) {
-      float* dst = panel + p * mr;
-      int i = 0;
-      if (!trans) {
-        for (; i < rows; ++i) dst[i] = a[(i0 + ir + i) * lda + p0 + p];
-      } else {
-        const float* src = a + (p0 + p) * lda + i0 + ir;
-        for (; i < rows; ++i) dst[i] = src[i];
-      }
-      for (; i < mr; ++i) dst[i] = 0.f;
+      const float* src = a + (p0 + p) * lda + i0 + ir;
+      float* d = panel + p * mr;
+      for (int i = 0; i < rows; ++i) d[i] = alpha * src[i];
     }
   }
 }
 
-// op(B)[row, col] for rows [p0, p0+kc), cols [j0, j0+nc), as NR-column panels.
-void pack_b_panel(const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc, int64_t j, int cols, int nr, float* dst) {
+// One KC x NR panel of op(B): rows [p0, p0 + kc), columns [j0, j0 + cols), zero-padded.
+void pack_b(const KernelSet& ks, const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc, int64_t j0, int cols,
+            float* dst) {
+  const int nr = ks.nr;
+  if (trans) {
+    ks.pack_b_trans(b, ldb, p0, kc, j0, cols, nr, dst);
+    return;
+  }
   for (int64_t p = 0; p < kc; ++p) {
     float* d = dst + p * nr;
-    int jj = 0;
-    if (!trans) {
-      const float* src = b + (p0 + p) * ldb + j;
-      for (; jj < cols; ++jj) d[jj] = src[jj];
-    } else {
-      for (; jj < cols; ++jj) d[jj] = b[(j + jj) * ldb + p0 + p];
-    }
-    for (; jj < nr; ++jj) d[jj] = 0.f;
+    std::memcpy(d, b + (p0 + p) * ldb + j0, sizeof(float) * cols);
+    for (int j = cols; j < nr; ++j) d[j] = 0.f;
   }
 }
 
-void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
+void scale_rows(int64_t rows, int64_t n, float beta, float* c, int64_t ldc) {
   if (beta == 1.f) return;
-  for (int64_t i = 0; i < m; ++i) {
+  for (int64_t i = 0; i < rows; ++i) {
     float* row = c + i * ldc;
-    if (beta == 0.f) {
-      std::memset(row, 0, sizeof(float) * n);
-    } else {
-      for (int64_t j = 0; j < n; ++j) row[j] *= beta;
-    }
+    if (beta == 0.f) std::memset(row, 0, sizeof(float) * n);
+    else for (int64_t j = 0; j < n; ++j) row[j] *= beta;
   }
 }
 
-void blocked_sgemm(const KernelSpec& ks, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+// ---- the blocked driver
+
+constexpr int64_t kMC = 192;               // rows of A per item (A block: kMC x kKC in L2)
+constexpr int64_t kBPackFloats = 4 << 20;  // most floats of packed B per column block (16 MB)
+// Below this many multiply-adds a GEMM runs on the calling thread: waking the pool costs
+// more than it saves.
+constexpr int64_t kSerialMacs = 1 << 19;
+
+void blocked_sgemm(const KernelSet& ks, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  // Scaling C by beta first lets every K block simply accumulate.
-  parallel_for(0, m, std::max<int64_t>(1, 65536 / std::max<int64_t>(n, 1)),
-               [&](int64_t r0, int64_t r1) { scale_c(r1 - r0, n, beta, c + r0 * ldc, ldc); });
-  if (k == 0 || alpha == 0.f) return;
   const int mr = ks.mr, nr = ks.nr;
-  const int threads = in_parallel_region() ? 1 : num_threads();
-  // Smaller M blocks when M alone would not keep every thread busy.
-  int64_t mc = std::min<int64_t>(kMC, ((m + threads - 1) / threads + mr - 1) / mr * mr);
+  const bool serial = in_parallel_region() || m * n * k < kSerialMacs;
+  const int threads = serial ? 1 : num_threads();
+  if (k == 0 || alpha == 0.f) {
+    parallel_for(0, m, serial ? m : std::max<int64_t>(1, 65536 / n),
+                 [&](int64_t r0, int64_t r1) { scale_rows(r1 - r0, n, beta, c + r0 * ldc, ldc); });
+    return;
+  }
+  // Items: several per thread so a thread that the OS delays does not hold up the rest.
+  int64_t mc = kMC;
+  if (threads > 1) mc = std::min<int64_t>(kMC, ((m + threads * 3 - 1) / (threads * 3) + mr - 1) / mr * mr);
   mc = std::max<int64_t>(mc, mr);
-  const int64_t kc_max = std::min<int64_t>(kKC, k);
-  const int64_t nc_max = std::min<int64_t>(kNC, (n + nr - 1) / nr * nr);
-  Buffer bpack = alloc_floats(static_cast<size_t>(kc_max * nc_max));
-  for (int64_t jc = 0; jc < n; jc += kNC) {
-    const int64_t nc = std::min<int64_t>(kNC, n - jc);
+  const int64_t mblocks = (m + mc - 1) / mc;
+  const int64_t kblocks = (k + kKC - 1) / kKC;
+  const int64_t nc_max = std::max<int64_t>(nr, kBPackFloats / std::max<int64_t>(k, 1) / nr * nr);
+
+  for (int64_t jc = 0; jc < n; jc += nc_max) {
+    const int64_t nc = std::min<int64_t>(nc_max, n - jc);
     const int64_t npanels = (nc + nr - 1) / nr;
-    for (int64_t pc = 0; pc < k; pc += kKC) {
-      const int64_t kc = std::min<int64_t>(kKC, k - pc);
-      float* bp = bpack.get();
-      parallel_for(0, npanels, 8, [&](int64_t p0, int64_t p1) {
-        for (int64_t jp = p0; jp < p1; ++jp) {
-          const int64_t j = jc + jp * nr;
-          pack_b_panel(b, ldb, trans_b, pc, kc, j, static_cast<int>(std::min<int64_t>(nr, jc + nc - j)), nr,
-                       bp + jp * kc * nr);
-        }
-      });
-      // Work items: (M block, N chunk) pairs; splitting N too keeps threads busy when M is small.
-      const int64_t mblocks = (m + mc - 1) / mc;
-      int64_t nchunks = 1;
-      if (mblocks < threads * 2) nchunks = std::min<int64_t>(npanels, (threads * 2 + mblocks - 1) / mblocks);
-      const int64_t panels_per_chunk = (npanels + nchunks - 1) / nchunks;
-      parallel_for(0, mblocks * nchunks, 1, [&](int64_t t0, int64_t t1) {
-        Buffer apack = alloc_floats(static_cast<size_t>(mc * kc));
-        int64_t packed_block = -1;
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t mb = t / nchunks, nchunk = t % nchunks;
-          const int64_t ic = mb * mc;
-          const int64_t mcur = std::min<int64_t>(mc, m - ic);
-          if (packed_block != mb) {
-            pack_a(a, lda, trans_a, ic, mcur, pc, kc, mr, apack.get());
-            packed_block = mb;
-          }
-          const int64_t jp_end = std::min<int64_t>(npanels, (nchunk + 1) * panels_per_chunk);
-          for (int64_t jp = nchunk * panels_per_chunk; jp < jp_end; ++jp) {
-            const int64_t j = jc + jp * nr;
-            const int ncur = static_cast<int>(std::min<int64_t>(nr, jc + nc - j));
-            const float* bpanel = bp + jp * kc * nr;
+    const int64_t npad = npanels * nr;
+    float* bpack = t_b_scratch.get(static_cast<size_t>(k * npad));
+    // Panel (K block q, panel jp) lives at bpack + q * kKC * npad + jp * kc_q * nr.
+    parallel_for(0, kblocks * npanels, serial ? kblocks * npanels : std::max<int64_t>(1, 16384 / (kKC * nr)),
+                 [&](int64_t t0, int64_t t1) {
+                   for (int64_t t = t0; t < t1; ++t) {
+                     const int64_t q = t / npanels, jp = t % npanels;
+                     const int64_t pc = q * kKC, kc = std::min<int64_t>(kKC, k - pc);
+                     const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jp * nr));
+                     pack_b(ks, b, ldb, trans_b, pc, kc, jc + jp * nr, cols, bpack + pc * npad + jp * kc * nr);
+                   }
+                 });
+    int64_t nchunks = 1;
+    if (mblocks < threads * 3) nchunks = std::min<int64_t>(npanels, (threads * 3 + mblocks - 1) / mblocks);
+    const int64_t panels_per_chunk = (npanels + nchunks - 1) / nchunks;
+    nchunks = (npanels + panels_per_chunk - 1) / panels_per_chunk;
+    parallel_for(0, mblocks * nchunks, 1, [&](int64_t t0, int64_t t1) {
+      float* apack = t_a_scratch.get(static_cast<size_t>(mc * kAPanelStride));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t ic = (t / nchunks) * mc, mcur = std::min<int64_t>(mc, m - ic);
+        const int64_t jp0 = (t % nchunks) * panels_per_chunk, jp1 = std::min<int64_t>(npanels, jp0 + panels_per_chunk);
+        const int64_t col0 = jc + jp0 * nr, ncols = std::min<int64_t>(nc, jp1 * nr) - jp0 * nr;
+        const bool beta_pass = beta != 0.f && beta != 1.f;
+        if (beta_pass) scale_rows(mcur, ncols, beta, c + ic * ldc + col0, ldc);
+        for (int64_t pc = 0; pc < k; pc += kKC) {
+          const int64_t kc = std::min<int64_t>(kKC, k - pc);
+          const bool accumulate = pc > 0 || beta != 0.f;
+          pack_a(a, lda, trans_a, ic, mcur, pc, kc, alpha, mr, apack);
+          const gemm::MicroKernel kernel = trans_a ? ks.col_panel : ks.row_panel;
+          for (int64_t jp = jp0; jp < jp1; ++jp) {
+            const float* bpanel = bpack + pc * npad + jp * kc * nr;
+            const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jp * nr));
+            float* cblock = c + ic * ldc + jc + jp * nr;
             for (int64_t ir = 0; ir < mcur; ir += mr) {
-              const int mcur_r = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
-              ks.fn(kc, apack.get() + ir * kc, bpanel, c + (ic + ir) * ldc + j, ldc, alpha, mcur_r, ncur);
+              const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
+              const float* apanel = trans_a ? apack + ir * kc : apack + ir * kAPanelStride;
+              kernel(kc, apanel, bpanel, cblock + ir * ldc, ldc, rows, cols, accumulate);
             }
           }
         }
-      });
-    }
+      }
+    });
   }
+}
+
+// ---- settings
+
+GemmKernel initial_kernel() {
+  const char* env = std::getenv("KILN_GEMM_KERNEL");
+  GemmKernel want = best_kernel();
+  if (env) {
+    const std::string v(env);
+    if (v == "avx2" && kernel_set(GemmKernel::Avx2)) want = GemmKernel::Avx2;
+    if (v == "portable") want = GemmKernel::Portable;
+  }
+  return want;
 }
 
 GemmPath initial_path() {
-  const char* env = std::getenv("KILN_GEMM");
-  if (env) {
-    std::string v(env);
+  if (const char* env = std::getenv("KILN_GEMM")) {
+    const std::string v(env);
     if (v == "builtin") return GemmPath::Builtin;
-    if (v == "portable") return GemmPath::Portable;
+    if (v == "blas" && blas_available()) return GemmPath::Blas;
   }
-#ifdef KILN_HAVE_OPENBLAS
-  return GemmPath::Blas;
-#else
-  return GemmPath::Builtin;
-#endif
+  return blas_available() ? GemmPath::Auto : GemmPath::Builtin;
 }
 
 std::atomic<GemmPath> g_path{initial_path()};
+std::atomic<GemmKernel> g_kernel{initial_kernel()};
+
+#ifdef KILN_HAVE_OPENBLAS
+void blas_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+bool blas_can_take(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  return k > 0 && m <= kMax && n <= kMax && k <= kMax && lda <= kMax && ldb <= kMax && ldc <= kMax;
+}
+#endif
 
 }  // namespace
 
 GemmPath gemm_path() { return g_path.load(); }
 
 bool set_gemm_path(GemmPath path) {
-  if (path == GemmPath::Blas && !blas_available()) return false;
+  if ((path == GemmPath::Blas || path == GemmPath::Auto) && !blas_available()) return false;
   g_path.store(path);
   return true;
 }
+
+GemmKernel gemm_kernel() { return g_kernel.load(); }
+
+bool set_gemm_kernel(GemmKernel kernel) {
+  if (!kernel_set(kernel)) return false;
+  g_kernel.store(kernel);
+  return true;
+}
+
+bool gemm_kernel_supported(GemmKernel kernel) { return kernel_set(kernel) != nullptr; }
 
 bool blas_available() {
 #ifdef KILN_HAVE_OPENBLAS
@@ -296,9 +340,10 @@ const char* blas_description() {
 #endif
 }
 
-const char* builtin_kernel_name() { return kFastName; }
+const char* builtin_kernel_name() { return kernel_set(g_kernel.load())->name; }
 
 void gemm_set_threads(int n) {
+  gemm::reset_choices();
 #ifdef KILN_HAVE_OPENBLAS
   openblas_set_num_threads(n);
 #else
@@ -314,29 +359,39 @@ int gemm_threads() {
 #endif
 }
 
+static void builtin_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  blocked_sgemm(*kernel_set(g_kernel.load()), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
-  const GemmPath path = g_path.load();
 #ifdef KILN_HAVE_OPENBLAS
+  const GemmPath path = g_path.load();
   // Inside a parallel_for body (a batch of GEMMs split across the pool) the built-in
-  // kernel runs single-threaded on the calling thread; OpenBLAS's thread count is global,
-  // so it cannot be told to stay on one thread for just this call.
-  if (path == GemmPath::Blas && !in_parallel_region()) {
-    if (k == 0) {
-      scale_c(m, n, beta, c, ldc);
+  // kernel runs on the calling thread alone; OpenBLAS's thread count is process-wide.
+  if (path != GemmPath::Builtin && !in_parallel_region() && blas_can_take(m, n, k, lda, ldb, ldc)) {
+    if (path == GemmPath::Blas) {
+      blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
       return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-    return;
+    const gemm::ShapeKey key{m, n, k, trans_a, trans_b, static_cast<int>(g_kernel.load())};
+    const gemm::Choice choice = gemm::choose(key);
+    if (choice != gemm::Choice::Builtin) {
+      const bool use_blas = choice == gemm::Choice::Blas || choice == gemm::Choice::TryBlas;
+      const auto t0 = std::chrono::steady_clock::now();
+      if (use_blas) blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      else builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      if (choice != gemm::Choice::Blas) {
+        gemm::record(key, use_blas, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      return;
+    }
   }
 #endif
-  static const KernelSpec fast{kFastMR, kFastNR, kernel_fast};
-  static const KernelSpec portable{kPortableMR, kPortableNR, kernel_portable};
-  blocked_sgemm(path == GemmPath::Portable ? portable : fast, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
+  builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace kiln

@@ -8,7 +8,26 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type GemmPathName = 'blas' | 'builtin' | 'portable';
+/** `auto`: per shape, whichever of OpenBLAS and the built-in GEMM measured faster. */
+export type GemmPathName = 'auto' | 'blas' | 'builtin';
+/** The built-in GEMM's micro-kernels, best first. */
+export type GemmKernelName = 'avx512' | 'avx2' | 'portable';
+
+/** What the `auto` GEMM path measured for one shape (`gemmChoices()`). */
+export interface GemmChoice {
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  kernel: GemmKernelName;
+  /** Best time of each side so far; null before its first timed run. */
+  builtinSeconds: number | null;
+  blasSeconds: number | null;
+  builtinRuns: number;
+  blasRuns: number;
+  choice: 'builtin' | 'blas' | 'measuring';
+}
 
 /** What the addon reports about its build and current settings. */
 export interface NativeInfo {
@@ -20,8 +39,12 @@ export interface NativeInfo {
   blasLinked: boolean;
   /** Threads OpenBLAS uses (follows the pool size); 0 without BLAS. */
   blasThreads: number;
-  /** The built-in GEMM micro-kernel, e.g. `avx512 12x32`. */
+  /** The built-in GEMM's micro-kernel in use (chosen at load from what the CPU supports). */
+  gemmKernel: GemmKernelName;
+  /** Its full name, e.g. `avx512 12x32`. */
   builtinKernel: string;
+  /** The micro-kernels this CPU and build support, best first. */
+  gemmKernels: GemmKernelName[];
   /** The SIMD level compiled in: `avx512`, `avx2`, `neon` or `none` (portable build). */
   simd: string;
 }
@@ -75,9 +98,16 @@ export interface NativeAddon {
   info(): NativeInfo;
   /** Resizes the pool (and OpenBLAS's threads); returns the new size. */
   setNumThreads(n: number): number;
-  /** Selects the GEMM path; throws when asked for `blas` in a build without BLAS. */
+  /** Selects the GEMM path; throws when asked for `blas` or `auto` in a build without BLAS. */
   setGemmPath(path: GemmPathName): GemmPathName;
-  /** out[batch, m, n] = op(a)[batch, m, k] · op(b)[batch, k, n]; a batch of 1 broadcasts. */
+  /** Selects the built-in GEMM's micro-kernel; throws when the CPU lacks it. */
+  setGemmKernel(kernel: GemmKernelName): GemmKernelName;
+  /** The `auto` path's measurements and decisions, one entry per shape seen. */
+  gemmChoices(): GemmChoice[];
+  /**
+   * out[batch, m, n] = alpha · op(a)[batch, m, k] · op(b)[batch, k, n] + beta · out (alpha 1
+   * and beta 0 by default; with beta 0 out's old contents are ignored); a batch of 1 broadcasts.
+   */
   matmul(
     a: Float32Array,
     b: Float32Array,
@@ -89,6 +119,8 @@ export interface NativeAddon {
     k: number,
     transA: boolean,
     transB: boolean,
+    alpha?: number,
+    beta?: number,
   ): void;
   /** out = activation(out + bias) in place, bias broadcast along the last axis (length n or empty). */
   biasActivation(out: Float32Array, bias: Float32Array | null, n: number, activation: string, alpha: number): void;
@@ -217,7 +249,7 @@ function chooseOpenBlasCore(env: NodeJS.ProcessEnv): void {
 
 /**
  * Loads the addon once. `KILN_NATIVE=off` pretends it is missing (to test fallbacks).
- * `KILN_GEMM` and `KILN_NUM_THREADS` are read by the addon when it loads.
+ * `KILN_GEMM`, `KILN_GEMM_KERNEL` and `KILN_NUM_THREADS` are read by the addon when it loads.
  */
 export function loadNative(env: NodeJS.ProcessEnv = process.env): NativeLoadResult {
   if (env.KILN_NATIVE === 'off') return { ok: false, reason: 'disabled by KILN_NATIVE=off' };
@@ -237,8 +269,9 @@ export function loadNative(env: NodeJS.ProcessEnv = process.env): NativeLoadResu
   return cached;
 }
 
-/** One line describing the loaded addon, e.g. `2 threads, avx512, GEMM blas (OpenBLAS ... SkylakeX)`. */
+/** One line describing the loaded addon, e.g. `2 threads, avx512, GEMM auto (avx512 12x32 / OpenBLAS 0.3.21, Haswell)`. */
 export function describeNative(info: NativeInfo): string {
-  const gemm = info.gemmPath === 'blas' ? `blas: ${info.blas.replace(/^OpenBLAS (\S+).*\(core (\w+)\)$/, 'OpenBLAS $1, $2')}` : `${info.gemmPath} ${info.builtinKernel}`;
-  return `${info.threads} threads, ${info.simd}, GEMM ${gemm}`;
+  const blas = info.blas.replace(/^OpenBLAS (\S+).*\(core (\w+)\)$/, 'OpenBLAS $1, $2');
+  const gemm = info.gemmPath === 'blas' ? blas : info.gemmPath === 'auto' ? `${info.builtinKernel} / ${blas}` : info.builtinKernel;
+  return `${info.threads} threads, ${info.simd}, GEMM ${info.gemmPath} (${gemm})`;
 }
