@@ -186,35 +186,73 @@ void scale_rows(int64_t rows, int64_t n, float beta, float* c, int64_t ldc) {
 
 // ---- the blocked driver
 
-constexpr int64_t kMC = 192;               // rows of A per item (A block: kMC x kKC in L2)
+constexpr int64_t kMC = 192;               // most rows of A per item (A block: kMC x kKC in L2)
+constexpr int64_t kChunkCols = 512;        // most columns of C per item (its C block stays in L2)
+constexpr int64_t kItemsPerThread = 3;     // fewest items per thread when the product is split
 constexpr int64_t kBPackFloats = 4 << 20;  // most floats of packed B per column block (16 MB)
+constexpr int64_t kSplitKMaxC = 1 << 18;   // most elements of C for which K may be split
 // Below this many multiply-adds a GEMM runs on the calling thread: waking the pool costs
 // more than it saves.
 constexpr int64_t kSerialMacs = 1 << 19;
+
+// How one column block of C (n columns, k deep) is cut into items for the threads:
+// M blocks x column chunks x K slices. K is split only when C is small and M and N alone
+// give too few items (e.g. the weight gradient [64, 16384] x [16384, 128]); each slice
+// after the first writes its own partial C, added up at the end.
+struct Plan {
+  int64_t mc, mblocks;
+  int64_t panels_per_chunk, nchunks;
+  int64_t kslice, kslices;
+  int64_t items() const { return mblocks * nchunks * kslices; }
+};
+
+Plan make_plan(int64_t m, int64_t n, int64_t k, int mr, int nr, int threads) {
+  Plan p{};
+  const int64_t npanels = (n + nr - 1) / nr;
+  const int64_t want = threads > 1 ? threads * kItemsPerThread : 1;
+  p.mblocks = (m + kMC - 1) / kMC;
+  p.nchunks = std::min<int64_t>(npanels, (n + kChunkCols - 1) / kChunkCols);
+  p.kslices = 1;
+  if (p.mblocks * p.nchunks < want && m * n <= kSplitKMaxC && k >= 2 * kKC) {
+    p.kslices = std::min<int64_t>((want + p.mblocks * p.nchunks - 1) / (p.mblocks * p.nchunks), k / kKC);
+  }
+  if (p.mblocks * p.nchunks * p.kslices < want) {
+    // Smaller M blocks (down to one micro-panel), then narrower column chunks.
+    p.mblocks = std::max(p.mblocks, std::min<int64_t>((want + p.nchunks - 1) / p.nchunks, (m + mr - 1) / mr));
+    if (p.mblocks * p.nchunks < want) p.nchunks = std::min<int64_t>(npanels, (want + p.mblocks - 1) / p.mblocks);
+  }
+  p.mc = ((m + p.mblocks - 1) / p.mblocks + mr - 1) / mr * mr;
+  p.mblocks = (m + p.mc - 1) / p.mc;
+  p.panels_per_chunk = (npanels + p.nchunks - 1) / p.nchunks;
+  p.nchunks = (npanels + p.panels_per_chunk - 1) / p.panels_per_chunk;
+  p.kslice = ((k + p.kslices - 1) / p.kslices + kKC - 1) / kKC * kKC;
+  p.kslices = (k + p.kslice - 1) / p.kslice;
+  return p;
+}
+
+thread_local Scratch t_c_scratch;  // partial sums of K slices
 
 void blocked_sgemm(const KernelSet& ks, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const int mr = ks.mr, nr = ks.nr;
   const bool serial = in_parallel_region() || m * n * k < kSerialMacs;
   const int threads = serial ? 1 : num_threads();
+  const int64_t row_grain = serial ? m : std::max<int64_t>(1, 65536 / n);
   if (k == 0 || alpha == 0.f) {
-    parallel_for(0, m, serial ? m : std::max<int64_t>(1, 65536 / n),
-                 [&](int64_t r0, int64_t r1) { scale_rows(r1 - r0, n, beta, c + r0 * ldc, ldc); });
+    parallel_for(0, m, row_grain, [&](int64_t r0, int64_t r1) { scale_rows(r1 - r0, n, beta, c + r0 * ldc, ldc); });
     return;
   }
-  // Items: several per thread so a thread that the OS delays does not hold up the rest.
-  int64_t mc = kMC;
-  if (threads > 1) mc = std::min<int64_t>(kMC, ((m + threads * 3 - 1) / (threads * 3) + mr - 1) / mr * mr);
-  mc = std::max<int64_t>(mc, mr);
-  const int64_t mblocks = (m + mc - 1) / mc;
+  const gemm::MicroKernel kernel = trans_a ? ks.col_panel : ks.row_panel;
   const int64_t kblocks = (k + kKC - 1) / kKC;
-  const int64_t nc_max = std::max<int64_t>(nr, kBPackFloats / std::max<int64_t>(k, 1) / nr * nr);
+  const int64_t nc_max = std::max<int64_t>(nr, kBPackFloats / k / nr * nr);
 
   for (int64_t jc = 0; jc < n; jc += nc_max) {
     const int64_t nc = std::min<int64_t>(nc_max, n - jc);
     const int64_t npanels = (nc + nr - 1) / nr;
     const int64_t npad = npanels * nr;
+    const Plan plan = make_plan(m, nc, k, mr, nr, threads);
     float* bpack = t_b_scratch.get(static_cast<size_t>(k * npad));
+    float* partials = plan.kslices > 1 ? t_c_scratch.get(static_cast<size_t>((plan.kslices - 1) * m * nc)) : nullptr;
     // Panel (K block q, panel jp) lives at bpack + q * kKC * npad + jp * kc_q * nr.
     parallel_for(0, kblocks * npanels, serial ? kblocks * npanels : std::max<int64_t>(1, 16384 / (kKC * nr)),
                  [&](int64_t t0, int64_t t1) {
@@ -225,36 +263,50 @@ void blocked_sgemm(const KernelSet& ks, bool trans_a, bool trans_b, int64_t m, i
                      pack_b(ks, b, ldb, trans_b, pc, kc, jc + jp * nr, cols, bpack + pc * npad + jp * kc * nr);
                    }
                  });
-    int64_t nchunks = 1;
-    if (mblocks < threads * 3) nchunks = std::min<int64_t>(npanels, (threads * 3 + mblocks - 1) / mblocks);
-    const int64_t panels_per_chunk = (npanels + nchunks - 1) / nchunks;
-    nchunks = (npanels + panels_per_chunk - 1) / panels_per_chunk;
-    parallel_for(0, mblocks * nchunks, 1, [&](int64_t t0, int64_t t1) {
-      float* apack = t_a_scratch.get(static_cast<size_t>(mc * kAPanelStride));
+    parallel_for(0, plan.items(), 1, [&](int64_t t0, int64_t t1) {
+      float* apack = t_a_scratch.get(static_cast<size_t>(plan.mc * kAPanelStride));
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t ic = (t / nchunks) * mc, mcur = std::min<int64_t>(mc, m - ic);
-        const int64_t jp0 = (t % nchunks) * panels_per_chunk, jp1 = std::min<int64_t>(npanels, jp0 + panels_per_chunk);
-        const int64_t col0 = jc + jp0 * nr, ncols = std::min<int64_t>(nc, jp1 * nr) - jp0 * nr;
-        const bool beta_pass = beta != 0.f && beta != 1.f;
-        if (beta_pass) scale_rows(mcur, ncols, beta, c + ic * ldc + col0, ldc);
-        for (int64_t pc = 0; pc < k; pc += kKC) {
+        const int64_t slice = t / (plan.mblocks * plan.nchunks), rest = t % (plan.mblocks * plan.nchunks);
+        const int64_t ic = (rest / plan.nchunks) * plan.mc, mcur = std::min<int64_t>(plan.mc, m - ic);
+        const int64_t jp0 = (rest % plan.nchunks) * plan.panels_per_chunk;
+        const int64_t jp1 = std::min<int64_t>(npanels, jp0 + plan.panels_per_chunk);
+        // Slice 0 writes C (beta applies); later slices overwrite their own partial C.
+        float* cout = slice == 0 ? c + jc : partials + (slice - 1) * m * nc;
+        const int64_t ldo = slice == 0 ? ldc : nc;
+        const float b0 = slice == 0 ? beta : 0.f;
+        if (b0 != 0.f && b0 != 1.f) {
+          const int64_t ncols = std::min<int64_t>(nc, jp1 * nr) - jp0 * nr;
+          scale_rows(mcur, ncols, b0, cout + ic * ldo + jp0 * nr, ldo);
+        }
+        const int64_t p_end = std::min<int64_t>(k, (slice + 1) * plan.kslice);
+        for (int64_t pc = slice * plan.kslice; pc < p_end; pc += kKC) {
           const int64_t kc = std::min<int64_t>(kKC, k - pc);
-          const bool accumulate = pc > 0 || beta != 0.f;
+          const bool accumulate = pc > slice * plan.kslice || b0 != 0.f;
           pack_a(a, lda, trans_a, ic, mcur, pc, kc, alpha, mr, apack);
-          const gemm::MicroKernel kernel = trans_a ? ks.col_panel : ks.row_panel;
           for (int64_t jp = jp0; jp < jp1; ++jp) {
             const float* bpanel = bpack + pc * npad + jp * kc * nr;
             const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jp * nr));
-            float* cblock = c + ic * ldc + jc + jp * nr;
+            float* cblock = cout + ic * ldo + jp * nr;
             for (int64_t ir = 0; ir < mcur; ir += mr) {
               const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
               const float* apanel = trans_a ? apack + ir * kc : apack + ir * kAPanelStride;
-              kernel(kc, apanel, bpanel, cblock + ir * ldc, ldc, rows, cols, accumulate);
+              kernel(kc, apanel, bpanel, cblock + ir * ldo, ldo, rows, cols, accumulate);
             }
           }
         }
       }
     });
+    if (plan.kslices > 1) {
+      parallel_for(0, m, std::max<int64_t>(1, 16384 / (nc * plan.kslices)), [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+          float* row = c + i * ldc + jc;
+          for (int64_t s = 0; s + 1 < plan.kslices; ++s) {
+            const float* part = partials + s * m * nc + i * nc;
+            for (int64_t j = 0; j < nc; ++j) row[j] += part[j];
+          }
+        }
+      });
+    }
   }
 }
 
