@@ -29,10 +29,19 @@ std::vector<Registration>& registry() {
   throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be " + want);
 }
 
-Napi::TypedArray typed(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name,
-                       const char* want) {
-  if (index >= info.Length() || !info[index].IsTypedArray()) type_error(info, fn, name, want);
-  return info[index].As<Napi::TypedArray>();
+// The argument helpers below make one raw N-API call per argument (node-addon-api's typed
+// wrappers make two or three): they run for every argument of every kernel call, and a
+// small op's whole native cost is a few hundred nanoseconds.
+struct TypedArrayArg {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+};
+
+bool typed_array(const Napi::CallbackInfo& info, size_t index, TypedArrayArg& out) {
+  if (index >= info.Length()) return false;
+  return napi_get_typedarray_info(info.Env(), info[index], &out.type, &out.length, &out.data, nullptr, nullptr) ==
+         napi_ok;
 }
 
 }  // namespace
@@ -54,32 +63,36 @@ void run_registrations(Napi::Env env, Napi::Object exports) {
 }
 
 ArrayView<float> arg_f32(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  auto t = typed(info, index, fn, name, "a Float32Array");
-  if (t.TypedArrayType() != napi_float32_array) type_error(info, fn, name, "a Float32Array");
-  auto a = t.As<Napi::Float32Array>();
-  return {a.Data(), a.ElementLength()};
+  TypedArrayArg t;
+  if (!typed_array(info, index, t) || t.type != napi_float32_array) type_error(info, fn, name, "a Float32Array");
+  return {static_cast<float*>(t.data), t.length};
 }
 
 ArrayView<int32_t> arg_i32(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  auto t = typed(info, index, fn, name, "an Int32Array");
-  if (t.TypedArrayType() != napi_int32_array) type_error(info, fn, name, "an Int32Array");
-  auto a = t.As<Napi::Int32Array>();
-  return {a.Data(), a.ElementLength()};
+  TypedArrayArg t;
+  if (!typed_array(info, index, t) || t.type != napi_int32_array) type_error(info, fn, name, "an Int32Array");
+  return {static_cast<int32_t*>(t.data), t.length};
 }
 
 ArrayView<uint32_t> arg_word(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  auto t = typed(info, index, fn, name, "a Float32Array, Int32Array or Uint32Array");
-  const auto kind = t.TypedArrayType();
-  if (kind != napi_float32_array && kind != napi_int32_array && kind != napi_uint32_array) {
+  TypedArrayArg t;
+  if (!typed_array(info, index, t) ||
+      (t.type != napi_float32_array && t.type != napi_int32_array && t.type != napi_uint32_array)) {
     type_error(info, fn, name, "a Float32Array, Int32Array or Uint32Array");
   }
-  auto* base = static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-  return {reinterpret_cast<uint32_t*>(base), t.ElementLength()};
+  return {static_cast<uint32_t*>(t.data), t.length};
+}
+
+double arg_number(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
+  double v;
+  if (index >= info.Length() || napi_get_value_double(info.Env(), info[index], &v) != napi_ok) {
+    type_error(info, fn, name, "a number");
+  }
+  return v;
 }
 
 int64_t arg_int(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name, int64_t min_value) {
-  if (index >= info.Length() || !info[index].IsNumber()) type_error(info, fn, name, "a number");
-  const double v = info[index].As<Napi::Number>().DoubleValue();
+  const double v = arg_number(info, index, fn, name);
   if (v != static_cast<double>(static_cast<int64_t>(v)) || v < static_cast<double>(min_value)) {
     throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be an integer >= " +
                                                 std::to_string(min_value) + ", got " + std::to_string(v));
@@ -87,19 +100,26 @@ int64_t arg_int(const Napi::CallbackInfo& info, size_t index, const char* fn, co
   return static_cast<int64_t>(v);
 }
 
-double arg_number(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  if (index >= info.Length() || !info[index].IsNumber()) type_error(info, fn, name, "a number");
-  return info[index].As<Napi::Number>().DoubleValue();
-}
-
 bool arg_bool(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  if (index >= info.Length() || !info[index].IsBoolean()) type_error(info, fn, name, "a boolean");
-  return info[index].As<Napi::Boolean>().Value();
+  bool v;
+  if (index >= info.Length() || napi_get_value_bool(info.Env(), info[index], &v) != napi_ok) {
+    type_error(info, fn, name, "a boolean");
+  }
+  return v;
 }
 
 std::string arg_string(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  if (index >= info.Length() || !info[index].IsString()) type_error(info, fn, name, "a string");
-  return info[index].As<Napi::String>().Utf8Value();
+  // Op names are short: one call into a stack buffer, a second only for long strings.
+  char buf[64];
+  size_t len = 0;
+  if (index >= info.Length() || napi_get_value_string_utf8(info.Env(), info[index], buf, sizeof buf, &len) != napi_ok) {
+    type_error(info, fn, name, "a string");
+  }
+  if (len + 1 < sizeof buf) return std::string(buf, len);
+  napi_get_value_string_utf8(info.Env(), info[index], nullptr, 0, &len);
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(info.Env(), info[index], s.data(), len + 1, &len);
+  return s;
 }
 
 void check_length(Napi::Env env, const char* fn, const char* name, size_t got, size_t want) {
