@@ -110,6 +110,22 @@ describe.skipIf(!native)('recycling on kiln-native', () => {
     expect(after.misses - before.misses).toBeLessThanOrEqual(5);
   });
 
+  it('reuses small outputs too (below the allocF32 threshold)', () => {
+    const x = tf.fill([64, 64], 1);
+    const before = backend.outputPoolStats().recycler!;
+    for (let i = 0; i < 20; i++) tf.tidy(() => tf.relu(tf.add(tf.mul(x, 2), 1)));
+    const after = backend.outputPoolStats().recycler!;
+    expect(after.hits - before.hits).toBeGreaterThanOrEqual(55);
+    expect(after.misses - before.misses).toBeLessThanOrEqual(5);
+    // A small array read out is never handed out again.
+    const t = tf.add(x, 5);
+    const held = t.dataSync();
+    t.dispose();
+    for (let i = 0; i < 10; i++) tf.tidy(() => tf.relu(tf.add(tf.mul(x, 2), 1)));
+    expect(held.every((v) => v === 6)).toBe(true);
+    x.dispose();
+  });
+
   it('never overwrites an array the user holds from dataSync() or data() after disposing its tensor', async () => {
     const a = tf.tensor(ramp(0));
     const t1 = tf.add(a, 1);
