@@ -113,7 +113,11 @@ describe.skipIf(!native)('recycling on kiln-native', () => {
   it('reuses small outputs too (below the allocF32 threshold)', () => {
     const x = tf.fill([64, 64], 1);
     const before = backend.outputPoolStats().recycler!;
-    for (let i = 0; i < 20; i++) tf.tidy(() => tf.relu(tf.add(tf.mul(x, 2), 1)));
+    for (let i = 0; i < 20; i++) {
+      tf.tidy(() => {
+        tf.relu(tf.add(tf.mul(x, 2), 1));
+      });
+    }
     const after = backend.outputPoolStats().recycler!;
     expect(after.hits - before.hits).toBeGreaterThanOrEqual(55);
     expect(after.misses - before.misses).toBeLessThanOrEqual(5);
@@ -121,7 +125,11 @@ describe.skipIf(!native)('recycling on kiln-native', () => {
     const t = tf.add(x, 5);
     const held = t.dataSync();
     t.dispose();
-    for (let i = 0; i < 10; i++) tf.tidy(() => tf.relu(tf.add(tf.mul(x, 2), 1)));
+    for (let i = 0; i < 10; i++) {
+      tf.tidy(() => {
+        tf.relu(tf.add(tf.mul(x, 2), 1));
+      });
+    }
     expect(held.every((v) => v === 6)).toBe(true);
     x.dispose();
   });
