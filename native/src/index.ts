@@ -91,6 +91,8 @@ export interface PoolStats {
   /** Blocks returned to the free lists / freed because the cache was full. */
   recycled: number;
   released: number;
+  /** allocF32 calls answered with V8-owned memory because limitBytes were handed out already. */
+  unpooled: number;
 }
 
 /** The core functions of the addon. Every array is caller-allocated; nothing is copied. */
@@ -167,13 +169,17 @@ export interface NativeAddon {
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
   /**
    * A Float32Array of n (≥ 1) elements over recycled, uninitialized memory (src/pool.cc):
-   * its block is reused only after V8 has collected the array, so it is as safe to hand out
-   * as a `new Float32Array(n)`, but its contents are garbage until written.
+   * its block is reused only after V8 has collected the array and Node has run its
+   * finalizer (at the next event-loop turn), so it is as safe to hand out as a
+   * `new Float32Array(n)`, but its contents are garbage until written.
    */
   allocF32(n: number): Float32Array;
   /** Bytes cached for reuse / handed out and not yet collected, and hit/miss counters. */
   poolStats(): PoolStats;
-  /** Most bytes kept cached for reuse (default 1 GiB; 0 turns recycling off); frees the excess. */
+  /**
+   * Most bytes kept cached for reuse, and most handed out from the pool at a time (default
+   * 1 GiB; 0 turns the pool off); frees the cached excess.
+   */
   setPoolLimit(bytes: number): number;
   /** Frees every cached block; returns the bytes freed. */
   trimPool(): number;
