@@ -19,20 +19,10 @@
 #include <limits>
 #include <string>
 
+#include "blas.h"
 #include "gemm_choice.h"
 #include "gemm_kernels.h"
 #include "parallel.h"
-
-#ifdef KILN_HAVE_OPENBLAS
-#include <cblas.h>
-extern "C" {
-// Declared by OpenBLAS's cblas.h in recent versions; repeated for older headers.
-void openblas_set_num_threads(int);
-char* openblas_get_config(void);
-char* openblas_get_corename(void);
-int openblas_get_num_threads(void);
-}
-#endif
 
 namespace kiln {
 namespace {
@@ -335,19 +325,18 @@ GemmPath initial_path() {
 std::atomic<GemmPath> g_path{initial_path()};
 std::atomic<GemmKernel> g_kernel{initial_kernel()};
 
-#ifdef KILN_HAVE_OPENBLAS
-void blas_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+void blas_sgemm(const Blas& blas, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;  // CBLAS's enum values
+  blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
+             static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+             static_cast<int>(ldc));
 }
 
 bool blas_can_take(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
   constexpr int64_t kMax = std::numeric_limits<int>::max();
   return k > 0 && m <= kMax && n <= kMax && k <= kMax && lda <= kMax && ldb <= kMax && ldc <= kMax;
 }
-#endif
 
 }  // namespace
 
@@ -369,46 +358,27 @@ bool set_gemm_kernel(GemmKernel kernel) {
 
 bool gemm_kernel_supported(GemmKernel kernel) { return kernel_set(kernel) != nullptr; }
 
-bool blas_available() {
-#ifdef KILN_HAVE_OPENBLAS
-  return true;
-#else
-  return false;
-#endif
-}
+bool blas_available() { return openblas() != nullptr; }
 
 const char* blas_description() {
-#ifdef KILN_HAVE_OPENBLAS
-  static std::string desc = [] {
-    std::string s = openblas_get_config();
-    s += " (core ";
-    s += openblas_get_corename();
-    s += ")";
-    return s;
+  static const std::string desc = [] {
+    const Blas* blas = openblas();
+    if (!blas) return std::string("none");
+    return std::string(blas->get_config()) + " (core " + blas->get_corename() + ")";
   }();
   return desc.c_str();
-#else
-  return "none";
-#endif
 }
 
 const char* builtin_kernel_name() { return kernel_set(g_kernel.load())->name; }
 
 void gemm_set_threads(int n) {
   gemm::reset_choices();
-#ifdef KILN_HAVE_OPENBLAS
-  openblas_set_num_threads(n);
-#else
-  (void)n;
-#endif
+  if (const Blas* blas = openblas()) blas->set_num_threads(n);
 }
 
 int gemm_threads() {
-#ifdef KILN_HAVE_OPENBLAS
-  return openblas_get_num_threads();
-#else
-  return 0;
-#endif
+  const Blas* blas = openblas();
+  return blas ? blas->get_num_threads() : 0;
 }
 
 static void builtin_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -420,13 +390,13 @@ static void builtin_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int6
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
-#ifdef KILN_HAVE_OPENBLAS
   const GemmPath path = g_path.load();
+  const Blas* blas = path == GemmPath::Builtin ? nullptr : openblas();
   // Inside a parallel_for body (a batch of GEMMs split across the pool) the built-in
   // kernel runs on the calling thread alone; OpenBLAS's thread count is process-wide.
-  if (path != GemmPath::Builtin && !in_parallel_region() && blas_can_take(m, n, k, lda, ldb, ldc)) {
+  if (blas && !in_parallel_region() && blas_can_take(m, n, k, lda, ldb, ldc)) {
     if (path == GemmPath::Blas) {
-      blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      blas_sgemm(*blas, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
       return;
     }
     const gemm::ShapeKey key{m, n, k, trans_a, trans_b, static_cast<int>(g_kernel.load())};
@@ -434,7 +404,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
     if (choice != gemm::Choice::Builtin) {
       const bool use_blas = choice == gemm::Choice::Blas || choice == gemm::Choice::TryBlas;
       const auto t0 = std::chrono::steady_clock::now();
-      if (use_blas) blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      if (use_blas) blas_sgemm(*blas, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
       else builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
       if (choice != gemm::Choice::Blas) {
         gemm::record(key, use_blas, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -442,7 +412,6 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
       return;
     }
   }
-#endif
   builtin_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

@@ -1,5 +1,7 @@
 /**
- * Loads the `@kiln/native` addon built by node-gyp at install (scripts/install.mjs).
+ * Loads the `@kiln/native` addon: the one node-gyp built from source at install
+ * (build/Release, scripts/install.mjs) when there is one, else the best prebuilt binary for
+ * this platform and CPU that the package carries (prebuilds/, scripts/prebuild.mjs).
  * `loadNative()` never throws: when the addon is missing or broken it says why, so that
  * `@kiln/tensor`'s `initBackend` can fall back to `cpu` and report the reason.
  */
@@ -208,12 +210,54 @@ export interface NativeAddon {
   [name: string]: unknown;
 }
 
-export type NativeLoadResult = { ok: true; addon: NativeAddon; info: NativeInfo; path: string } | { ok: false; reason: string };
+export type NativeLoadResult =
+  | {
+      ok: true;
+      addon: NativeAddon;
+      info: NativeInfo;
+      /** The binary that was loaded. */
+      path: string;
+      /** `build`: compiled at install from source; `prebuilt`: shipped in the package. */
+      source: 'build' | 'prebuilt';
+    }
+  | { ok: false; reason: string };
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Where the built addon lives (whether or not it exists). */
+/** Where a source build of the addon lives (whether or not it exists). */
 export const addonPath = path.join(packageRoot, 'build', 'Release', 'kiln_native.node');
+
+/**
+ * The CPU feature flags (x86-64 Linux, from /proc/cpuinfo) each prebuilt level needs: the
+ * x86-64 micro-architecture levels its -march targets (scripts/prebuild.mjs).
+ */
+const X86_64_V3 = ['avx', 'avx2', 'bmi1', 'bmi2', 'f16c', 'fma', 'movbe', 'xsave'];
+export const PREBUILT_LEVELS: { level: string; flags: string[] }[] = [
+  { level: 'v4', flags: [...X86_64_V3, 'avx512f', 'avx512bw', 'avx512cd', 'avx512dq', 'avx512vl'] },
+  { level: 'v3', flags: X86_64_V3 },
+];
+
+function cpuFlags(): Set<string> {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
+    return new Set(line?.split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return new Set();
+  }
+}
+
+/**
+ * The prebuilt binaries in `root`/prebuilds that this machine can run, best first:
+ * `kiln_native.<level>.node` for the levels the CPU supports, then a plain
+ * `kiln_native.node` (for platforms with a single build). Exported for tests.
+ */
+export function prebuiltCandidates(root: string = packageRoot, flags: Set<string> = cpuFlags()): string[] {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const levels = process.platform === 'linux' && process.arch === 'x64' ? PREBUILT_LEVELS.filter((l) => l.flags.every((f) => flags.has(f))) : [];
+  return [...levels.map((l) => path.join(dir, `kiln_native.${l.level}.node`)), path.join(dir, 'kiln_native.node')].filter((f) => existsSync(f));
+}
 
 let cached: NativeLoadResult | undefined;
 
@@ -231,7 +275,7 @@ export function explainMissingAddon(root: string = packageRoot): string {
       // fall through to the generic reason
     }
   }
-  return `@kiln/native's addon is not built (${path.join(root, 'build', 'Release', 'kiln_native.node')} is missing; run \`pnpm --filter @kiln/native build:native\` to see why)`;
+  return `@kiln/native's addon is not built (${path.join(root, 'build', 'Release', 'kiln_native.node')} is missing and no prebuilt binary fits this machine; run \`pnpm --filter @kiln/native build:native\` to see why)`;
 }
 
 /**
@@ -242,15 +286,8 @@ export function explainMissingAddon(root: string = packageRoot): string {
  */
 function chooseOpenBlasCore(env: NodeJS.ProcessEnv): void {
   if (env.OPENBLAS_CORETYPE || process.platform !== 'linux' || process.arch !== 'x64') return;
-  try {
-    const flagsLine = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('flags'));
-    const flags = new Set(flagsLine?.split(':')[1]?.trim().split(/\s+/) ?? []);
-    if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) env.OPENBLAS_CORETYPE = 'SkylakeX';
-  } catch {
-    // no /proc: leave OpenBLAS's own detection alone
-  }
+  const flags = cpuFlags();
+  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) env.OPENBLAS_CORETYPE = 'SkylakeX';
 }
 
 /**
@@ -260,18 +297,27 @@ function chooseOpenBlasCore(env: NodeJS.ProcessEnv): void {
 export function loadNative(env: NodeJS.ProcessEnv = process.env): NativeLoadResult {
   if (env.KILN_NATIVE === 'off') return { ok: false, reason: 'disabled by KILN_NATIVE=off' };
   if (cached) return cached;
-  if (!existsSync(addonPath)) {
+  const candidates: { file: string; source: 'build' | 'prebuilt' }[] = [
+    ...(existsSync(addonPath) ? [{ file: addonPath, source: 'build' as const }] : []),
+    ...prebuiltCandidates().map((file) => ({ file, source: 'prebuilt' as const })),
+  ];
+  if (candidates.length === 0) {
     cached = { ok: false, reason: explainMissingAddon() };
     return cached;
   }
   chooseOpenBlasCore(process.env);
-  try {
-    const require = createRequire(import.meta.url);
-    const addon = require(addonPath) as NativeAddon;
-    cached = { ok: true, addon, info: addon.info(), path: addonPath };
-  } catch (err) {
-    cached = { ok: false, reason: `${addonPath} failed to load: ${(err as Error).message.split('\n')[0]}` };
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const { file, source } of candidates) {
+    try {
+      const addon = require(file) as NativeAddon;
+      cached = { ok: true, addon, info: addon.info(), path: file, source };
+      return cached;
+    } catch (err) {
+      failures.push(`${file} failed to load: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
+  cached = { ok: false, reason: failures.join('; ') };
   return cached;
 }
 
