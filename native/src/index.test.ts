@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { addonPath, describeNative, explainMissingAddon, loadNative } from './index.js';
+import { addonPath, describeNative, explainMissingAddon, loadNative, PREBUILT_LEVELS, prebuiltCandidates } from './index.js';
 
 const loaded = loadNative();
 if (!loaded.ok) throw new Error(`@kiln/native tests need the built addon: ${loaded.reason}`);
@@ -28,6 +28,23 @@ describe('loader', () => {
   it('reports why when disabled, and describes a loaded addon', () => {
     expect(loadNative({ KILN_NATIVE: 'off' })).toEqual({ ok: false, reason: 'disabled by KILN_NATIVE=off' });
     expect(describeNative(loaded.info)).toMatch(/threads, \w+, GEMM/);
+  });
+
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')('offers the prebuilt binaries this CPU can run, best first', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-native-prebuilt-'));
+    try {
+      const prebuilds = path.join(dir, 'prebuilds', 'linux-x64');
+      mkdirSync(prebuilds, { recursive: true });
+      for (const level of ['v4', 'v3']) writeFileSync(path.join(prebuilds, `kiln_native.${level}.node`), '');
+      const [v4, v3] = PREBUILT_LEVELS;
+      const names = (flags: string[]) => prebuiltCandidates(dir, new Set(flags)).map((f) => path.basename(f));
+      expect(names(v4!.flags)).toEqual(['kiln_native.v4.node', 'kiln_native.v3.node']);
+      expect(names(v3!.flags)).toEqual(['kiln_native.v3.node']);
+      expect(names(['sse2', 'avx'])).toEqual([]); // below x86-64-v3: build from source
+      expect(names(v4!.flags.filter((f) => f !== 'avx512bw'))).toEqual(['kiln_native.v3.node']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('explains a missing addon with the recorded build failure', () => {

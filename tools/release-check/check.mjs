@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { checkNativePrebuilt } from './native-prebuilt.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = (name) => join(import.meta.dirname, 'node_modules/.bin', name);
@@ -93,6 +94,7 @@ for (const { manifest } of publishable) {
   step('installs alone from its tarball', () =>
     run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: project }),
   );
+  if (name === '@kiln/native') checkNativePrebuilt({ tarball, work, step, run });
   const hasRoot = manifest.exports === undefined || '.' in manifest.exports || typeof manifest.exports === 'string';
   if (!hasRoot) continue;
   step('import (ESM)', () => {
