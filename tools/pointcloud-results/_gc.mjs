@@ -1,0 +1,14 @@
+import { initBackend, tf } from '@kiln/tensor';
+import { pretrain, resolveConfig } from '@kiln/pointcloud-ssl';
+import { PerformanceObserver } from 'node:perf_hooks';
+import os from 'node:os';
+await initBackend();
+let gcMs = 0, gcN = 0; const kinds = {};
+new PerformanceObserver((list) => { for (const e of list.getEntries()) { gcMs += e.duration; gcN++; kinds[e.detail?.kind] = (kinds[e.detail?.kind] ?? 0) + e.duration; } }).observe({ entryTypes: ['gc'] });
+const cfg = resolveConfig('default', { data: { pointsPerScene: 4096 }, model: { channels: [32, 64] }, pretrain: { steps: 3 } });
+const steps = [];
+await pretrain(cfg, { onStep: (i) => { steps.push(i.ms); if (i.step === 0) { gcMs = 0; gcN = 0; } } });
+await new Promise((r) => setTimeout(r, 100));
+const be = tf.backend();
+console.log('steps', steps.map((s) => s.toFixed(0)).join(' '), 'gc ms (2 steps)', gcMs.toFixed(0), 'count', gcN, kinds, 'load', os.loadavg()[0].toFixed(1));
+console.log(JSON.stringify(be.outputPoolStats?.()));
