@@ -15,9 +15,9 @@ namespace {
 
 constexpr int kMR = 6, kNR = 16;
 
-template <int R, int64_t RS, int64_t CS>
-KILN_AVX2 inline void tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int cols,
-                           bool accumulate) {
+template <int R, int64_t RS>
+KILN_AVX2 inline void tile(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
+                           int64_t ldc, int cols, bool accumulate) {
   __m256 lo[R], hi[R];
 #pragma GCC unroll 6
   for (int i = 0; i < R; ++i) {
@@ -27,16 +27,16 @@ KILN_AVX2 inline void tile(int64_t kc, const float* a, const float* b, float* c,
   }
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < R; ++i) {
       const __m256 av = _mm256_broadcast_ss(a + i * RS);
       lo[i] = _mm256_fmadd_ps(av, b0, lo[i]);
       hi[i] = _mm256_fmadd_ps(av, b1, hi[i]);
     }
-    a += CS;
-    b += kNR;
+    a += a_step;
+    b += b_step;
   }
   if (cols == kNR) {
 #pragma GCC unroll 6
@@ -64,16 +64,16 @@ KILN_AVX2 inline void tile(int64_t kc, const float* a, const float* b, float* c,
   }
 }
 
-template <int64_t RS, int64_t CS>
-KILN_AVX2 void kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows, int cols,
-                      bool accumulate) {
+template <int64_t RS>
+KILN_AVX2 void kernel(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c, int64_t ldc,
+                        int rows, int cols, bool accumulate) {
   switch (rows) {
-    case 6: tile<6, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 5: tile<5, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 4: tile<4, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 3: tile<3, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 2: tile<2, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 1: tile<1, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
+    case 6: tile<6, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 5: tile<5, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 4: tile<4, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 3: tile<3, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 2: tile<2, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 1: tile<1, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
     default: break;
   }
 }
@@ -126,7 +126,7 @@ KILN_AVX2 void pack_b_trans(const float* b, int64_t ldb, int64_t p0, int64_t kc,
 PackBTrans avx2_pack_b_trans() { return pack_b_trans; }
 
 const KernelSet* avx2_kernels() {
-  static const KernelSet set{"avx2 6x16", kMR, kNR, kernel<kAPanelStride, 1>, kernel<1, kMR>, pack_b_trans};
+  static const KernelSet set{"avx2 6x16", kMR, kNR, kernel<kAPanelStride>, kernel<1>, pack_b_trans};
   return &set;
 }
 

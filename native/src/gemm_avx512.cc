@@ -17,9 +17,9 @@ namespace {
 constexpr int kMR = 12, kNR = 32;
 
 // C[R x cols] (=|+=) A[R x kc] * B[kc x 32]; A element (i, p) at a[i * RS + p * CS].
-template <int R, int64_t RS, int64_t CS>
-KILN_AVX512 inline void tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int cols,
-                             bool accumulate) {
+template <int R, int64_t RS>
+KILN_AVX512 inline void tile(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
+                             int64_t ldc, int cols, bool accumulate) {
   __m512 lo[R], hi[R];
 #pragma GCC unroll 12
   for (int i = 0; i < R; ++i) {
@@ -30,16 +30,16 @@ KILN_AVX512 inline void tile(int64_t kc, const float* a, const float* b, float* 
   }
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
-    const __m512 b0 = _mm512_load_ps(b);
-    const __m512 b1 = _mm512_load_ps(b + 16);
+    const __m512 b0 = _mm512_loadu_ps(b);
+    const __m512 b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i) {
       const __m512 av = _mm512_set1_ps(a[i * RS]);
       lo[i] = _mm512_fmadd_ps(av, b0, lo[i]);
       hi[i] = _mm512_fmadd_ps(av, b1, hi[i]);
     }
-    a += CS;
-    b += kNR;
+    a += a_step;
+    b += b_step;
   }
   if (cols == kNR) {
 #pragma GCC unroll 12
@@ -68,22 +68,22 @@ KILN_AVX512 inline void tile(int64_t kc, const float* a, const float* b, float* 
   }
 }
 
-template <int64_t RS, int64_t CS>
-KILN_AVX512 void kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int rows, int cols,
-                        bool accumulate) {
+template <int64_t RS>
+KILN_AVX512 void kernel(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c, int64_t ldc,
+                        int rows, int cols, bool accumulate) {
   switch (rows) {
-    case 12: tile<12, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 11: tile<11, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 10: tile<10, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 9: tile<9, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 8: tile<8, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 7: tile<7, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 6: tile<6, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 5: tile<5, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 4: tile<4, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 3: tile<3, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 2: tile<2, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
-    case 1: tile<1, RS, CS>(kc, a, b, c, ldc, cols, accumulate); break;
+    case 12: tile<12, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 11: tile<11, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 10: tile<10, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 9: tile<9, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 8: tile<8, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 7: tile<7, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 6: tile<6, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 5: tile<5, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 4: tile<4, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 3: tile<3, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 2: tile<2, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
+    case 1: tile<1, RS>(kc, a, a_step, b, b_step, c, ldc, cols, accumulate); break;
     default: break;
   }
 }
@@ -91,7 +91,7 @@ KILN_AVX512 void kernel(int64_t kc, const float* a, const float* b, float* c, in
 }  // namespace
 
 const KernelSet* avx512_kernels() {
-  static const KernelSet set{"avx512 12x32", kMR, kNR, kernel<kAPanelStride, 1>, kernel<1, kMR>, avx2_pack_b_trans()};
+  static const KernelSet set{"avx512 12x32", kMR, kNR, kernel<kAPanelStride>, kernel<1>, avx2_pack_b_trans()};
   return &set;
 }
 
