@@ -2,7 +2,6 @@
 // prebuilds/linux-x64/*.node, and it installs and loads where no C++ compiler is on PATH
 // (a PATH holding only node, npm, npx and sh, which npm runs install scripts with),
 // answering a small GEMM correctly.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 
