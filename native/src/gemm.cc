@@ -1,14 +1,16 @@
 // sgemm: a BLIS-style blocked GEMM with run-time selected SIMD micro-kernels
-// (gemm_kernels.h), and, when OpenBLAS is linked, a per-shape choice between the two made
-// by timing both on the first calls of each shape (gemm_choice.h).
+// (gemm_kernels.h), and, where OpenBLAS is found (blas.h), a per-shape choice between the
+// two made by timing both on the first calls of each shape (gemm_choice.h).
 //
-// Blocking, for a K block of depth KC: op(B) is packed once per call into KC x NR panels
-// shared by all threads; the work is split into items of (MC rows of C) x (a run of B
-// panels), handed out dynamically; an item packs its MC x KC block of op(A) (a copy of rows
-// or of K steps, no transposition) into a per-thread buffer and runs the micro-kernel over
-// every (B panel, A micro-panel) pair, B panel outermost so it stays in L1 while the A
-// micro-panels stream from L2. Every K block of an item runs on the same thread, so the
-// first one writes C (beta == 0 needs no separate pass) and the rest accumulate.
+// Blocking, for K blocks of depth KC: op(B) is packed once per call into KC x NR panels
+// shared by all threads (or read in place when M is too small to repay the copy); the work
+// is split into items of (MC rows of C) x (a run of B panels) x (a slice of K), handed out
+// dynamically (Plan); for each K block an item copies its MC x KC block of a non-transposed
+// A into row panels of a per-thread buffer (a transposed A is read in place) and runs the
+// micro-kernel over every (B panel, A micro-panel) pair, B panel outermost so it stays in
+// L1 while the A micro-panels stream from L2. Every K block of an item runs on the same
+// thread, so the first one writes C (beta == 0 needs no separate pass) and the rest
+// accumulate.
 #include "gemm.h"
 
 #include <algorithm>
