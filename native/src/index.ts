@@ -163,6 +163,11 @@ export interface NativeAddon {
     slice: number,
     count: number,
   ): void;
+  /**
+   * inputs[i] viewed as [outer, widths[i]] → out [outer, Σ widths]: row r of out is the
+   * inputs' rows r side by side. All Float32Array, or all Int32Array.
+   */
+  concat(inputs: (Float32Array | Int32Array)[], out: Float32Array | Int32Array, outer: number, widths: Int32Array): void;
   /** out[numSegments, inner] (zeroed here) += x[ids.length, inner] by ids; ids outside range are skipped. */
   unsortedSegmentSum(x: Float32Array, ids: Int32Array, out: Float32Array, numSegments: number, inner: number): void;
   /** NHWC conv2d; geometry: see Conv2DGeometry in @kiln/tensor's native backend. */

@@ -394,6 +394,26 @@ const gatherV2: NativeImpl = ({ x, indices }, backend, attrs) => {
   return output(backend, info.outputShape, out);
 };
 
+/** Concat of float32 or int32 inputs along any axis (empty inputs dropped, as tfjs-cpu does). */
+const concat: NativeImpl = (inputs, backend, attrs) => {
+  const all = Object.values(inputs).filter((t): t is TensorInfo => t !== undefined);
+  const first = all[0];
+  if (!first || first.shape.length === 0 || all.some((t) => t.dtype !== first.dtype || t.shape.length !== first.shape.length)) return undefined;
+  const axis = util.parseAxisParam(attrs.axis as number, first.shape)[0]!;
+  if (all.some((t) => t.shape.some((d, i) => i !== axis && d !== first.shape[i]))) return undefined; // cpu throws its error
+  const outShape = [...first.shape];
+  outShape[axis] = all.reduce((s, t) => s + t.shape[axis]!, 0);
+  const parts = all.filter((t) => size(t.shape) > 0);
+  if (parts.length < 2) return undefined; // nothing to join: the cpu kernel returns the copy
+  const values = parts.map((t) => word(backend, t));
+  if (values.some((v) => v === undefined || v.constructor !== values[0]!.constructor)) return undefined;
+  const outer = size(first.shape.slice(0, axis));
+  const total = size(outShape);
+  const out = values[0] instanceof Int32Array ? new Int32Array(total) : backend.outputArray(total);
+  backend.addon.concat(values as (Float32Array | Int32Array)[], out, outer, ints(parts.map((t) => size(t.shape.slice(axis)))));
+  return output(backend, outShape, out);
+};
+
 const unsortedSegmentSum: NativeImpl = ({ x, segmentIds }, backend, attrs) => {
   const xv = f32(backend, x);
   const ids = i32(backend, segmentIds);
@@ -497,6 +517,7 @@ export const nativeKernelImpls: Record<string, NativeImpl> = {
   Softmax: softmax,
   Transpose: transpose,
   GatherV2: gatherV2,
+  Concat: concat,
   UnsortedSegmentSum: unsortedSegmentSum,
 };
 
