@@ -5,8 +5,9 @@
  *   march          the target-CPU flag: -march=native, -march=$KILN_NATIVE_MARCH (the
  *                  prebuilt variants, scripts/prebuild.mjs), or nothing when
  *                  KILN_NATIVE_PORTABLE=1 (the compiler's baseline)
- *   ldflags        extra link flags: a prebuilt binary links libstdc++ and libgcc statically
- *                  (KILN_NATIVE_PREBUILD=1) so that it loads on older Linux distributions
+ *   ldflags        extra link flags: a prebuilt binary (KILN_NATIVE_PREBUILD=1) links libstdc++
+ *                  and libgcc statically, so that it loads on older Linux distributions, and
+ *                  is stripped
  *   ops-sources    every src/ops/*.cc (the gpu-kernels engineer's op files), space-separated
  * OpenBLAS is not a build question: the addon looks for it at run time (src/blas.h).
  */
@@ -29,7 +30,7 @@ const what = process.argv[2];
 let out = '';
 switch (what) {
   case 'ldflags':
-    out = process.env.KILN_NATIVE_PREBUILD === '1' && process.platform === 'linux' ? '-static-libstdc++ -static-libgcc' : '';
+    out = process.env.KILN_NATIVE_PREBUILD === '1' && process.platform === 'linux' ? '-static-libstdc++ -static-libgcc -s' : '';
     break;
   case 'march':
     out = marchFlag();
