@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '@kiln/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENCODERS, ROWS, planUnits, runExperiment } from './experiment.mjs';
+import { ENCODERS, ROWS, UsageError, planUnits, runExperiment } from './experiment.mjs';
 import { COLUMNS, renderTables, summarize } from './table.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-csp-exp-'));
-const TINY = { seeds: 2, points: 96, pretrainScenes: 4, heldOutScenes: 2, labelledScenes: 2, fractions: [0.1, 0.5], pretrainSteps: 1, finetuneSteps: 1, allLabelsSteps: 1, batchScenes: 2, probeSteps: 2, classifierCap: 100, channels: [8, 16] };
+const TINY = { seeds: 2, points: 64, pretrainScenes: 4, heldOutScenes: 2, labelledScenes: 2, fractions: [0.1, 0.5], pretrainSteps: 1, finetuneSteps: 1, allLabelsSteps: 1, batchScenes: 2, probeSteps: 2, classifierCap: 100, channels: [8, 16] };
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -69,5 +69,25 @@ describe('CSP experiment (--quick at a tiny size)', () => {
     for (const col of COLUMNS) expect(table).toContain(col.title);
     expect(table).toMatch(/logistic regression/);
     expect(table).toMatch(/± \d/);
+    // An artifact of another scale is not resumed.
+    await expect(runExperiment({ scale: { ...TINY, seeds: 3 }, out, cacheDir: `${out}.encoders`, commit: 'test' })).rejects.toThrow(UsageError);
+    // ~10–20 s on a quiet machine; the limit leaves room for a loaded one.
+  }, 240_000);
+});
+
+describe('experiment CLI', () => {
+  it('rejects bad arguments with exit code 2 and a message naming them', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const cli = new URL('./cli.mjs', import.meta.url).pathname;
+    for (const [args, message] of [
+      [['--seeds', '0'], /--seeds must be a positive integer, got "0"/],
+      [['--bogus'], /unknown argument "--bogus"/],
+      [['--out'], /--out needs a file name/],
+    ]) {
+      const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
   });
 });
