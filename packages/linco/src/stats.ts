@@ -217,6 +217,17 @@ export function bootstrapVarianceOfMean(values: ArrayLike<number>, options: Boot
   return sampleVariance(stats);
 }
 
+/**
+ * The part of an interval inside the range the quantity can take (a disagreement share in
+ * [0, 1], a term distance ≥ 0). Cutting at the range never loses coverage: the true value
+ * cannot lie outside it. A degenerate interval collapses onto the nearer bound.
+ */
+export function clampInterval(ci: [number, number], range: readonly [number, number]): [number, number] {
+  const lo = Math.min(Math.max(ci[0], range[0]), range[1]);
+  const hi = Math.max(Math.min(ci[1], range[1]), range[0]);
+  return [lo, Math.max(lo, hi)];
+}
+
 export interface NullComparison {
   /** Mean LInCo of the R random-split panels. */
   baseline: number;
@@ -245,9 +256,17 @@ export interface NullComparison {
  * split and the training-seed noise). Case resampling (drawing another held-out set) adds
  * the bootstrap variance of the mean over cases: of mean(B) for the null interval, of the
  * paired per-case difference for the excess. Intervals use Student's t with R − 1 df,
- * because σ² is estimated from R panels.
+ * because σ² is estimated from R panels. With `range`, both intervals are cut to what the
+ * metric can take (see clampInterval).
  */
-export function compareWithNull(group: ArrayLike<number>, panels: ArrayLike<number>[], options: BootstrapOptions = {}): NullComparison {
+export function compareWithNull(
+  group: ArrayLike<number>,
+  panels: ArrayLike<number>[],
+  options: BootstrapOptions & {
+    /** Range of the metric: the null interval is cut to it, the excess interval to ±its width. */
+    range?: readonly [number, number];
+  } = {},
+): NullComparison {
   const { confidence } = checkBootstrap(options);
   const r = panels.length;
   if (r < 2) throw new Error(`compareWithNull: needs at least 2 random-split panels for the between-split variance, got ${r}`);
@@ -267,11 +286,13 @@ export function compareWithNull(group: ArrayLike<number>, panels: ArrayLike<numb
   const excessSd = Math.sqrt(splitVar * (1 + 1 / r) + pairedVar);
   const excess = g - baseline;
   const p = excessSd === 0 ? (excess === 0 ? 1 : 0) : 2 * (1 - studentTCdf(Math.abs(excess) / excessSd, df));
+  const range = options.range ?? [-Infinity, Infinity];
+  const width = range[1] - range[0];
   return {
     baseline,
-    nullInterval: [baseline - q * nullSd, baseline + q * nullSd],
+    nullInterval: clampInterval([baseline - q * nullSd, baseline + q * nullSd], range),
     excess,
-    excessCi: [excess - q * excessSd, excess + q * excessSd],
+    excessCi: clampInterval([excess - q * excessSd, excess + q * excessSd], [-width, width]),
     p,
     splitSd: Math.sqrt(splitVar),
     caseSd: Math.sqrt(caseVar),
