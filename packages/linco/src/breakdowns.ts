@@ -3,6 +3,7 @@
  * period, region, gender, a record field). `group:<attribute>` is accepted as another
  * spelling of `<attribute>`. Cases without a value fall in the group 'unknown'.
  */
+import { LincoInputError } from './errors.js';
 import { type AttributeCoverage, type AttributeOptions, attributeValues } from './groups.js';
 import type { JudgmentCase } from './types.js';
 
@@ -21,7 +22,7 @@ export function breakdownTables(cases: JudgmentCase[], names: BreakdownName[], o
   const values: Record<string, string[]> = {};
   const coverage: Record<string, AttributeCoverage> = {};
   for (const n of names) {
-    if (typeof n !== 'string' || attributeOf(n).trim() === '') throw new Error(`breakdowns: expected attribute names, got ${JSON.stringify(n)}`);
+    if (typeof n !== 'string' || attributeOf(n).trim() === '') throw new LincoInputError(`breakdowns: expected attribute names, got ${JSON.stringify(n)}`);
     const r = attributeValues(cases, attributeOf(n), options);
     values[n] = r.values.map((v) => v ?? 'unknown');
     coverage[n] = r.coverage;

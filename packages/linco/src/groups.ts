@@ -11,6 +11,7 @@
  * Cases without a value are counted in the coverage, with their ids, and left out of what
  * needs the attribute: never dropped silently.
  */
+import { LincoInputError } from './errors.js';
 import { type AttributeSource, extractGender, extractRegion, extractYear } from './attributes.js';
 import { lookupField } from './readers.js';
 import { severityBand } from './severity.js';
@@ -109,7 +110,7 @@ export function attributeValue(c: JudgmentCase, name: string, options: Attribute
 /** Fills `periodStart` from the data when it is not given (the earliest year). */
 export function resolveAttributeOptions(cases: JudgmentCase[], name: string, options: AttributeOptions = {}): AttributeOptions {
   const width = options.periodYears ?? 2;
-  if (!Number.isInteger(width) || width < 1) throw new Error(`periodYears must be an integer ≥ 1, got ${width}`);
+  if (!Number.isInteger(width) || width < 1) throw new LincoInputError(`periodYears must be an integer ≥ 1, got ${width}`);
   if (name !== 'period' || options.periodStart !== undefined) return { ...options, periodYears: width };
   let start = Infinity;
   for (const c of cases) {
@@ -144,7 +145,7 @@ export function attributeValues(cases: JudgmentCase[], name: string, options: At
  * kept but carry no `groups[name]`: the planner leaves them out and the coverage counts them.
  */
 export function withAttribute(cases: JudgmentCase[], name: string, options: AttributeOptions = {}): { cases: JudgmentCase[]; coverage: AttributeCoverage } {
-  if (typeof name !== 'string' || name.trim() === '') throw new Error(`group attribute: expected a name, got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || name.trim() === '') throw new LincoInputError(`group attribute: expected a name, got ${JSON.stringify(name)}`);
   const { values, coverage } = attributeValues(cases, name, options);
   const out = cases.map((c, i) => {
     const v = values[i];

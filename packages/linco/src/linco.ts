@@ -2,6 +2,7 @@
  * The LInCo pipeline: plan judges → train the group panel → train random-split panels →
  * every judge predicts the held-out cases → per-case disagreement → LincoFrame.
  */
+import { LincoInputError } from './errors.js';
 import { chargeVocabulary, encodeLabels, hasMultiCharge } from './labels.js';
 import { type BreakdownName, breakdownTables } from './breakdowns.js';
 import { type AttributeOptions, caseYear, describeCoverage, withAttribute } from './groups.js';
@@ -158,6 +159,11 @@ function averageScores(runs: CaseScores[]): CaseScores {
 export interface LincoRun {
   frame: LincoFrame;
   plan: JudgePlan;
+  /** The held-out cases, in the order of the scores (with the group attribute set). */
+  test: JudgmentCase[];
+  /** Per-case scores of the group panel and of each random-split panel on `test`. */
+  scores: CaseScores;
+  baseline: CaseScores[];
 }
 
 function context(cases: JudgmentCase[], options: LincoOptions, testRows: number[]): PanelContext {
@@ -168,12 +174,12 @@ function context(cases: JudgmentCase[], options: LincoOptions, testRows: number[
   const pool = probe.prepare(cases.map((c) => c.fact));
   probe.dispose();
   const mode = options.charges ?? 'auto';
-  if (mode !== 'auto' && mode !== 'single' && mode !== 'multi') throw new Error(`charges must be 'auto', 'single' or 'multi', got ${JSON.stringify(mode)}`);
+  if (mode !== 'auto' && mode !== 'single' && mode !== 'multi') throw new LincoInputError(`charges must be 'auto', 'single' or 'multi', got ${JSON.stringify(mode)}`);
   const multi = mode === 'multi' || (mode === 'auto' && hasMultiCharge(cases));
   const encoder = options.encoder ?? (options.debias?.method === 'adversarial' ? 'shared' : 'separate');
-  if (encoder !== 'separate' && encoder !== 'shared') throw new Error(`encoder must be 'separate' or 'shared', got ${JSON.stringify(encoder)}`);
+  if (encoder !== 'separate' && encoder !== 'shared') throw new LincoInputError(`encoder must be 'separate' or 'shared', got ${JSON.stringify(encoder)}`);
   if (encoder === 'separate' && options.debias?.method === 'adversarial') {
-    throw new Error("debias.method 'adversarial' removes the group from a shared encoder's representation: it needs encoder 'shared', got 'separate'");
+    throw new LincoInputError("debias.method 'adversarial' removes the group from a shared encoder's representation: it needs encoder 'shared', got 'separate'");
   }
   return { cases, vocabulary, multi, pool, makeModel, options, testRows: Int32Array.from(testRows), sharedEncoder: encoder === 'shared' };
 }
@@ -183,9 +189,9 @@ export const MIN_NULL_PANELS = 3;
 
 /** Checks `baselineRepeats`: 0, 1, or at least MIN_NULL_PANELS. */
 export function checkBaselineRepeats(repeats: number, field = 'baselineRepeats'): number {
-  if (!Number.isInteger(repeats) || repeats < 0) throw new Error(`${field} must be an integer ≥ 0, got ${repeats}`);
+  if (!Number.isInteger(repeats) || repeats < 0) throw new LincoInputError(`${field} must be an integer ≥ 0, got ${repeats}`);
   if (repeats > 1 && repeats < MIN_NULL_PANELS) {
-    throw new Error(
+    throw new LincoInputError(
       `${field} must be 0 (no baseline), 1 (one random split, a case bootstrap only) or at least ${MIN_NULL_PANELS}, got ${repeats}: ` +
         'the null interval estimates the between-split variance from the random splits, and with 2 it rests on 1 degree of freedom (t = 12.7 at 95 %)',
     );
@@ -214,22 +220,22 @@ export async function lincoRun(input: JudgmentCase[], options: LincoOptions): Pr
   const breakdownNames = options.breakdowns ?? ['charge', 'severity', 'year'];
   const attrs = attributeOptions(input, options, [groupBy, ...breakdownNames]);
   const { cases, coverage } = withAttribute(input, groupBy, attrs);
-  if (coverage.found === 0) throw new Error(`sampling.groupBy: no case has the group attribute "${groupBy}" (${describeCoverage(coverage)})`);
+  if (coverage.found === 0) throw new LincoInputError(`sampling.groupBy: no case has the group attribute "${groupBy}" (${describeCoverage(coverage)})`);
   const plan = planJudges(cases, { ...options.sampling, seed: options.sampling.seed ?? options.seed ?? 1 });
   options.onProgress?.({ stage: 'plan', judges: plan.judges.length, perJudge: plan.perJudge, testSize: plan.testRows.length });
   const ctx = context(cases, options, plan.testRows);
   const replicates = options.replicates ?? options.groupRepeats ?? 1;
-  if (!Number.isInteger(replicates) || replicates < 1) throw new Error(`replicates must be an integer ≥ 1, got ${replicates}`);
+  if (!Number.isInteger(replicates) || replicates < 1) throw new LincoInputError(`replicates must be an integer ≥ 1, got ${replicates}`);
   const repeats = checkBaselineRepeats(options.baselineRepeats ?? 1);
   const split = options.baselineSplit ?? 'permute';
-  if (split !== 'permute' && split !== 'uniform') throw new Error(`baselineSplit must be 'permute' or 'uniform', got ${JSON.stringify(split)}`);
+  if (split !== 'permute' && split !== 'uniform') throw new LincoInputError(`baselineSplit must be 'permute' or 'uniform', got ${JSON.stringify(split)}`);
   const debias = options.debias && options.debias.method !== 'none' ? options.debias : undefined;
   if (debias && split === 'uniform' && repeats > 0) {
-    throw new Error("debias needs baselineSplit 'permute': uniform random splits have no groups to train the method on, so they could not be trained like the group panel");
+    throw new LincoInputError("debias needs baselineSplit 'permute': uniform random splits have no groups to train the method on, so they could not be trained like the group panel");
   }
   const sampling = { ...options.sampling, seed: options.sampling.seed ?? options.seed ?? 1 };
   const combine = options.combineReplicates ?? 'ensemble';
-  if (combine !== 'ensemble' && combine !== 'average') throw new Error(`combineReplicates must be 'ensemble' or 'average', got ${JSON.stringify(combine)}`);
+  if (combine !== 'ensemble' && combine !== 'average') throw new LincoInputError(`combineReplicates must be 'ensemble' or 'average', got ${JSON.stringify(combine)}`);
   // One panel = `replicates` trainings (resample s, seed s) of every judge.
   const panel = (name: string, judgesOf: (s: number) => { rows: number[]; caseGroups?: string[] }[], debias?: DebiasOptions): CaseScores => {
     const runs: JudgeOutputs[][] = [];
@@ -282,7 +288,7 @@ export async function lincoRun(input: JudgmentCase[], options: LincoOptions): Pr
     },
   });
   options.onProgress?.({ stage: 'done', seconds: (performance.now() - t0) / 1000 });
-  return { frame, plan };
+  return { frame, plan, test, scores, baseline };
 }
 
 export interface BeforeAfter {

@@ -235,8 +235,11 @@ export class LincoFrame {
       | {
           overall: MetricValues;
           ci: Record<MetricName, [number, number]>;
-          /** Two-sided p-value of "no excess" (with ≥ 2 random splits). */
+          /** Two-sided p-value of "no excess" (with ≥ 3 random splits). */
           p?: MetricValues;
+          /** Standard error of the excess (split, seed and case variance) and its t degrees of freedom. */
+          sd?: MetricValues;
+          df?: number;
         }
       | undefined,
     readonly info: Record<string, unknown> = {},
@@ -327,7 +330,9 @@ export function buildFrame(input: FrameInput): LincoFrame {
     excess = {
       overall: { term: e.term.value, charge: e.charge.value },
       ci: { term: e.term.ci, charge: e.charge.ci },
-      ...(withSplits ? { p: { term: nulls.term.p, charge: nulls.charge.p } } : {}),
+      ...(withSplits
+        ? { p: { term: nulls.term.p, charge: nulls.charge.p }, sd: { term: nulls.term.excessSd, charge: nulls.charge.excessSd }, df: nulls.term.df }
+        : {}),
     };
   }
   return new LincoFrame(

@@ -242,7 +242,7 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
           advOut.push(tf.keep(advLoss.clone()));
           return tf.add(task, advLoss) as tf.Scalar;
         }, varList);
-        optimizer.applyGradients(grads);
+        optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
         value.dispose();
         for (const g of Object.values(grads)) g.dispose();
         const t = taskOut[0]!;
