@@ -21,7 +21,7 @@ import { METRIC_RANGE, METRICS, type MetricName, type MetricValues } from './met
 import type { ReadReport } from './readers.js';
 import { SEVERITY_BANDS, severityBand, severityScore } from './severity.js';
 import { bootstrapSpearman, compareWithNull, differenceOfEstimates, mean } from './stats.js';
-import type { DebiasMethod } from './train.js';
+import type { DebiasMethod, DebiasOptions } from './train.js';
 import type { JudgmentCase } from './types.js';
 
 type PerMetric<T> = Record<MetricName, T>;
@@ -107,6 +107,8 @@ export interface AnalyzeOptions {
   debiasMethods?: Exclude<DebiasMethod, 'none'>[];
   /** Seeds of the de-biasing comparison (≥ 3). Default 3. */
   debiasSeeds?: number;
+  /** The methods' settings (λ, objective, DRO step). */
+  debiasSettings?: Omit<DebiasOptions, 'method'>;
   /** What the data reader reported (formats, exclusions); synthetic data when absent. */
   readReport?: ReadReport;
   config?: Record<string, unknown>;
@@ -280,7 +282,11 @@ export async function analyzeCases(cases: JudgmentCase[], base: LincoOptions, op
   // 4. De-biasing.
   if (options.debiasMethods && options.debiasMethods.length > 0) {
     options.onAnalysis?.('debias', options.debiasMethods.join(', '));
-    report.debias = await compareDebiasing(cases, { ...base, sampling: { ...base.sampling, groupBy: main.attribute } }, { methods: options.debiasMethods, seeds: options.debiasSeeds ?? 3 });
+    report.debias = await compareDebiasing(cases, { ...base, sampling: { ...base.sampling, groupBy: main.attribute } }, {
+      methods: options.debiasMethods,
+      seeds: options.debiasSeeds ?? 3,
+      ...(options.debiasSettings ? { settings: options.debiasSettings } : {}),
+    });
     notes.push(...report.debias.notes);
   }
   report.seconds = (performance.now() - t0) / 1000;

@@ -10,7 +10,7 @@ import { checkBaselineRepeats, type LincoOptions } from './linco.js';
 import { modelTypes, type ModelSpec } from './models/registry.js';
 import { type ReadResult, readCases } from './readers.js';
 import { generateCases, REGIONS } from './synthetic.js';
-import { DEBIAS_METHODS, type DebiasMethod } from './train.js';
+import { DEBIAS_METHODS, type DebiasMethod, type DebiasOptions } from './train.js';
 
 export const LINCO_FIELDS = {
   // The cases.
@@ -59,7 +59,8 @@ export const LINCO_FIELDS = {
   breakdowns: { type: 'string', list: true, default: ['charge', 'severity', 'year'], doc: 'breakdowns of the held-out cases: any attribute (charge, severity, year, period, region, gender, a field)' },
   // De-biasing.
   debias: { type: 'enum', values: ['none', ...DEBIAS_METHODS], default: 'none', doc: 'de-biasing while training every panel (with it, LInCo is also reported before)' },
-  adversaryWeight: { type: 'number', default: 1, min: 0, max: 100, doc: 'adversarial: λ of the gradient reversal' },
+  adversaryWeight: { type: 'number', default: 1, min: 0, max: 100, doc: "adversarial: λ, the weight of the encoder's objective against the group classifier (raised from 0 over training)" },
+  adversaryObjective: { type: 'enum', values: ['reverse', 'confusion'], default: 'reverse', doc: "adversarial: 'reverse' maximizes the group classifier's error (gradient reversal); 'confusion' makes its prediction uniform" },
   droStep: { type: 'number', default: 0.05, min: 0, exclusiveMin: true, max: 10, doc: 'group-dro: step size of the group weights' },
   seed: { type: 'int', default: 1, min: 0, doc: 'seed of the judges (initialization, data order, splits, bootstrap)' },
 } satisfies FieldTable;
@@ -163,9 +164,14 @@ export function lincoOptions(c: Config, groupBy = String(c.groupBy)): LincoOptio
       charge: { perCase: c.chargePerCase as 'pairwise' | 'majority' | 'entropy' },
     },
     breakdowns: (c.breakdowns as string[]).map(String),
-    ...(debias !== 'none' ? { debias: { method: debias, adversaryWeight: Number(c.adversaryWeight), droStep: Number(c.droStep) } } : {}),
+    ...(debias !== 'none' ? { debias: { method: debias, ...debiasSettings(c) } } : {}),
     seed: Number(c.seed),
   };
+}
+
+/** The de-biasing settings of a config (whichever method runs). */
+export function debiasSettings(c: Config): Omit<DebiasOptions, 'method'> {
+  return { adversaryWeight: Number(c.adversaryWeight), adversaryObjective: c.adversaryObjective as 'reverse' | 'confusion', droStep: Number(c.droStep) };
 }
 
 /**

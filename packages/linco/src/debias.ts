@@ -9,7 +9,7 @@ import { LincoInputError } from './errors.js';
 import { type LincoOptions, lincoRun, MIN_NULL_PANELS } from './linco.js';
 import { METRICS, type MetricName, type MetricValues } from './metric.js';
 import { tInterval } from './stats.js';
-import type { DebiasMethod } from './train.js';
+import type { DebiasMethod, DebiasOptions } from './train.js';
 import type { JudgmentCase } from './types.js';
 
 type PerMetric<T> = Record<MetricName, T>;
@@ -65,6 +65,11 @@ function summary(f: Awaited<ReturnType<typeof lincoRun>>['frame']): DebiasSummar
   };
 }
 
+function withoutDebias(o: LincoOptions): LincoOptions {
+  const { debias: _method, ...rest } = o;
+  return rest;
+}
+
 function overSeeds(values: number[], confidence: number): SeedInterval {
   const t = tInterval(values, confidence);
   return { value: t.value, ci: t.ci, p: t.p };
@@ -74,7 +79,16 @@ function overSeeds(values: number[], confidence: number): SeedInterval {
  * Judges each method on `cases` split by `base.sampling.groupBy`, over `seeds` seeds (each
  * seed draws its own held-out set, judges' resamples, placebo splits and initialization).
  */
-export async function compareDebiasing(cases: JudgmentCase[], base: LincoOptions, options: { methods: Exclude<DebiasMethod, 'none'>[]; seeds: number }): Promise<DebiasComparison> {
+export async function compareDebiasing(
+  cases: JudgmentCase[],
+  base: LincoOptions,
+  options: {
+    methods: Exclude<DebiasMethod, 'none'>[];
+    seeds: number;
+    /** The methods' settings (λ, objective, DRO step); default the library's. */
+    settings?: Omit<DebiasOptions, 'method'>;
+  },
+): Promise<DebiasComparison> {
   const seeds = options.seeds;
   if (!Number.isInteger(seeds) || seeds < 3) throw new LincoInputError(`debias seeds must be an integer ≥ 3 (the change over seeds needs a variance), got ${seeds}`);
   const repeats = base.baselineRepeats ?? 1;
@@ -96,11 +110,10 @@ export async function compareDebiasing(cases: JudgmentCase[], base: LincoOptions
       const key = `${encoder}/${seed}`;
       let plain = before.get(key);
       if (!plain) {
-        const { debias: _none, ...withoutMethod } = common;
-        plain = (await lincoRun(cases, withoutMethod)).frame;
+        plain = (await lincoRun(cases, withoutDebias(common))).frame;
         before.set(key, plain);
       }
-      const after = (await lincoRun(cases, { ...common, debias: { ...base.debias, method } })).frame;
+      const after = (await lincoRun(cases, { ...withoutDebias(common), debias: { ...options.settings, method } })).frame;
       perSeed.push({ seed, before: summary(plain), after: summary(after) });
     }
     const stat = (which: 'before' | 'after', part: 'linco' | 'excess', m: MetricName) =>

@@ -5,7 +5,7 @@
  */
 import { type Config, describeBackendChoice, initBackend } from '@kiln/tensor';
 import { analyzeCases, type LincoReport } from './analyze.js';
-import { ANALYZE_FIELDS, lincoOptions, loadLincoCases, resolveLincoConfig } from './config.js';
+import { ANALYZE_FIELDS, debiasSettings, lincoOptions, loadLincoCases, resolveLincoConfig } from './config.js';
 import { linco, type LincoProgress, lincoRun, type LincoRun } from './linco.js';
 import type { LincoFrame } from './metric.js';
 import type { ReadReport } from './readers.js';
@@ -70,6 +70,7 @@ export async function analyzeLinco(config: unknown = {}, options: RunLincoOption
     attributes: (c.attributes as string[]).map(String),
     debiasMethods: (c.debiasMethods as string[]).map(String) as Exclude<DebiasMethod, 'none'>[],
     debiasSeeds: Number(c.debiasSeeds),
+    debiasSettings: debiasSettings(c),
     readReport: report,
     config: { ...c, backend: choice.name },
     onAnalysis: (name, detail) => options.onProgress?.({ stage: 'analysis', name, detail }),

@@ -32,8 +32,28 @@ export interface DebiasOptions {
   method: DebiasMethod;
   /** Adversarial: λ of the gradient reversal. Default 1. */
   adversaryWeight?: number;
+  /**
+   * Adversarial: 'ramp' (default) raises λ from 0 to adversaryWeight over training as
+   * Ganin & Lempitsky (2015) do, λ_p = λ · (2 / (1 + e^(−10p)) − 1) at progress p, so the
+   * classifier learns what to look for before the encoder is pushed against it; 'constant'
+   * uses adversaryWeight from the first step.
+   */
+  adversarySchedule?: 'ramp' | 'constant';
+  /**
+   * Adversarial: what the encoder is trained to do to the group classifier. 'reverse'
+   * (default; gradient reversal, Ganin & Lempitsky 2015): maximize its cross-entropy.
+   * 'confusion' (Alvi et al., 2018): make its prediction uniform over the groups; unlike
+   * maximizing its error, this is not served by flipping which group looks like which.
+   */
+  adversaryObjective?: 'reverse' | 'confusion';
   /** Adversarial: hidden width of the group classifier. Default 32. */
   adversaryHidden?: number;
+  /**
+   * Adversarial: extra updates of the group classifier per training step, on the current
+   * (fixed) representations, before the joint step. Without them the classifier lags the
+   * encoder and stays at chance while the group is still plainly decodable. Default 5.
+   */
+  adversarySteps?: number;
   /** Group DRO: step size of the group weights. Default 0.05. */
   droStep?: number;
 }
@@ -166,9 +186,23 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
       ? { w1: glorot((options.seed ?? 7) + 501, [hiddenWidth, advHidden]), b1: zeros([advHidden]), w2: glorot((options.seed ?? 7) + 502, [advHidden, numGroups]), b2: zeros([numGroups]) }
       : undefined;
   const lambda = options.debias?.adversaryWeight ?? 1;
+  const adversarySteps = options.debias?.adversarySteps ?? 5;
+  const schedule = options.debias?.adversarySchedule ?? 'ramp';
+  const objective = options.debias?.adversaryObjective ?? 'reverse';
+  if (objective !== 'reverse' && objective !== 'confusion') throw new Error(`trainPanel: debias.adversaryObjective must be 'reverse' or 'confusion', got ${JSON.stringify(objective)}`);
+  if (schedule !== 'ramp' && schedule !== 'constant') throw new Error(`trainPanel: debias.adversarySchedule must be 'ramp' or 'constant', got ${JSON.stringify(schedule)}`);
+  if (!Number.isInteger(adversarySteps) || adversarySteps < 0) throw new Error(`trainPanel: debias.adversarySteps must be an integer ≥ 0, got ${adversarySteps}`);
+  const adversaryVars = adversary ? Object.values(adversary) : [];
+  const adversaryOptimizer = adversary ? adam({ learningRate: options.learningRate ?? 0.02 }) : undefined;
+  /** The group classifier's mean cross-entropy on representations `h` of cases of groups `labels`. */
+  const adversaryLoss = (h: tf.Tensor2D, labels: Int32Array): tf.Scalar => {
+    const a = tf.relu(tf.add(tf.matMul(h, adversary!.w1), adversary!.b1));
+    const logits = tf.add(tf.matMul(a, adversary!.w2), adversary!.b2) as tf.Tensor2D;
+    return tf.mean(tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(labels, 'int32'), numGroups)), 1))) as tf.Scalar;
+  };
 
   const optimizer = adam({ learningRate: options.learningRate ?? 0.02 });
-  const varList = [...panelVariables(models, shared), ...(adversary ? Object.values(adversary) : [])];
+  const varList = [...panelVariables(models, shared), ...adversaryVars];
   const maxRows = Math.max(...data.map((d) => d.rows.length));
   const stepsPerEpoch = Math.ceil(maxRows / batchSize);
   // One permutation stream per judge, but all drawn from the same seed: equal budgets.
@@ -194,6 +228,18 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
           }
           return idx;
         });
+        const groupLabels = adversary ? Int32Array.from(data.flatMap((d, j) => [...take(d.groups!, batches[j]!)])) : undefined;
+        if (adversary && adversarySteps > 0) {
+          // Let the classifier catch up with the encoder as it is now.
+          const fixed = tf.tidy(() => tf.concat(data.map((d, j) => models[0]!.encode(pool, take(d.rows, batches[j]!))), 0) as tf.Tensor2D);
+          for (let a = 0; a < adversarySteps; a++) {
+            const { value: av, grads: ag } = tf.variableGrads(() => adversaryLoss(fixed, groupLabels!), adversaryVars);
+            adversaryOptimizer!.applyGradients(ag as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+            av.dispose();
+            for (const g of Object.values(ag)) g.dispose();
+          }
+          fixed.dispose();
+        }
         const groupLossOut: (tf.Tensor | undefined)[] = data.map(() => undefined);
         const taskOut: tf.Tensor[] = [];
         const advOut: tf.Tensor[] = [];
@@ -234,13 +280,24 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
           taskOut.push(tf.keep(task.clone()));
           if (!adversary) return task;
           // Every judge's training cases, through the reversal, to the group classifier.
-          const h = gradientReversal(tf.concat(hidden, 0) as tf.Tensor2D, lambda);
-          const labels = Int32Array.from(data.flatMap((d, j) => [...take(d.groups!, batches[j]!)]));
-          const a = tf.relu(tf.add(tf.matMul(h, adversary.w1), adversary.b1));
-          const logits = tf.add(tf.matMul(a, adversary.w2), adversary.b2) as tf.Tensor2D;
-          const advLoss = tf.mean(tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(labels, 'int32'), numGroups)), 1))) as tf.Scalar;
+          const progress = steps / (epochs * stepsPerEpoch);
+          const weight = schedule === 'ramp' ? lambda * (2 / (1 + Math.exp(-10 * progress)) - 1) : lambda;
+          const h = tf.concat(hidden, 0) as tf.Tensor2D;
+          if (objective === 'reverse') {
+            const advLoss = adversaryLoss(gradientReversal(h, weight), groupLabels!);
+            advOut.push(tf.keep(advLoss.clone()));
+            return tf.add(task, advLoss) as tf.Scalar;
+          }
+          // Confusion: the classifier learns on a frozen representation (reversal with λ = 0
+          // passes no gradient); the encoder, through a frozen classifier, is pulled towards
+          // uniform group predictions: cross-entropy with the uniform distribution.
+          const advLoss = adversaryLoss(gradientReversal(h, 0), groupLabels!);
+          const frozen = (v: tf.Variable) => gradientReversal(v as tf.Tensor, 0);
+          const a = tf.relu(tf.add(tf.matMul(h, frozen(adversary.w1)), frozen(adversary.b1)));
+          const logits = tf.add(tf.matMul(a, frozen(adversary.w2)), frozen(adversary.b2)) as tf.Tensor2D;
+          const confusion = tf.mean(tf.sub(tf.logSumExp(logits, 1), tf.mean(logits, 1)));
           advOut.push(tf.keep(advLoss.clone()));
-          return tf.add(task, advLoss) as tf.Scalar;
+          return tf.addN([task, advLoss, tf.mul(confusion, weight)]) as tf.Scalar;
         }, varList);
         optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
         value.dispose();
@@ -273,6 +330,7 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
     }
   } finally {
     optimizer.dispose();
+    adversaryOptimizer?.dispose();
     if (adversary) for (const v of Object.values(adversary)) v.dispose();
   }
   return adversary ? { losses, adversaryLosses, steps } : { losses, steps };

@@ -21,6 +21,7 @@ import {
   type LincoReport,
   type ReadReport,
   checkLincoConfig,
+  debiasSettings,
   linco,
   lincoOptions,
   lincoRun,
@@ -264,6 +265,7 @@ export const lincoAnalyzeCommand: CommandSpec = {
           attributes,
           debiasMethods: methods,
           debiasSeeds: Number(c.debiasSeeds),
+          debiasSettings: debiasSettings(c),
           readReport: report,
           config: { ...c, backend: choice.name },
         });
