@@ -31,8 +31,17 @@ export interface SeedInterval {
   p: number;
 }
 
+/** A method with its own settings (the adversary's objective, say) and a label for it. */
+export interface DebiasVariant {
+  method: Exclude<DebiasMethod, 'none'>;
+  label?: string;
+  settings?: Omit<DebiasOptions, 'method'>;
+}
+
 export interface DebiasRow {
   method: Exclude<DebiasMethod, 'none'>;
+  /** The variant's label, when it has one ('adversarial (confusion)'). */
+  label?: string;
   encoder: 'separate' | 'shared';
   crossGroupShare: number;
   seeds: { seed: number; before: DebiasSummary; after: DebiasSummary }[];
@@ -83,9 +92,10 @@ export async function compareDebiasing(
   cases: JudgmentCase[],
   base: LincoOptions,
   options: {
-    methods: Exclude<DebiasMethod, 'none'>[];
+    /** Methods, or variants of them with their own settings; each judged on the same seeds. */
+    methods: (Exclude<DebiasMethod, 'none'> | DebiasVariant)[];
     seeds: number;
-    /** The methods' settings (λ, objective, DRO step); default the library's. */
+    /** Settings of every method (λ, objective, DRO step), under a variant's own; default the library's. */
     settings?: Omit<DebiasOptions, 'method'>;
   },
 ): Promise<DebiasComparison> {
@@ -96,12 +106,14 @@ export async function compareDebiasing(
   const confidence = base.bootstrap?.confidence ?? 0.95;
   const share = base.sampling.crossGroupShare ?? 0;
   const notes: string[] = [];
-  if (share === 0 && options.methods.some((m) => m !== 'adversarial')) {
+  if (share === 0 && options.methods.some((m) => (typeof m === 'string' ? m : m.method) !== 'adversarial')) {
     notes.push("de-biasing: with crossGroupShare 0 each judge's cases are all of one group, so reweight and group-dro cannot change anything; set crossGroupShare > 0 to judge them");
   }
   const before = new Map<string, Awaited<ReturnType<typeof lincoRun>>['frame']>();
   const rows: DebiasRow[] = [];
-  for (const method of options.methods) {
+  for (const entry of options.methods) {
+    const variant: DebiasVariant = typeof entry === 'string' ? { method: entry } : entry;
+    const { method } = variant;
     const encoder = method === 'adversarial' ? 'shared' : (base.encoder ?? 'separate');
     const perSeed: DebiasRow['seeds'] = [];
     for (let s = 0; s < seeds; s++) {
@@ -113,7 +125,7 @@ export async function compareDebiasing(
         plain = (await lincoRun(cases, withoutDebias(common))).frame;
         before.set(key, plain);
       }
-      const after = (await lincoRun(cases, { ...withoutDebias(common), debias: { ...options.settings, method } })).frame;
+      const after = (await lincoRun(cases, { ...withoutDebias(common), debias: { ...options.settings, ...variant.settings, method } })).frame;
       perSeed.push({ seed, before: summary(plain), after: summary(after) });
     }
     const stat = (which: 'before' | 'after', part: 'linco' | 'excess', m: MetricName) =>
@@ -126,6 +138,7 @@ export async function compareDebiasing(
     });
     rows.push({
       method,
+      ...(variant.label ? { label: variant.label } : {}),
       encoder,
       crossGroupShare: share,
       seeds: perSeed,

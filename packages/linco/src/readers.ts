@@ -154,7 +154,8 @@ function collector(source: string): Collector {
     source,
     report,
     exclude(line, reason) {
-      const e = (report.excluded[reason] ??= { count: 0, lines: [] });
+      const e = report.excluded[reason] ?? { count: 0, lines: [] };
+      report.excluded[reason] = e;
       e.count++;
       if (e.lines.length < 20) e.lines.push(line);
     },

@@ -165,7 +165,7 @@ describe('TextCNN', () => {
       const word = i % 2 === 0 ? '盗窃' : '诈骗';
       return filler.slice(0, at) + word + filler.slice(at);
     });
-    const cases = facts.map((fact, i) => ({ charges: [i % 2 === 0 ? '盗窃' : '诈骗'], term: { months: i % 2 === 0 ? 6 : 24, life: false, death: false } }));
+    const cases = facts.map((_, i) => ({ charges: [i % 2 === 0 ? '盗窃' : '诈骗'], term: { months: i % 2 === 0 ? 6 : 24, life: false, death: false } }));
     const vocab = chargeVocabulary(cases);
     const model = createModel(spec, { numCharges: 2, seed: 1 });
     const pool = model.prepare(facts);
@@ -175,7 +175,9 @@ describe('TextCNN', () => {
     expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! / 5);
     const [pred] = predictPanel([model], pool, rows);
     expect(Array.from(pred!.charge)).toEqual(Array.from(labels.charge));
-    pred!.months.forEach((m, i) => expect(Math.abs(Math.log1p(m) - Math.log1p(cases[i]!.term.months)), `case ${i}`).toBeLessThan(0.25));
+    pred!.months.forEach((m, i) => {
+      expect(Math.abs(Math.log1p(m) - Math.log1p(cases[i]!.term.months)), `case ${i}`).toBeLessThan(0.25);
+    });
     model.dispose();
   });
 

@@ -1,0 +1,116 @@
+// Renders the validation tables of the @kiln/linco README from results.json (written by
+// validate.mjs), with the commit, date, backend and design they were measured with.
+// `node tables.mjs` prints them; `node tables.mjs --write` replaces the block between
+// <!-- validation:begin --> and <!-- validation:end --> in packages/linco/README.md.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const r = JSON.parse(readFileSync(join(here, 'results.json'), 'utf8'));
+const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const p3 = (x) => (x < 0.001 ? '< 0.001' : x.toFixed(3));
+const ci = (c) => `[${f3(c[0])}, ${f3(c[1])}]`;
+const out = [];
+const line = (s = '') => out.push(s);
+const m = r.meta;
+const d = m.design;
+line(
+  `Measured at commit \`${m.commit}\` on ${m.date} (\`${m.backend}\` backend, Node ${m.node}, ${m.cpus} cores shared with other jobs, load average at the end ${m.loadavg?.join(' / ')}; ` +
+    `${Object.values(m.seconds).reduce((a, b) => a + b, 0)} s in all). Design: ${d.count} cases per data set, ${d.regions.length} regions (${d.regions.join(', ')}), ` +
+    `${d.testSize} held out, judges \`${d.model.type}\` trained ${d.train.epochs} epochs at learning rate ${d.train.learningRate}, ${d.bootstrap.samples} bootstrap resamples.`,
+);
+
+if (r.dose) {
+  line();
+  line(`#### 1. Injected regional inconsistency → LInCo (4 region judges; ${d.randomSplits} placebo random splits; every panel an ensemble of ${d.replicates} replicates)`);
+  line();
+  line('| injected | LInCo term | random-split term [95% null interval] | split sd | excess term [95% CI] | p | inside | LInCo charge | random-split charge [null interval] |');
+  line('|---:|---:|---|---:|---|---:|---|---:|---|');
+  for (const x of r.dose.levels) {
+    line(`| ${x.level} | ${f3(x.overall.term)} | ${f3(x.baseline.overall.term)} ${ci(x.baseline.ci.term)} | ${f3(x.baseline.splitSd.term)} | ${f3(x.excess.overall.term)} ${ci(x.excess.ci.term)} | ${p3(x.excess.p.term)} | ${x.inside ? 'yes' : 'no'} | ${f3(x.overall.charge)} | ${f3(x.baseline.overall.charge)} ${ci(x.baseline.ci.charge)} |`);
+  }
+  const s = r.dose.spearman;
+  line();
+  line(`Spearman ρ(injected, LInCo): term ${f3(s.term)}, charge ${f3(s.charge)}; ρ(injected, excess term) ${f3(s.excessTerm)}`);
+}
+
+if (r.zero) {
+  line();
+  line(`#### 1b. Zero injection on ${r.zero.length} data sets (${d.randomSplits} placebo random splits × ${d.replicates} replicates)`);
+  line();
+  line('| data seed | LInCo term | random-split term [95% null interval] | split sd | random-split panels (sorted) | excess term [95% CI] | p | inside |');
+  line('|---:|---:|---|---:|---|---|---:|---|');
+  for (const z of r.zero) {
+    const panels = z.baseline.repeats.map((x) => x.term).sort((a, b) => a - b);
+    line(`| ${z.seed} | ${f3(z.overall.term)} | ${f3(z.baseline.overall.term)} ${ci(z.baseline.ci.term)} | ${f3(z.baseline.splitSd.term)} | ${panels.map(f3).join(', ')} | ${f3(z.excess.overall.term)} ${ci(z.excess.ci.term)} | ${p3(z.excess.p.term)} | ${z.inside ? 'yes' : 'no'} |`);
+  }
+  const zs = r.zeroSummary;
+  line();
+  line(`Excess over data sets: mean ${f3(zs.meanExcess)}, sd ${f3(zs.sdExcess)} (t = ${(zs.meanExcess / (zs.sdExcess / Math.sqrt(zs.of))).toFixed(2)}); inside the null interval on ${zs.inside} of ${zs.of}; Fisher's χ² = ${zs.fisherChi2.toFixed(2)} on ${zs.fisherDf} df`);
+}
+
+if (r.regionVsGender) {
+  line();
+  line('#### 2. Region vs gender (380 training cases per judge; 4 placebo splits, 1 replicate)');
+  line();
+  line('| injected | region judges: excess term [95% CI] | p | gender judges: excess term [95% CI] | p | larger |');
+  line('|---|---|---:|---|---:|---|');
+  for (const x of r.regionVsGender) {
+    line(`| ${x.name} | ${f3(x.region.excess.overall.term)} ${ci(x.region.excess.ci.term)} | ${p3(x.region.excess.p.term)} | ${f3(x.gender.excess.overall.term)} ${ci(x.gender.excess.ci.term)} | ${p3(x.gender.excess.p.term)} | ${x.larger} |`);
+  }
+}
+
+if (r.severity) {
+  line();
+  line("#### 3. Severity trend (region 0.4, the generator's severity m(s) = 1 + slope·(3 − s)/2; 4 placebo splits)");
+  line();
+  line('| slope | light: LInCo − random | medium | heavy | Spearman ρ(band, excess) |');
+  line('|---:|---:|---:|---:|---:|');
+  for (const x of r.severity) line(`| ${x.slope} | ${f3(x.excess.light)} | ${f3(x.excess.medium)} | ${f3(x.excess.heavy)} | ${f3(x.rho)} |`);
+}
+
+if (r.debias) {
+  const b = r.debias;
+  line();
+  line(`#### 4. De-biasing judged against the null interval (region ${b.injected.region}, region named in the fact, judges with ${b.crossGroupShare * 100} % other regions' cases; ${b.seeds} seeds × ${b.randomSplits} placebo splits; mean over seeds [95% t interval over seeds])`);
+  line();
+  line('| method | encoder | LInCo term before → after | excess term before | excess term after | change of the excess | inside the null interval after |');
+  line('|---|---|---|---|---|---|---|');
+  for (const x of b.rows) {
+    const name = x.label ?? x.method;
+    line(
+      `| ${name} | ${x.encoder} | ${f3(x.before.linco.term.value)} → ${f3(x.after.linco.term.value)} | ${f3(x.before.excess.term.value)} ${ci(x.before.excess.term.ci)} | ${f3(x.after.excess.term.value)} ${ci(x.after.excess.term.ci)} | ${f3(x.change.excess.term.value)} ${ci(x.change.excess.term.ci)}, p ${p3(x.change.excess.term.p)} | ${x.insideNull.after} of ${b.seeds} |`,
+    );
+  }
+  line();
+  line(`A fresh linear probe reading the region from the shared encoder (cross-entropy; ln ${4} = ${f3(b.chance)} is chance): no adversary ${f3(b.probe.none)}, gradient reversal ${f3(b.probe.reverse)}, confusion ${f3(b.probe.confusion)}.`);
+}
+
+if (r.multi) {
+  line();
+  line('#### 5. Multi-charge cases (30 % with two charges; charge sets, Jaccard disagreement; 4 placebo splits)');
+  line();
+  line('| injected | two-charge cases | LInCo term | excess term [95% CI] | LInCo charge (Jaccard) | random-split charge | excess charge [95% CI] | charge mode |');
+  line('|---:|---:|---:|---|---:|---:|---|---:|');
+  for (const x of r.multi.levels) {
+    line(`| ${x.level} | ${(x.share * 100).toFixed(0)} % | ${f3(x.overall.term)} | ${f3(x.excess.overall.term)} ${ci(x.excess.ci.term)} | ${f3(x.overall.charge)} | ${f3(x.baseline.overall.charge)} | ${f3(x.excess.overall.charge)} ${ci(x.excess.ci.charge)} | ${x.charges} |`);
+  }
+  line();
+  line(`Spearman ρ(injected, LInCo): term ${f3(r.multi.spearman.term)}, charge ${f3(r.multi.spearman.charge)}`);
+}
+
+const text = out.join('\n');
+if (process.argv.includes('--write')) {
+  const readme = join(here, '../../packages/linco/README.md');
+  const src = readFileSync(readme, 'utf8');
+  const begin = '<!-- validation:begin (generated by tools/linco-validation/tables.mjs from results.json) -->';
+  const end = '<!-- validation:end -->';
+  const a = src.indexOf(begin);
+  const z = src.indexOf(end);
+  if (a < 0 || z < a) throw new Error(`${readme}: no ${begin} … ${end} block to replace`);
+  writeFileSync(readme, `${src.slice(0, a + begin.length)}\n\n${text}\n\n${src.slice(z)}`);
+  console.log(`wrote the tables into ${readme}`);
+} else {
+  console.log(text);
+}
