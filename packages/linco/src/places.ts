@@ -160,7 +160,8 @@ interface Entry {
   full: boolean;
 }
 
-const ENTRIES: readonly Entry[] = (() => {
+/** Entries by their first character, longest first: a scan tries only the few that can match. */
+const BY_FIRST_CHAR: ReadonlyMap<string, readonly Entry[]> = (() => {
   const out: Entry[] = [];
   for (const p of PROVINCES) {
     out.push({ name: p.zh, province: p.en, level: 'province', full: true });
@@ -168,8 +169,15 @@ const ENTRIES: readonly Entry[] = (() => {
     for (const c of p.cities) out.push({ name: c, province: p.en, level: 'city', full: false });
   }
   for (const q of QUALIFIED) out.push({ name: q.name, province: q.province, level: 'city', full: true });
-  // Longest first, so 黑龙江 wins over nothing shorter and 海南州 over 海南.
-  return out.sort((a, b) => b.name.length - a.name.length);
+  // Longest first, so 海南州 wins over 海南 (a stable sort keeps a province before its namesake city).
+  out.sort((a, b) => b.name.length - a.name.length);
+  const index = new Map<string, Entry[]>();
+  for (const e of out) {
+    const list = index.get(e.name[0]!) ?? [];
+    list.push(e);
+    index.set(e.name[0]!, list);
+  }
+  return index;
 })();
 
 /**
@@ -194,7 +202,7 @@ export function findPlaces(text: string, options: { bare?: boolean } = {}): Plac
   let i = 0;
   while (i < text.length) {
     let matched: Entry | undefined;
-    for (const e of ENTRIES) {
+    for (const e of BY_FIRST_CHAR.get(text[i]!) ?? []) {
       if (!text.startsWith(e.name, i)) continue;
       const rest = text.slice(i + e.name.length, i + e.name.length + 12);
       if (SMALLER_UNIT.test(rest)) continue;
