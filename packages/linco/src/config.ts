@@ -31,7 +31,7 @@ export const LINCO_FIELDS = {
   groupBy: { type: 'string', default: 'region', maxLength: 200, doc: 'attribute that defines the virtual judges: a metadata field, region/gender/year/period/severity (derived from the text and the law), or a record field path' },
   periodYears: { type: 'int', default: 2, min: 1, max: 100, doc: "years per 'period' (group-by or breakdown)" },
   perJudge: { type: 'int', nullable: true, default: null, min: 1, doc: 'training cases per judge (null: the smallest eligible group)' },
-  minPerJudge: { type: 'int', default: 5, min: 1, doc: 'groups with fewer training cases are left out (and reported); the null interval is trained on the same sizes, so small judges stay honest, only noisy' },
+  minPerJudge: { type: 'int', default: 3, min: 1, doc: 'groups with fewer training cases are left out (and reported); the null interval is trained on the same sizes, so small judges stay honest, only noisy' },
   testSize: { type: 'int', nullable: true, default: null, min: 1, doc: 'held-out cases every judge predicts (null: min(300, 20 %))' },
   crossGroupShare: { type: 'number', default: 0, min: 0, max: 1, exclusiveMax: true, doc: "share of each judge's cases drawn from other groups" },
   encoder: { type: 'enum', values: ['separate', 'shared'], default: 'separate', doc: "'separate': a model per judge; 'shared': one encoder for the panel, a head per judge" },

@@ -14,7 +14,7 @@ export interface SamplingOptions {
   groupBy: string;
   /** Training cases per judge. Default: the smallest eligible group's training size. */
   perJudge?: number;
-  /** Groups with fewer training cases are dropped (and reported). Default 5. */
+  /** Groups with fewer training cases are dropped (and reported). Default 3. */
   minPerJudge?: number;
   /** Only these groups become judges. Default: every group present. */
   groups?: string[];
@@ -66,7 +66,7 @@ function sample(rng: Rng, from: number[], n: number): number[] {
 export function planJudges(cases: JudgmentCase[], options: SamplingOptions): JudgePlan {
   const { groupBy } = options;
   const rng = createRng(options.seed ?? 3);
-  const minPer = options.minPerJudge ?? 5;
+  const minPer = options.minPerJudge ?? 3;
   const share = options.crossGroupShare ?? 0;
   if (!(share >= 0 && share < 1)) throw new LincoInputError(`sampling.crossGroupShare must be in [0, 1), got ${share}`);
   const eligible = cases.map((_, i) => i).filter((i) => {

@@ -1,8 +1,13 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, fieldDefaults } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
 import { LINCO_FIELDS, LINCO_PRESETS, lincoOptions, resolveLincoConfig } from './config.js';
 import type { AttributeCoverage } from './groups.js';
+import { FAIRLEX_REGIONS } from './readers.js';
 import { runLinco, runLincoDetailed } from './run.js';
+import { generateCases } from './synthetic.js';
 
 const FIXTURE = new URL('../test-fixtures/cail2018-sample.jsonl', import.meta.url).pathname;
 
@@ -15,7 +20,7 @@ describe('resolveLincoConfig', () => {
     // The pipeline options follow the config key by key.
     const o = lincoOptions(tiny);
     expect(o).toMatchObject({
-      sampling: { groupBy: 'region', minPerJudge: 5, testSize: 60, crossGroupShare: 0 },
+      sampling: { groupBy: 'region', minPerJudge: 3, testSize: 60, crossGroupShare: 0 },
       model: { type: 'hashed-ngram', buckets: 1024, dim: 16 },
       train: { epochs: 2, batchSize: 32, learningRate: 0.05, termWeight: 1 },
       baselineRepeats: 3,
@@ -111,5 +116,22 @@ describe('runLinco', () => {
     expect(run.plan.judges.every((j) => j.rows.length === run.plan.perJudge)).toBe(true);
     expect(run.test.every((c) => c.groups['gender'] === 'male' || c.groups['gender'] === 'female')).toBe(true);
     expect(Object.keys(run.frame.byGroup['period']!).every((p) => /^\d{4}–\d{4}$|^unknown$/.test(p))).toBe(true);
+  });
+
+  it("runs on FairLex's CAIL subset, which records no charge (one charge class: charge LInCo is 0)", async () => {
+    const cases = generateCases({ count: 240, seed: 5, regions: FAIRLEX_REGIONS.slice(0, 3), inject: { region: 0.6 } });
+    const bin = (m: number) => (m === 0 ? 0 : m <= 12 ? 1 : m <= 36 ? 2 : m <= 60 ? 3 : m <= 120 ? 4 : 5);
+    const lines = cases.map((c) =>
+      JSON.stringify({ text: [c.fact], label: bin(c.term.months), attributes: { defendant_gender: c.groups['gender'] === 'male' ? 0 : 1, court_region: FAIRLEX_REGIONS.indexOf(c.groups['region']! as 'Beijing') } }),
+    );
+    const path = join(mkdtempSync(join(tmpdir(), 'linco-fairlex-')), 'train.jsonl');
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    const run = await runLincoDetailed({ preset: 'tiny', data: path, testSize: 40, epochs: 3 });
+    expect(run.read).toMatchObject({ formats: ['fairlex'], kept: 240, chargesRecorded: false });
+    expect(run.frame.info).toMatchObject({ chargesRecorded: false, charges: 'single' });
+    expect(run.plan.judges.map((j) => j.group)).toEqual(['Beijing', 'Hunan', 'Liaoning']);
+    expect(run.frame.overall.charge).toBe(0);
+    expect(run.frame.baseline!.ci.charge).toEqual([0, 0]);
+    expect(run.frame.overall.term).toBeGreaterThan(0);
   });
 });

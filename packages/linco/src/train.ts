@@ -103,7 +103,7 @@ export function sampleLosses(out: LjpOutputs, charge: Int32Array, kind: Int32Arr
   const n = charge.length;
   const numCharges = out.chargeLogits.shape[1];
   const ce = (logits: tf.Tensor2D, labels: Int32Array, k: number): tf.Tensor1D =>
-    tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(labels, 'int32'), k)), 1)) as tf.Tensor1D;
+    tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, oneHotRows(labels, k)), 1)) as tf.Tensor1D;
   let chargeLoss: tf.Tensor1D;
   if (chargeSet) {
     if (chargeSet.length !== n * numCharges) throw new Error(`sampleLosses: chargeSet has ${chargeSet.length} entries, expected ${n} × ${numCharges}`);
@@ -116,6 +116,15 @@ export function sampleLosses(out: LjpOutputs, charge: Int32Array, kind: Int32Arr
   for (let i = 0; i < n; i++) fixed[i] = kind[i] === 0 ? 1 : 0;
   const se = tf.mul(tf.square(tf.sub(out.logTerm, tf.tensor1d(logMonths))), tf.tensor1d(fixed));
   return tf.addN([chargeLoss, ce(out.kindLogits, kind, TERM_KINDS.length), tf.mul(se, termWeight)]) as tf.Tensor1D;
+}
+
+/** One-hot rows built in JavaScript (tf.oneHot refuses a depth of 1: a data set with one charge). */
+function oneHotRows(labels: Int32Array, k: number): tf.Tensor2D {
+  const m = new Float32Array(labels.length * k);
+  labels.forEach((l, i) => {
+    m[i * k + l] = 1;
+  });
+  return tf.tensor2d(m, [labels.length, k]);
 }
 
 /** Rows `idx` of a row-major matrix with `width` columns. */
