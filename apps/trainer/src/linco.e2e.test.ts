@@ -129,9 +129,12 @@ describe('kiln linco analyze', () => {
     }
   });
 
-  it('refuses an analysis without a null interval', async () => {
+  it('refuses an analysis without a null interval, or with judges de-biased outside the comparison', async () => {
     const r = await kiln(['linco', 'analyze', '--preset', 'tiny', '--baseline-repeats', '1', '--out', join(tempDir(), 'x')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("config key 'baselineRepeats' must be at least 3 for analyze");
+    const d = await kiln(['linco', 'analyze', '--preset', 'tiny', '--debias', 'reweight', '--out', join(tempDir(), 'x')]);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toContain("config key 'debias': the analyses judge plain judges; compare de-biasing methods with debiasMethods (--debias-methods reweight)");
   });
 });

@@ -6,7 +6,7 @@
  * preset: 'tiny' })` is exactly `kiln linco run --preset tiny`.
  */
 import { type Config, ConfigError, type FieldTable, resolveConfig } from '@kiln/tensor';
-import { checkBaselineRepeats, type LincoOptions } from './linco.js';
+import { checkBaselineRepeats, type LincoOptions, MIN_NULL_PANELS } from './linco.js';
 import { modelTypes, type ModelSpec } from './models/registry.js';
 import { type ReadResult, readCases } from './readers.js';
 import { generateCases, REGIONS } from './synthetic.js';
@@ -123,6 +123,17 @@ export function checkLincoConfig(c: Config): void {
   }
   if (typeof c.groupBy !== 'string' || c.groupBy.trim() === '') throw new ConfigError(`config key 'groupBy' must name an attribute, got ${JSON.stringify(c.groupBy)}`, 'groupBy');
   if (Array.isArray(c.regions) && c.regions.length < 2) throw new ConfigError(`config key 'regions' must list at least 2 regions, got ${JSON.stringify(c.regions)}`, 'regions');
+}
+
+/** The rules of an analysis config: a null interval to compare with, and plain judges. */
+export function checkAnalyzeConfig(c: Config): void {
+  checkLincoConfig(c);
+  if (Number(c.baselineRepeats) < MIN_NULL_PANELS) {
+    throw new ConfigError(`config key 'baselineRepeats' must be at least ${MIN_NULL_PANELS} for analyze: every analysis compares with the null interval of the random splits, got ${c.baselineRepeats}`, 'baselineRepeats');
+  }
+  if (c.debias !== 'none') {
+    throw new ConfigError(`config key 'debias': the analyses judge plain judges; compare de-biasing methods with debiasMethods (--debias-methods ${c.debias}), got ${JSON.stringify(c.debias)}`, 'debias');
+  }
 }
 
 function modelSpec(c: Config): ModelSpec {

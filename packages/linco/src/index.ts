@@ -86,7 +86,7 @@ export { analyzeCases, caseExcess, subsetRows } from './analyze.js';
 export type { AnalyzeOptions, AttributeResult, Interval, LincoReport, SubsetRow } from './analyze.js';
 export { compareDebiasing } from './debias.js';
 export type { DebiasComparison, DebiasRow, DebiasSummary, DebiasVariant, SeedInterval } from './debias.js';
-export { ANALYZE_FIELDS, checkLincoConfig, debiasSettings, LINCO_FIELDS, LINCO_PRESETS, lincoOptions, loadLincoCases, resolveLincoConfig } from './config.js';
+export { ANALYZE_FIELDS, checkAnalyzeConfig, checkLincoConfig, debiasSettings, LINCO_FIELDS, LINCO_PRESETS, lincoOptions, loadLincoCases, resolveLincoConfig } from './config.js';
 export type { LincoPreset, Preset } from './config.js';
 export { analyzeLinco, runLinco, runLincoDetailed } from './run.js';
 export type { RunLincoOptions, RunProgress } from './run.js';

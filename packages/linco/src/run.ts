@@ -5,7 +5,7 @@
  */
 import { type Config, describeBackendChoice, initBackend } from '@kiln/tensor';
 import { analyzeCases, type LincoReport } from './analyze.js';
-import { ANALYZE_FIELDS, debiasSettings, lincoOptions, loadLincoCases, resolveLincoConfig } from './config.js';
+import { ANALYZE_FIELDS, checkAnalyzeConfig, debiasSettings, lincoOptions, loadLincoCases, resolveLincoConfig } from './config.js';
 import { linco, type LincoProgress, lincoRun, type LincoRun } from './linco.js';
 import type { LincoFrame } from './metric.js';
 import type { ReadReport } from './readers.js';
@@ -59,14 +59,13 @@ export async function runLincoDetailed(config: unknown = {}, options: RunLincoOp
 /** Runs the paper's analyses as `kiln linco analyze` does and returns the report. */
 export async function analyzeLinco(config: unknown = {}, options: RunLincoOptions = {}): Promise<LincoReport> {
   const c = resolveLincoConfig(config, ANALYZE_FIELDS);
+  checkAnalyzeConfig(c);
   const choice = await initBackend();
   options.onProgress?.({ stage: 'backend', name: choice.name, detail: describeBackendChoice(choice) });
   const { cases, report } = loadLincoCases(c);
   options.onProgress?.({ stage: 'data', cases: cases.length, report });
   const base = { ...lincoOptions(c), ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
-  // The analyses judge plain judges; de-biasing is its own section (debiasMethods).
-  const { debias: _method, ...plain } = base;
-  const result = await analyzeCases(cases, plain, {
+  const result = await analyzeCases(cases, base, {
     attributes: (c.attributes as string[]).map(String),
     debiasMethods: (c.debiasMethods as string[]).map(String) as Exclude<DebiasMethod, 'none'>[],
     debiasSeeds: Number(c.debiasSeeds),

@@ -20,6 +20,7 @@ import {
   type LincoOptions,
   type LincoReport,
   type ReadReport,
+  checkAnalyzeConfig,
   checkLincoConfig,
   debiasSettings,
   linco,
@@ -248,7 +249,7 @@ export const lincoAnalyzeCommand: CommandSpec = {
   defaultPreset: 'default',
   async handler(ctx) {
     const c = ctx.config;
-    if (Number(c.baselineRepeats) < 3) throw new UsageError(`config key 'baselineRepeats' must be at least 3 for analyze: every analysis compares with the null interval of the random splits, got ${c.baselineRepeats}`);
+    checkAnalyzeConfig(c);
     const { cases, report } = loadCases(c, ctx);
     const choice = await startBackend(ctx);
     const recorder = await RunRecorder.open({ command: 'linco analyze', kind: 'linco', ...ctx });
@@ -258,7 +259,7 @@ export const lincoAnalyzeCommand: CommandSpec = {
     const { progress, onProgress } = trainingProgress(recorder, c, panels);
     const stopInterrupt = onInterrupt(ctx);
     try {
-      const { debias: _method, ...options } = lincoOptions(c);
+      const options = lincoOptions(c);
       let result: LincoReport;
       try {
         result = await analyzeCases(cases, { ...options, onProgress }, {
