@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, fieldDefaults } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
-import { LINCO_FIELDS, LINCO_PRESETS, lincoOptions, resolveLincoConfig } from './config.js';
+import { ANALYZE_FIELDS, checkAnalyzeConfig, LINCO_FIELDS, LINCO_PRESETS, lincoOptions, resolveLincoConfig } from './config.js';
 import type { AttributeCoverage } from './groups.js';
 import { FAIRLEX_REGIONS } from './readers.js';
 import { runLinco, runLincoDetailed } from './run.js';
@@ -63,6 +63,18 @@ describe('resolveLincoConfig', () => {
       expect((err as ConfigError).key, key).toBe(key);
       expect((err as Error).message, key).toMatch(message);
     }
+  });
+});
+
+describe('the analysis config', () => {
+  it('adds the compared attributes and the de-biasing comparison, and needs a null interval and plain judges', () => {
+    const c = resolveLincoConfig({ preset: 'tiny', debiasMethods: ['adversarial', 'group-dro'] }, ANALYZE_FIELDS);
+    expect(c).toMatchObject({ attributes: ['region', 'gender'], debiasMethods: ['adversarial', 'group-dro'], debiasSeeds: 3, baselineRepeats: 3 });
+    expect(() => checkAnalyzeConfig(c)).not.toThrow();
+    expect(() => checkAnalyzeConfig({ ...c, baselineRepeats: 1 })).toThrow(/'baselineRepeats' must be at least 3 for analyze/);
+    expect(() => checkAnalyzeConfig({ ...c, debias: 'reweight' })).toThrow(/compare de-biasing methods with debiasMethods/);
+    expect(() => resolveLincoConfig({ debiasSeeds: 2 }, ANALYZE_FIELDS)).toThrow(/'debiasSeeds' in config must be an integer ≥ 3/);
+    expect(() => resolveLincoConfig({ debiasMethods: ['magic'] }, ANALYZE_FIELDS)).toThrow(/'debiasMethods'/);
   });
 });
 
