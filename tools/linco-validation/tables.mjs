@@ -13,17 +13,21 @@ const p3 = (x) => (x < 0.001 ? '< 0.001' : x.toFixed(3));
 const ci = (c) => `[${f3(c[0])}, ${f3(c[1])}]`;
 const out = [];
 const line = (s = '') => out.push(s);
-const m = r.meta;
-const d = m.design;
+const d = r.meta.design;
+/** "measured at commit abc1234 on 2026-12-03 (kiln-native, 412 s, load 3.2 / 3.0 / 2.9)" */
+const provenance = (x) =>
+  x.measured ? `measured at commit \`${x.measured.commit}\` on ${x.measured.date} (\`${x.measured.backend}\` backend, ${x.measured.seconds} s, load average ${x.measured.loadavg.join(' / ')})` : 'provenance not recorded';
 line(
-  `Measured at commit \`${m.commit}\` on ${m.date} (\`${m.backend}\` backend, Node ${m.node}, ${m.cpus} cores shared with other jobs, load average at the end ${m.loadavg?.join(' / ')}; ` +
-    `${Object.values(m.seconds).reduce((a, b) => a + b, 0)} s in all). Design: ${d.count} cases per data set, ${d.regions.length} regions (${d.regions.join(', ')}), ` +
-    `${d.testSize} held out, judges \`${d.model.type}\` trained ${d.train.epochs} epochs at learning rate ${d.train.learningRate}, ${d.bootstrap.samples} bootstrap resamples.`,
+  `Design (\`design.mjs\`): ${d.count} cases per data set, ${d.regions.length} regions (${d.regions.join(', ')}), ${d.testSize} held out, judges \`${d.model.type}\` ` +
+    `trained ${d.train.epochs} epochs at learning rate ${d.train.learningRate}, ${d.bootstrap.samples} bootstrap resamples; Node ${r.meta.node}, ${r.meta.cpus} cores shared with other jobs. ` +
+    'Each table says the commit it was measured at.',
 );
 
 if (r.dose) {
   line();
   line(`#### 1. Injected regional inconsistency → LInCo (4 region judges; ${d.randomSplits} placebo random splits; every panel an ensemble of ${d.replicates} replicates)`);
+  line();
+  line(`_${provenance(r.dose)}_`);
   line();
   line('| injected | LInCo term | random-split term [95% null interval] | split sd | excess term [95% CI] | p | inside | LInCo charge | random-split charge [null interval] |');
   line('|---:|---:|---|---:|---|---:|---|---:|---|');
@@ -37,15 +41,17 @@ if (r.dose) {
 
 if (r.zero) {
   line();
-  line(`#### 1b. Zero injection on ${r.zero.length} data sets (${d.randomSplits} placebo random splits × ${d.replicates} replicates)`);
+  line(`#### 1b. Zero injection on ${r.zero.sets.length} data sets (${d.randomSplits} placebo random splits × ${d.replicates} replicates)`);
+  line();
+  line(`_${provenance(r.zero)}_`);
   line();
   line('| data seed | LInCo term | random-split term [95% null interval] | split sd | random-split panels (sorted) | excess term [95% CI] | p | inside |');
   line('|---:|---:|---|---:|---|---|---:|---|');
-  for (const z of r.zero) {
+  for (const z of r.zero.sets) {
     const panels = z.baseline.repeats.map((x) => x.term).sort((a, b) => a - b);
     line(`| ${z.seed} | ${f3(z.overall.term)} | ${f3(z.baseline.overall.term)} ${ci(z.baseline.ci.term)} | ${f3(z.baseline.splitSd.term)} | ${panels.map(f3).join(', ')} | ${f3(z.excess.overall.term)} ${ci(z.excess.ci.term)} | ${p3(z.excess.p.term)} | ${z.inside ? 'yes' : 'no'} |`);
   }
-  const zs = r.zeroSummary;
+  const zs = r.zero.summary;
   line();
   line(`Excess over data sets: mean ${f3(zs.meanExcess)}, sd ${f3(zs.sdExcess)} (t = ${(zs.meanExcess / (zs.sdExcess / Math.sqrt(zs.of))).toFixed(2)}); inside the null interval on ${zs.inside} of ${zs.of}; Fisher's χ² = ${zs.fisherChi2.toFixed(2)} on ${zs.fisherDf} df`);
 }
@@ -54,9 +60,11 @@ if (r.regionVsGender) {
   line();
   line('#### 2. Region vs gender (380 training cases per judge; 4 placebo splits, 1 replicate)');
   line();
+  line(`_${provenance(r.regionVsGender)}_`);
+  line();
   line('| injected | region judges: excess term [95% CI] | p | gender judges: excess term [95% CI] | p | larger |');
   line('|---|---|---:|---|---:|---|');
-  for (const x of r.regionVsGender) {
+  for (const x of r.regionVsGender.rows) {
     line(`| ${x.name} | ${f3(x.region.excess.overall.term)} ${ci(x.region.excess.ci.term)} | ${p3(x.region.excess.p.term)} | ${f3(x.gender.excess.overall.term)} ${ci(x.gender.excess.ci.term)} | ${p3(x.gender.excess.p.term)} | ${x.larger} |`);
   }
 }
@@ -65,15 +73,19 @@ if (r.severity) {
   line();
   line("#### 3. Severity trend (region 0.4, the generator's severity m(s) = 1 + slope·(3 − s)/2; 4 placebo splits)");
   line();
+  line(`_${provenance(r.severity)}_`);
+  line();
   line('| slope | light: LInCo − random | medium | heavy | Spearman ρ(band, excess) |');
   line('|---:|---:|---:|---:|---:|');
-  for (const x of r.severity) line(`| ${x.slope} | ${f3(x.excess.light)} | ${f3(x.excess.medium)} | ${f3(x.excess.heavy)} | ${f3(x.rho)} |`);
+  for (const x of r.severity.rows) line(`| ${x.slope} | ${f3(x.excess.light)} | ${f3(x.excess.medium)} | ${f3(x.excess.heavy)} | ${f3(x.rho)} |`);
 }
 
 if (r.debias) {
   const b = r.debias;
   line();
   line(`#### 4. De-biasing judged against the null interval (region ${b.injected.region}, region named in the fact, judges with ${b.crossGroupShare * 100} % other regions' cases; ${b.seeds} seeds × ${b.randomSplits} placebo splits; mean over seeds [95% t interval over seeds])`);
+  line();
+  line(`_${provenance(b)}_`);
   line();
   line('| method | encoder | LInCo term before → after | excess term before | excess term after | change of the excess | inside the null interval after |');
   line('|---|---|---|---|---|---|---|');
@@ -90,6 +102,8 @@ if (r.debias) {
 if (r.multi) {
   line();
   line('#### 5. Multi-charge cases (30 % with two charges; charge sets, Jaccard disagreement; 4 placebo splits)');
+  line();
+  line(`_${provenance(r.multi)}_`);
   line();
   line('| injected | two-charge cases | LInCo term | excess term [95% CI] | LInCo charge (Jaccard) | random-split charge | excess charge [95% CI] | charge mode |');
   line('|---:|---:|---:|---|---:|---:|---|---:|');

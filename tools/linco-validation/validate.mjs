@@ -38,10 +38,6 @@ const commit = (() => {
   }
 })();
 results.meta = {
-  ...(results.meta ?? {}),
-  commit,
-  date: new Date().toISOString().slice(0, 10),
-  backend: backend.name,
   node: process.version,
   cpus: cpus().length,
   design: { count: COUNT, regions: REGIONS, testSize: TEST_SIZE, randomSplits: R, replicates: S, combine: 'ensemble', baselineSplit: 'permute', ...common },
@@ -54,7 +50,12 @@ const row = (f) => ({
 });
 const inside = (v, c) => v >= c[0] && v <= c[1];
 const save = () => writeFileAtomic(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
-const done = (name, t) => console.log(`${name}: ${((performance.now() - t) / 1000).toFixed(0)} s (load ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+/** Where and when a section was measured: sections can be re-run alone, so each keeps its own. */
+const done = (name, t) => {
+  const seconds = Math.round((performance.now() - t) / 1000);
+  results[name].measured = { commit, date: new Date().toISOString().slice(0, 10), backend: backend.name, seconds, loadavg: loadavg().map((x) => Number(x.toFixed(1))) };
+  console.log(`${name}: ${seconds} s (load ${results[name].measured.loadavg.join(' ')})`);
+};
 
 if (sections.includes('dose')) {
   // 1. Dose-response: LInCo against the injected regional strength.
@@ -79,21 +80,22 @@ if (sections.includes('zero')) {
   // 1b. Zero injection on several data sets: is the region panel indistinguishable from the placebo splits?
   const t = performance.now();
   const seeds = [11, 12, 13, 14, 15, 16];
-  results.zero = [];
+  const sets = [];
   for (const seed of seeds) {
-    const cached = seed === 11 && results.dose?.levels?.[0]?.level === 0 && sections.includes('dose') ? results.dose.levels[0] : undefined;
+    const cached = seed === 11 && sections.includes('dose') ? results.dose.levels[0] : undefined;
     let r = cached;
     if (!r) {
       const f = await linco(syntheticCases(seed, { region: 0 }), { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: R, replicates: S });
       r = { ...row(f), inside: inside(f.overall.term, f.baseline.ci.term) };
     }
-    results.zero.push({ seed, ...r });
+    sets.push({ seed, ...r });
   }
-  const ex = results.zero.map((z) => z.excess.overall.term);
+  const ex = sets.map((z) => z.excess.overall.term);
   const m = ex.reduce((a, b) => a + b, 0) / ex.length;
   const sd = Math.sqrt(ex.reduce((a, b) => a + (b - m) ** 2, 0) / (ex.length - 1));
-  const fisher = -2 * results.zero.reduce((a, z) => a + Math.log(z.excess.p.term), 0);
-  results.zeroSummary = { meanExcess: m, sdExcess: sd, inside: results.zero.filter((z) => z.inside).length, of: ex.length, fisherChi2: fisher, fisherDf: 2 * ex.length };
+  const fisher = -2 * sets.reduce((a, z) => a + Math.log(z.excess.p.term), 0);
+  results.zero = { sets, summary: { meanExcess: m, sdExcess: sd, inside: sets.filter((z) => z.inside).length, of: ex.length, fisherChi2: fisher, fisherDf: 2 * ex.length } };
+  delete results.zeroSummary;
   done('zero', t);
   await save();
 }
@@ -107,7 +109,7 @@ if (sections.includes('groups')) {
     ['region 0.4 + gender 0.1', { region: 0.4, gender: 0.1 }],
     ['none', {}],
   ];
-  results.regionVsGender = [];
+  results.regionVsGender = { rows: [] };
   for (const [name, inject] of scenarios) {
     const cases = data(inject);
     const out = {};
@@ -116,21 +118,21 @@ if (sections.includes('groups')) {
       out[groupBy] = { overall: f.overall, excess: f.excess, baseline: { overall: f.baseline.overall, ci: f.baseline.ci } };
     }
     const larger = out.region.excess.overall.term > out.gender.excess.overall.term ? 'region' : 'gender';
-    results.regionVsGender.push({ name, ...out, larger });
+    results.regionVsGender.rows.push({ name, ...out, larger });
   }
-  done('groups', t);
+  done('regionVsGender', t);
   await save();
 }
 
 if (sections.includes('severity')) {
   // 3. Severity: inconsistency injected more strongly for light (slope > 0) or heavy charges.
   const t = performance.now();
-  results.severity = [];
+  results.severity = { rows: [] };
   for (const slope of [0.8, 0, -0.8]) {
     const f = await linco(data({ region: 0.4, severitySlope: slope }), { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: 4 });
     const bands = ['light', 'medium', 'heavy'];
     const ex = bands.map((b) => f.byGroup.severity[b].term - f.baseline.byGroup.severity[b].term);
-    results.severity.push({ slope, excess: Object.fromEntries(bands.map((b, i) => [b, ex[i]])), n: bands.map((b) => f.byGroup.severity[b].n), rho: spearman([1, 2, 3], ex) });
+    results.severity.rows.push({ slope, excess: Object.fromEntries(bands.map((b, i) => [b, ex[i]])), n: bands.map((b) => f.byGroup.severity[b].n), rho: spearman([1, 2, 3], ex) });
   }
   done('severity', t);
   await save();
@@ -208,7 +210,5 @@ if (sections.includes('multi')) {
   await save();
 }
 
-results.meta.seconds = { ...(results.meta.seconds ?? {}), [sections.join('+')]: Math.round((performance.now() - t0) / 1000) };
-results.meta.loadavg = loadavg().map((x) => Number(x.toFixed(2)));
 await save();
 console.log(`${((performance.now() - t0) / 1000).toFixed(0)} s on ${backend.name}; node tables.mjs renders the tables`);
