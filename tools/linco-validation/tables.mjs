@@ -62,10 +62,12 @@ if (r.regionVsGender) {
   line();
   line(`_${provenance(r.regionVsGender)}_`);
   line();
-  line('| injected | region judges: excess term [95% CI] | p | gender judges: excess term [95% CI] | p | larger |');
-  line('|---|---|---:|---|---:|---|');
+  line('| injected | region judges: excess term [95% CI] | p | gender judges: excess term [95% CI] | p | region − gender [95% CI] | larger |');
+  line('|---|---|---:|---|---:|---|---|');
   for (const x of r.regionVsGender.rows) {
-    line(`| ${x.name} | ${f3(x.region.excess.overall.term)} ${ci(x.region.excess.ci.term)} | ${p3(x.region.excess.p.term)} | ${f3(x.gender.excess.overall.term)} ${ci(x.gender.excess.ci.term)} | ${p3(x.gender.excess.p.term)} | ${x.larger} |`);
+    line(
+      `| ${x.name} | ${f3(x.region.excess.overall.term)} ${ci(x.region.excess.ci.term)} | ${p3(x.region.excess.p.term)} | ${f3(x.gender.excess.overall.term)} ${ci(x.gender.excess.ci.term)} | ${p3(x.gender.excess.p.term)} | ${f3(x.difference.value)} ${ci(x.difference.ci)} | ${x.larger} |`,
+    );
   }
 }
 

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compareDebiasing, createModel, chargeVocabulary, encodeLabels, linco, spearman, trainPanel } from '@kiln/linco';
+import { chargeVocabulary, compareDebiasing, createModel, differenceOfEstimates, encodeLabels, linco, spearman, trainPanel } from '@kiln/linco';
 import { adam, describeBackendChoice, initBackend, tf, writeFileAtomic } from '@kiln/tensor';
 import { COMMON as common, COUNT, REGIONS, TEST_SIZE, syntheticCases } from './design.mjs';
 
@@ -117,8 +117,11 @@ if (sections.includes('groups')) {
       const f = await linco(cases, { ...common, sampling: { groupBy, testSize: TEST_SIZE, perJudge: 380 }, baselineRepeats: 4 });
       out[groupBy] = { overall: f.overall, excess: f.excess, baseline: { overall: f.baseline.overall, ci: f.baseline.ci } };
     }
-    const larger = out.region.excess.overall.term > out.gender.excess.overall.term ? 'region' : 'gender';
-    results.regionVsGender.rows.push({ name, ...out, larger });
+    // As `kiln linco analyze` decides: region − gender excess with a Welch t interval.
+    const est = (g) => ({ value: g.excess.overall.term, sd: g.excess.sd.term, df: g.excess.df });
+    const difference = differenceOfEstimates(est(out.region), est(out.gender));
+    const larger = difference.ci[0] > 0 ? 'region' : difference.ci[1] < 0 ? 'gender' : 'neither';
+    results.regionVsGender.rows.push({ name, ...out, difference, larger });
   }
   done('regionVsGender', t);
   await save();
