@@ -1,6 +1,6 @@
 import { initBackend } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { analyzeCases, caseExcess, subsetRows } from './analyze.js';
+import { analyzeCases, caseExcess, largerAttribute, subsetRows } from './analyze.js';
 import { compareDebiasing } from './debias.js';
 import type { LincoOptions } from './linco.js';
 import { readCases } from './readers.js';
@@ -73,6 +73,26 @@ describe('analyzeCases on the hand-written CAIL fixture', () => {
     expect(report.groups.attributes[1]!.error).toMatch(/no case has the group attribute "meta.nothing"/);
     expect(report.groups.comparison).toBeUndefined();
     await expect(analyzeCases(cases, { ...small, baselineRepeats: 1 }, { attributes: ['region'] })).rejects.toThrow(/at least 3/);
+  });
+});
+
+describe('region vs gender', () => {
+  it('names the larger attribute only when the interval of the difference excludes 0', () => {
+    expect(largerAttribute('region', 'gender', { ci: [0.01, 0.2] })).toBe('region');
+    expect(largerAttribute('region', 'gender', { ci: [-0.2, -0.01] })).toBe('gender');
+    expect(largerAttribute('region', 'gender', { ci: [-0.01, 0.2] })).toMatch(/^neither/);
+    expect(largerAttribute('region', 'gender', { ci: [0, 0.2] })).toMatch(/^neither/);
+  });
+
+  it('finds the injected attribute on synthetic cases, whichever is listed first', async () => {
+    // Regional sentencing tendencies exp(±0.8), none by gender.
+    const cases = generateCases({ count: 480, seed: 5, regions: ['Beijing', 'Hunan', 'Sichuan'], maleShare: 0.5, inject: { region: 0.8, gender: 0 } });
+    const options: LincoOptions = { ...small, sampling: { groupBy: 'region', testSize: 60 }, model: { type: 'hashed-ngram', buckets: 1024, dim: 16 }, train: { epochs: 6, learningRate: 0.05 } };
+    const report = await analyzeCases(cases, options, { attributes: ['gender', 'region'] });
+    const cmp = report.groups.comparison!;
+    expect(cmp).toMatchObject({ first: 'gender', second: 'region' });
+    expect(cmp.difference.term.ci[1]).toBeLessThan(0);
+    expect(cmp.larger.term).toBe('region');
   });
 });
 

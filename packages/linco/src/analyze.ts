@@ -182,7 +182,8 @@ function attributeResult(attribute: string, run: LincoRun): AttributeResult {
   return r;
 }
 
-function larger(first: string, second: string, d: Interval): string {
+/** Which attribute's judges disagree more beyond chance: only an interval of the difference that excludes 0 decides. */
+export function largerAttribute(first: string, second: string, d: Pick<Interval, 'ci'>): string {
   if (d.ci[0] > 0) return first;
   if (d.ci[1] < 0) return second;
   return 'neither (the interval of the difference contains 0)';
@@ -225,7 +226,7 @@ export async function analyzeCases(cases: JudgmentCase[], base: LincoOptions, op
     for (const m of METRICS) {
       const d = differenceOfEstimates({ value: a.excess.overall[m], sd: a.excess.sd[m], df: a.excess.df }, { value: b.excess.overall[m], sd: b.excess.sd[m], df: b.excess.df }, confidence);
       difference[m] = { value: d.value, ci: d.ci, p: d.p, df: d.df };
-      which[m] = larger(a.attribute, b.attribute, difference[m]);
+      which[m] = largerAttribute(a.attribute, b.attribute, difference[m]);
     }
     groups.comparison = { first: a.attribute, second: b.attribute, difference, larger: which };
   }
@@ -263,7 +264,7 @@ export async function analyzeCases(cases: JudgmentCase[], base: LincoOptions, op
     charge: bootstrapSpearman(scores, excessCharge, boot),
   };
   if (severity.coverage.missing > 0) notes.push(`severity: ${describeCoverage(severity.coverage)}`);
-  for (const row of [...periodRows, ...severityRows]) if (row.n < 10) notes.push(`${row.group}: only ${row.n} held-out cases; its interval is wide`);
+  for (const row of [...periodRows, ...severityRows]) if (row.n < 10) notes.push(`${row.group}: only ${row.n} held-out case${row.n === 1 ? '' : 's'}; its interval is wide`);
 
   const report: LincoReport = {
     kind: 'linco-analysis',
