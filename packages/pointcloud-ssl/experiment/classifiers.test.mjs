@@ -18,7 +18,7 @@ describe('per-point classifiers', () => {
   it('separate separable classes (logistic regression, kNN)', () => {
     const tr = blobs(60);
     const te = blobs(30, 0.4);
-    for (const fit of [fitLogistic, fitKnn]) expect(Array.from(fit(tr.x, tr.y, 2, 3)(te.x))).toEqual(Array.from(te.y));
+    for (const train of [fitLogistic, fitKnn]) expect(Array.from(train(tr.x, tr.y, 2, 3)(te.x))).toEqual(Array.from(te.y));
   });
   it('kNN with k = 1 returns the nearest training label; ties go to the nearer neighbour', () => {
     const x = new Float32Array([0, 0, 1, 0, 10, 0]);
