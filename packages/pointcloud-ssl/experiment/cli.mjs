@@ -6,7 +6,7 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { finetune, pretrain } from '@kiln/pointcloud-ssl';
-import { describeBackendChoice, initBackend } from '@kiln/tensor';
+import { describeBackendChoice, initBackend, writeFileAtomic } from '@kiln/tensor';
 import { ROWS, SCALES, UsageError, estimateSeconds, experimentConfig, planUnits, runExperiment, seedData } from './experiment.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -116,6 +116,7 @@ async function main() {
   });
   data.loadavgAtEnd = loadavg();
   data.minutes = (performance.now() - started) / 60000;
+  await writeFileAtomic(out, `${JSON.stringify(data, null, 1)}\n`);
   log(`done: ${out} (${data.minutes.toFixed(1)} min this process, load average ${data.loadavgAtEnd.map((x) => x.toFixed(1)).join(' ')})`);
 }
 
