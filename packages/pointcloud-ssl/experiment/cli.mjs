@@ -22,6 +22,7 @@ function parseArgs(argv) {
   const ints = { '--seeds': 'seeds', '--pretrain-steps': 'pretrainSteps', '--finetune-steps': 'finetuneSteps', '--points': 'points', '--pretrain-scenes': 'pretrainScenes' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--') continue; // pnpm passes its own separator through
     if (a === '--quick') opts.quick = true;
     else if (a === '--fresh') opts.fresh = true;
     else if (a === '--plan-only') opts.planOnly = true;

@@ -55,7 +55,7 @@ export const ROWS = [
 
 export const SCALES = {
   // The scale; steps sized so the whole plan fits 2 hours on 2 quiet cores.
-  full: { seeds: 5, points: 2048, pretrainScenes: 200, heldOutScenes: 32, labelledScenes: 8, fractions: [0.01, 0.1], pretrainSteps: 120, finetuneSteps: 60, allLabelsSteps: 300, batchScenes: 4, probeSteps: 100, classifierCap: 8000, channels: [16, 32] },
+  full: { seeds: 5, points: 2048, pretrainScenes: 200, heldOutScenes: 32, labelledScenes: 8, fractions: [0.01, 0.1], pretrainSteps: 100, finetuneSteps: 60, allLabelsSteps: 300, batchScenes: 4, probeSteps: 100, classifierCap: 8000, channels: [16, 32] },
   // A few minutes: the same plan on small data.
   quick: { seeds: 2, points: 512, pretrainScenes: 16, heldOutScenes: 4, labelledScenes: 4, fractions: [0.01, 0.1], pretrainSteps: 6, finetuneSteps: 6, allLabelsSteps: 12, batchScenes: 2, probeSteps: 30, classifierCap: 4000, channels: [16, 32] },
 };

@@ -80,7 +80,7 @@ describe('experiment CLI', () => {
     const { spawnSync } = await import('node:child_process');
     const cli = new URL('./cli.mjs', import.meta.url).pathname;
     for (const [args, message] of [
-      [['--seeds', '0'], /--seeds must be a positive integer, got "0"/],
+      [['--', '--seeds', '0'], /--seeds must be a positive integer, got "0"/],
       [['--bogus'], /unknown argument "--bogus"/],
       [['--out'], /--out needs a file name/],
     ]) {
