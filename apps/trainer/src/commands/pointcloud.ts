@@ -157,7 +157,7 @@ function modelFromCheckpoint(config: PointCloudSslConfig, tensors: Map<string, t
 /** Scores the validation scenes, prints mIoU and per-class IoU, stores eval.json, tells the server. */
 async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'stop'>, model: { backbone: ReturnType<typeof buildModel>; head: ParamStore }): Promise<number> {
   const data = syntheticSplits(config);
-  const result = evaluate(config, { backbone: model.backbone, head: model.head, data });
+  const result = await evaluate(config, { backbone: model.backbone, head: model.head, data });
   const names = S3DIS_CLASSES.slice(0, config.numClasses) as readonly string[];
   const classes = result.single.iou.map((iou, k) => ({ name: names[k] ?? `class ${k}`, iou: Number.isFinite(iou) ? iou : null }));
   const summary = {
@@ -176,8 +176,8 @@ async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'stop'>, mod
   // along x (each shifted past the previous one's extent), for display only.
   const view = { classes: [...names], positions: [] as number[], labels: [] as number[], predictions: [] as number[] };
   const shown = data.val.slice(0, 4);
-  const features = extractFeatures(config, model.backbone, shown, false, config.eval.batchScenes);
-  const predictions = predictWith(model.head, features);
+  const features = await extractFeatures(config, model.backbone, shown, false, config.eval.batchScenes);
+  const predictions = await predictWith(model.head, features);
   let shift = 0;
   let at = 0;
   for (const scene of shown) {
