@@ -85,7 +85,7 @@ describe('multi-label charges', () => {
     expect(chargeSetsFromLogits([0.2, 0.3], 2, 0.6)).toEqual([[1]]);
   });
 
-  it('encodes every charge and learns charge sets', () => {
+  it('encodes every charge and learns charge sets', async () => {
     const cases = generateCases({ count: 300, seed: 9, multiChargeRate: 0.5 });
     const vocab = chargeVocabulary(cases);
     expect(hasMultiCharge(cases)).toBe(true);
@@ -99,27 +99,27 @@ describe('multi-label charges', () => {
     const model = createModel({ type: 'hashed-ngram', buckets: 1024, dim: 16 }, { numCharges: v, seed: 3 });
     const pool = model.prepare(cases.map((c) => c.fact));
     const rows = Int32Array.from(cases.keys());
-    trainPanel([model], pool, [{ rows, labels }], { epochs: 12, learningRate: 0.05 });
-    const [pred] = predictPanel([model], pool, rows, { multi: true });
+    await trainPanel([model], pool, [{ rows, labels }], { epochs: 12, learningRate: 0.05 });
+    const [pred] = await predictPanel([model], pool, rows, { multi: true });
     const exact = pred!.chargeSets!.filter((s, i) => s.map((k) => vocab[k]).join() === [...cases[i]!.charges].sort().join()).length / rows.length;
     expect(exact).toBeGreaterThan(0.6);
     // A two-charge case's predicted set can hold both charges.
     expect(pred!.chargeSets!.some((s) => s.length === 2)).toBe(true);
     model.dispose();
-    expect(() => trainPanel([model, model], pool, [{ rows, labels }, { rows, labels: encodeLabels(cases, vocab) }])).toThrow(/judge 1 lacks charge sets/);
+    await expect(trainPanel([model, model], pool, [{ rows, labels }, { rows, labels: encodeLabels(cases, vocab) }])).rejects.toThrow(/judge 1 lacks charge sets/);
   });
 });
 
 describe('ensembles of replicate models', () => {
-  it('one model decides as predictPanel; several decide from their mean probabilities', () => {
+  it('one model decides as predictPanel; several decide from their mean probabilities', async () => {
     const cases = generateCases({ count: 60, seed: 2, multiChargeRate: 0.5 });
     const vocab = chargeVocabulary(cases);
     const models = [3, 4].map((seed) => createModel({ type: 'hashed-ngram', buckets: 256, dim: 8 }, { numCharges: vocab.length, seed }));
     const pool = models[0]!.prepare(cases.map((c) => c.fact));
     const rows = Int32Array.from(cases.keys());
     for (const multi of [false, true]) {
-      const outs = panelOutputs(models, pool, rows, { multi });
-      const direct = predictPanel(models, pool, rows, { multi });
+      const outs = await panelOutputs(models, pool, rows, { multi });
+      const direct = await predictPanel(models, pool, rows, { multi });
       outs.forEach((o, j) => {
         const one = combineJudgeOutputs([o], { multi });
         expect(Array.from(one.charge)).toEqual(Array.from(direct[j]!.charge));
@@ -154,15 +154,15 @@ describe('training reduces the loss', () => {
     { type: 'text-cnn', vocab: 256, embed: 8, filters: 8, widths: [2, 3], maxLength: 40 },
   ];
   for (const spec of specs) {
-    it(`${spec.type}${'head' in spec ? ` (${spec.head})` : ''}`, () => {
+    it(`${spec.type}${'head' in spec ? ` (${spec.head})` : ''}`, async () => {
       const model = createModel(spec, { numCharges: vocab.length, seed: 3 });
       const pool = model.prepare(cases.map((c) => c.fact));
       const rows = Int32Array.from(cases.keys());
       const before = tf.memory().numTensors;
-      const result = trainPanel([model], pool, [{ rows, labels }], { epochs: spec.type === 'text-cnn' ? 4 : 10, learningRate: 0.03 });
+      const result = await trainPanel([model], pool, [{ rows, labels }], { epochs: spec.type === 'text-cnn' ? 4 : 10, learningRate: 0.03 });
       expect(tf.memory().numTensors).toBe(before); // no leaks across steps
       expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! * 0.6);
-      const [pred] = predictPanel([model], pool, rows);
+      const [pred] = await predictPanel([model], pool, rows);
       const acc = pred!.charge.filter((c, i) => c === labels.charge[i]).length / rows.length;
       expect(acc).toBeGreaterThan(0.5); // 10 charges: chance is 0.1
       model.dispose();
