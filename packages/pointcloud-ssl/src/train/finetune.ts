@@ -5,7 +5,7 @@
  * loss = CE + λ·(1 − cos(student, teacher)) on the same points. `mode: 'single'` is plain
  * fine-tuning; `mode: 'batch'` fine-tunes on batch-serialized input without SPD.
  */
-import { createRng, tf } from '@kiln/tensor';
+import { adam, createRng, tf } from '@kiln/tensor';
 import type { PointBackbone } from '../model/backbone.js';
 import { cloneParams, copyParams, emaUpdate, type ParamStore } from '../model/params.js';
 import { buildModel } from '../model/registry.js';
@@ -45,7 +45,7 @@ export async function finetune(config: PointCloudSslConfig | PresetName = 'defau
   const head = initSegHead(rng.fork(), backbone.outChannels, cfg.numClasses);
   const teacher = f.mode === 'spd' ? cloneParams(backbone.params) : null;
   const vars = [...backbone.params.values(), ...head.values()];
-  const optimizer = tf.train.adam(f.lr);
+  const optimizer = adam({ learningRate: f.lr });
   const history: StepInfo[] = [];
   const parts: LoopParts = { phase: 'finetune', config: cfg, steps: f.steps, stores: { backbone: backbone.params, head, teacher }, optimizer, rng, history };
   const start = options.resumeFrom ? await resumeLoop(parts, options.resumeFrom) : 0;
