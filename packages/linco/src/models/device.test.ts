@@ -25,10 +25,11 @@ async function on(name: string, fn: () => tf.Tensor[]): Promise<Float32Array[]> 
 
 function expectClose(got: Float32Array[], want: Float32Array[], tol: number): void {
   expect(got.length).toBe(want.length);
-  got.forEach((g, i) => {
-    expect(g.length).toBe(want[i]!.length);
-    g.forEach((v, j) => expect(Math.abs(v - want[i]![j]!), `tensor ${i} element ${j}: ${v} vs ${want[i]![j]}`).toBeLessThanOrEqual(tol * (1 + Math.abs(want[i]![j]!))));
-  });
+  for (const [i, g] of got.entries()) {
+    const w = want[i]!;
+    expect(g.length).toBe(w.length);
+    for (const [j, v] of g.entries()) expect(Math.abs(v - w[j]!), `tensor ${i} element ${j}: ${v} vs ${w[j]}`).toBeLessThanOrEqual(tol * (1 + Math.abs(w[j]!)));
+  }
 }
 
 describe.skipIf(backend === 'cpu')(`linco on ${backend}`, () => {
