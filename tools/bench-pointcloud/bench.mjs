@@ -20,7 +20,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng, describeBackendChoice, initBackend } from '@kiln/tensor';
-import { countParams, createPretrainModel, disposePretrainBatch, preparePretrainBatch, pretrainStep, resolveConfig, syntheticSplits } from '@kiln/pointcloud-ssl';
+import { countParams, createPretrainModel, disposePretrainBatch, nextPretrainBatches, pretrainStep, pretrainStream, resolveConfig, syntheticSplits } from '@kiln/pointcloud-ssl';
 import { writeBatches } from './batches.mjs';
 import { startPeer } from './peer.mjs';
 
@@ -61,13 +61,15 @@ console.log(`config: ${cfg.pretrain.batchScenes} scenes × ${points} points, cha
 const rng = createRng(cfg.seed);
 const data = syntheticSplits(cfg);
 const model = createPretrainModel(cfg, rng);
+const stream = pretrainStream(cfg, { scenes: data.train });
 const batches = [];
 const prepMs = [];
 for (let i = 0; i < 3; i++) {
   const t0 = performance.now();
-  batches.push(preparePretrainBatch(cfg, data.train, rng));
+  batches.push(...(await nextPretrainBatches(cfg, stream, i)));
   prepMs.push(performance.now() - t0);
 }
+await stream.close();
 const stepPoints = batches[0].points;
 const kilnParams = countParams(model.backbone.params) + countParams(model.head);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-pointcloud-'));
