@@ -232,7 +232,7 @@ export async function runExperiment({ scale, out, cacheDir, commit, log = () => 
       // The generator check: the network with every label (its own, longer schedule).
       const steps = scale.allLabelsSteps ?? scale.finetuneSteps;
       const ft = await finetune(config, { data: { train: data.train, val: data.val }, overrides: { finetune: { mode: 'single', steps } } });
-      value = finetuneMetrics(evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data: { train: data.train, val: data.val } }));
+      value = finetuneMetrics(await evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data: { train: data.train, val: data.val } }));
       disposeParams(ft.backbone.params);
       disposeParams(ft.head);
     } else if (unit.kind === 'pretrain') {
@@ -242,7 +242,7 @@ export async function runExperiment({ scale, out, cacheDir, commit, log = () => 
       seedState.encoders[unit.encoder] = enc.backbone;
       value = { seconds: enc.seconds ?? null, losses: enc.losses ?? null, fromCache: had, probe: {} };
       for (const f of scale.fractions) {
-        const p = linearProbe(config, enc.backbone, { train: data.labelled[f], val: data.val });
+        const p = await linearProbe(config, enc.backbone, { train: data.labelled[f], val: data.val });
         value.probe[f] = { mIoU: p.metrics.mIoU, consistency: p.consistency.score };
       }
     } else if (unit.kind === 'finetune') {
@@ -250,11 +250,11 @@ export async function runExperiment({ scale, out, cacheDir, commit, log = () => 
       const split = { train: data.labelled[unit.fraction], val: data.val };
       const pretrained = row.encoder ? (await getEncoder(row.encoder)).params : undefined;
       const ft = await finetune(config, { data: split, pretrained, overrides: { finetune: { mode: row.mode } } });
-      value = finetuneMetrics(evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data: split }));
+      value = finetuneMetrics(await evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data: split }));
       if (!row.encoder) {
         // Scratch's "linear probe": the same probe on the randomly initialised encoder.
         const init = buildModel(config.model, createRng(seed).fork());
-        const p = linearProbe(config, init, split);
+        const p = await linearProbe(config, init, split);
         value.probe = { mIoU: p.metrics.mIoU, consistency: p.consistency.score };
         disposeParams(init.params);
       }
@@ -263,7 +263,7 @@ export async function runExperiment({ scale, out, cacheDir, commit, log = () => 
     } else if (unit.kind === 'propagation') {
       const scenes = data.val.slice(0, Math.min(4, data.val.length));
       value = {};
-      for (const name of ['distill-CSP', 'distill-noCSP', 'msc-CSP']) value[name] = stateReach(config, await getEncoder(name), scenes, seed);
+      for (const name of ['distill-CSP', 'distill-noCSP', 'msc-CSP']) value[name] = await stateReach(config, await getEncoder(name), scenes, seed);
     }
     value.seconds = value.seconds ?? (performance.now() - t0) / 1000;
     await artifact.put(unit.key, value);

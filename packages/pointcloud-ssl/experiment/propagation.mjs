@@ -8,24 +8,24 @@ import { createRng, tf } from '@kiln/tensor';
 
 export const DISTANCE_BINS = [1, 64, 256, 1024, 4096, Number.POSITIVE_INFINITY];
 
-function features(config, backbone, batch) {
+async function features(config, backbone, batch) {
   const input = modelInput(batch, config, { crossScene: true, sceneOrder: Int32Array.from(batch.offset, (_, i) => i) });
   const feat = tf.tidy(() => backbone.forward(input.feat, input.structure));
-  const out = feat.dataSync().slice();
+  const out = (await feat.data()).slice();
   feat.dispose();
   input.feat.dispose();
   return { feat: out, level: input.structure.levels[0] };
 }
 
 /** Relative feature change (mean |Δf| / mean |f|) of the points after A, per distance bin. */
-export function stateReach(config, backbone, scenes, seed) {
+export async function stateReach(config, backbone, scenes, seed) {
   const batch = concatScenes(scenes);
   const rng = createRng(seed);
   const color = batch.color.slice();
   const aEnd = batch.offset[0];
   for (let i = 0; i < aEnd * 3; i++) color[i] = Math.min(1, Math.max(0, color[i] + (rng.next() - 0.5)));
-  const base = features(config, backbone, batch);
-  const moved = features(config, backbone, { ...batch, color });
+  const base = await features(config, backbone, batch);
+  const moved = await features(config, backbone, { ...batch, color });
   const c = backbone.outChannels;
   const n = batch.coord.length / 3;
   // Distance of each point from A's last point, averaged over the orders' forward layouts.
