@@ -174,8 +174,13 @@ export type NativeLoadResult = { ok: true; addon: NativeAddon; info: NativeInfo;
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Where the built addon lives (whether or not it exists). */
-export const addonPath = path.join(packageRoot, 'build', 'Release', 'kiln_native.node');
+/**
+ * Where the built addon lives (whether or not it exists). `KILN_NATIVE_ADDON` names another
+ * build of it instead: the sanitizer build (scripts/sanitize.mjs) runs the tests this way.
+ */
+export const addonPath = process.env.KILN_NATIVE_ADDON
+  ? path.resolve(process.env.KILN_NATIVE_ADDON)
+  : path.join(packageRoot, 'build', 'Release', 'kiln_native.node');
 
 let cached: NativeLoadResult | undefined;
 

@@ -116,6 +116,10 @@ size_t trim_locked(Pool& p, std::vector<void*>& out) {
 Napi::Value AllocF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int64_t n = arg_int(info, 0, "allocF32", "n", 1);
+  if (static_cast<uint64_t>(n) > v8::TypedArray::kMaxLength) {
+    throw Napi::RangeError::New(env, "allocF32: argument n must be at most " + std::to_string(v8::TypedArray::kMaxLength) +
+                                         " (the largest typed array), got " + std::to_string(n));
+  }
   const size_t bytes = static_cast<size_t>(n) * sizeof(float);
   const size_t capacity = capacity_for(bytes);
   void* block = take(capacity);

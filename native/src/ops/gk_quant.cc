@@ -51,9 +51,9 @@ Napi::Value CastFp8(const Napi::CallbackInfo& info) {
   auto x = kiln::arg_f32(info, 0, fn, "x");
   auto out = kiln::arg_f32(info, 1, fn, "out");
   const float scale = static_cast<float>(kiln::arg_number(info, 2, fn, "scale"));
-  const Format f = kiln::arg_int(info, 3, fn, "format") == 0 ? kE4M3 : kE5M2;
+  const Format f = kiln::arg_choice(info, 3, fn, "format", 2) == 0 ? kE4M3 : kE5M2;
   const bool stochastic = kiln::arg_bool(info, 4, fn, "stochastic");
-  const uint32_t seed = static_cast<uint32_t>(static_cast<int64_t>(kiln::arg_number(info, 5, fn, "seed")));
+  const uint32_t seed = kiln::arg_seed(info, 5, fn, "seed");
   kiln::check_length(info.Env(), fn, "out", out.length, x.length);
   if (!(scale > 0.0f) || !std::isfinite(scale)) throw Napi::RangeError::New(info.Env(), "castFp8: scale must be finite and > 0");
   kiln::parallel_for(0, x.length, 16384, [&](int64_t i0, int64_t i1) {
@@ -74,12 +74,17 @@ Napi::Value QuantizeNvfp4(const Napi::CallbackInfo& info) {
   auto global = kiln::arg_f32(info, 3, fn, "globalScale");
   const int64_t rows = kiln::arg_int(info, 4, fn, "rows", 1);
   const int64_t cols = kiln::arg_int(info, 5, fn, "cols", 16);
-  const bool tile = kiln::arg_int(info, 6, fn, "blockShape") == 1;
+  const bool tile = kiln::arg_choice(info, 6, fn, "blockShape", 2) == 1;
   const bool stochastic = kiln::arg_bool(info, 7, fn, "stochastic");
-  const uint32_t seed = static_cast<uint32_t>(static_cast<int64_t>(kiln::arg_number(info, 8, fn, "seed")));
+  const uint32_t seed = kiln::arg_seed(info, 8, fn, "seed");
+  // Every element must fall in a whole block: a partial block would index past blockScales.
+  if (cols % 16 != 0 || (tile && rows % 16 != 0)) {
+    throw Napi::RangeError::New(info.Env(), std::string("quantizeNvfp4: cols") + (tile ? " and rows" : "") +
+                                                " must be multiples of 16, got rows " + std::to_string(rows) + ", cols " + std::to_string(cols));
+  }
   const int64_t bc = cols / 16, blocks = tile ? (rows / 16) * bc : rows * bc;
-  kiln::check_length(info.Env(), fn, "x", x.length, rows * cols);
-  kiln::check_length(info.Env(), fn, "values", values.length, rows * cols);
+  kiln::check_shape(info.Env(), fn, "x", x.length, {rows, cols});
+  kiln::check_shape(info.Env(), fn, "values", values.length, {rows, cols});
   kiln::check_length(info.Env(), fn, "blockScales", scales.length, blocks);
   kiln::check_length(info.Env(), fn, "globalScale", global.length, 1);
   auto block_of = [&](int64_t i) { return tile ? ((i / cols) / 16) * bc + (i % cols) / 16 : i / 16; };
