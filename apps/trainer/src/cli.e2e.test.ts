@@ -301,10 +301,25 @@ describe('kiln linco run', () => {
       const results = fake.requests.filter((q) => q.url === '/api/runs/run-1/results/linco').map((q) => q.body);
       expect(results.map((b) => b.metric)).toEqual(['term', 'charge']);
       for (const b of results) {
-        expect(b.overall.lo).toBeLessThanOrEqual(b.overall.value);
-        expect(b.overall.hi).toBeGreaterThanOrEqual(b.overall.value);
+        const m = b.metric as 'term' | 'charge';
+        // What the server gets is what linco.json holds: estimate, interval, baseline.
+        expect(b.overall).toEqual({ value: saved.overall[m], lo: saved.ci[m][0], hi: saved.ci[m][1] });
+        expect(b.baseline).toEqual({ value: saved.baseline.overall[m], lo: saved.baseline.ci[m][0], hi: saved.baseline.ci[m][1] });
+        for (const est of [b.overall, b.baseline]) {
+          expect(est.lo).toBeLessThanOrEqual(est.value);
+          expect(est.hi).toBeGreaterThanOrEqual(est.value);
+          // disagreements: charge a share of judge pairs in [0, 1], term a log-month distance ≤ ln(1 + 480)
+          expect(est.value).toBeGreaterThanOrEqual(0);
+          expect(est.value).toBeLessThanOrEqual(m === 'charge' ? 1 : Math.log(481));
+        }
         expect(b.groups.some((g: { group: string }) => g.group.startsWith('severity='))).toBe(true);
-        expect(b.baseline).toBeDefined();
+        // The printed line: baseline and excess = LInCo − baseline, to the 4 decimals shown.
+        const line = new RegExp(`LInCo ${m} +(\\d\\.\\d{4}).*\\n +random-split baseline (\\d\\.\\d{4}) .*excess (-?\\d\\.\\d{4})`).exec(r.stdout);
+        expect(line, `${m} lines in\n${r.stdout}`).not.toBeNull();
+        const [value, baseline, excess] = line!.slice(1).map(Number) as [number, number, number];
+        expect(value).toBeCloseTo(b.overall.value, 4);
+        expect(baseline).toBeCloseTo(b.baseline.value, 4);
+        expect(excess).toBeCloseTo(b.overall.value - b.baseline.value, 3);
       }
       const losses = fake.requests.filter((q) => q.url.endsWith('/metrics')).flatMap((q) => q.body.points).filter((p: { name: string }) => p.name === 'loss');
       expect(losses.length).toBe(6); // 2 epochs × (group panel + 2 baseline panels)

@@ -207,7 +207,7 @@ describe('quantizedMatMul and fakeQuantize', () => {
     const d = createQuantRecipe(cfg({ fp8: 'e4m3', fp8Recipe: 'delayed' }));
     fakeQuantize(a, 'input', d);
     expect(d.kind === 'fp8' && d.delayed!.input.scale).toBeGreaterThan(1);
-    expect(() => quantizedMatMul(a, tf.slice(a, [0, 0], [32, 8]) as tf.Tensor2D, r).shape).not.toThrow();
+    expect(quantizedMatMul(a, tf.slice(a, [0, 0], [32, 8]) as tf.Tensor2D, r).shape).toEqual([32, 8]); // values: quantized-matmul-values.test.ts
     expect(() => quantizedMatMul(a, tf.slice(b, [0, 0], [16, 16]) as tf.Tensor2D, r)).toThrow(/do not multiply/);
   });
 });
