@@ -58,6 +58,45 @@ describe('createRng pinned outputs', () => {
   });
 });
 
+describe('createRng draws exactly as many numbers as it needs', () => {
+  it('int rejects draws at or above the largest multiple of the range (3 · 2^30 here: one draw in four)', () => {
+    // Seed 0 draws 3809008728 (rejected: ≥ 3221225472), then 1133695204.
+    expect(createRng(0).int(0, 3 * 2 ** 30)).toBe(1133695204);
+    // A state whose first draw is the limit itself: rejected too, as is the next one.
+    const atLimit = createRng([1, 864026624, 2, 3]);
+    expect(draws([1, 864026624, 2, 3], 3)).toEqual([3221225472, 3221242752, 11520]);
+    expect(atLimit.int(5, 5 + 3 * 2 ** 30)).toBe(5 + 11520);
+    expect(atLimit.nextUint32()).toBe(3267846912);
+  });
+
+  it('uniformArray, shuffle and permutation consume one draw per element they set', () => {
+    const stream = draws(0, 4);
+    const u = createRng(0);
+    u.uniformArray(3);
+    expect(u.nextUint32()).toBe(stream[3]);
+    const s = createRng(0);
+    s.shuffle(['a', 'b', 'c']); // int(0, 3), int(0, 2): no third draw for the last position
+    expect(s.nextUint32()).toBe(stream[2]);
+    const p = createRng(0);
+    p.permutation(3);
+    expect(p.nextUint32()).toBe(stream[2]);
+    const b = createRng(0);
+    b.bernoulli([2], 0.5);
+    expect(b.nextUint32()).toBe(stream[2]);
+  });
+
+  it('bernoulli is 1 when the draw is strictly below p', () => {
+    const first = 0.6606156826019287; // seed 42's first next()
+    expect(Array.from(createRng(42).bernoulli([1], first).dataSync())).toEqual([0]);
+    expect(Array.from(createRng(42).bernoulli([1], first + 2 ** -24).dataSync())).toEqual([1]);
+  });
+
+  it('keeps a state with some zero words as it is (only the all-zero state is replaced)', () => {
+    expect(createRng([0, 5, 6, 7]).getState()).toEqual([0, 5, 6, 7]);
+    expect(createRng([9, 0, 0, 0]).getState()).toEqual([9, 0, 0, 0]);
+  });
+});
+
 describe('createRng state round trip', () => {
   it('getState after four draws is the pinned state, and resuming from it continues the stream', () => {
     const rng = createRng(42);
