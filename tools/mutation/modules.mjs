@@ -54,7 +54,7 @@ export const MODULES = [
     package: 'packages/moe-core',
     why: 'auxiliary losses are added to the training loss; a wrong factor trains a different model',
     mutate: ['src/losses/load-balancing.ts', 'src/losses/z-loss.ts', 'src/losses/auto-scaler.ts'],
-    tests: ['src/losses/losses.test.ts', 'src/losses/sequence-aux-parallel.test.ts'],
+    tests: ['src/losses/losses.test.ts', 'src/losses/sequence-aux-parallel.test.ts', 'src/losses/losses-edges.test.ts'],
   },
   {
     name: 'moe-capacity',
@@ -68,7 +68,7 @@ export const MODULES = [
     package: 'packages/linco',
     why: 'bootstrap intervals and p-values are reported as findings',
     mutate: ['src/stats.ts'],
-    tests: ['src/stats.test.ts'],
+    tests: ['src/stats.test.ts', 'src/stats-reference.test.ts'],
   },
   {
     name: 'linco-metric',

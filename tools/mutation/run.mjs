@@ -106,7 +106,9 @@ function strykerConfig(module, opts) {
     jsonReporter: { fileName: path.join(here, 'reports', `${module.name}.json`) },
     clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0 },
     tempDirName: `.stryker-tmp-${module.name}`,
-    timeoutMS: 10_000,
+    // Generous: on a busy shared machine a normal test run can take tens of seconds, and a
+    // run cut short counts as a detected (timed out) mutant without having failed a test.
+    timeoutMS: 45_000,
     plugins: [
       require.resolve('@stryker-mutator/vitest-runner'),
       require.resolve('@stryker-mutator/typescript-checker'),
