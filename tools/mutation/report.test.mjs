@@ -44,10 +44,18 @@ describe('renderMarkdown', () => {
     const [first, second] = MODULES;
     const md = renderMarkdown({
       stryker: '9.6.1',
-      commit: 'abc1234',
-      date: '2026-12-03',
       modules: {
-        [first.name]: { killed: 90, timeout: 0, survived: 10, noCoverage: 0, compileError: 3, score: 90, seconds: 120, survivors: [] },
+        [first.name]: {
+          killed: 90,
+          timeout: 0,
+          survived: 10,
+          noCoverage: 0,
+          compileError: 3,
+          score: 90,
+          seconds: 120,
+          survivors: [],
+          run: { commit: 'abc1234', dirty: true, date: '2026-12-03', concurrency: 1, timeoutMS: 15000, incremental: true },
+        },
         [second.name]: {
           killed: 70,
           timeout: 0,
@@ -56,16 +64,18 @@ describe('renderMarkdown', () => {
           compileError: 0,
           score: 70,
           seconds: 60,
+          run: { commit: 'def5678', date: '2026-12-02' },
           survivors: [{ file: 'src/x.ts', line: 3, mutator: 'BlockStatement', replacement: '{}', status: 'survived' }],
         },
       },
     });
-    expect(md).toContain(`| ${first.name} | ${first.package} | 90 | 0 | 10 | 0 | 3 | **90%** yes | 2.0 |`);
-    expect(md).toContain(`| ${second.name} | ${second.package} | 70 | 0 | 30 | 0 | 0 | **70%** **no** | 1.0 |`);
+    expect(md).toContain(
+      `| ${first.name} | ${first.package} | 90 | 0 | 10 | 0 | 3 | **90%** yes | 2.0 | abc1234+ 2026-12-03, c=1, timeout 15 s, incremental |`,
+    );
+    expect(md).toContain(`| ${second.name} | ${second.package} | 70 | 0 | 30 | 0 | 0 | **70%** **no** | 1.0 | def5678 2026-12-02 |`);
     expect(md).toContain(`target ≥ ${TARGET}%`);
     expect(md).toContain(`- \`${second.package}/src/x.ts:3\` BlockStatement: \`{}\``);
-    expect(md).toContain('Commit abc1234, 2026-12-03');
-    for (const m of MODULES.slice(2)) expect(md).toContain(`| ${m.name} | ${m.package} | — |`);
+    for (const m of MODULES.slice(2)) expect(md).toContain(`| ${m.name} | ${m.package} | — | — | — | — | — | not run | | |`);
   });
 });
 

@@ -52,6 +52,14 @@ export function mutatePatterns(module, read = (f) => readFileSync(f, 'utf8')) {
   });
 }
 
+/**
+ * A mutant's tests get their unmutated time × 1.5 plus this margin: generous for a busy
+ * shared machine (a run cut short counts as detected without having failed a test), yet
+ * short enough that the infinite loops many mutants cause (a loop bound that never trips)
+ * do not dominate the run, each costing this long plus a restarted test runner.
+ */
+const TIMEOUT_MS = 15_000;
+
 function parseArgs(argv) {
   const opts = { full: false, concurrency: 2, names: [] };
   for (let i = 0; i < argv.length; i++) {
@@ -106,9 +114,7 @@ function strykerConfig(module, opts) {
     jsonReporter: { fileName: path.join(here, 'reports', `${module.name}.json`) },
     clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0 },
     tempDirName: `.stryker-tmp-${module.name}`,
-    // Generous: on a busy shared machine a normal test run can take tens of seconds, and a
-    // run cut short counts as a detected (timed out) mutant without having failed a test.
-    timeoutMS: 45_000,
+    timeoutMS: TIMEOUT_MS,
     plugins: [
       require.resolve('@stryker-mutator/vitest-runner'),
       require.resolve('@stryker-mutator/typescript-checker'),
@@ -122,7 +128,7 @@ function main() {
   const stryker = path.join(path.dirname(require.resolve('@stryker-mutator/core/package.json')), 'bin', 'stryker.js');
   mkdirSync(path.join(here, 'incremental'), { recursive: true });
   mkdirSync(path.join(here, 'reports'), { recursive: true });
-  const timings = {};
+  const runs = {};
   let failed = false;
   for (const module of modules) {
     const cwd = path.join(root, module.package);
@@ -131,15 +137,21 @@ function main() {
     writeFileSync(configFile, `${JSON.stringify(strykerConfig(module, opts), null, 2)}\n`);
     console.log(`\n== ${module.name} (${module.package}: ${module.mutate.map((m) => (typeof m === 'string' ? m : `${m.file} ${m.functions.join(', ')}`)).join(', ')})`);
     const started = Date.now();
+    const hadIncremental = existsSync(path.join(here, 'incremental', `${module.name}.json`));
     const result = spawnSync(process.execPath, [stryker, 'run', configFile], { cwd, stdio: 'inherit' });
-    timings[module.name] = Math.round((Date.now() - started) / 1000);
+    runs[module.name] = {
+      seconds: Math.round((Date.now() - started) / 1000),
+      concurrency: opts.concurrency,
+      timeoutMS: TIMEOUT_MS,
+      incremental: !opts.full && hadIncremental,
+    };
     rmSync(path.join(cwd, `.stryker-tmp-${module.name}`), { recursive: true, force: true });
     if (result.status !== 0) {
       console.error(`mutation: Stryker failed on ${module.name} (exit ${result.status})`);
       failed = true;
     }
   }
-  const report = spawnSync(process.execPath, [path.join(here, 'report.mjs'), '--timings', JSON.stringify(timings)], { stdio: 'inherit' });
+  const report = spawnSync(process.execPath, [path.join(here, 'report.mjs'), '--runs', JSON.stringify(runs)], { stdio: 'inherit' });
   process.exit(failed || report.status !== 0 ? 1 : 0);
 }
 
