@@ -121,10 +121,13 @@ describe('gridSample cells', () => {
           referenceGridSample(batch, gridSize, testPart(part)),
         );
       }
-      // Train mode draws floor(next() · maxCount) mod count per cell, in cell order.
+      // Train mode draws floor(next() · maxCount) mod count per cell, in cell order, and no
+      // more: a seeded pipeline's later draws must not shift.
       const draws = createRng(trial);
       const want = referenceGridSample(batch, gridSize, (count, max) => Math.floor(draws.next() * max) % count);
-      expect(plain(gridSample(batch, { gridSize, rng: createRng(trial) })), `trial ${trial} train`).toEqual(want);
+      const trainRng = createRng(trial);
+      expect(plain(gridSample(batch, { gridSize, rng: trainRng })), `trial ${trial} train`).toEqual(want);
+      expect(trainRng.getState(), `trial ${trial}: draws consumed`).toEqual(draws.getState());
     }
   });
 
@@ -133,6 +136,20 @@ describe('gridSample cells', () => {
     expect(Array.from(gridSample(batch, { gridSize: 1, mode: 'test', part: 1 }).index)).toEqual([1, 3]);
     expect(Array.from(gridSample(batch, { gridSize: 1, mode: 'test', part: 3 }).index)).toEqual([0, 3]);
     expect(Array.from(gridSample(batch, { gridSize: 1, mode: 'test', part: 5 }).index)).toEqual([2, 3]);
+  });
+
+  it('refuses a scene exactly when its cells outnumber 2^53 − 1, counting all three axes', () => {
+    // 6361 · 69431 · 20394401 = 2^53 − 1: the largest extent whose keys are all exact.
+    const scene = (z: number) => ({ coord: Float32Array.of(0, 0, 0, 6360, 69430, z), offset: Int32Array.of(2) });
+    const largest = gridSample(scene(20394400), { gridSize: 1, mode: 'test' });
+    expect(Array.from(largest.gridCoord)).toEqual([0, 0, 0, 6360, 69430, 20394400]);
+    expect(Array.from(largest.inverse)).toEqual([0, 1]);
+    // Two more cells along z only (float32 holds even integers exactly at this size).
+    expect(() => gridSample(scene(20394402), { gridSize: 1, mode: 'test' })).toThrow(
+      'gridSample: scene 0 spans 6361×69431×20394403 cells, too many for exact keys; use a larger gridSize',
+    );
+    const twoScenes = { coord: Float32Array.of(5, 5, 5, 0, 0, 0, 6360, 69430, 20394402), offset: Int32Array.of(1, 3) };
+    expect(() => gridSample(twoScenes, { gridSize: 1, mode: 'test' })).toThrow(/scene 1 spans 6361×69431×20394403 cells/);
   });
 
   it('rejects bad options with a message naming the option', () => {
