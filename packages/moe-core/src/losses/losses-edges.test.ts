@@ -92,6 +92,10 @@ describe('sequenceAuxLoss', () => {
       'sequenceAuxLoss: expected 4 = seqLength (2) × bsz (2) tokens, got scores [5,2] and routingMap [5,2]',
     );
     expect(() => sequenceAuxLoss(tf.zeros([4, 2]) as tf.Tensor2D, s, 2, 2, 1, 2, 1)).toThrow(/routingMap \[5,2\]/);
+    // Either one wrong is enough: scores with a token too many and a map that fits.
+    expect(() => sequenceAuxLoss(s, tf.zeros([4, 2]) as tf.Tensor2D, 2, 2, 1, 2, 1)).toThrow(
+      'sequenceAuxLoss: expected 4 = seqLength (2) × bsz (2) tokens, got scores [5,2] and routingMap [4,2]',
+    );
   });
 
   it('of one sequence is the Switch loss of its tokens', () => {
@@ -129,6 +133,7 @@ describe('GlobalAuxLossTracker', () => {
   it('checks the expert count and the counts’ length', () => {
     expect(() => new GlobalAuxLossTracker(0)).toThrow('GlobalAuxLossTracker: numExperts must be a positive integer, got 0');
     expect(() => new GlobalAuxLossTracker(1.5)).toThrow(/positive integer, got 1.5/);
+    expect(Array.from(new GlobalAuxLossTracker(1).accumulate([7]))).toEqual([7]); // one expert is allowed
     expect(() => new GlobalAuxLossTracker(2).accumulate([1, 2, 3])).toThrow('GlobalAuxLossTracker.accumulate: 3 counts for 2 experts');
   });
 
