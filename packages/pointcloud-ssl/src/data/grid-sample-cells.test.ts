@@ -150,6 +150,10 @@ describe('gridSample cells', () => {
     );
     const twoScenes = { coord: Float32Array.of(5, 5, 5, 0, 0, 0, 6360, 69430, 20394402), offset: Int32Array.of(1, 3) };
     expect(() => gridSample(twoScenes, { gridSize: 1, mode: 'test' })).toThrow(/scene 1 spans 6361×69431×20394403 cells/);
+    // The extent is each scene's own, not stretched by the next scene's points (here the
+    // first scene's minimum x is far below zero, the second scene's point at zero).
+    const shifted = { coord: Float32Array.of(-10000, 0, 0, -3640, 69430, 20394400, 0, 0, 0), offset: Int32Array.of(2, 3) };
+    expect(Array.from(gridSample(shifted, { gridSize: 1, mode: 'test' }).gridCoord)).toEqual([0, 0, 0, 6360, 69430, 20394400, 0, 0, 0]);
   });
 
   it('rejects bad options with a message naming the option', () => {
