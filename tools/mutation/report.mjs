@@ -64,9 +64,15 @@ export function score({ killed, timeout, survived, noCoverage }) {
   return valid === 0 ? null : Math.round(((killed + timeout) / valid) * 1000) / 10;
 }
 
+/** The reason a surviving mutant was judged equivalent (modules.mjs `equivalent`), if it was. */
+export function equivalentReason(module, survivor) {
+  const at = `${survivor.file}:${survivor.line}`;
+  return (module.equivalent ?? []).find((e) => e.at === at && e.replacement === survivor.replacement)?.why;
+}
+
 /** report.md from results.json's content. */
-export function renderMarkdown(results) {
-  const rows = MODULES.map((m) => {
+export function renderMarkdown(results, modules = MODULES) {
+  const rows = modules.map((m) => {
     const r = results.modules[m.name];
     if (!r) return `| ${m.name} | ${m.package} | — | — | — | — | — | not run | | |`;
     const ok = r.score !== null && r.score >= TARGET ? 'yes' : '**no**';
@@ -82,14 +88,21 @@ export function renderMarkdown(results) {
       .join(', ');
     return `| ${m.name} | ${m.package} | ${r.killed} | ${r.timeout} | ${r.survived} | ${r.noCoverage} | ${r.compileError} | **${r.score}%** ${ok} | ${mins} | ${how} |`;
   });
-  const surviving = MODULES.flatMap((m) => {
+  const surviving = modules.flatMap((m) => {
     const r = results.modules[m.name];
     if (!r || r.survivors.length === 0) return [];
+    const reasons = r.survivors.map((s) => equivalentReason(m, s));
+    const judged = reasons.filter(Boolean).length;
     return [
       '',
       `### ${m.name}`,
       '',
-      ...r.survivors.map((s) => `- \`${m.package}/${s.file}:${s.line}\` ${s.mutator}${s.status === 'noCoverage' ? ' (no test covers it)' : ''}: \`${s.replacement.replace(/`/g, "'")}\``),
+      `${r.survivors.length} surviving, ${judged} of them judged equivalent.`,
+      '',
+      ...r.survivors.map((s, i) => {
+        const what = `- \`${m.package}/${s.file}:${s.line}\` ${s.mutator}${s.status === 'noCoverage' ? ' (no test covers it)' : ''}: \`${s.replacement.replace(/`/g, "'")}\``;
+        return reasons[i] ? `${what}: equivalent, ${reasons[i]}` : what;
+      }),
     ];
   });
   return [
@@ -113,7 +126,8 @@ export function renderMarkdown(results) {
     '## Surviving mutants',
     '',
     'Each is a change to the code that no test noticed: a missing test, or an equivalent mutant',
-    '(a change that cannot alter behaviour, e.g. a bound that is never reached).',
+    '(a change that cannot alter behaviour, e.g. a bound that is never reached). Those judged',
+    'equivalent say why (modules.mjs `equivalent`); they still count against the score.',
     ...surviving,
     '',
   ].join('\n');

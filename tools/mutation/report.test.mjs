@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MODULES } from './modules.mjs';
-import { renderMarkdown, summarize, TARGET } from './report.mjs';
+import { equivalentReason, renderMarkdown, summarize, TARGET } from './report.mjs';
 import { functionLines, mutatePatterns } from './run.mjs';
 
 const mutant = (status, line, mutatorName = 'EqualityOperator', replacement = 'a <= b') => ({
@@ -76,6 +76,27 @@ describe('renderMarkdown', () => {
     expect(md).toContain(`target ≥ ${TARGET}%`);
     expect(md).toContain(`- \`${second.package}/src/x.ts:3\` BlockStatement: \`{}\``);
     for (const m of MODULES.slice(2)) expect(md).toContain(`| ${m.name} | ${m.package} | — | — | — | — | — | not run | | |`);
+  });
+});
+
+describe('equivalent mutants', () => {
+  it('are marked only where file, line and replacement all match, and still count', () => {
+    const module = { name: 'm', package: 'packages/x', mutate: ['src/x.ts'], tests: ['src/x.test.ts'], why: 'w', equivalent: [{ at: 'src/x.ts:3', replacement: 'i <= n', why: 'past the end' }] };
+    const survivor = (line, replacement) => ({ file: 'src/x.ts', line, mutator: 'EqualityOperator', replacement, status: 'survived' });
+    expect(equivalentReason(module, survivor(3, 'i <= n'))).toBe('past the end');
+    expect(equivalentReason(module, survivor(4, 'i <= n'))).toBeUndefined();
+    expect(equivalentReason(module, survivor(3, 'i >= n'))).toBeUndefined();
+    const md = renderMarkdown(
+      {
+        stryker: '9.6.1',
+        modules: { m: { killed: 8, timeout: 0, survived: 2, noCoverage: 0, compileError: 0, score: 80, survivors: [survivor(3, 'i <= n'), survivor(9, 'i <= n')] } },
+      },
+      [module],
+    );
+    expect(md).toContain('2 surviving, 1 of them judged equivalent.');
+    expect(md).toContain('- `packages/x/src/x.ts:3` EqualityOperator: `i <= n`: equivalent, past the end');
+    expect(md).toContain('- `packages/x/src/x.ts:9` EqualityOperator: `i <= n`\n');
+    expect(md).toContain('| m | packages/x | 8 | 0 | 2 | 0 | 0 | **80%** yes |');
   });
 });
 
