@@ -64,7 +64,9 @@ function expectGolden(name: string, got: GoldenRun): void {
   expect(want, `no golden numbers for '${name}': run with KILN_UPDATE_GOLDEN=1`).toBeDefined();
   const close = (a: number, b: number) => Math.abs(a - b) <= RTOL * Math.max(1, Math.abs(b));
   expect(got.losses.length, `${name}: steps logged`).toBe(want!.losses.length);
-  got.losses.forEach((l, i) => expect(close(l, want!.losses[i]!), `${name}: loss at step ${i + 1} is ${l}, golden ${want!.losses[i]}`).toBe(true));
+  for (const [i, l] of got.losses.entries()) {
+    expect(close(l, want!.losses[i]!), `${name}: loss at step ${i + 1} is ${l}, golden ${want!.losses[i]}`).toBe(true);
+  }
   expect(Object.keys(got.final).sort(), `${name}: final metrics`).toEqual(Object.keys(want!.final).sort());
   for (const [k, v] of Object.entries(want!.final)) expect(close(got.final[k]!, v), `${name}: final ${k} is ${got.final[k]}, golden ${v}`).toBe(true);
   expect(Object.keys(got.weights), `${name}: weight tensors`).toEqual(Object.keys(want!.weights));
