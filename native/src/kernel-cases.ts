@@ -114,7 +114,7 @@ function scanInputs(r: TestRandom, size: CaseSize) {
 export const KERNEL_CASES: KernelCase[] = [
   { name: 'info', control: true, make: () => ({ args: [], outputs: [] }) },
   { name: 'setNumThreads', control: true, make: (r) => ({ args: [r.int(1, 5)], outputs: [] }) },
-  { name: 'setGemmPath', control: true, make: (r) => ({ args: [r.pick(['builtin', 'portable'])], outputs: [] }) },
+  { name: 'setGemmPath', control: true, make: (r) => ({ args: [r.pick(['auto', 'builtin'])], outputs: [] }) },
   { name: 'poolStats', control: true, make: () => ({ args: [], outputs: [] }) },
   { name: 'setPoolLimit', control: true, make: (r) => ({ args: [r.pick([0, 4096, 2 ** 30])], outputs: [] }) },
   { name: 'trimPool', control: true, make: () => ({ args: [], outputs: [] }) },
