@@ -1,5 +1,5 @@
 /**
- * Small floating-point formats (FACTS.md §2): FP8 E4M3 and E5M2, and NVFP4's element
+ * Small floating-point formats (docs/reference.md, "Minifloats"): FP8 E4M3 and E5M2, and NVFP4's element
  * format E2M1. Rounding is to nearest, ties to even, saturating at the format's largest
  * finite value (so ±inf and overflow become ±max); NaN stays NaN. Stochastic rounding
  * rounds up with probability equal to the distance from the lower neighbour.

@@ -1,5 +1,5 @@
 /**
- * `quantizeNvfp4`: NVFP4 (FACTS.md §2). E2M1 elements in 16-element blocks (1×16 along the
+ * `quantizeNvfp4`: NVFP4 (docs/reference.md, "Minifloats"). E2M1 elements in 16-element blocks (1×16 along the
  * last axis, or 16×16 tiles for weights), each block with an E4M3 scale, plus one FP32
  * tensor scale:
  *   s_global = amax / (448 · 6),   s_block = e4m3((block_amax / 6) / s_global),
