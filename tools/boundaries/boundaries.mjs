@@ -88,8 +88,9 @@ export function importSpecifiers(source) {
     /\bimport\s*['"]([^'"]+)['"]/g,
     /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
     /\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
-    // path.join(here, <up-dirs>/packages/…) style: a literal that names another package's files.
-    /['"]((?:\.\.\/)+(?:packages|apps|native|tools)\/[^'"]+)['"]/g,
+    // path.join(here, <up-dirs>/packages/…/x.js) style: a literal naming another package's code
+    // (data files and READMEs that a tool regenerates are not imports).
+    /['"]((?:\.\.\/)+(?:packages|apps|native|tools)\/[^'"]+\.[cm]?[jt]sx?)['"]/g,
   ];
   for (const re of patterns) for (const m of source.matchAll(re)) specs.push(m[1]);
   return specs;
