@@ -1,5 +1,6 @@
 // @kiln/moe-core public API. Each engineer appends their own export lines.
 export * from './config.js';
+export * from './config-megatron.js';
 export * from './router/index.js';
 export * from './losses/index.js';
 export * from './capacity/index.js';
