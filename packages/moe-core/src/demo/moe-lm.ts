@@ -95,8 +95,11 @@ export class MoeLm {
     return out;
   }
 
-  /** tokens [B, S] int32 → logits [B·S, vocab]. */
-  logits(tokens: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * tokens [B, S] int32 → logits [B·S, vocab]. `training: false` runs the MoE layers in
+   * evaluation mode (no jitter, no aux / z losses, no token counting).
+   */
+  logits(tokens: tf.Tensor2D, options: { training?: boolean } = {}): tf.Tensor2D {
     const [B, S] = tokens.shape;
     const { dModel: d, heads } = this.shape;
     if (S > this.shape.context) throw new Error(`MoeLm: sequence length ${S} exceeds context ${this.shape.context}`);
@@ -114,15 +117,15 @@ export class MoeLm {
       const scores = tf.add(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dh)), mask);
       const att = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores, -1), v!), [0, 2, 1, 3]), [B * S, d]);
       h = tf.add(h, tf.matMul(att, b.proj));
-      h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S }));
+      h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S, training: options.training ?? true }));
     }
     x = rmsNorm(h, this.finalNorm);
     return tf.add(tf.matMul(x as tf.Tensor2D, this.embed, false, true), this.headBias) as tf.Tensor2D;
   }
 
   /** Mean next-token cross-entropy (nats) of inputs [B, S] against targets [B, S]. */
-  loss(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
-    const logits = this.logits(inputs);
+  loss(inputs: tf.Tensor2D, targets: tf.Tensor2D, options: { training?: boolean } = {}): tf.Scalar {
+    const logits = this.logits(inputs, options);
     const labels = tf.oneHot(tf.reshape(targets, [-1]), this.shape.vocab);
     return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
   }
@@ -161,7 +164,7 @@ export class MoeLm {
     for (let i = 0; i < n; i++) {
       const ctx = out.slice(-this.shape.context);
       const probs = tf.tidy(() => {
-        const logits = tf.slice(this.logits(tf.tensor2d(ctx, [1, ctx.length], 'int32')), [ctx.length - 1, 0], [1, -1]);
+        const logits = tf.slice(this.logits(tf.tensor2d(ctx, [1, ctx.length], 'int32'), { training: false }), [ctx.length - 1, 0], [1, -1]);
         return temperature > 0 ? tf.softmax(tf.div(logits, temperature)).dataSync() : logits.dataSync();
       });
       let next = 0;

@@ -189,7 +189,7 @@ export async function trainMoeLm(
   const validationLoss = () =>
     tf.tidy(() => {
       const { x, y } = sampleBatch(validation, c.batch, c.context, createRng(evalRng.getState()));
-      return model.loss(x, y).dataSync()[0]!;
+      return model.loss(x, y, { training: false }).dataSync()[0]!;
     });
   const dp = hooks.dataParallel;
   if (dp) batchShard(c.batch, dp); // fails early when the batch does not split evenly
@@ -298,8 +298,8 @@ export async function trainMoeLm(
     }
     x.dispose();
     y.dispose();
-    // aux-loss-free balancing (DeepSeek-V3): one expert-bias update per global batch
-    for (const blk of model.blocks) blk.moe.router.expertBias?.update();
+    // end of the global batch: expert-bias update, fresh global aux-loss counts, delayed FP8 scales
+    for (const blk of model.blocks) blk.moe.endStep();
     const ms = performance.now() - t0;
     const tokensPerSecond = (c.batch * c.context) / (ms / 1000);
     const report: MoeLmStepReport = {

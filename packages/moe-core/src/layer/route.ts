@@ -19,6 +19,8 @@ export interface RouteOptions {
   jitter?: tf.Tensor | null;
   /** Sequence length, for the sequence-level aux loss (tokens are [seq·batch] in 'sb' order). */
   seqLength?: number;
+  /** Training (default) applies z-loss and aux losses and counts tokens; false is evaluation. */
+  training?: boolean;
   /** Record statistics and update trackers (false while recomputing, so nothing counts twice). */
   record?: boolean;
 }
@@ -33,7 +35,8 @@ export function routeTokens(router: TopKRouter, hidden: tf.Tensor2D, weight: tf.
   const out = tf.tidy(() => {
     const input = options.jitter ? (tf.mul(hidden, options.jitter) as tf.Tensor2D) : hidden;
     const logits = router.gating(input, weight);
-    const r = router.routing(logits, { seqLength: options.seqLength, record: options.record ?? true });
+    const training = options.training ?? true;
+    const r = router.routing(logits, { seqLength: options.seqLength, training, record: training && (options.record ?? true) });
     capacity = r.capacity;
     return { probs: r.probs, map: r.routingMap };
   });

@@ -18,5 +18,5 @@ export { fp8ScaleFromAmax, qdqBlocks, qdqTensorwise, qdqBlockwise, qdqMxfp8, fp8
 export type { Matrix, QdqResult } from './fp8.js';
 export { qdqNvfp4, applyRht16, rhtMatrix16, RHT_SIGNS } from './nvfp4.js';
 export type { Nvfp4Options, Nvfp4Result } from './nvfp4.js';
-export { createQuantRecipe, qdqOperand, fakeQuantize, quantizedMatMul } from './qdq.js';
-export type { QuantRecipe, OperandRole } from './qdq.js';
+export { createQuantRecipe, qdqOperand, fakeQuantize, quantizedMatMul, quantizedGemms, DelayedScalingTable } from './qdq.js';
+export type { QuantRecipe, OperandRole, QuantizedGemms } from './qdq.js';
