@@ -1,6 +1,6 @@
 import { type RngState, type SafetensorsEntry, createRng, entryToTensor, loadSafetensors, saveSafetensors, tf } from '@kiln/tensor';
 import type { MoEConfigInput } from '../config.js';
-import { decodeBytes, defaultCorpusPath, loadByteCorpus, splitCorpus } from './corpus.js';
+import { decodeBytes, defaultCorpusPath, loadByteCorpus, splitCorpus, unigramLogProbs } from './corpus.js';
 import { averageGradients, averageScalar, batchShard, type DataParallelGroup } from './data-parallel.js';
 import { MoeLm, type MoeLmShape } from './moe-lm.js';
 
@@ -54,7 +54,16 @@ export interface MoeLmTrainResult {
   backend: string;
   parameters: { total: number; active: number };
   sample: string;
+  /**
+   * Per layer: fraction of the tokens routed to each expert over the last `LOAD_WINDOW` steps
+   * (or all of them in a shorter run) — the load balance at the end of the run, without the
+   * noise of one batch's content.
+   */
+  expertLoad: number[][];
 }
+
+/** Steps whose routed tokens `MoeLmTrainResult.expertLoad` sums. */
+export const LOAD_WINDOW = 50;
 
 const moe = (m: Omit<MoEConfigInput, 'hiddenSize'>) => m;
 
@@ -177,6 +186,8 @@ export async function trainMoeLm(
   const { train, validation } = splitCorpus(tokens);
   const rng = createRng(c.seed);
   const model = new MoeLm(c, rng.fork());
+  // the output bias starts at the byte frequencies, so hidden states need no shared direction for them (see unigramLogProbs)
+  tf.tidy(() => model.headBias.assign(tf.tensor1d(unigramLogProbs(train))));
   const vars = model.trainableVariables();
   const optimizer = tf.train.adam(c.learningRate);
   const flopsPerToken = model.flopsPerToken(c.context);
@@ -275,6 +286,7 @@ export async function trainMoeLm(
     return state.step;
   }
   let lastStep = startStep;
+  const recentCounts: number[][][] = [];
 
   for (let step = startStep + 1; step <= c.steps; step++) {
     if (hooks.signal?.aborted) break;
@@ -318,6 +330,8 @@ export async function trainMoeLm(
     };
     if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === 1 || step === c.steps)) report.validationLoss = validationLoss();
     reports.push(report);
+    recentCounts.push(model.blocks.map((b) => Array.from(b.moe.stats.tokensPerExpert)));
+    if (recentCounts.length > LOAD_WINDOW) recentCounts.shift();
     lastStep = step;
     hooks.onStep?.(report);
     if (c.checkpointEvery && step % c.checkpointEvery === 0) await save(step);
@@ -337,5 +351,10 @@ export async function trainMoeLm(
     backend: tf.getBackend(),
     parameters: model.parameterCounts(),
     sample,
+    expertLoad: model.blocks.map((_, l) => {
+      const sums = recentCounts.reduce((acc, counts) => acc.map((v, e) => v + counts[l]![e]!), new Array<number>(c.moe.numExperts).fill(0));
+      const total = sums.reduce((a, v) => a + v, 0) || 1;
+      return sums.map((v) => v / total);
+    }),
   };
 }
