@@ -18,9 +18,24 @@ export { topkIndices, TOPK_TIE_ORDERS } from './moe/topk-select.js';
 export type { TopkTieOrder } from './moe/topk-select.js';
 export { castFp8, castFp8Op } from './quant/fp8.js';
 export type { CastFp8Options } from './quant/fp8.js';
-export { quantizeNvfp4, quantizeNvfp4Op } from './quant/nvfp4.js';
-export type { BlockShape, Nvfp4Result } from './quant/nvfp4.js';
-export { E4M3, E5M2, E2M1, FP8_FORMATS, roundToFormat, decodeMiniFloat, encodeMiniFloat, hashUniform } from './quant/minifloat.js';
-export type { Fp8Format, MiniFloatFormat } from './quant/minifloat.js';
+export {
+  E4M3,
+  E5M2,
+  E2M1,
+  FP8_FORMATS,
+  MINIFLOAT_FORMATS,
+  formatOf,
+  castToMiniFloat,
+  castArray,
+  roundToFormat,
+  decodeMiniFloat,
+  encodeMiniFloat,
+  enumerateMiniFloat,
+  decodeE8M0,
+  encodeE8M0Ceil,
+  floorLog2,
+  hashUniform,
+} from './quant/minifloat.js';
+export type { Fp8Format, MiniFloatFormat, MiniFloatName, CastOptions } from './quant/minifloat.js';
 export { kernelSupport } from './support.js';
 export type { KernelSupportRow } from './support.js';

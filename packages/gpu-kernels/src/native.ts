@@ -28,7 +28,6 @@ export interface GpuKernelsAddon {
     usePreSoftmax: boolean, numGroups: number, groupTopk: number, scalingFactor: number,
   ): void;
   castFp8(x: F32, out: F32, scale: number, format: number, stochastic: boolean, seed: number): void;
-  quantizeNvfp4(x: F32, values: F32, blockScales: F32, globalScale: F32, rows: number, cols: number, blockShape: number, stochastic: boolean, seed: number): void;
 }
 
 const EMPTY = new Float32Array(0);

@@ -15,8 +15,7 @@ describe('kernelSupport', () => {
       'swigluGrad',
       'topkRouter',
       'castFp8',
-      'quantizeNvfp4',
-    ]);
+        ]);
     for (const r of rows) {
       expect(r.backends.cpu, r.op).toBe(true);
       expect(r.backends.webgpu, r.op).toBe(true);

@@ -16,7 +16,6 @@ const PUBLIC_OPS = [
   'swigluGrad',
   'topkRouter',
   'castFp8',
-  'quantizeNvfp4',
 ] as const;
 
 export function kernelSupport(backends: readonly string[] = ['cpu', 'kiln-native', 'webgpu']): KernelSupportRow[] {

@@ -3,7 +3,7 @@ import { createRng, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateMoEConfig } from '../config.js';
 import { DelayedScaling, type Matrix, fp8ScaleFromAmax, qdqBlockwise, qdqMxfp8, qdqTensorwise } from './fp8.js';
-import { E2M1, E4M3, E5M2, castToMinifloat } from './minifloat.js';
+import { E2M1, E4M3, E5M2, castToMiniFloat } from '@kiln/gpu-kernels';
 import { applyRht16, qdqNvfp4, rhtMatrix16 } from './nvfp4.js';
 import { createQuantRecipe, fakeQuantize, quantizedMatMul } from './qdq.js';
 
@@ -16,7 +16,7 @@ function randMatrix(rows: number, cols: number, seed: number, scale = 1): Matrix
   return { data: rng.normalArray(rows * cols, 0, scale), rows, cols };
 }
 
-const onGrid = (v: number, f = E4M3) => castToMinifloat(v, f) === v;
+const onGrid = (v: number, f = E4M3) => castToMiniFloat(v, f) === v;
 
 describe('FP8 scaling recipes', () => {
   it('scale from amax follows TE: fmax/amax, 1 for amax 0, power of two when asked', () => {
@@ -32,7 +32,7 @@ describe('FP8 scaling recipes', () => {
     const amax = Math.max(...Array.from(m.data, Math.abs));
     const { scale, scaleInv } = fp8ScaleFromAmax(amax, 448);
     for (let i = 0; i < m.data.length; i++) {
-      const code = castToMinifloat(Math.fround(m.data[i]! * scale), E4M3);
+      const code = castToMiniFloat(Math.fround(m.data[i]! * scale), E4M3);
       expect(q.data[i]).toBe(Math.fround(code * scaleInv));
       expect(Math.abs(q.data[i]! - m.data[i]!)).toBeLessThanOrEqual(Math.abs(m.data[i]!) * 2 ** -4 + 2 ** -9 / scale);
     }
@@ -101,7 +101,7 @@ describe('NVFP4', () => {
       for (let j = 0; j < 16; j++) {
         const i = Math.floor(b / 2) * 32 + (b % 2) * 16 + j;
         const e = q.data[i]! / q.scaleInv[b]!;
-        expect(Math.abs(castToMinifloat(e, E2M1) - e)).toBeLessThan(1e-5);
+        expect(Math.abs(castToMiniFloat(e, E2M1) - e)).toBeLessThan(1e-5);
       }
     }
     // relative error of a block is bounded by E2M1's spacing
