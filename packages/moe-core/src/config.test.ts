@@ -293,8 +293,10 @@ describe('Megatron-LM flags', () => {
       const m = new Map<string, string>();
       let k = '';
       for (const t of a) {
-        if (t.startsWith('--')) m.set((k = t), '');
-        else m.set(k, `${m.get(k)} ${t}`.trim());
+        if (t.startsWith('--')) {
+          k = t;
+          m.set(k, '');
+        } else m.set(k, `${m.get(k)} ${t}`.trim());
       }
       return m;
     };
