@@ -151,7 +151,8 @@ describe('kiln moe train: every MoEConfig field, usage errors, Megatron-LM flags
     for (const [args, message] of [
       [['--topk', '1'], 'routerPreSoftmax: must be true when topk is 1 with softmax scores'],
       [['--corpus', '/no/such/corpus.txt'], '--corpus /no/such/corpus.txt: no such file'],
-      [['--ep', '2'], "config key 'ep' is 2: kiln moe train runs data parallel only"],
+      [['--ep', '2'], "config key 'ep' is 2 but 1 process run: expert-parallel groups of 2 need a multiple of 2 MPI ranks"],
+      [['--etp', '2'], "config key 'etp' is 2: kiln moe train runs context, expert and data parallelism only, not expert tensor parallelism"],
       [['--fp8', 'e5m2'], "flag --fp8 must be one of 'e4m3', 'hybrid', or null, got \"e5m2\""],
       [['--fp8', 'e4m3', '--recompute-modules', 'moe_act'], "delayed FP8 scaling does not support 'moe_act' recompute"],
       [['--from-megatron', '--moe-router-topk two'], "--from-megatron: Megatron flags: --moe-router-topk two: 'two' is not a number"],

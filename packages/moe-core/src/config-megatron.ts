@@ -155,6 +155,8 @@ export interface MegatronImportOptions {
    * default: the smallest that holds the expert layout.
    */
   dp?: number;
+  /** The launcher's world size instead: dp = worldSize / (tp·cp·pp), as Megatron derives it. */
+  worldSize?: number;
 }
 
 const MAPPING_BY_FLAG = new Map(MAPPINGS.map((m) => [m.flag, m]));
@@ -283,8 +285,14 @@ export function fromMegatronArgs(flags: string | readonly string[], options: Meg
   }
   for (const k of ['numLayers', 'hiddenSize', 'numExperts', 'ffnHiddenSize'] as const) if (config[k] === null) delete config[k];
   if (config.etp === null) config.etp = config.tp;
-  const dp = options.dp ?? smallestDataParallel(config as Pick<MoEConfig, 'tp' | 'cp' | 'pp' | 'ep' | 'etp'>);
-  if (options.dp === undefined && dp > 1) notes.push(`dp ${dp}: the smallest data-parallel size that holds the expert layout (Megatron takes it from the world size)`);
+  let dp = options.dp;
+  if (dp === undefined && options.worldSize !== undefined) {
+    const model = Number(config.tp ?? 1) * Number(config.cp ?? 1) * Number(config.pp ?? 1);
+    if (options.worldSize % model !== 0) throw new Error(`Megatron flags: the world of ${options.worldSize} ranks does not divide into tp·cp·pp = ${model}`);
+    dp = options.worldSize / model;
+  }
+  dp ??= smallestDataParallel(config as Pick<MoEConfig, 'tp' | 'cp' | 'pp' | 'ep' | 'etp'>);
+  if (options.dp === undefined && options.worldSize === undefined && dp > 1) notes.push(`dp ${dp}: the smallest data-parallel size that holds the expert layout (Megatron takes it from the world size)`);
   config.dp = dp;
   config.groupedGemm = config.groupedGemm === true;
   // Recompute: modules count only with --recompute-granularity selective.

@@ -248,6 +248,11 @@ describe('Megatron-LM flags', () => {
     expect(s.config.recomputeModules).toEqual([]);
     expect(s.config.routerLoadBalancingType).toBe('seq_aux_loss');
     expect(s.notes).toContain('--recompute-modules core_attn: not part of the MoE layer, ignored');
+    // dp from the launcher's world, as Megatron derives it: world / (tp·cp·pp)
+    const launched = fromMegatronArgs('--num-experts 8 --hidden-size 64 --context-parallel-size 2 --expert-model-parallel-size 4', { worldSize: 8 });
+    expect([launched.config.cp, launched.config.ep, launched.config.dp]).toEqual([2, 4, 4]);
+    expect(launched.notes.some((n) => n.startsWith('dp'))).toBe(false);
+    expect(() => fromMegatronArgs('--num-experts 8 --context-parallel-size 3', { worldSize: 8 })).toThrow(/world of 8 ranks does not divide into tp·cp·pp = 3/);
   });
 
   it('round-trips: Kiln config → flags → the same config', () => {

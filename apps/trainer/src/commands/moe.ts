@@ -12,6 +12,7 @@ import {
   MOE_LM_PRESETS,
   type MoEConfig,
   type MoEConfigInput,
+  type MegatronImportOptions,
   type MoeLmTrainConfig,
   finalizeProcessCommunicator,
   processCommunicator,
@@ -84,12 +85,12 @@ const TRAIN_SCHEMA: FieldTable = {
  * config file (Megatron's defaults for the keys its flags leave out), flags given on the
  * command line still win. Notes on ignored Megatron flags go to stderr.
  */
-function applyMegatronFlags(ctx: Pick<CommandContext, 'config' | 'flagKeys' | 'stderr'>, dp?: number): Config {
+function applyMegatronFlags(ctx: Pick<CommandContext, 'config' | 'flagKeys' | 'stderr'>, layout: MegatronImportOptions = {}): Config {
   const text = String(ctx.config.fromMegatron ?? '');
   if (!text) return ctx.config;
   let imported: ReturnType<typeof fromMegatronArgs>;
   try {
-    imported = fromMegatronArgs(text, dp === undefined ? {} : { dp });
+    imported = fromMegatronArgs(text, layout);
   } catch (err) {
     throw new UsageError(`--from-megatron: ${(err as Error).message}`);
   }
@@ -105,24 +106,31 @@ function moeConfigOf(c: Config): MoEConfig {
   return validateMoEConfig(input);
 }
 
+/** The layout keys of MoEConfig: the demo runs cp and ep (trainMoeLm's contextParallel / expertParallel), dp follows. */
+const LAYOUT_KEYS = ['tp', 'cp', 'ep', 'etp', 'dp', 'pp'] as const;
+
 /**
- * The demo trains every MoE layer whole on each process (data parallel over MPI ranks);
- * layouts it cannot run are usage errors, not silently ignored settings.
+ * The demo folds the MPI world into context-, expert- and data-parallel groups
+ * (`--cp`, `--ep`; dp = ranks / cp); layouts it cannot run are usage errors, not silently
+ * ignored settings.
  */
 function checkDemoLayout(c: Config, worldSize: number): void {
   for (const [key, what] of [
     ['tp', 'tensor parallelism'],
     ['pp', 'pipeline parallelism'],
-    ['cp', 'context parallelism'],
-    ['ep', 'expert parallelism (see ExpertParallelMoE in @kiln/moe-core)'],
     ['etp', 'expert tensor parallelism (see ExpertParallelMoE in @kiln/moe-core)'],
   ] as const) {
     const v = c[key];
-    if (v !== null && v !== undefined && v !== 1) throw new UsageError(`config key '${key}' is ${v}: kiln moe train runs data parallel only, not ${what}`);
+    if (v !== null && v !== undefined && v !== 1) throw new UsageError(`config key '${key}' is ${v}: kiln moe train runs context, expert and data parallelism only, not ${what}`);
   }
-  if (c.dp !== worldSize) {
-    throw new UsageError(`config key 'dp' is ${c.dp} but ${worldSize} process${worldSize === 1 ? '' : 'es'} run: the data-parallel size is the number of MPI ranks (mpirun -np ${c.dp} kiln moe train ...)`);
+  const ranks = `${worldSize} process${worldSize === 1 ? '' : 'es'}`;
+  const [cp, ep] = [Number(c.cp), Number(c.ep)];
+  if (worldSize % cp !== 0) throw new UsageError(`config key 'cp' is ${cp} but ${ranks} run: context-parallel groups of ${cp} need a multiple of ${cp} MPI ranks (mpirun -np ${cp} kiln moe train ...)`);
+  if (worldSize % ep !== 0) throw new UsageError(`config key 'ep' is ${ep} but ${ranks} run: expert-parallel groups of ${ep} need a multiple of ${ep} MPI ranks (mpirun -np ${ep} kiln moe train ...)`);
+  if (Number(c.dp) * cp !== worldSize) {
+    throw new UsageError(`config key 'dp' is ${c.dp} but ${ranks} run with cp ${cp}: the data-parallel size is the number of MPI ranks / cp (${worldSize / cp})`);
   }
+  if (Number(c.context) % (2 * cp) !== 0) throw new UsageError(`config key 'context' (${c.context}) must be divisible by 2·cp = ${2 * cp} (each rank keeps two chunks of every sequence)`);
 }
 
 /** A readable corpus large enough for the context, or a usage error naming the file. */
@@ -142,8 +150,12 @@ function checkCorpus(path: string, context: number): void {
 }
 
 function libraryConfig(c: Config, moe: MoEConfig, checkpointPath: string): Partial<MoeLmTrainConfig> {
-  const { hiddenSize, numLayers, ...moeRest } = moe;
+  const { hiddenSize, numLayers, ...rest } = moe;
+  // the layout goes to trainMoeLm, which folds the world; each MoE layer is configured as on one rank
+  const moeRest = Object.fromEntries(Object.entries(rest).filter(([k]) => !(LAYOUT_KEYS as readonly string[]).includes(k))) as Omit<MoEConfig, 'hiddenSize' | 'numLayers'>;
   return {
+    contextParallel: moe.cp,
+    expertParallel: moe.ep,
     layers: numLayers,
     dModel: hiddenSize,
     heads: Number(c.heads),
@@ -200,16 +212,17 @@ export const moeTrainCommand: CommandSpec = {
     // parallel); rank 0 reports and checkpoints, the others keep a quiet record of their own.
     const world = await processCommunicator();
     const ctx = world.rank === 0 ? rootCtx : quietRank(rootCtx, world.rank);
-    // The data-parallel size is the number of MPI ranks unless a flag or file set it.
-    const withDp: Config = { ...ctx.config, dp: ctx.config.dp === 1 && world.size > 1 && !ctx.flagKeys.has('dp') ? world.size : Number(ctx.config.dp) };
-    const c = applyMegatronFlags({ ...ctx, config: withDp }, world.size);
+    // The data-parallel size is the number of MPI ranks / cp (as Megatron derives it) unless a flag or file set it.
+    const derived = (cp: unknown) => (Number.isInteger(world.size / Number(cp)) ? world.size / Number(cp) : Number(ctx.config.dp));
+    const withDp: Config = Number(ctx.config.dp) === 1 && !ctx.flagKeys.has('dp') ? { ...ctx.config, dp: derived(ctx.config.cp) } : ctx.config;
+    const c = applyMegatronFlags({ ...ctx, config: withDp }, { worldSize: world.size });
     checkDemoLayout(c, world.size);
     const moe = moeConfigOf(c); // a MoEConfigError is a config error: exit 2 naming the key
     if (moe.hiddenSize % Number(c.heads) !== 0) throw new UsageError(`config key 'hiddenSize' (${moe.hiddenSize}) must be divisible by 'heads' (${c.heads})`);
-    if (Number(c.batch) % world.size !== 0) throw new UsageError(`config key 'batch' (${c.batch}) must divide evenly over the ${world.size} MPI ranks`);
+    if (Number(c.batch) % moe.dp !== 0) throw new UsageError(`config key 'batch' (${c.batch}) must divide evenly over the ${moe.dp} data-parallel ranks`);
     if (c.corpus) checkCorpus(String(c.corpus), Number(c.context));
     await startBackend(ctx);
-    if (world.size > 1) ctx.stdout.write(`data parallel over ${world.size} MPI ranks (global batch ${c.batch})\n`);
+    if (world.size > 1) ctx.stdout.write(`${world.size} MPI ranks: cp ${moe.cp} · dp ${moe.dp} (experts ep ${moe.ep}), global batch ${c.batch}\n`);
     // --resume: every rank reads rank 0's checkpoint (only rank 0 writes one).
     const resumeFrom = rootCtx.resume ? join(runDirectory('moe train', rootCtx.config), 'model.safetensors') : undefined;
     let resumeStep = 0;
@@ -220,7 +233,8 @@ export const moeTrainCommand: CommandSpec = {
       resumeStep = Number(metadata.step);
     }
     // Resuming keeps the metric lines up to the checkpoint step (a killed run may have logged later ones).
-    const recorder = await RunRecorder.open({ command: 'moe train', kind: 'moe', ...ctx }, resumeFrom ? (r) => r.step <= resumeStep : undefined);
+    // the run record keeps the effective config (Megatron flags applied, dp derived)
+    const recorder = await RunRecorder.open({ command: 'moe train', kind: 'moe', ...ctx, config: c }, resumeFrom ? (r) => r.step <= resumeStep : undefined);
     const checkpointPath = join(recorder.dir, 'model.safetensors');
     if (resumeFrom) ctx.stdout.write(`resuming moe train from step ${resumeStep} (${resumeFrom})\n`);
     const progress = recorder.progress('moe', Number(c.steps));
@@ -303,7 +317,7 @@ export const moeExportMegatronCommand: CommandSpec = {
     tiny: { doc: "the MoE layers of kiln moe train's tiny preset", values: TINY_MOE_VALUES },
   },
   async handler(ctx) {
-    const moe = moeConfigOf(applyMegatronFlags(ctx, ctx.flagKeys.has('dp') ? Number(ctx.config.dp) : undefined));
+    const moe = moeConfigOf(applyMegatronFlags(ctx, ctx.flagKeys.has('dp') ? { dp: Number(ctx.config.dp) } : {}));
     const { args, notExpressible } = exportMegatronArgs(moe);
     if (ctx.config.json) {
       ctx.stdout.write(`${JSON.stringify({ args, notExpressible }, null, 2)}\n`);

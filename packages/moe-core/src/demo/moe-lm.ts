@@ -109,7 +109,7 @@ export class MoeLm {
     for (const b of this.blocks) {
       const [q, k, v] = qkvProjection(h, b.norm1, b.wq, b.wk, b.wv);
       h = attentionResidual(h, q!, k!, v!, b.proj, { batch: B, heads, spans: whole, keyLength: S });
-      h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S, training: options.training ?? true }));
+      h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S, order: 'bs', training: options.training ?? true }));
     }
     return lmHead(h, this.finalNorm, this.embed, this.headBias);
   }

@@ -299,11 +299,11 @@ export class ParallelLmStep {
               const router = layer.router;
               await counts.exchange(() => {
                 tf.tidy(() => {
-                  router.routing(router.gating(input, layer.weights.router as tf.Tensor2D), { seqLength: localLength, record: false });
+                  router.routing(router.gating(input, layer.weights.router as tf.Tensor2D), { seqLength: localLength, order: 'bs', record: false });
                 });
               });
             }
-            const pass = await layer.forward(input, { seqLength: localLength });
+            const pass = await layer.forward(input, { seqLength: localLength, order: 'bs' });
             passes[l] = pass;
             return [pass.output];
           },

@@ -9,6 +9,7 @@ import type { GroupedGemm } from '../experts/grouped-gemm.js';
 import { ActivationOffloader } from '../memory/offload.js';
 import { createQuantRecipe } from '../quant/qdq.js';
 import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage, expertGemmsFor } from './moe-layer.js';
+import type { TokenOrder } from '../losses/load-balancing.js';
 import type { MoEMetricsTracker } from '../losses/metrics.js';
 import { drawInputJitter } from '../router/jitter.js';
 import { type RouterCollectives, TopKRouter } from '../router/router.js';
@@ -149,7 +150,7 @@ export class ExpertParallelMoE {
   }
 
   /** One forward on this rank; `training: false` evaluates (no jitter, aux/z losses or token counting), as `MoELayer.forward`. */
-  async forward(hidden: tf.Tensor2D, options: { seqLength?: number; training?: boolean } = {}): Promise<ExpertParallelPass> {
+  async forward(hidden: tf.Tensor2D, options: { seqLength?: number; order?: TokenOrder; training?: boolean } = {}): Promise<ExpertParallelPass> {
     const c = this.config;
     const w = this.weights;
     const T = hidden.shape[0];
@@ -166,7 +167,7 @@ export class ExpertParallelMoE {
       inputs: ['hidden', 'router'],
       outputs: ['probs'],
       run: ([h, r]: tf.Tensor[]) => {
-        const out = routeTokens(this.router, h as tf.Tensor2D, r as tf.Tensor2D, { jitter, seqLength: options.seqLength, training, record: !routed });
+        const out = routeTokens(this.router, h as tf.Tensor2D, r as tf.Tensor2D, { jitter, seqLength: options.seqLength, order: options.order, training, record: !routed });
         if (!routed) {
           routed = true;
           stats.tokensPerExpert = this.router.lastTokensPerExpert;

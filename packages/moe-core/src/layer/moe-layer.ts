@@ -8,6 +8,7 @@ import { sharedExpertsForward } from '../experts/shared-experts.js';
 import { ActivationOffloader } from '../memory/offload.js';
 import { type QuantRecipe, createQuantRecipe } from '../quant/qdq.js';
 import { recompute } from '../memory/recompute.js';
+import type { TokenOrder } from '../losses/load-balancing.js';
 import type { MoEMetricsTracker } from '../losses/metrics.js';
 import { drawInputJitter } from '../router/jitter.js';
 import { type RouterLosses, TopKRouter } from '../router/router.js';
@@ -164,13 +165,14 @@ export class MoELayer {
   }
 
   /**
-   * hidden [T, H] → [T, H]. `seqLength` is needed only for the sequence aux loss.
+   * hidden [T, H] → [T, H]. `seqLength` and `order` (the rows' token order: 'sb', Megatron's
+   * default, or 'bs' for batch-major rows) are needed only for the sequence aux loss.
    * With `recomputeModules` containing 'moe' the whole layer is recomputed in backward.
    * `training: false` is evaluation (validation, generation): no input jitter, no z-loss or
    * aux losses, no token counts for the expert bias or the global aux loss, and `stats` and
    * the metrics tracker are left as the last training forward set them.
    */
-  forward(hidden: tf.Tensor2D, options: { seqLength?: number; training?: boolean } = {}): tf.Tensor2D {
+  forward(hidden: tf.Tensor2D, options: { seqLength?: number; order?: TokenOrder; training?: boolean } = {}): tf.Tensor2D {
     if (hidden.rank !== 2 || hidden.shape[1] !== this.config.hiddenSize) {
       throw new Error(`MoELayer.forward: hidden shape [${hidden.shape}] is not [tokens, hiddenSize ${this.config.hiddenSize}]`);
     }
@@ -181,7 +183,7 @@ export class MoELayer {
     if (w.sharedFc1 && w.sharedFc2) inputs.push(w.sharedFc1, w.sharedFc2);
     if (w.sharedGate) inputs.push(w.sharedGate);
     let calls = 0;
-    const body = (...xs: tf.Tensor[]) => this.body(xs, { jitter, seqLength: options.seqLength, training, record: training && calls++ === 0 });
+    const body = (...xs: tf.Tensor[]) => this.body(xs, { jitter, seqLength: options.seqLength, order: options.order, training, record: training && calls++ === 0 });
     const out = this.config.recomputeModules.includes('moe') ? recompute(body)(...inputs) : body(...inputs);
     jitter?.dispose();
     return out;
@@ -198,11 +200,11 @@ export class MoELayer {
     this.experts.endStep();
   }
 
-  private body(xs: tf.Tensor[], o: { jitter: tf.Tensor | null; seqLength?: number; training: boolean; record: boolean }): tf.Tensor2D {
+  private body(xs: tf.Tensor[], o: { jitter: tf.Tensor | null; seqLength?: number; order?: TokenOrder; training: boolean; record: boolean }): tf.Tensor2D {
     const [hidden, router, fc1, fc2, sFc1, sFc2, sGate] = xs as [tf.Tensor2D, tf.Tensor2D, tf.Tensor, tf.Tensor, tf.Tensor?, tf.Tensor?, tf.Tensor?];
     return tf.tidy(() => {
       const T = hidden.shape[0];
-      const route = routeTokens(this.router, hidden, router, { jitter: o.jitter, seqLength: o.seqLength, training: o.training, record: o.record });
+      const route = routeTokens(this.router, hidden, router, { jitter: o.jitter, seqLength: o.seqLength, order: o.order, training: o.training, record: o.record });
       const plan = this.permute.plan(route, T);
       const rows = this.permute.permuter.permute(hidden, plan);
       const expertOut = this.experts.forward(rows, fc1, fc2, plan.rowsPerExpert);
