@@ -72,5 +72,14 @@ describe.skipIf(reason !== '')('kiln moe train under mpirun', () => {
     for (const [i, loss] of curve.entries()) expect(Math.abs(loss - reference[i]!)).toBeLessThan(2e-4 * Math.max(1, reference[i]!));
     const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(record.config).toMatchObject({ cp: 2, ep: 2, dp: 2 });
+    // an expert-parallel checkpoint holds weights only: --resume is a usage error on every rank
+    const resume = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', process.execPath, bin, ...args, '--ep', '2', '--resume', '--out', out], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, KILN_BACKEND: 'cpu' },
+    });
+    expect(resume.status, resume.stderr).toBe(2);
+    expect(resume.stderr).toContain('--resume: expert-parallel runs (--ep > 1) checkpoint the gathered weights only');
+    expect(resume.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -183,9 +183,12 @@ export const moeTrainCommand: CommandSpec = {
     'same --out continues from it exactly (same data order and optimizer state, also after a\n' +
     'kill) and appends to metrics.jsonl, dropping lines logged after the checkpoint step.\n\n' +
     'Every MoEConfig field of @kiln/moe-core is a key below (hiddenSize and numLayers are the\n' +
-    "model's width and depth); --from-megatron reads them from Megatron-LM flags instead.\n\n" +
+    "model's width and depth); --from-megatron reads them from Megatron-LM flags instead.\n" +
+    'Under mpirun, --cp and --ep split every sequence over cp ranks and the experts over ep ranks\n' +
+    '(dp = ranks / cp); --tp, --pp and --etp must stay 1.\n\n' +
     'Examples:\n  kiln moe train --preset tiny --out runs/moe\n  kiln moe train --preset tiny --out runs/moe --resume\n  kiln moe train --num-experts 16 --topk 4 --steps 300 --server http://127.0.0.1:8787\n' +
     '  kiln moe train --preset tiny --fp8 hybrid --fp8-recipe tensorwise --recompute-modules moe_act\n' +
+    '  mpirun -np 4 kiln moe train --preset tiny --cp 2 --ep 2\n' +
     '  kiln moe train --preset tiny --from-megatron "--num-experts 8 --moe-router-topk 2 --moe-aux-loss-coeff 1e-2 --swiglu --moe-grouped-gemm"',
   schema: TRAIN_SCHEMA,
   resumable: true,
@@ -227,6 +230,7 @@ export const moeTrainCommand: CommandSpec = {
     const resumeFrom = rootCtx.resume ? join(runDirectory('moe train', rootCtx.config), 'model.safetensors') : undefined;
     let resumeStep = 0;
     if (resumeFrom) {
+      if (moe.ep > 1) throw new UsageError('--resume: expert-parallel runs (--ep > 1) checkpoint the gathered weights only, not the sharded optimizer state, so they cannot resume');
       if (!existsSync(resumeFrom)) throw new UsageError(`--resume: no checkpoint ${resumeFrom}; start without --resume`);
       const { metadata } = await loadSafetensors(resumeFrom);
       if (!metadata?.['kiln.moe.resume']) throw new UsageError(`--resume: ${resumeFrom} holds weights only (written before kiln moe train could resume); start a new --out`);
@@ -261,8 +265,9 @@ export const moeTrainCommand: CommandSpec = {
           progress.update(r.step, `loss ${r.loss.toFixed(4)} ${Math.round(r.tokensPerSecond)} tok/s`);
         },
       }).catch((err: Error) => {
-        // trainMoeLm names a bad config key ('trainMoeLm: config.<key> ...'): a usage error.
-        if (err.message.startsWith('trainMoeLm: config.')) throw new UsageError(err.message);
+        // trainMoeLm names a bad config key ('trainMoeLm: config.<key> ...') or a setting the
+        // parallel layout cannot run ('parallel LM: ...', resuming expert-parallel runs): usage errors.
+        if (/^(trainMoeLm: (config\.|resuming)|parallel LM: )/.test(err.message)) throw new UsageError(err.message);
         throw err;
       });
       progress.finish();
