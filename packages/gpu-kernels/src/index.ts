@@ -37,5 +37,18 @@ export {
   hashUniform,
 } from './quant/minifloat.js';
 export type { Fp8Format, MiniFloatFormat, MiniFloatName, CastOptions } from './quant/minifloat.js';
+export { causalConv1d, causalConv1dOp, causalConv1dBackwardOp } from './mamba/causal-conv1d.js';
+export type { CausalConvAttrs, ConvActivation } from './mamba/causal-conv1d.js';
+export { selectiveScanChannelsLast, selectiveScanChannelsLastOp, selectiveScanChannelsLastBackwardOp } from './mamba/scan-channels-last.js';
+export type { ChannelsLastScanArgs, ChannelsLastScanAttrs } from './mamba/scan-channels-last.js';
+export { silu, siluOp, siluBackwardOp, siluGate, siluGateOp, siluGateBackwardOp } from './mamba/silu.js';
+export { layerNorm, layerNormOp, layerNormBackwardOp } from './norm/layer-norm.js';
+export type { LayerNormAttrs } from './norm/layer-norm.js';
+export { emaUpdate, emaUpdateOp } from './optim/ema.js';
+export type { EmaAttrs } from './optim/ema.js';
+export { sliceColumns, sliceColumnsOp, sliceColumnsBackwardOp } from './layout/slice-columns.js';
+export type { SliceColumnsAttrs } from './layout/slice-columns.js';
+export { permuteRows, permuteRowsOp, segmentPool, segmentPoolOp, segmentBroadcast, segmentBroadcastOp } from './pointcloud/rows.js';
+export type { Segmentation, SegmentAttrs } from './pointcloud/rows.js';
 export { kernelSupport } from './support.js';
 export type { KernelSupportRow } from './support.js';

@@ -16,6 +16,22 @@ const PUBLIC_OPS = [
   'swigluGrad',
   'topkRouter',
   'castFp8',
+  'selectiveScanChannelsLast',
+  'selectiveScanChannelsLastBackward',
+  'causalConv1d',
+  'causalConv1dBackward',
+  'silu',
+  'siluBackward',
+  'siluGate',
+  'siluGateBackward',
+  'layerNorm',
+  'layerNormBackward',
+  'sliceColumns',
+  'sliceColumnsBackward',
+  'permuteRows',
+  'segmentPool',
+  'segmentBroadcast',
+  'emaUpdate',
 ] as const;
 
 export function kernelSupport(backends: readonly string[] = ['cpu', 'kiln-native', 'webgpu']): KernelSupportRow[] {

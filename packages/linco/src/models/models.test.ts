@@ -2,7 +2,6 @@ import { initBackend, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gradientReversal } from '../gradient-reversal.js';
 import { chargeVocabulary, encodeLabels, hasMultiCharge } from '../labels.js';
-import { JsAdam } from '../optimizer.js';
 import { generateCases } from '../synthetic.js';
 import { chargeSetsFromLogits, combineJudgeOutputs, panelOutputs, predictPanel, sampleLosses, trainPanel } from '../train.js';
 import { embeddingBag } from './embedding-bag.js';
@@ -37,25 +36,6 @@ describe('gradientReversal', () => {
     const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gradientReversal(v, 0.7), w)))(x);
     expect(Array.from(g.dataSync())).toEqual([-0.35, 0.7, -1.4].map((v) => expect.closeTo(v, 6)));
     expect(() => gradientReversal(x, -1)).toThrow(/lambda/);
-  });
-});
-
-describe('JsAdam', () => {
-  it('takes the same steps as tf.train.adam', () => {
-    const init = [0.3, -1.2, 2.5, 0];
-    const a = tf.variable(tf.tensor1d(init));
-    const b = tf.variable(tf.tensor1d(init));
-    const target = tf.tensor1d([1, 1, -1, 0.5]);
-    const loss = (v: tf.Variable) => () => tf.sum(tf.square(tf.sub(v, target))) as tf.Scalar;
-    const ours = new JsAdam({ learningRate: 0.1, epsilon: 1e-7 });
-    const theirs = tf.train.adam(0.1, 0.9, 0.999, 1e-7);
-    for (let i = 0; i < 5; i++) {
-      const { grads } = tf.variableGrads(loss(a), [a]);
-      ours.apply([a], grads);
-      theirs.minimize(loss(b), false, [b]);
-    }
-    // tfjs computes the bias corrections in float32; agreement to float32 rounding noise.
-    expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()).map((x) => expect.closeTo(x, 4)));
   });
 });
 
@@ -171,5 +151,149 @@ describe('training reduces the loss', () => {
 
   it('rejects an unknown model type', () => {
     expect(() => createModel({ type: 'transformer-xl' }, { numCharges: 2, seed: 1 })).toThrow(/model.type: unknown model "transformer-xl"/);
+  });
+});
+
+describe('TextCNN', () => {
+  const spec = { type: 'text-cnn', vocab: 64, embed: 6, filters: 4, widths: [2, 3], maxLength: 12 } as const;
+
+  it('learns a separable toy task: the charge and term are named by one character pair', () => {
+    // Theft cases say 盗窃 somewhere among filler characters, fraud cases 诈骗; terms 6 and 24 months.
+    const filler = '被告人在某地某日实施行为经查属实';
+    const facts = Array.from({ length: 40 }, (_, i) => {
+      const at = i % 10;
+      const word = i % 2 === 0 ? '盗窃' : '诈骗';
+      return filler.slice(0, at) + word + filler.slice(at);
+    });
+    const cases = facts.map((_, i) => ({ charges: [i % 2 === 0 ? '盗窃' : '诈骗'], term: { months: i % 2 === 0 ? 6 : 24, life: false, death: false } }));
+    const vocab = chargeVocabulary(cases);
+    const model = createModel(spec, { numCharges: 2, seed: 1 });
+    const pool = model.prepare(facts);
+    const rows = Int32Array.from(facts.keys());
+    const labels = encodeLabels(cases, vocab);
+    const result = trainPanel([model], pool, [{ rows, labels }], { epochs: 30, batchSize: 8, learningRate: 0.05, seed: 2 });
+    expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! / 5);
+    const [pred] = predictPanel([model], pool, rows);
+    expect(Array.from(pred!.charge)).toEqual(Array.from(labels.charge));
+    pred!.months.forEach((m, i) => {
+      expect(Math.abs(Math.log1p(m) - Math.log1p(cases[i]!.term.months)), `case ${i}`).toBeLessThan(0.25);
+    });
+    model.dispose();
+  });
+
+  it('has gradients that match central finite differences (embedding, kernel, heads)', () => {
+    const model = createModel(spec, { numCharges: 3, seed: 4 });
+    const pool = model.prepare(['盗窃他人财物', '诈骗被害人钱款', '驾车肇事致人受伤']);
+    const rows = [0, 1, 2];
+    const charge = Int32Array.from([0, 1, 2]);
+    const kind = Int32Array.from([0, 0, 1]);
+    const logMonths = Float32Array.from([Math.log1p(6), Math.log1p(24), 0]);
+    const loss = () => tf.sum(sampleLosses(model.forward(pool, rows), charge, kind, logMonths, 1)) as tf.Scalar;
+    const vars = model.trainableVariables();
+    const { grads } = tf.variableGrads(loss, vars);
+    const eps = 1e-3;
+    let checked = 0;
+    for (const v of [vars[0]!, vars[1]!, vars.at(-6)!]) {
+      const values = v.dataSync().slice();
+      const g = grads[v.name]!.dataSync();
+      // The entries with the largest gradients (a used embedding row, kernel and head weights).
+      const order = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!)).slice(0, 3);
+      for (const i of order) {
+        const at = (delta: number) => {
+          const copy = values.slice();
+          copy[i] = values[i]! + delta;
+          v.assign(tf.tensor(copy, v.shape));
+          return tf.tidy(() => loss().dataSync()[0]!);
+        };
+        const numeric = (at(eps) - at(-eps)) / (2 * eps);
+        v.assign(tf.tensor(values, v.shape));
+        expect(Math.abs(numeric - g[i]!), `${v.name}[${i}]: ${g[i]} vs ${numeric}`).toBeLessThan(2e-2 * Math.max(1, Math.abs(g[i]!)));
+        checked++;
+      }
+    }
+    expect(checked).toBe(9);
+    model.dispose();
+  });
+});
+
+describe('a panel with a shared encoder', () => {
+  const cases = generateCases({ count: 160, seed: 4, regions: ['Beijing', 'Hunan'], inject: { region: 0.6 }, groupCuesInText: true });
+  const vocab = chargeVocabulary(cases);
+  const groupOf = cases.map((c) => (c.groups['region'] === 'Beijing' ? 0 : 1));
+  const rows = [0, 1].map((g) => cases.flatMap((_, i) => (groupOf[i] === g ? [i] : [])));
+  const data = rows.map((r) => ({ rows: Int32Array.from(r), labels: encodeLabels(r.map((i) => cases[i]!), vocab), groups: Int32Array.from(r.map((i) => groupOf[i]!)), numGroups: 2 }));
+  const panel = () => [0, 1].map(() => createModel({ type: 'hashed-ngram', buckets: 512, dim: 16 }, { numCharges: vocab.length, seed: 5 }));
+
+  it('trains one encoder through every judge and predicts through it', () => {
+    const models = panel();
+    const pool = models[0]!.prepare(cases.map((c) => c.fact));
+    const unused = models[1]!.encoderVariables()[0]!.dataSync().slice();
+    const used = models[0]!.encoderVariables()[0]!.dataSync().slice();
+    trainPanel(models, pool, data, { epochs: 2, learningRate: 0.05, sharedEncoder: true });
+    // Judge 1's own encoder is never read, so never trained; judge 0's (the shared one) is.
+    expect(Array.from(models[1]!.encoderVariables()[0]!.dataSync())).toEqual(Array.from(unused));
+    expect(Array.from(models[0]!.encoderVariables()[0]!.dataSync())).not.toEqual(Array.from(used));
+    const shared = panelOutputs(models, pool, Int32Array.from([0, 1, 2]), { sharedEncoder: true });
+    const hidden = tf.tidy(() => models[0]!.encode(pool, [0, 1, 2]));
+    const expected = tf.tidy(() => models[1]!.decode(hidden).logTerm.dataSync());
+    expect(Array.from(shared[1]!.logTerm)).toEqual(Array.from(expected).map((x) => expect.closeTo(x, 5)));
+    hidden.dispose();
+    for (const m of models) m.dispose();
+  });
+
+  it('passes the group classifier\'s gradient to the shared encoder only through the reversal', () => {
+    const encoderAfter = (debias?: { method: 'adversarial'; adversaryWeight: number; adversarySchedule: 'constant' }) => {
+      const models = panel();
+      const pool = models[0]!.prepare(cases.map((c) => c.fact));
+      trainPanel(models, pool, data, { epochs: 2, learningRate: 0.05, sharedEncoder: true, seed: 3, ...(debias ? { debias } : {}) });
+      const weights = Array.from(models[0]!.encoderVariables()[0]!.dataSync());
+      for (const m of models) m.dispose();
+      return weights;
+    };
+    const plain = encoderAfter();
+    // λ = 0: the classifier trains (its own steps too) but the encoder sees none of it.
+    expect(encoderAfter({ method: 'adversarial', adversaryWeight: 0, adversarySchedule: 'constant' })).toEqual(plain);
+    const pushed = encoderAfter({ method: 'adversarial', adversaryWeight: 1, adversarySchedule: 'constant' });
+    expect(pushed.some((w, i) => Math.abs(w - plain[i]!) > 1e-4)).toBe(true);
+    const models = panel();
+    expect(() => trainPanel(models, models[0]!.prepare(['x']), data, { debias: { method: 'adversarial' } })).toThrow(/needs sharedEncoder/);
+    for (const m of models) m.dispose();
+  });
+
+  it('confusion makes the shared representation less telling of the group: a fresh probe decodes it worse', () => {
+    // Two groups whose facts differ only in the procuratorate's region; labels ignore it.
+    const acts = ['盗窃财物', '诈骗钱款', '驾车肇事', '殴打他人'];
+    const toy = Array.from({ length: 96 }, (_, i) => ({
+      fact: `${i % 2 === 0 ? '北京' : '湖南'}某区人民检察院指控被告人${acts[Math.floor(i / 2) % 4]}`,
+      charges: [acts[Math.floor(i / 2) % 4]!],
+      term: { months: 3 + 6 * (Math.floor(i / 2) % 4), life: false, death: false },
+      g: i % 2,
+    }));
+    const toyVocab = chargeVocabulary(toy);
+    const toyData = [0, 1].map((g) => {
+      const r = toy.flatMap((c, i) => (c.g === g ? [i] : []));
+      return { rows: Int32Array.from(r), labels: encodeLabels(r.map((i) => toy[i]!), toyVocab), groups: Int32Array.from(r.map((i) => toy[i]!.g)), numGroups: 2 };
+    });
+    const probeLoss = (weight: number) => {
+      const models = [0, 1].map(() => createModel({ type: 'hashed-ngram', buckets: 256, dim: 8 }, { numCharges: toyVocab.length, seed: 5 }));
+      const pool = models[0]!.prepare(toy.map((c) => c.fact));
+      trainPanel(models, pool, toyData, { epochs: 12, batchSize: 16, learningRate: 0.05, sharedEncoder: true, seed: 2, debias: { method: 'adversarial', adversaryWeight: weight, adversaryObjective: 'confusion' } });
+      const h = tf.tidy(() => models[0]!.encode(pool, toy.map((_, i) => i)));
+      const y = tf.oneHot(tf.tensor1d(toy.map((c) => c.g), 'int32'), 2);
+      const w = tf.variable(tf.zeros([8, 2]));
+      const b = tf.variable(tf.zeros([2]));
+      const opt = tf.train.adam(0.1);
+      for (let s = 0; s < 300; s++) opt.minimize(() => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(h, w), b)) as tf.Scalar);
+      const loss = tf.tidy(() => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(h, w), b)).dataSync()[0]!);
+      for (const t of [h, y, w, b]) t.dispose();
+      opt.dispose();
+      for (const m of models) m.dispose();
+      return loss;
+    };
+    const blind = probeLoss(1);
+    const free = probeLoss(0);
+    // ln 2 = 0.693 is chance for two groups.
+    expect(free).toBeLessThan(0.45);
+    expect(blind).toBeGreaterThan(free + 0.1);
   });
 });
