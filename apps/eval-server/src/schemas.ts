@@ -4,6 +4,13 @@
  */
 const finite = { type: 'number' } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+/** Steps are exact integers: beyond 2^53 − 1 JSON numbers lose integers silently. */
+const step = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+/**
+ * A client's id for one request (a metrics batch, a run, a result): sent again with a
+ * retried request, it makes the server answer the first outcome instead of storing twice.
+ */
+export const requestId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' } as const;
 
 export const idParams = {
   type: 'object',
@@ -19,6 +26,7 @@ export const createRunBody = {
     name,
     kind: { type: 'string', minLength: 1, maxLength: 100, default: 'generic' },
     config: { type: 'object', default: {} },
+    requestId,
   },
 } as const;
 
@@ -29,6 +37,7 @@ export const metricsBody = {
   required: ['points'],
   additionalProperties: false,
   properties: {
+    batchId: requestId,
     points: {
       type: 'array',
       minItems: 1,
@@ -38,7 +47,7 @@ export const metricsBody = {
         required: ['step', 'name', 'value'],
         additionalProperties: false,
         properties: {
-          step: { type: 'integer', minimum: 0 },
+          step,
           name: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_./:-]+$' },
           value: finite,
         },
@@ -54,6 +63,7 @@ export const pointcloudResultBody = {
   additionalProperties: false,
   properties: {
     kind: { const: 'pointcloud' },
+    requestId,
     split: { type: 'string', maxLength: 100 },
     miou: { type: 'number', minimum: 0, maximum: 1 },
     accuracy: { type: 'number', minimum: 0, maximum: 1 },
@@ -79,7 +89,8 @@ export const moeResultBody = {
   additionalProperties: false,
   properties: {
     kind: { const: 'moe' },
-    step: { type: 'integer', minimum: 0 },
+    requestId,
+    step,
     layers: {
       type: 'array',
       minItems: 1,
@@ -97,9 +108,11 @@ export const moeResultBody = {
   },
 } as const;
 
+/** An estimate with its interval; lo ≤ hi is checked by the route (a schema cannot compare fields). */
 const estimateWithCi = {
   type: 'object',
   required: ['value', 'lo', 'hi'],
+  additionalProperties: false,
   properties: { value: finite, lo: finite, hi: finite, n: { type: 'integer', minimum: 0 } },
 } as const;
 
@@ -113,6 +126,7 @@ export const lincoResultBody = {
   additionalProperties: false,
   properties: {
     kind: { const: 'linco' },
+    requestId,
     /** Which LInCo metric ('term', 'charge'). */
     metric: { type: 'string', minLength: 1, maxLength: 100 },
     confidence: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },

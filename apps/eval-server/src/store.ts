@@ -1,8 +1,18 @@
 /**
  * The SQLite store (better-sqlite3, WAL): runs and their configs, metric series,
  * evaluation results, artifacts (metadata here, bytes in the data folder) and jobs.
+ *
+ * This connection does every write and the small indexed reads. Reads that scan a metric
+ * series run on separate read-only connections in worker threads (series-reader.ts), so
+ * they never hold up a write or a health check.
+ *
+ * A metric series holds one value per step: writing a step again replaces its value (a
+ * resumed run replays the steps after its last checkpoint). A metrics batch may carry a
+ * `batchId`; a batch id seen before for the run is acknowledged without storing anything,
+ * so a client that retries after a lost answer stores its batch once.
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 export interface RunRow {
@@ -11,6 +21,12 @@ export interface RunRow {
   kind: string;
   config: unknown;
   createdAt: string;
+}
+
+export interface RunSummary extends Omit<RunRow, 'config'> {
+  metricCount: number;
+  lastStep: number | null;
+  results: number;
 }
 
 export interface MetricPoint {
@@ -50,21 +66,31 @@ export interface JobRow {
   updatedAt: string;
 }
 
+export interface AppendOutcome {
+  /** Points that were new steps of their series. */
+  inserted: number;
+  /** Points that replaced the value of a step already stored. */
+  replaced: number;
+  /** The batch id had been stored before: nothing was written. */
+  duplicate: boolean;
+}
+
 export function newId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
+/** The schema as of version 1 (tables created on a fresh database). */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL, created_at TEXT NOT NULL
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL, created_at TEXT NOT NULL,
+  request_id TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
   run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id, name, step);
 CREATE TABLE IF NOT EXISTS results (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL REFERENCES runs(id), kind TEXT NOT NULL,
-  payload TEXT NOT NULL, created_at TEXT NOT NULL
+  payload TEXT NOT NULL, created_at TEXT NOT NULL, request_id TEXT
 );
 CREATE TABLE IF NOT EXISTS artifacts (
   run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
@@ -77,27 +103,77 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 `;
 
+/**
+ * Version 0 → 1: one value per (run, series, step), per-series counters (so listing runs
+ * never counts rows), metric batch ids, and request ids for creating runs and results.
+ */
+const MIGRATE_TO_1 = `
+DELETE FROM metrics WHERE rowid NOT IN (SELECT MAX(rowid) FROM metrics GROUP BY run_id, name, step);
+DROP INDEX IF EXISTS metrics_by_run;
+CREATE UNIQUE INDEX IF NOT EXISTS metrics_point ON metrics (run_id, name, step);
+CREATE TABLE IF NOT EXISTS series (
+  run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, points INTEGER NOT NULL, last_step INTEGER NOT NULL,
+  PRIMARY KEY (run_id, name)
+);
+INSERT OR REPLACE INTO series (run_id, name, points, last_step)
+  SELECT run_id, name, COUNT(*), MAX(step) FROM metrics GROUP BY run_id, name;
+CREATE TABLE IF NOT EXISTS metric_batches (
+  run_id TEXT NOT NULL REFERENCES runs(id), batch_id TEXT NOT NULL, points INTEGER NOT NULL, created_at TEXT NOT NULL,
+  PRIMARY KEY (run_id, batch_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_request ON runs (request_id) WHERE request_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS results_by_request ON results (run_id, request_id) WHERE request_id IS NOT NULL;
+`;
+
+function addColumnIfMissing(db: Database.Database, table: string, column: string, type: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+  if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+}
+
 export class Store {
   readonly db: Database.Database;
 
-  constructor(path: string) {
+  /**
+   * Opens (or creates) the database. A new file is created with mode 0600 first: SQLite
+   * gives its -wal and -shm files the database file's permissions.
+   */
+  constructor(readonly path: string) {
+    closeSync(openSync(path, 'a', 0o600));
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
-    // Jobs that were running when the process stopped will never finish.
-    this.db.prepare(`UPDATE jobs SET status = 'failed', message = 'server restarted while the job ran' WHERE status IN ('queued', 'running')`).run();
+    if ((this.db.pragma('user_version', { simple: true }) as number) < 1) {
+      this.db.transaction(() => {
+        addColumnIfMissing(this.db, 'runs', 'request_id', 'TEXT');
+        addColumnIfMissing(this.db, 'results', 'request_id', 'TEXT');
+        this.db.exec(MIGRATE_TO_1);
+        this.db.pragma('user_version = 1');
+      })();
+    }
+    // Jobs that were queued or running when the process stopped will never finish.
+    this.db.prepare(`UPDATE jobs SET status = 'failed', message = 'server restarted while the job was queued or running' WHERE status IN ('queued', 'running')`).run();
   }
 
   close(): void {
     this.db.close();
   }
 
-  createRun(name: string, kind: string, config: unknown): RunRow {
-    const row: RunRow = { id: newId('run'), name, kind, config, createdAt: new Date().toISOString() };
-    this.db.prepare('INSERT INTO runs (id, name, kind, config, created_at) VALUES (?, ?, ?, ?, ?)').run(row.id, name, kind, JSON.stringify(config ?? {}), row.createdAt);
-    return row;
+  /**
+   * Creates a run. With a `requestId` that created a run before, answers that run instead
+   * (`created` false): a client retrying after a lost answer gets one run, not two.
+   */
+  createRun(name: string, kind: string, config: unknown, requestId?: string): { run: RunRow; created: boolean } {
+    if (requestId !== undefined) {
+      const id = (this.db.prepare('SELECT id FROM runs WHERE request_id = ?').get(requestId) as { id: string } | undefined)?.id;
+      if (id) return { run: this.getRun(id)!, created: false };
+    }
+    const run: RunRow = { id: newId('run'), name, kind, config: config ?? {}, createdAt: new Date().toISOString() };
+    this.db
+      .prepare('INSERT INTO runs (id, name, kind, config, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(run.id, name, kind, JSON.stringify(run.config), run.createdAt, requestId ?? null);
+    return { run, created: true };
   }
 
   getRun(id: string): RunRow | undefined {
@@ -107,12 +183,13 @@ export class Store {
     return r && { id: r.id, name: r.name, kind: r.kind, config: JSON.parse(r.config), createdAt: r.created_at };
   }
 
-  listRuns(): (Omit<RunRow, 'config'> & { metricCount: number; lastStep: number | null; results: number })[] {
+  /** Every run, newest first, with its point count and last step (from the per-series counters). */
+  listRuns(): RunSummary[] {
     const rows = this.db
       .prepare(
         `SELECT r.id, r.name, r.kind, r.created_at,
-           (SELECT COUNT(*) FROM metrics m WHERE m.run_id = r.id) AS metric_count,
-           (SELECT MAX(step) FROM metrics m WHERE m.run_id = r.id) AS last_step,
+           (SELECT COALESCE(SUM(points), 0) FROM series s WHERE s.run_id = r.id) AS metric_count,
+           (SELECT MAX(last_step) FROM series s WHERE s.run_id = r.id) AS last_step,
            (SELECT COUNT(*) FROM results x WHERE x.run_id = r.id) AS results
          FROM runs r ORDER BY r.created_at DESC, r.id DESC`,
       )
@@ -120,54 +197,72 @@ export class Store {
     return rows.map((r) => ({ id: r.id, name: r.name, kind: r.kind, createdAt: r.created_at, metricCount: r.metric_count, lastStep: r.last_step, results: r.results }));
   }
 
-  /** Appends a batch in one transaction: all points or none. */
-  appendMetrics(runId: string, points: MetricPoint[]): number {
-    const insert = this.db.prepare('INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)');
-    const tx = this.db.transaction((batch: MetricPoint[]) => {
-      for (const p of batch) insert.run(runId, p.step, p.name, p.value);
-    });
-    tx(points);
-    return points.length;
-  }
-
-  /** Metric series by name, each sorted by step. */
-  metrics(runId: string, name?: string): Record<string, { steps: number[]; values: number[] }> {
-    const rows = (
-      name
-        ? this.db.prepare('SELECT step, name, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY name, step, rowid').all(runId, name)
-        : this.db.prepare('SELECT step, name, value FROM metrics WHERE run_id = ? ORDER BY name, step, rowid').all(runId)
-    ) as MetricPoint[];
-    const out: Record<string, { steps: number[]; values: number[] }> = {};
-    for (const r of rows) {
-      let series = out[r.name];
-      if (!series) {
-        series = { steps: [], values: [] };
-        out[r.name] = series;
+  /** Appends a batch in one transaction: all points or none (see the class comment for ids). */
+  appendMetrics(runId: string, points: MetricPoint[], batchId?: string): AppendOutcome {
+    const insert = this.db.prepare('INSERT OR IGNORE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)');
+    const replace = this.db.prepare('UPDATE metrics SET value = ? WHERE run_id = ? AND name = ? AND step = ?');
+    const seenBatch = this.db.prepare('INSERT OR IGNORE INTO metric_batches (run_id, batch_id, points, created_at) VALUES (?, ?, ?, ?)');
+    const bump = this.db.prepare(
+      `INSERT INTO series (run_id, name, points, last_step) VALUES (?, ?, ?, ?)
+       ON CONFLICT (run_id, name) DO UPDATE SET points = points + excluded.points, last_step = MAX(last_step, excluded.last_step)`,
+    );
+    return this.db.transaction((): AppendOutcome => {
+      if (batchId !== undefined && seenBatch.run(runId, batchId, points.length, new Date().toISOString()).changes === 0) {
+        return { inserted: 0, replaced: 0, duplicate: true };
       }
-      series.steps.push(r.step);
-      series.values.push(r.value);
-    }
-    return out;
+      const perSeries = new Map<string, { added: number; last: number }>();
+      let inserted = 0;
+      let replaced = 0;
+      for (const p of points) {
+        let s = perSeries.get(p.name);
+        if (!s) {
+          s = { added: 0, last: p.step };
+          perSeries.set(p.name, s);
+        }
+        s.last = Math.max(s.last, p.step);
+        if (insert.run(runId, p.step, p.name, p.value).changes === 1) {
+          s.added++;
+          inserted++;
+        } else {
+          replace.run(p.value, runId, p.name, p.step);
+          replaced++;
+        }
+      }
+      for (const [name, s] of perSeries) bump.run(runId, name, s.added, s.last);
+      return { inserted, replaced, duplicate: false };
+    })();
   }
 
   countMetrics(runId: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM metrics WHERE run_id = ?').get(runId) as { n: number }).n;
+    return (this.db.prepare('SELECT COALESCE(SUM(points), 0) AS n FROM series WHERE run_id = ?').get(runId) as { n: number }).n;
   }
 
-  addResult(runId: string, kind: string, payload: unknown): ResultRow {
+  /** The run's series: name, point count and last step. */
+  series(runId: string): { name: string; points: number; lastStep: number }[] {
+    return (this.db.prepare('SELECT name, points, last_step FROM series WHERE run_id = ? ORDER BY name').all(runId) as { name: string; points: number; last_step: number }[]).map(
+      (s) => ({ name: s.name, points: s.points, lastStep: s.last_step }),
+    );
+  }
+
+  /** Stores a result; a `requestId` stored before for the run answers the earlier row. */
+  addResult(runId: string, kind: string, payload: unknown, requestId?: string): { row: ResultRow; created: boolean } {
+    if (requestId !== undefined) {
+      const earlier = this.results(runId, requestId)[0];
+      if (earlier) return { row: earlier, created: false };
+    }
     const createdAt = new Date().toISOString();
-    const info = this.db.prepare('INSERT INTO results (run_id, kind, payload, created_at) VALUES (?, ?, ?, ?)').run(runId, kind, JSON.stringify(payload), createdAt);
-    return { id: Number(info.lastInsertRowid), runId, kind, payload, createdAt };
+    const info = this.db
+      .prepare('INSERT INTO results (run_id, kind, payload, created_at, request_id) VALUES (?, ?, ?, ?, ?)')
+      .run(runId, kind, JSON.stringify(payload), createdAt, requestId ?? null);
+    return { row: { id: Number(info.lastInsertRowid), runId, kind, payload, createdAt }, created: true };
   }
 
-  results(runId: string): ResultRow[] {
-    const rows = this.db.prepare('SELECT id, run_id, kind, payload, created_at FROM results WHERE run_id = ? ORDER BY id').all(runId) as {
-      id: number;
-      run_id: string;
-      kind: string;
-      payload: string;
-      created_at: string;
-    }[];
+  results(runId: string, requestId?: string): ResultRow[] {
+    const rows = (
+      requestId === undefined
+        ? this.db.prepare('SELECT id, run_id, kind, payload, created_at FROM results WHERE run_id = ? ORDER BY id').all(runId)
+        : this.db.prepare('SELECT id, run_id, kind, payload, created_at FROM results WHERE run_id = ? AND request_id = ?').all(runId, requestId)
+    ) as { id: number; run_id: string; kind: string; payload: string; created_at: string }[];
     return rows.map((r) => ({ id: r.id, runId: r.run_id, kind: r.kind, payload: JSON.parse(r.payload), createdAt: r.created_at }));
   }
 
@@ -192,7 +287,10 @@ export class Store {
   }
 
   getArtifact(runId: string, name: string): ArtifactRow | undefined {
-    return this.artifacts(runId).find((a) => a.name === name);
+    const r = this.db.prepare('SELECT run_id, name, size, sha256, created_at FROM artifacts WHERE run_id = ? AND name = ?').get(runId, name) as
+      | { run_id: string; name: string; size: number; sha256: string; created_at: string }
+      | undefined;
+    return r && { runId: r.run_id, name: r.name, size: r.size, sha256: r.sha256, createdAt: r.created_at };
   }
 
   createJob(runId: string, kind: string, spec: unknown): JobRow {
