@@ -163,10 +163,10 @@ export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.P
   }
   const url = listenUrl(started.app.server.address() as AddressInfo);
   const everywhere = host === '0.0.0.0' || host === '::';
-  say(`kiln eval server listening on ${url}${everywhere ? ' (every interface)' : ''} (data: ${started.folder.root})`);
-  if (everywhere && values['allow-host'] && (values['allow-host'] as string[]).length === 0) {
+  if (everywhere && (values['allow-host'] as string[]).length === 0) {
     say('note: only loopback Host names are served; add --allow-host NAME for the names other machines use to reach this one');
   }
+  say(`kiln eval server listening on ${url}${everywhere ? ' (every interface)' : ''} (data: ${started.folder.root})`);
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once('SIGINT', stop);
