@@ -1,17 +1,15 @@
 // The Kiln eval dashboard: reads the JSON API and draws runs, curves, IoU bars,
-// expert-load heatmaps, LInCo intervals and the segmented point cloud.
+// expert-load heatmaps, LInCo intervals and the segmented point cloud. Metric series are
+// fetched incrementally (series-cache.js); every chart draws any number of points.
+import { AuthRequired, api, setToken } from './api.js';
 import { PALETTE, ciChart, expertHeatmap, iouBars, lineChart } from './charts.js';
+import { SeriesCache } from './series-cache.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const status = (text) => {
   $('#status').textContent = text;
 };
-
-async function api(path) {
-  const res = await fetch(path);
-  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
-  return res.json();
-}
+const seriesCache = new SeriesCache(api);
 
 let selected = new URLSearchParams(location.hash.slice(1)).get('run');
 let cloudView;
@@ -65,8 +63,9 @@ async function renderCloud(run, payload) {
   $('#cloud-legend').replaceChildren(
     ...cloud.classes.map((name, i) => {
       const span = document.createElement('span');
-      span.innerHTML = `<i style="background:${PALETTE[i % PALETTE.length]}"></i>`;
-      span.append(name);
+      const swatch = document.createElement('i');
+      swatch.style.background = PALETTE[i % PALETTE.length]; // CSSOM: allowed by the CSP, unlike a style attribute
+      span.append(swatch, name);
       return span;
     }),
   );
@@ -77,7 +76,9 @@ async function renderCloud(run, payload) {
 async function renderRun(fresh) {
   const section = $('#run');
   if (!selected) return;
-  const [run, { series }] = await Promise.all([api(`/api/runs/${selected}`), api(`/api/runs/${selected}/metrics`)]);
+  const run = await api(`/api/runs/${selected}`);
+  const held = await seriesCache.update(run.id, run.series);
+  const series = Object.fromEntries(held);
   if (fresh || !section.querySelector('.run-head')) {
     section.replaceChildren($('#run-template').content.cloneNode(true));
     shownCloud = undefined;
@@ -119,6 +120,7 @@ async function renderRun(fresh) {
     }
     lineChart(canvas, { title: name, steps: series[name].steps, values: series[name].values });
     canvas.dataset.rendered = String(series[name].steps.length);
+    canvas.dataset.total = String(series[name].total);
   }
   if (names.length === 0 && singles.length === 0) curves.textContent = 'no metrics yet';
 
@@ -199,6 +201,12 @@ async function refresh(fresh = false) {
     status(`${runs.length} runs · updated ${new Date().toLocaleTimeString()}`);
     document.body.dataset.state = 'ready';
   } catch (err) {
+    if (err instanceof AuthRequired) {
+      $('#token-form').hidden = false;
+      status(err.message);
+      document.body.dataset.state = 'token';
+      return;
+    }
     status(`error: ${err.message}`);
     document.body.dataset.state = 'error';
     console.error(err);
@@ -206,6 +214,13 @@ async function refresh(fresh = false) {
     busy = false;
   }
 }
+
+$('#token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  setToken($('#token-input').value.trim());
+  $('#token-form').hidden = true;
+  refresh(true);
+});
 
 window.addEventListener('hashchange', () => {
   const id = new URLSearchParams(location.hash.slice(1)).get('run');

@@ -29,28 +29,74 @@ function niceTicks(min, max, count = 5) {
   return ticks;
 }
 
+/** [min, max] of the finite values, in one pass (no spread: it overflows the stack past ~10^5 values). */
+export function extent(values) {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+/**
+ * Per pixel column, the first, minimum, maximum and last value of the points that fall in it:
+ * a line drawn through these has the same pixels as one drawn through every point, at a
+ * cost bounded by the width.
+ */
+export function pixelColumns(steps, values, x0, x1, columns) {
+  const first = new Float64Array(columns).fill(Number.NaN);
+  const min = new Float64Array(columns).fill(Number.NaN);
+  const max = new Float64Array(columns).fill(Number.NaN);
+  const last = new Float64Array(columns).fill(Number.NaN);
+  const scale = columns / (x1 - x0 || 1);
+  for (let i = 0; i < steps.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    const c = Math.min(columns - 1, Math.max(0, Math.floor((steps[i] - x0) * scale)));
+    if (Number.isNaN(first[c])) {
+      first[c] = v;
+      min[c] = v;
+      max[c] = v;
+    } else {
+      if (v < min[c]) min[c] = v;
+      if (v > max[c]) max[c] = v;
+    }
+    last[c] = v;
+  }
+  return { first, min, max, last };
+}
+
 function fmt(v) {
   const a = Math.abs(v);
   return a !== 0 && (a >= 1e4 || a < 1e-3) ? v.toExponential(1) : Number(v.toPrecision(4)).toString();
 }
 
-/** A line chart of one metric: steps on x, values on y (log y for positive losses with a wide range). */
+/**
+ * A line chart of one metric: steps (ascending) on x, values on y. Any number of points:
+ * past two per pixel column, each column is drawn as its min–max span.
+ */
 export function lineChart(canvas, { title, steps, values }) {
   const { ctx, width, height } = setup(canvas);
   const pad = { l: 52, r: 12, t: 20, b: 26 };
-  const finite = values.filter(Number.isFinite);
-  let lo = Math.min(...finite);
-  let hi = Math.max(...finite);
+  ctx.fillStyle = AXIS;
+  ctx.fillText(title, pad.l, 13);
+  let [lo, hi] = extent(values);
+  if (!(hi >= lo) || steps.length === 0) {
+    ctx.fillText('no finite values', pad.l, height / 2);
+    return;
+  }
   if (lo === hi) {
     lo -= Math.abs(lo) * 0.1 || 1;
     hi += Math.abs(hi) * 0.1 || 1;
   }
   const x0 = steps[0];
   const x1 = steps[steps.length - 1] === x0 ? x0 + 1 : steps[steps.length - 1];
-  const sx = (s) => pad.l + ((s - x0) / (x1 - x0)) * (width - pad.l - pad.r);
+  const plotW = width - pad.l - pad.r;
+  const sx = (s) => pad.l + ((s - x0) / (x1 - x0)) * plotW;
   const sy = (v) => height - pad.b - ((v - lo) / (hi - lo)) * (height - pad.t - pad.b);
-  ctx.fillStyle = AXIS;
-  ctx.fillText(title, pad.l, 13);
   ctx.strokeStyle = GRID;
   ctx.lineWidth = 1;
   for (const t of niceTicks(lo, hi)) {
@@ -64,12 +110,30 @@ export function lineChart(canvas, { title, steps, values }) {
   ctx.strokeStyle = PALETTE[0];
   ctx.lineWidth = 1.6;
   ctx.beginPath();
-  steps.forEach((s, i) => {
-    const v = values[i];
-    if (!Number.isFinite(v)) return;
-    if (i === 0) ctx.moveTo(sx(s), sy(v));
-    else ctx.lineTo(sx(s), sy(v));
-  });
+  const columns = Math.max(1, Math.round(plotW));
+  if (steps.length > 2 * columns) {
+    const col = pixelColumns(steps, values, x0, x1, columns);
+    let started = false;
+    for (let c = 0; c < columns; c++) {
+      if (Number.isNaN(col.first[c])) continue;
+      const x = pad.l + c + 0.5;
+      if (started) ctx.lineTo(x, sy(col.first[c]));
+      else ctx.moveTo(x, sy(col.first[c]));
+      started = true;
+      ctx.moveTo(x, sy(col.min[c]));
+      ctx.lineTo(x, sy(col.max[c]));
+      ctx.moveTo(x, sy(col.last[c]));
+    }
+  } else {
+    let started = false;
+    for (let i = 0; i < steps.length; i++) {
+      const v = values[i];
+      if (!Number.isFinite(v)) continue;
+      if (started) ctx.lineTo(sx(steps[i]), sy(v));
+      else ctx.moveTo(sx(steps[i]), sy(v));
+      started = true;
+    }
+  }
   ctx.stroke();
   if (steps.length === 1) {
     ctx.fillStyle = PALETTE[0];
@@ -122,7 +186,7 @@ function heatColor(t) {
 
 /** Layers × experts heatmap of routed-token fractions; the colour scale is relative to a uniform load. */
 export function expertHeatmap(canvas, layers) {
-  const experts = Math.max(...layers.map((l) => l.load.length));
+  const experts = extent(layers.map((l) => l.load.length))[1];
   canvas.style.height = `${Math.max(120, layers.length * 22 + 50)}px`;
   const { ctx, width, height } = setup(canvas);
   const left = 60;
@@ -160,8 +224,7 @@ export function ciChart(canvas, { overall, groups, baseline }) {
   const left = 120;
   const right = width - 20;
   const all = [overall, ...(baseline ? [baseline] : []), ...groups].flatMap((g) => [g.lo, g.hi, g.value]).filter(Number.isFinite);
-  let lo = Math.min(...all);
-  let hi = Math.max(...all);
+  let [lo, hi] = extent(all);
   if (lo === hi) {
     lo -= 1;
     hi += 1;

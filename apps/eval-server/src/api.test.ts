@@ -240,11 +240,12 @@ describe('dashboard files', () => {
   it('serves the dashboard and three.js from node_modules', async () => {
     const index = await call(server, 'GET', '/');
     expect(index.status).toBe(200);
-    expect(index.text).toContain('/vendor/three/three.module.js');
+    expect(index.text).toContain('/app.js');
+    expect((await call(server, 'GET', '/cloud-view.js')).text).toContain("from '/vendor/three/three.module.js'");
     const three = await fetch(`${server.url}/vendor/three/three.module.js`);
     expect(three.status).toBe(200);
     expect(await three.text()).toContain('Three.js Authors');
-    for (const file of ['/app.js', '/charts.js', '/cloud-view.js', '/style.css']) expect((await fetch(`${server.url}${file}`)).status, file).toBe(200);
+    for (const file of ['/app.js', '/api.js', '/series-cache.js', '/charts.js', '/cloud-view.js', '/style.css']) expect((await fetch(`${server.url}${file}`)).status, file).toBe(200);
   });
 });
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningServer, call, startServer } from './test-support.js';
+import { type RunningServer, TOKEN, call, seedSeries, startServer } from './test-support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
@@ -20,6 +20,10 @@ export const SCREENSHOT = fileURLToPath(new URL('../test-output/dashboard.png', 
 
 let server: RunningServer;
 let browser: BrowserContext | undefined;
+/** A run with a million-point series, written before the server starts. */
+let bigRun: string;
+const BIG = 1_000_000;
+const SPIKE = 654_321;
 
 /** A small segmented "room": a floor, two walls and a box, 4 classes. */
 function roomCloud() {
@@ -73,33 +77,36 @@ async function seedRun(): Promise<string> {
   return id;
 }
 
-describe.skipIf(!available)('dashboard in Chromium', () => {
-  beforeAll(async () => {
-    server = await startServer();
-    // A fresh profile each run (playwright passes it as --user-data-dir).
-    browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'kiln-chromium-')), {
-      executablePath: CHROMIUM,
-      viewport: { width: 1280, height: 1800 },
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // WebGL on the CPU (SwiftShader) now that --disable-gpu removes the GPU path.
-        '--enable-unsafe-swiftshader',
-      ],
-    });
+beforeAll(async () => {
+  if (!available) return;
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiln-eval-browser-'));
+  bigRun = seedSeries(dataDir, 'loss', BIG, SPIKE);
+  server = await startServer([], { dataDir });
+  // A fresh profile each run (playwright passes it as --user-data-dir).
+  browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'kiln-chromium-')), {
+    executablePath: CHROMIUM,
+    viewport: { width: 1280, height: 1800 },
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      // WebGL on the CPU (SwiftShader) now that --disable-gpu removes the GPU path.
+      '--enable-unsafe-swiftshader',
+    ],
   });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
 
+describe.skipIf(!available)('dashboard in Chromium', () => {
   it('renders curves, bars, heatmap, intervals and the 3-D view', async () => {
     const id = await seedRun();
     const page = await browser!.newPage();
@@ -153,5 +160,78 @@ describe.skipIf(!available)('dashboard in Chromium', () => {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(existsSync(SCREENSHOT)).toBe(true);
     expect(consoleErrors).toEqual([]);
+  });
+});
+
+describe.skipIf(!available)('a million-point run in Chromium', () => {
+  it('draws the reduction, then fetches only new points on each refresh', async () => {
+    const page = await browser!.newPage();
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    const metricRequests: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/metrics')) metricRequests.push(new URL(r.url()).search);
+    });
+    await page.route('**/*', (route) => (route.request().url().startsWith(server.url) ? route.continue() : route.abort()));
+    await page.goto(`${server.url}/#run=${bigRun}`);
+    await page.waitForSelector('canvas[data-metric="loss"][data-rendered]', { timeout: 60_000 });
+    const first = await page.$eval('canvas[data-metric="loss"]', (c) => ({ rendered: Number((c as HTMLCanvasElement).dataset.rendered), total: Number((c as HTMLCanvasElement).dataset.total) }));
+    expect(first.total).toBe(BIG);
+    expect(first.rendered).toBeLessThanOrEqual(4000);
+    expect(metricRequests).toEqual(['?name=loss&maxPoints=4000']);
+
+    // 50 new steps: the next refresh (every 5 s) asks only for what follows the last step held
+    await call(server, 'POST', `/api/runs/${bigRun}/metrics`, { body: { points: Array.from({ length: 50 }, (_, i) => ({ step: BIG + i, name: 'loss', value: 0.5 })) } });
+    await page.waitForFunction((want) => Number((document.querySelector('canvas[data-metric="loss"]') as HTMLCanvasElement).dataset.total) === want, BIG + 50, { timeout: 20_000 });
+    expect(metricRequests.slice(1)).toEqual([`?name=loss&after=${BIG - 1}&limit=10000`]);
+    expect(Number(await page.$eval('canvas[data-metric="loss"]', (c) => (c as HTMLCanvasElement).dataset.rendered))).toBe(first.rendered + 50);
+
+    // and the chart itself draws a million raw points (the spread Math.min(...values) threw past ~150k)
+    // (A string: vitest would rewrite a dynamic import inside a function it compiles.)
+    const drawn = (await page.evaluate(`(async () => {
+      const { lineChart } = await import('/charts.js');
+      const canvas = document.createElement('canvas');
+      canvas.width = 600;
+      canvas.height = 200;
+      document.body.append(canvas);
+      const n = ${BIG};
+      const steps = new Array(n);
+      const values = new Array(n);
+      for (let i = 0; i < n; i++) {
+        steps[i] = i;
+        values[i] = i === 500000 ? 50 : Math.sin(i / 5000);
+      }
+      const t0 = performance.now();
+      lineChart(canvas, { title: 'a million points', steps, values });
+      const ms = performance.now() - t0;
+      const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+      let inked = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i] < 240 || data[i + 1] < 240 || data[i + 2] < 240) inked++;
+      return { ms, inked };
+    })()`)) as { ms: number; inked: number };
+    console.log(`a million points drawn in ${drawn.ms.toFixed(0)} ms, ${drawn.inked} pixels inked`);
+    expect(drawn.inked).toBeGreaterThan(2000);
+    expect(errors).toEqual([]);
+  });
+
+  it('asks for the token when reads need it', async () => {
+    const guarded = await startServer(['--read-token']);
+    try {
+      await call(guarded, 'POST', '/api/runs', { body: { name: 'private run' } });
+      const page = await browser!.newPage();
+      await page.route('**/*', (route) => (route.request().url().startsWith(guarded.url) ? route.continue() : route.abort()));
+      await page.goto(`${guarded.url}/`);
+      await page.waitForSelector('body[data-state="token"]', { timeout: 30_000 });
+      expect(await page.isVisible('#token-form')).toBe(true);
+      await page.fill('#token-input', TOKEN);
+      await page.click('#token-form button');
+      await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 });
+      expect(await page.textContent('#runs')).toContain('private run');
+    } finally {
+      await guarded.stop();
+    }
   });
 });

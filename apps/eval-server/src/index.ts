@@ -7,7 +7,7 @@ export { ScoreAccumulator } from './scores.js';
 export type { SegmentationScore } from './scores.js';
 export { JobRunner, DEFAULT_JOB_LIMITS } from './jobs.js';
 export type { JobSpec, JobLimits } from './jobs.js';
-export { readSeries, downsampleMinMax, DEFAULT_PAGE, MAX_PAGE } from './series-query.js';
+export { readSeries, DEFAULT_PAGE, MAX_PAGE } from './series-query.js';
 export type { SeriesQuery, SeriesPage } from './series-query.js';
 export { MIN_TOKEN_LENGTH, LOOPBACK_HOSTS, bearerMatches, allowedHosts, AuthFailureLimiter } from './security.js';
 export { main, TOKEN_VARIABLE, OLD_TOKEN_VARIABLE, TOKEN_FILE } from './main.js';

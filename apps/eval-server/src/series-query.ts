@@ -1,9 +1,12 @@
 /**
  * Bounded reads of metric series: a page of points after a step (`after`, `limit`), or the
- * whole range reduced to at most `maxPoints` points that keep every bucket's minimum and
- * maximum (so spikes survive, and the global extremes always do). These run on read-only
- * connections in worker threads (series-readers.ts); they take a database handle so tests
- * can call them directly.
+ * range reduced to at most `maxPoints` points (`maxPoints`): the first and the last point,
+ * and the minimum and the maximum of each of ⌊(maxPoints − 4) / 2⌋ buckets of equal step
+ * width, in step order — spikes survive, the global extremes always do, and a chart drawn
+ * from the reduction has the same envelope as one drawn from every point. SQLite does the
+ * bucketing (one scan each for minima and maxima). These run on read-only connections in
+ * worker threads (series-readers.ts); they take a database handle so tests can call them
+ * directly.
  */
 import type Database from 'better-sqlite3';
 
@@ -32,65 +35,6 @@ export interface SeriesPage {
   downsampled: boolean;
 }
 
-/**
- * Keeps at most `maxPoints` (≥ 4) of `count` points delivered in step order: the first, the
- * last, and the minimum and maximum of each of ⌊(maxPoints − 2) / 2⌋ buckets of equal point
- * counts, in step order. `count` must be the number of points `each` delivers.
- */
-export function downsampleMinMax(count: number, maxPoints: number, each: (visit: (step: number, value: number) => void) => void): { steps: number[]; values: number[] } {
-  const steps: number[] = [];
-  const values: number[] = [];
-  let emitted = -1;
-  const emit = (p: Point) => {
-    if (p.index === emitted) return;
-    emitted = p.index;
-    steps.push(p.step);
-    values.push(p.value);
-  };
-  if (count <= maxPoints) {
-    let index = 0;
-    each((step, value) => emit({ index: index++, step, value }));
-    return { steps, values };
-  }
-  const buckets = Math.max(1, Math.floor((maxPoints - 2) / 2));
-  let bucket = -1;
-  let lo: Point | undefined;
-  let hi: Point | undefined;
-  let last: Point | undefined;
-  const flush = () => {
-    if (!lo || !hi) return;
-    const [a, b] = lo.index <= hi.index ? [lo, hi] : [hi, lo];
-    emit(a);
-    emit(b);
-  };
-  let index = 0;
-  each((step, value) => {
-    const p = { index, step, value };
-    if (index === 0) emit(p);
-    const b = Math.floor((index * buckets) / count);
-    if (b !== bucket) {
-      flush();
-      bucket = b;
-      lo = p;
-      hi = p;
-    } else {
-      if (value < lo!.value) lo = p;
-      if (value > hi!.value) hi = p;
-    }
-    last = p;
-    index++;
-  });
-  flush();
-  if (last) emit(last);
-  return { steps, values };
-}
-
-interface Point {
-  index: number;
-  step: number;
-  value: number;
-}
-
 /** The series of a run that the query asks for, with their point counts. */
 function seriesOf(db: Database.Database, runId: string, name: string | undefined): { name: string; points: number }[] {
   return name === undefined
@@ -112,11 +56,12 @@ function readSeriesNow(db: Database.Database, runId: string, query: SeriesQuery)
         after < 0
           ? total
           : (db.prepare('SELECT COUNT(*) AS n FROM metrics WHERE run_id = ? AND name = ? AND step > ?').get(runId, name, after) as { n: number }).n;
-      const rows = db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step').raw();
-      const reduced = downsampleMinMax(count, query.maxPoints, (visit) => {
-        for (const row of rows.iterate(runId, name, after) as Iterable<[number, number]>) visit(row[0], row[1]);
-      });
-      out[name] = { ...reduced, next: null, total, downsampled: count > query.maxPoints };
+      if (count > query.maxPoints) {
+        out[name] = { ...reduceRange(db, runId, name, after, query.maxPoints), next: null, total, downsampled: true };
+        continue;
+      }
+      const rows = db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step').raw().all(runId, name, after) as [number, number][];
+      out[name] = { steps: rows.map((r) => r[0]), values: rows.map((r) => r[1]), next: null, total, downsampled: false };
       continue;
     }
     const limit = query.limit ?? DEFAULT_PAGE;
@@ -135,4 +80,32 @@ function readSeriesNow(db: Database.Database, runId: string, query: SeriesQuery)
     };
   }
   return out;
+}
+
+/** The min/max reduction of the points after `after` (more than `maxPoints` of them). */
+function reduceRange(db: Database.Database, runId: string, name: string, after: number, maxPoints: number): { steps: number[]; values: number[] } {
+  const ends = db
+    .prepare('SELECT MIN(step) AS lo, MAX(step) AS hi FROM metrics WHERE run_id = ? AND name = ? AND step > ?')
+    .get(runId, name, after) as { lo: number; hi: number };
+  const buckets = Math.max(1, Math.floor((maxPoints - 4) / 2));
+  const scale = buckets / (ends.hi - ends.lo + 1);
+  const kept = new Map<number, number>();
+  const edge = db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step = ?');
+  for (const step of [ends.lo, ends.hi]) {
+    const row = edge.get(runId, name, step) as { step: number; value: number };
+    kept.set(row.step, row.value);
+  }
+  // SQLite gives the bare column `step` of an aggregate MIN() / MAX() from the row holding it.
+  for (const extreme of ['MIN', 'MAX']) {
+    const rows = db
+      .prepare(
+        `SELECT CAST((step - ?) * ? AS INTEGER) AS bucket, step, ${extreme}(value) AS value
+         FROM metrics WHERE run_id = ? AND name = ? AND step > ? GROUP BY bucket`,
+      )
+      .raw()
+      .all(ends.lo, scale, runId, name, after) as [number, number, number][];
+    for (const [, step, value] of rows) kept.set(step, value);
+  }
+  const steps = [...kept.keys()].sort((a, b) => a - b);
+  return { steps, values: steps.map((s) => kept.get(s)!) };
 }

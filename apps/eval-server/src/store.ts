@@ -79,18 +79,71 @@ export function newId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
-/** The schema as of version 1 (tables created on a fresh database). */
+/**
+ * The schema, version 1. A metric point is keyed by (run, series, step) in a WITHOUT ROWID
+ * table, so a series is stored contiguously with its values: reading or reducing one is a
+ * sequential scan, not a lookup per point. `series` keeps each series' point count and last
+ * step, so listing runs never counts rows.
+ */
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS runs (
+CREATE TABLE runs (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL, created_at TEXT NOT NULL,
   request_id TEXT
 );
-CREATE TABLE IF NOT EXISTS metrics (
-  run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL
+CREATE UNIQUE INDEX runs_by_request ON runs (request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE metrics (
+  run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, step INTEGER NOT NULL, value REAL NOT NULL,
+  PRIMARY KEY (run_id, name, step)
+) WITHOUT ROWID;
+CREATE TABLE series (
+  run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, points INTEGER NOT NULL, last_step INTEGER NOT NULL,
+  PRIMARY KEY (run_id, name)
 );
-CREATE TABLE IF NOT EXISTS results (
+CREATE TABLE metric_batches (
+  run_id TEXT NOT NULL REFERENCES runs(id), batch_id TEXT NOT NULL, points INTEGER NOT NULL, created_at TEXT NOT NULL,
+  PRIMARY KEY (run_id, batch_id)
+);
+CREATE TABLE results (
   id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL REFERENCES runs(id), kind TEXT NOT NULL,
   payload TEXT NOT NULL, created_at TEXT NOT NULL, request_id TEXT
+);
+CREATE UNIQUE INDEX results_by_request ON results (run_id, request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE artifacts (
+  run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
+  created_at TEXT NOT NULL, PRIMARY KEY (run_id, name)
+);
+CREATE TABLE jobs (
+  id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id), kind TEXT NOT NULL, spec TEXT NOT NULL,
+  status TEXT NOT NULL, progress REAL NOT NULL, message TEXT NOT NULL, result TEXT,
+  created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+`;
+
+/**
+ * A version-0 database (a metrics row per write, rows counted on every listing) to version
+ * 1: duplicated steps keep their last value, the counters are computed once, and the tables
+ * version 1 added are created.
+ */
+const MIGRATE_0_TO_1 = `
+ALTER TABLE runs ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX runs_by_request ON runs (request_id) WHERE request_id IS NOT NULL;
+ALTER TABLE results ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX results_by_request ON results (run_id, request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE metrics_v1 (
+  run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, step INTEGER NOT NULL, value REAL NOT NULL,
+  PRIMARY KEY (run_id, name, step)
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO metrics_v1 (run_id, name, step, value) SELECT run_id, name, step, value FROM metrics ORDER BY rowid;
+DROP TABLE metrics;
+ALTER TABLE metrics_v1 RENAME TO metrics;
+CREATE TABLE series (
+  run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, points INTEGER NOT NULL, last_step INTEGER NOT NULL,
+  PRIMARY KEY (run_id, name)
+);
+INSERT INTO series (run_id, name, points, last_step) SELECT run_id, name, COUNT(*), MAX(step) FROM metrics GROUP BY run_id, name;
+CREATE TABLE metric_batches (
+  run_id TEXT NOT NULL REFERENCES runs(id), batch_id TEXT NOT NULL, points INTEGER NOT NULL, created_at TEXT NOT NULL,
+  PRIMARY KEY (run_id, batch_id)
 );
 CREATE TABLE IF NOT EXISTS artifacts (
   run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
@@ -102,33 +155,6 @@ CREATE TABLE IF NOT EXISTS jobs (
   created_at TEXT NOT NULL, updated_at TEXT NOT NULL
 );
 `;
-
-/**
- * Version 0 → 1: one value per (run, series, step), per-series counters (so listing runs
- * never counts rows), metric batch ids, and request ids for creating runs and results.
- */
-const MIGRATE_TO_1 = `
-DELETE FROM metrics WHERE rowid NOT IN (SELECT MAX(rowid) FROM metrics GROUP BY run_id, name, step);
-DROP INDEX IF EXISTS metrics_by_run;
-CREATE UNIQUE INDEX IF NOT EXISTS metrics_point ON metrics (run_id, name, step);
-CREATE TABLE IF NOT EXISTS series (
-  run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, points INTEGER NOT NULL, last_step INTEGER NOT NULL,
-  PRIMARY KEY (run_id, name)
-);
-INSERT OR REPLACE INTO series (run_id, name, points, last_step)
-  SELECT run_id, name, COUNT(*), MAX(step) FROM metrics GROUP BY run_id, name;
-CREATE TABLE IF NOT EXISTS metric_batches (
-  run_id TEXT NOT NULL REFERENCES runs(id), batch_id TEXT NOT NULL, points INTEGER NOT NULL, created_at TEXT NOT NULL,
-  PRIMARY KEY (run_id, batch_id)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS runs_by_request ON runs (request_id) WHERE request_id IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS results_by_request ON results (run_id, request_id) WHERE request_id IS NOT NULL;
-`;
-
-function addColumnIfMissing(db: Database.Database, table: string, column: string, type: string): void {
-  const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
-  if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
-}
 
 export class Store {
   readonly db: Database.Database;
@@ -143,15 +169,12 @@ export class Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
-    if ((this.db.pragma('user_version', { simple: true }) as number) < 1) {
-      this.db.transaction(() => {
-        addColumnIfMissing(this.db, 'runs', 'request_id', 'TEXT');
-        addColumnIfMissing(this.db, 'results', 'request_id', 'TEXT');
-        this.db.exec(MIGRATE_TO_1);
-        this.db.pragma('user_version = 1');
-      })();
-    }
+    this.db.transaction(() => {
+      const fresh = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get() === undefined;
+      if (fresh) this.db.exec(SCHEMA);
+      else if ((this.db.pragma('user_version', { simple: true }) as number) < 1) this.db.exec(MIGRATE_0_TO_1);
+      this.db.pragma('user_version = 1');
+    })();
     // Jobs that were queued or running when the process stopped will never finish.
     this.db.prepare(`UPDATE jobs SET status = 'failed', message = 'server restarted while the job was queued or running' WHERE status IN ('queued', 'running')`).run();
   }

@@ -4,6 +4,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DataFolder } from './data-folder.js';
+import { Store } from './store.js';
 
 export const TOKEN = 'test-token-0123456789';
 
@@ -186,4 +188,29 @@ export async function runBin(args: string[], env: NodeJS.ProcessEnv = process.en
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   clearTimeout(timer);
   return { code, stdout, stderr };
+}
+
+/**
+ * Writes a run with one long series straight into a data folder's database (before a server
+ * opens it): `points` steps 0..points−1 of `name`, value 1/(step+1) plus a ripple, and one
+ * spike of 1000 at `spikeAt`. Returns the run id.
+ */
+export function seedSeries(dataDir: string, name: string, points: number, spikeAt: number): string {
+  const store = new Store(new DataFolder(dataDir).databasePath);
+  try {
+    const run = store.createRun(`${points} points`, 'regress', { points }).run.id;
+    store.db.transaction(() => {
+      store.db
+        .prepare(
+          `WITH RECURSIVE c(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+           INSERT INTO metrics (run_id, step, name, value)
+           SELECT ?, x, ?, CASE WHEN x = ? THEN 1000.0 ELSE 1.0 / (x + 1) + (x % 100) * 1e-4 END FROM c`,
+        )
+        .run(points - 1, run, name, spikeAt);
+      store.db.prepare('INSERT INTO series (run_id, name, points, last_step) VALUES (?, ?, ?, ?)').run(run, name, points, points - 1);
+    })();
+    return run;
+  } finally {
+    store.close();
+  }
 }
