@@ -3,8 +3,6 @@ export type { CommandGroup, Io } from './cli/main.js';
 export { parseCommandLine, renderHelp } from './cli/command.js';
 export type { CommandContext, CommandSpec } from './cli/command.js';
 export { UsageError, NotAvailableError, EXIT } from './cli/errors.js';
-export { checkConfigObject, checkValue, coerceFlag, flagName } from './cli/schema.js';
-export type { Config, FieldSpec, Schema } from './cli/schema.js';
 export { runTraining, runDirectory, HARNESS_FIELDS } from './harness/run.js';
 export type { TrainableJob, RunOptions, RunResult } from './harness/run.js';
 export { saveCheckpoint, loadCheckpoint, checkpointPath } from './harness/checkpoint.js';

@@ -18,6 +18,18 @@ export type { AdamOptions } from './adam.js';
 export { defineOp, listOps, getOp } from './ops.js';
 export { vjp } from './vjp.js';
 export type { Op, OpSpec, OpKernel, OpAttrs, OpGradientArgs } from './ops.js';
+export {
+  ConfigError,
+  isConfigError,
+  checkValue,
+  checkConfigObject,
+  coerceFlag,
+  describeType,
+  fieldDefaults,
+  flagName,
+  resolveConfig,
+} from './config-fields.js';
+export type { FieldSpec, FieldTable, Config, ConfigValue, NumberField, StringField, BooleanField, EnumField } from './config-fields.js';
 export { createRng } from './rng.js';
 export type { Rng, RngState } from './rng.js';
 export {

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { readConfigFile } from './config-file.js';
 import { UsageError } from './errors.js';
-import { type Config, type Schema, checkConfigObject, coerceFlag, defaults, describeType, flagName } from './schema.js';
+import { type Config, type FieldTable, checkConfigObject, coerceFlag, describeType, fieldDefaults, flagName } from '@kiln/tensor';
 
 export interface CommandContext {
   config: Config;
@@ -25,7 +25,7 @@ export interface CommandSpec {
   summary: string;
   /** Extra help text: what it does, examples. */
   details?: string;
-  schema: Schema;
+  schema: FieldTable;
   presets?: Record<string, { doc: string; values: Partial<Config> }>;
   defaultPreset?: string;
   /** Training commands accept --resume (and the harness keys in their schema). */
@@ -56,9 +56,11 @@ export function renderHelp(spec: CommandSpec): string {
   lines.push('  -q, --quiet           no progress bar');
   lines.push('', 'Config keys (flag form --kebab-case):');
   for (const [key, field] of Object.entries(spec.schema)) {
-    const flag = field.type === 'boolean' ? `--${flagName(key)} / --no-${flagName(key)}` : `--${flagName(key)}`;
+    const name = flagName(key, field);
+    const flag = field.type === 'boolean' ? `--${name} / --no-${name}` : `--${name}`;
     lines.push(`  ${key.padEnd(20)} ${flag}`);
-    lines.push(`      ${field.doc} (${describeType(field)}; default ${JSON.stringify(field.default)})`);
+    const given = field.required ? 'required' : `default ${JSON.stringify(field.default)}`;
+    lines.push(`      ${field.doc} (${describeType(field)}; ${given})`);
   }
   if (spec.presets) {
     lines.push('', 'Presets:');
@@ -76,7 +78,7 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { ...COMMON_FLAGS };
   if (spec.resumable) options.resume = { type: 'boolean' };
   for (const [key, field] of Object.entries(spec.schema)) {
-    const flag = flagName(key);
+    const flag = flagName(key, field);
     if (field.type === 'boolean') {
       options[flag] = { type: 'boolean' };
       options[`no-${flag}`] = { type: 'boolean' };
@@ -96,7 +98,7 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
     throw new UsageError(`unexpected argument '${parsed.positionals[0]}' for kiln ${spec.path.join(' ')}`);
   }
 
-  let config = defaults(spec.schema);
+  let config = fieldDefaults(spec.schema);
   const presetName = (values.preset as string | undefined) ?? spec.defaultPreset;
   if (presetName !== undefined) {
     const preset = spec.presets?.[presetName];
@@ -111,14 +113,17 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
     config = { ...config, ...checkConfigObject(spec.schema, readConfigFile(configFile), configFile) } as Config;
   }
   for (const [key, field] of Object.entries(spec.schema)) {
-    const flag = flagName(key);
+    const flag = flagName(key, field);
     if (field.type === 'boolean') {
       if (values[flag] && values[`no-${flag}`]) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
       if (values[flag]) config[key] = true;
       if (values[`no-${flag}`]) config[key] = false;
     } else if (values[flag] !== undefined) {
-      config[key] = coerceFlag(field, values[flag] as string, flag);
+      config[key] = coerceFlag(field, values[flag] as string, flag, key);
     }
+  }
+  for (const [key, field] of Object.entries(spec.schema)) {
+    if (field.required && config[key] === undefined) throw new UsageError(`--${flagName(key, field)} is required (${field.doc})`);
   }
   return {
     help: false,

@@ -2,6 +2,7 @@
  * The `kiln` dispatcher: finds the subcommand, parses and validates its flags and config,
  * runs it, and maps failures to exit codes (0 done, 1 failed, 2 bad usage, 130 interrupted).
  */
+import { isConfigError } from '@kiln/tensor';
 import { type CommandSpec, parseCommandLine, renderHelp } from './command.js';
 import { EXIT, NotAvailableError, UsageError } from './errors.js';
 
@@ -77,7 +78,7 @@ export async function runCli(argv: string[], io: Io, commands: CommandSpec[], gr
     }
     return await spec.handler({ ...parsed.ctx, stdout: io.stdout, stderr: io.stderr });
   } catch (err) {
-    if (err instanceof UsageError) return usage(err.message, hint);
+    if (err instanceof UsageError || isConfigError(err)) return usage((err as Error).message, hint);
     if (err instanceof NotAvailableError) {
       io.stderr.write(`kiln: ${err.message}\n`);
       return EXIT.failed;

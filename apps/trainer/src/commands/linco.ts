@@ -7,7 +7,7 @@
 import { CaseFormatError, type DebiasMethod, type JudgmentCase, type LincoFrame, type BreakdownName, generateCases, lincoRun, modelTypes, readCases } from '@kiln/linco';
 import type { CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
-import type { Schema } from '../cli/schema.js';
+import type { FieldTable } from '@kiln/tensor';
 import { RunRecorder } from '../harness/recorder.js';
 import { HARNESS_FIELDS } from '../harness/run.js';
 import { startBackend } from './shared.js';
@@ -33,7 +33,7 @@ const LINCO_SCHEMA = {
   breakdowns: { type: 'string', default: 'charge,severity,year', doc: "breakdowns of the held-out cases, comma-separated (charge, severity, year, group:<attribute>)" },
   json: { type: 'boolean', default: false, doc: 'print the full result as JSON' },
   ...RUN_FIELDS,
-} satisfies Schema;
+} satisfies FieldTable;
 
 function loadCases(config: Record<string, unknown>): JudgmentCase[] {
   if (!config.data) {

@@ -16,10 +16,9 @@ import {
   processCommunicator,
   trainMoeLm,
 } from '@kiln/moe-core';
-import { loadSafetensors } from '@kiln/tensor';
+import { type Config, type FieldTable, loadSafetensors } from '@kiln/tensor';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
-import type { Config, Schema } from '../cli/schema.js';
 import { RunRecorder } from '../harness/recorder.js';
 import { HARNESS_FIELDS, runDirectory } from '../harness/run.js';
 import { startBackend } from './shared.js';
@@ -39,7 +38,7 @@ const ESTIMATE_SCHEMA = {
   distributedOptimizer: { type: 'boolean', default: true, doc: "shard optimizer state over data-parallel ranks (Megatron's distributed optimizer)" },
   recomputeExperts: { type: 'boolean', default: false, doc: 'selectively recompute the expert MLPs' },
   json: { type: 'boolean', default: false, doc: 'print JSON' },
-} satisfies Schema;
+} satisfies FieldTable;
 
 const GiB = 1024 ** 3;
 
@@ -126,7 +125,7 @@ const TRAIN_SCHEMA = {
   corpus: { type: 'string', default: '', doc: 'text file to train on, as bytes (default: the bundled public-domain corpus)' },
   ...HARNESS_FIELDS,
   seed: { ...HARNESS_FIELDS.seed, default: small.seed },
-} satisfies Schema;
+} satisfies FieldTable;
 
 function libraryConfig(c: Config, checkpointPath: string): Partial<MoeLmTrainConfig> {
   return {

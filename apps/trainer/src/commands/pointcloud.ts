@@ -26,10 +26,9 @@ import {
   resolveConfig,
   syntheticSplits,
 } from '@kiln/pointcloud-ssl';
-import { createRng, type tf } from '@kiln/tensor';
+import { type Config, type FieldTable, createRng, type tf } from '@kiln/tensor';
 import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
-import type { Config, Schema } from '../cli/schema.js';
 import type { MetricRecord } from '../harness/metrics-log.js';
 import { RunRecorder } from '../harness/recorder.js';
 import { HARNESS_FIELDS, runDirectory } from '../harness/run.js';
@@ -40,12 +39,12 @@ const { checkpointEvery: _perPhase, ...HARNESS_RUN_FIELDS } = HARNESS_FIELDS;
 const RUN_FIELDS = {
   ...HARNESS_RUN_FIELDS,
   uploadCheckpoint: { type: 'boolean', default: true, doc: 'with --server: upload finetune.safetensors as a run artifact (for server-side evaluation jobs)' },
-} satisfies Schema;
+} satisfies FieldTable;
 /** The training commands' keys: a mid-phase checkpoint costs a few ms at these model sizes. */
 const TRAIN_RUN_FIELDS = {
   ...RUN_FIELDS,
   checkpointEvery: { type: 'int', default: 10, min: 1, doc: 'steps between mid-phase checkpoints (<phase>-state.safetensors; also written on Ctrl-C)' },
-} satisfies Schema;
+} satisfies FieldTable;
 
 type Size = keyof typeof PRESETS;
 
@@ -91,7 +90,7 @@ const MODEL_FIELDS = {
   valScenes: { type: 'int', default: Number(D.valScenes), min: 1, doc: 'synthetic validation scenes' },
   pointsPerScene: { type: 'int', default: Number(D.pointsPerScene), min: 8, doc: 'points generated per scene' },
   evalBatchScenes: { type: 'int', default: Number(D.evalBatchScenes), min: 1, doc: 'scenes per batch-serialized inference (the batch-vs-single gap)' },
-} satisfies Schema;
+} satisfies FieldTable;
 
 const PRETRAIN_FIELDS = {
   pretrainSteps: { type: 'int', default: Number(D.pretrainSteps), min: 0, doc: 'CSP pre-training steps' },
@@ -100,7 +99,7 @@ const PRETRAIN_FIELDS = {
   crossScene: { type: 'boolean', default: Boolean(D.crossScene), doc: 'CSP: carry the scan state across scene boundaries (off: each scene alone)' },
   objective: { type: 'enum', values: ['distill', 'cosine', 'msc'], default: String(D.objective), doc: 'self-supervised objective' },
   maskRatio: { type: 'number', default: Number(D.maskRatio), min: 0, max: 0.99, doc: 'fraction of masked patches in the student view' },
-} satisfies Schema;
+} satisfies FieldTable;
 
 const FINETUNE_FIELDS = {
   finetuneSteps: { type: 'int', default: Number(D.finetuneSteps), min: 0, doc: 'fine-tuning steps' },
@@ -110,10 +109,10 @@ const FINETUNE_FIELDS = {
   spdLambda: { type: 'number', default: Number(D.spdLambda), min: 0, doc: 'weight of the SPD feature-alignment loss' },
   teacher: { type: 'enum', values: ['frozen', 'ema'], default: String(D.teacher), doc: 'SPD teacher: the frozen pre-trained backbone or an EMA of the student' },
   labelFraction: { type: 'number', default: Number(D.labelFraction), min: 0, exclusiveMin: true, max: 1, doc: 'fraction of training labels used' },
-} satisfies Schema;
+} satisfies FieldTable;
 
 /** The library's size presets, limited to the keys a command has. */
-function presetsFor(schema: Schema): Record<Size, { doc: string; values: Partial<Config> }> {
+function presetsFor(schema: FieldTable): Record<Size, { doc: string; values: Partial<Config> }> {
   const pick = (size: Size, doc: string) => {
     const values: Partial<Config> = { size };
     for (const [k, v] of Object.entries(flatten(PRESETS[size]))) if (k in schema) values[k] = v;
@@ -212,9 +211,9 @@ async function runEvaluation({ ctx, recorder, config }: Omit<Phase, 'stop'>, mod
 
 const EXAMPLES = 'Examples:\n  kiln pointcloud                         # pre-train, fine-tune, evaluate (pnpm start)\n  kiln pointcloud --preset tiny --out runs/pc\n  kiln pointcloud --preset tiny --out runs/pc --resume   # after Ctrl-C or a kill\n  kiln pointcloud pretrain --no-cross-scene --out runs/no-csp\n  kiln pointcloud eval --checkpoint runs/pc/finetune.safetensors';
 
-const ALL_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...FINETUNE_FIELDS, ...TRAIN_RUN_FIELDS };
-const PRETRAIN_SCHEMA: Schema = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...TRAIN_RUN_FIELDS };
-const FINETUNE_SCHEMA: Schema = {
+const ALL_SCHEMA: FieldTable = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...FINETUNE_FIELDS, ...TRAIN_RUN_FIELDS };
+const PRETRAIN_SCHEMA: FieldTable = { ...MODEL_FIELDS, ...PRETRAIN_FIELDS, ...TRAIN_RUN_FIELDS };
+const FINETUNE_SCHEMA: FieldTable = {
   pretrained: { type: 'string', default: '', doc: 'pretrain.safetensors to start from (empty: from scratch)' },
   ...MODEL_FIELDS,
   ...FINETUNE_FIELDS,

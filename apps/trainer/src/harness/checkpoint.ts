@@ -6,8 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type RngState, type SafetensorsEntry, type SafetensorsInput, loadSafetensors, saveSafetensors } from '@kiln/tensor';
-import type { Config } from '../cli/schema.js';
+import { type Config, type RngState, type SafetensorsEntry, type SafetensorsInput, loadSafetensors, saveSafetensors } from '@kiln/tensor';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 

@@ -6,8 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@kiln/tensor';
-import type { Config } from '../cli/schema.js';
+import { type Config, writeFileAtomic } from '@kiln/tensor';
 import { type MetricRecord, MetricsLog } from './metrics-log.js';
 import { Progress } from './progress.js';
 import { runDirectory } from './run.js';

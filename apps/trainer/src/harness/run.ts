@@ -5,9 +5,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Rng, type SafetensorsEntry, type SafetensorsInput, createRng, writeFileAtomic } from '@kiln/tensor';
+import { type Config, type FieldTable, type Rng, type SafetensorsEntry, type SafetensorsInput, createRng, writeFileAtomic } from '@kiln/tensor';
 import { UsageError } from '../cli/errors.js';
-import type { Config, Schema } from '../cli/schema.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { MetricsLog } from './metrics-log.js';
 import { Progress } from './progress.js';
@@ -19,7 +18,7 @@ export const HARNESS_FIELDS = {
   seed: { type: 'int', default: 0, min: 0, doc: 'seed of every random choice (initialization, data order, augmentation)' },
   checkpointEvery: { type: 'int', default: 25, min: 1, doc: 'steps between checkpoints (also written at the end and on Ctrl-C)' },
   server: { type: 'string', default: '', doc: 'eval server URL to send the run and its metrics to (token: --token or KILN_TOKEN)' },
-} satisfies Schema;
+} satisfies FieldTable;
 
 /** Keys that may differ between a run and its resumption. */
 const RESUME_FREE_KEYS = new Set(['out', 'server', 'checkpointEvery']);

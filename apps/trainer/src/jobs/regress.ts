@@ -3,8 +3,7 @@
  * function with Adam on random minibatches. Small enough for tests on the pure-JS backend,
  * and it exercises everything resume must restore: weights, Adam's slots, data order.
  */
-import { type Rng, type SafetensorsEntry, tf } from '@kiln/tensor';
-import type { Schema } from '../cli/schema.js';
+import { type FieldTable, type Rng, type SafetensorsEntry, tf } from '@kiln/tensor';
 import { HARNESS_FIELDS, type TrainableJob } from '../harness/run.js';
 import { modelTensors, optimizerTensors, restoreModel, restoreOptimizer } from '../harness/optimizer-state.js';
 
@@ -17,7 +16,7 @@ export const REGRESS_SCHEMA = {
   lr: { type: 'number', default: 0.01, min: 0, exclusiveMin: true, doc: 'Adam learning rate' },
   stepDelayMs: { type: 'int', default: 0, min: 0, doc: 'sleep after each step (for tests that interrupt a run)' },
   ...HARNESS_FIELDS,
-} satisfies Schema;
+} satisfies FieldTable;
 
 export interface RegressConfig {
   steps: number;
