@@ -3,6 +3,7 @@
  * exact resume after SIGKILL and after Ctrl-C (SIGINT).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { loadSafetensors } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
@@ -276,11 +277,18 @@ describe('kiln → eval server', () => {
     }
   });
 
-  it('warns but finishes when the server is unreachable', async () => {
+  it('warns but finishes when the server is unreachable, after waiting --server-wait for it', async () => {
     const out = join(tempDir(), 'r');
-    const r = await kiln(['regress', ...TINY, '--steps', '3', '--out', out, '--server', 'http://127.0.0.1:9']);
+    // A port nothing listens on (taken, then released).
+    const probe = createNetServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const url = `http://127.0.0.1:${port}`;
+    const r = await kiln(['regress', ...TINY, '--steps', '3', '--out', out, '--server', url, '--token', 'sekret', '--server-wait', '0.5']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain('warning: eval server http://127.0.0.1:9');
+    expect(r.stderr).toContain(`warning: eval server ${url}: unreachable (ECONNREFUSED); retrying in the background`);
+    expect(r.stderr).toContain('did not take the last 4 metric points');
     expect(countLines(join(out, 'metrics.jsonl'))).toBe(4);
   });
 });

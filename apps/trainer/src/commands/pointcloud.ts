@@ -31,7 +31,7 @@ import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
 import type { MetricRecord } from '../harness/metrics-log.js';
 import { RunRecorder } from '../harness/recorder.js';
-import { HARNESS_FIELDS, runDirectory } from '../harness/run.js';
+import { HARNESS_FIELDS, nothingToResume, prepareRunDirectory, runDirectory } from '../harness/run.js';
 import { type Phase, STATE_FILE, WEIGHTS_FILE, clearStates, isInterrupted, loadState, loadWeights, runFinetune, runPretrain, withStopRequest } from './pointcloud-phases.js';
 import { startBackend } from './shared.js';
 
@@ -246,11 +246,13 @@ const allCommand: CommandSpec = {
     const config = libraryConfig(ctx.config);
     await startBackend(ctx);
     const dir = runDirectory('pointcloud', ctx.config);
+    prepareRunDirectory(dir);
     // Where to pick up: evaluation only, fine-tuning (from a state or its start), or pre-training.
     let finetuned = ctx.resume ? await loadWeights(join(dir, WEIGHTS_FILE.finetune), 'finetune', config) : undefined;
     const pretrained = ctx.resume && !finetuned ? await loadWeights(join(dir, WEIGHTS_FILE.pretrain), 'pretrain', config) : undefined;
     const ftState = pretrained ? await loadState(dir, 'finetune', config) : undefined;
     const preState = ctx.resume && !finetuned && !pretrained ? await loadState(dir, 'pretrain', config) : undefined;
+    if (ctx.resume && !finetuned && !pretrained && !preState) throw nothingToResume(dir, 'finished phase or training state from this config');
     const keep = !ctx.resume
       ? undefined
       : finetuned
@@ -301,12 +303,14 @@ const pretrainCommand: CommandSpec = {
     const config = libraryConfig(ctx.config);
     await startBackend(ctx);
     const dir = runDirectory('pointcloud pretrain', ctx.config);
+    prepareRunDirectory(dir);
     const done = ctx.resume ? await loadWeights(join(dir, WEIGHTS_FILE.pretrain), 'pretrain', config) : undefined;
     if (done) {
       ctx.stdout.write(`pre-training already done with this config (${join(dir, WEIGHTS_FILE.pretrain)})\n`);
       return EXIT.ok;
     }
     const resume = ctx.resume ? await loadState(dir, 'pretrain', config) : undefined;
+    if (ctx.resume && !resume) throw nothingToResume(dir, `${WEIGHTS_FILE.pretrain} or ${STATE_FILE.pretrain} from this config`);
     const keep = ctx.resume ? keepLines([], { phase: 'pretrain', step: resume?.state.step ?? 0 }) : undefined;
     if (!ctx.resume) clearStates(dir);
     const recorder = await RunRecorder.open({ command: 'pointcloud pretrain', kind: 'pointcloud', ...ctx, serverRunId: resume?.serverRunId }, keep);
@@ -339,8 +343,10 @@ const finetuneCommand: CommandSpec = {
     }
     await startBackend(ctx);
     const dir = runDirectory('pointcloud finetune', ctx.config);
+    prepareRunDirectory(dir);
     const done = ctx.resume ? await loadWeights(join(dir, WEIGHTS_FILE.finetune), 'finetune', config) : undefined;
     const resume = ctx.resume && !done ? await loadState(dir, 'finetune', config) : undefined;
+    if (ctx.resume && !done && !resume) throw nothingToResume(dir, `${WEIGHTS_FILE.finetune} or ${STATE_FILE.finetune} from this config`);
     const keep = !ctx.resume ? undefined : keepLines(done ? ['finetune'] : [], { phase: 'finetune', step: resume?.state.step ?? 0 });
     if (!ctx.resume) clearStates(dir);
     const recorder = await RunRecorder.open({ command: 'pointcloud finetune', kind: 'pointcloud', ...ctx, serverRunId: resume?.serverRunId }, keep);
