@@ -34,6 +34,8 @@ export interface ServerSinkOptions {
   maxQueuedPoints?: number;
   /** How long `close` waits for the queue to drain (default 60 s). */
   closeWaitMs?: number;
+  /** Called with each batch the server acknowledged (a soak test checks them afterwards). */
+  onDelivered?: (points: readonly MetricPoint[]) => void;
 }
 
 /** The server's limit of points per metrics request. */
@@ -77,7 +79,7 @@ export class ServerSink {
   private flushTimer: NodeJS.Timeout | undefined;
   /** Aborts the request in flight when `close` gives up. */
   private readonly abort = new AbortController();
-  private readonly o: Required<Omit<ServerSinkOptions, 'token'>> & { token: string | undefined };
+  private readonly o: Required<Omit<ServerSinkOptions, 'token' | 'onDelivered'>> & Pick<ServerSinkOptions, 'token' | 'onDelivered'>;
 
   constructor(options: ServerSinkOptions) {
     this.o = {
@@ -251,6 +253,7 @@ export class ServerSink {
         if (item.kind === 'metrics') {
           this.queuedPoints -= item.points.length;
           this.sent += item.points.length;
+          this.o.onDelivered?.(item.points);
         }
         if (this.outage) {
           this.o.warn(`eval server ${this.o.url} answers again after ${((Date.now() - this.outage.since) / 1000).toFixed(1)} s; sending what was queued`);
