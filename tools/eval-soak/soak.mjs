@@ -14,45 +14,16 @@
 // the server acknowledged is there with its value, nothing is there twice, and every point
 // a writer produced arrived (the sink backfills). It passes when no acknowledged row is lost
 // and the health check's p99 latency is under 100 ms. Exit code 1 when it does not.
-import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { arg, commit, freePort, startServer, summary, timed } from './lib.mjs';
 
 const WRITE_EVERY_MS = 20;
 const READ_EVERY_MS = 1000;
 const PROBE_EVERY_MS = 50;
-
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
-
-function quantile(sorted, q) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-function summary(latencies) {
-  const s = [...latencies].sort((a, b) => a - b);
-  const r = (v) => (v === null ? null : Math.round(v * 10) / 10);
-  return { n: s.length, p50: r(quantile(s, 0.5)), p99: r(quantile(s, 0.99)), max: r(s.at(-1) ?? null) };
-}
-
-async function timed(url, init) {
-  const t0 = performance.now();
-  try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
-    const body = await res.text();
-    return { ok: res.ok, status: res.status, ms: performance.now() - t0, body };
-  } catch (err) {
-    return { ok: false, status: 0, ms: performance.now() - t0, error: err.cause?.code ?? err.name };
-  }
-}
 
 // ---------------------------------------------------------------- the three kinds of threads
 
@@ -167,35 +138,6 @@ if (!isMainThread) {
 
 // ---------------------------------------------------------------- the orchestration
 
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function startServer(bin, port, dataDir, token) {
-  const child = spawn(process.execPath, [bin, '--port', String(port), '--data-dir', dataDir, '--token', token], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${out}`)), 60_000);
-    child.stdout.on('data', () => {
-      if (out.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code ?? signal}) before it listened:\n${out}`));
-    });
-  });
-  return { child, ready, output: () => out };
-}
-
 function role(name, data) {
   const worker = new Worker(new URL(import.meta.url), { workerData: { role: name, ...data } });
   const messages = [];
@@ -248,8 +190,6 @@ async function main() {
     probeEveryMs: PROBE_EVERY_MS,
   };
   const outPath = arg('out');
-  const require = createRequire(import.meta.url);
-  const bin = join(dirname(require.resolve('@kiln/eval-server/package.json')), 'bin', 'kiln-eval-server.mjs');
   const dataDir = mkdtempSync(join(os.tmpdir(), 'kiln-eval-soak-'));
   const token = randomBytes(24).toString('base64url');
   const port = await freePort();
@@ -257,7 +197,7 @@ async function main() {
   const loadBefore = os.loadavg();
   console.log(`soak: ${config.writers} writers, ${config.dashboards} dashboards, ${config.seconds} s, ${config.kills} kills; data ${dataDir}; load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
 
-  let server = startServer(bin, port, dataDir, token);
+  let server = startServer(port, dataDir, token);
   await server.ready;
   const health = role('prober', { url });
   const write = role('writers', { url, token, count: config.writers });
@@ -272,7 +212,7 @@ async function main() {
     const exited = new Promise((r) => server.child.once('exit', r));
     server.child.kill('SIGKILL');
     await exited;
-    server = startServer(bin, port, dataDir, token);
+    server = startServer(port, dataDir, token);
     await server.ready;
     const downMs = performance.now() - killedAt;
     kills.push({ atSeconds: Math.round((killedAt - t0) / 100) / 10, downMs: Math.round(downMs) });
@@ -317,13 +257,9 @@ async function main() {
   await exited;
   const healthSummary = summary(probes.latencies);
   const pass = lostAcknowledged === 0 && wrongValues === 0 && duplicates === 0 && healthSummary.p99 !== null && healthSummary.p99 < 100;
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {}
   const result = {
     date: new Date().toISOString(),
-    commit,
+    commit: commit(),
     node: process.version,
     cpus: os.cpus().length,
     loadavg: { before: loadBefore.map((l) => Math.round(l * 100) / 100), after: os.loadavg().map((l) => Math.round(l * 100) / 100) },

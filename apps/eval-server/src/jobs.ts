@@ -174,6 +174,13 @@ export class JobRunner {
       });
       child.on('error', (err) => {
         error ??= `the evaluation process could not run: ${err.message}`;
+        if (child.pid === undefined) {
+          // It never started, so no 'exit' follows.
+          clearTimeout(timer);
+          clearInterval(sampler);
+          this.child = undefined;
+          resolve({ kind: 'failed', reason: error });
+        }
       });
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
