@@ -31,7 +31,22 @@ function workspacePackages() {
     .map((dir) => ({ dir, manifest: JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) }));
 }
 
+/** The apps' commands, run from their lone installs as a user would after `npm install`. */
+const APP_RUNS = {
+  '@kiln/trainer': [
+    ['kiln --help', ['kiln', '--help']],
+    ['kiln pointcloud --preset tiny', ['kiln', 'pointcloud', '--preset', 'tiny', '--quiet']],
+  ],
+  '@kiln/eval-server': [['kiln-eval-server --help', ['kiln-eval-server', '--help']]],
+};
+
+function installedSize(project) {
+  const kib = Number(run('du', ['-sk', join(project, 'node_modules')]).split('\t')[0]);
+  return kib >= 1024 * 1024 ? `${(kib / 1024 / 1024).toFixed(1)} GiB` : `${(kib / 1024).toFixed(0)} MiB`;
+}
+
 const all = workspacePackages();
+const sizes = [];
 const publishable = all.filter((p) => !p.manifest.private && (only.length === 0 || only.includes(p.manifest.name)));
 const work = mkdtempSync(join(tmpdir(), 'kiln-release-'));
 const tarballs = new Map();
@@ -93,6 +108,16 @@ for (const { manifest } of publishable) {
   step('installs alone from its tarball', () =>
     run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: project }),
   );
+  const size = installedSize(project);
+  sizes.push([name, size]);
+  console.log(`  size  ${size} installed (node_modules, everything it pulls in)`);
+  for (const [label, args] of APP_RUNS[name] ?? []) {
+    let out = '';
+    step(label, () => {
+      out = run(join(project, 'node_modules', '.bin', args[0]), args.slice(1), { cwd: project, timeout: 600_000 });
+    });
+    if (out.trim()) console.log(out.trimEnd().split('\n').slice(-5).join('\n').replace(/^/gm, '        '));
+  }
   const hasRoot = manifest.exports === undefined || '.' in manifest.exports || typeof manifest.exports === 'string';
   if (!hasRoot) continue;
   step('import (ESM)', () => {
@@ -122,6 +147,7 @@ for (const { manifest } of publishable) {
 }
 
 rmSync(work, { recursive: true, force: true });
+console.log(`\ninstalled size of each package alone:\n${sizes.map(([n, size]) => `  ${n.padEnd(22)} ${size}`).join('\n')}`);
 if (failures.length > 0) {
   console.log(`\nrelease check failed:\n${failures.map((f) => `  - ${f}`).join('\n')}`);
   process.exit(1);

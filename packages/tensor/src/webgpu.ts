@@ -40,7 +40,7 @@ async function findGpu(): Promise<GpuLike | { reason: string }> {
   try {
     dawn = (await import('webgpu')) as unknown as typeof dawn;
   } catch (err) {
-    return { reason: `the 'webgpu' package could not be loaded (${(err as Error).message})` };
+    return { reason: `the optional peer 'webgpu' (Dawn) is not installed or could not be loaded; npm install webgpu @tensorflow/tfjs-backend-webgpu@4.22.0 (${(err as Error).message.split('\n')[0]})` };
   }
   Object.assign(globalThis, dawn.globals);
   const gpu = dawn.create([]);
@@ -77,7 +77,11 @@ export function probeWebGpu(): Promise<{ adapter: AdapterLike; summary: WebGpuAd
 export async function registerWebGpuBackend(): Promise<{ summary: WebGpuAdapterSummary } | { reason: string }> {
   const found = await probeWebGpu();
   if ('reason' in found) return found;
-  loadedModule = await import('@tensorflow/tfjs-backend-webgpu');
+  try {
+    loadedModule = await import('@tensorflow/tfjs-backend-webgpu');
+  } catch (err) {
+    return { reason: `the optional peer '@tensorflow/tfjs-backend-webgpu' is not installed; npm install @tensorflow/tfjs-backend-webgpu@4.22.0 (${(err as Error).message.split('\n')[0]})` };
+  }
   if (!tf.findBackendFactory('webgpu')) {
     return { reason: 'tfjs-backend-webgpu did not register a backend although navigator.gpu exists' };
   }
