@@ -10,8 +10,9 @@ export function arg(name, fallback) {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
-/** The kiln-eval-server binary of the workspace's @kiln/eval-server. */
+/** The kiln-eval-server binary of the workspace's @kiln/eval-server (--server-bin PATH: another build, to compare). */
 export function serverBin() {
+  if (arg('server-bin')) return arg('server-bin');
   const require = createRequire(import.meta.url);
   return join(dirname(require.resolve('@kiln/eval-server/package.json')), 'bin', 'kiln-eval-server.mjs');
 }

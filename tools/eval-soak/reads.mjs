@@ -1,22 +1,94 @@
 #!/usr/bin/env node
 // Do series reads hold up writes and health checks? Usage:
 //   node reads.mjs [--points 1000000] [--seconds 10] [--readers 4] [--out reads.json]
+//                  [--server-bin PATH --server-label TEXT]   (another build of the server, to compare)
 //
 // Seeds one run with a `points`-long series through the API, then measures two phases of
 // `seconds` each, alternating twice (quiet, reading, quiet, reading): in both, a prober asks
 // /api/health every 50 ms and a writer appends 20-point batches back to back to another
 // run; in the reading phases `readers` clients loop over the heaviest reads the API allows
-// (the whole series reduced with maxPoints=4000, and pages of 100,000 points). Reports health
-// latency and write throughput per phase kind, with the load average.
+// (the whole series reduced with maxPoints=4000, and pages of 100,000 points). Prober,
+// writer and readers run in separate threads, so parsing a large answer never delays a
+// health check's clock. Reports health latency and write throughput per phase kind, with
+// the load average.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { arg, commit, freePort, startServer, stopServer, summary, timed } from './lib.mjs';
+
+if (!isMainThread) {
+  await ({ prober, writer, reader })[workerData.role](workerData);
+} else {
+  await main();
+}
+
+/** Runs until the parent says stop, then posts what it measured. */
+function untilStopped() {
+  let stopped = false;
+  parentPort.once('message', () => {
+    stopped = true;
+  });
+  return () => stopped;
+}
+
+async function prober({ url }) {
+  const stopped = untilStopped();
+  const health = [];
+  const loopMax = [];
+  while (!stopped()) {
+    const t = performance.now();
+    const r = await timed(`${url}/api/health`);
+    if (r.ok) {
+      health.push(r.ms);
+      const d = JSON.parse(r.body).eventLoopDelayMs;
+      if (d) loopMax.push(d.max);
+    }
+    await new Promise((res) => setTimeout(res, Math.max(0, 50 - (performance.now() - t))));
+  }
+  parentPort.postMessage({ health, loopMax });
+}
+
+async function writer({ url, token, runId }) {
+  const stopped = untilStopped();
+  let written = 0;
+  let step = workerData.firstStep;
+  while (!stopped()) {
+    const batch = Array.from({ length: 20 }, () => ({ step: step++, name: 'loss', value: Math.random() }));
+    const r = await timed(`${url}/api/runs/${runId}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ points: batch }) });
+    if (r.ok) written += 20;
+  }
+  parentPort.postMessage({ written, lastStep: step });
+}
+
+async function reader({ url, runId, index }) {
+  const stopped = untilStopped();
+  const reads = [];
+  let after = -1;
+  while (!stopped()) {
+    const query = index % 2 === 0 ? 'maxPoints=4000' : `after=${after}&limit=100000`;
+    const r = await timed(`${url}/api/runs/${runId}/metrics?name=loss&${query}`);
+    if (r.ok) reads.push(r.ms);
+    if (index % 2 === 1) after = r.ok ? (JSON.parse(r.body).series.loss.next ?? -1) : -1;
+  }
+  parentPort.postMessage({ reads });
+}
+
+function thread(role, data) {
+  const w = new Worker(new URL(import.meta.url), { workerData: { role, ...data } });
+  const result = new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  return { stop: () => w.postMessage('stop'), result };
+}
+
+async function main() {
 
 const points = Number(arg('points', '1000000'));
 const seconds = Number(arg('seconds', '10'));
-const readers = Number(arg('readers', '4'));
+const readerCount = Number(arg('readers', '4'));
 const outPath = arg('out');
 const token = randomBytes(24).toString('base64url');
 const port = await freePort();
@@ -39,52 +111,29 @@ for (let start = 0; start < points; start += 10_000) {
 const writes = (await post('/api/runs', { name: 'writer' })).id;
 console.log(`seeded ${points} points; load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
 
+let nextStep = 0;
 async function phase(reading) {
-  let stop = false;
-  const health = [];
-  let written = 0;
-  let step = 0;
-  const readLatency = [];
-  const prober = (async () => {
-    while (!stop) {
-      const t = performance.now();
-      const r = await timed(`${url}/api/health`);
-      if (r.ok) health.push(r.ms);
-      await new Promise((res) => setTimeout(res, Math.max(0, 50 - (performance.now() - t))));
-    }
-  })();
-  const writer = (async () => {
-    while (!stop) {
-      const batch = Array.from({ length: 20 }, () => ({ step: step++, name: 'loss', value: Math.random() }));
-      const r = await timed(`${url}/api/runs/${writes}/metrics`, { method: 'POST', headers: auth, body: JSON.stringify({ points: batch }) });
-      if (r.ok) written += 20;
-    }
-  })();
-  const readerLoops = reading
-    ? Array.from({ length: readers }, async (_, i) => {
-        let after = -1;
-        while (!stop) {
-          const query = i % 2 === 0 ? 'maxPoints=4000' : `after=${after}&limit=100000`;
-          const r = await timed(`${url}/api/runs/${big}/metrics?name=loss&${query}`);
-          if (r.ok) readLatency.push(r.ms);
-          if (i % 2 === 1) after = r.ok ? (JSON.parse(r.body).series.loss.next ?? -1) : -1;
-        }
-      })
-    : [];
+  const prober = thread('prober', { url });
+  const writer = thread('writer', { url, token, runId: writes, firstStep: nextStep });
+  const readers = reading ? Array.from({ length: readerCount }, (_, index) => thread('reader', { url, runId: big, index })) : [];
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  stop = true;
-  await Promise.all([prober, writer, ...readerLoops]);
-  return { health, written, readLatency };
+  for (const t of [prober, writer, ...readers]) t.stop();
+  const [{ health, loopMax }, w, ...rs] = await Promise.all([prober.result, writer.result, ...readers.map((t) => t.result)]);
+  nextStep = w.lastStep;
+  return { health, loopMax, written: w.written, readLatency: rs.flatMap((r) => r.reads) };
 }
 
-const results = { quiet: { health: [], written: 0, reads: [] }, reading: { health: [], written: 0, reads: [] } };
+const results = { quiet: { health: [], loopMax: [], written: 0, reads: [] }, reading: { health: [], loopMax: [], written: 0, reads: [] } };
 for (const reading of [false, true, false, true]) {
   const p = await phase(reading);
   const into = results[reading ? 'reading' : 'quiet'];
   into.health.push(...p.health);
+  into.loopMax.push(...p.loopMax);
   into.written += p.written;
   into.reads.push(...p.readLatency);
-  console.log(`${reading ? 'reading' : 'quiet  '} phase: health ${JSON.stringify(summary(p.health))}, ${Math.round(p.written / seconds)} points written/s, ${p.readLatency.length} heavy reads`);
+  console.log(
+    `${reading ? 'reading' : 'quiet  '} phase: health ${JSON.stringify(summary(p.health))}, server event-loop delay (max per second) ${JSON.stringify(summary(p.loopMax))}, ${Math.round(p.written / seconds)} points written/s, ${p.readLatency.length} heavy reads`,
+  );
 }
 await stopServer(server);
 const report = {
@@ -93,13 +142,15 @@ const report = {
   node: process.version,
   cpus: os.cpus().length,
   loadavg: { before: loadBefore.map((l) => Math.round(l * 100) / 100), after: os.loadavg().map((l) => Math.round(l * 100) / 100) },
-  config: { points, seconds, readers, phases: 'quiet, reading, quiet, reading' },
-  quiet: { healthMs: summary(results.quiet.health), pointsWrittenPerSecond: Math.round(results.quiet.written / (2 * seconds)) },
+  config: { points, seconds, readers: readerCount, phases: 'quiet, reading, quiet, reading', server: arg('server-label') ?? (arg('server-bin') ? 'another build' : 'this workspace') },
+  quiet: { healthMs: summary(results.quiet.health), serverLoopDelayMaxPerSecondMs: summary(results.quiet.loopMax), pointsWrittenPerSecond: Math.round(results.quiet.written / (2 * seconds)) },
   reading: {
     healthMs: summary(results.reading.health),
+    serverLoopDelayMaxPerSecondMs: summary(results.reading.loopMax),
     pointsWrittenPerSecond: Math.round(results.reading.written / (2 * seconds)),
     heavyReadMs: summary(results.reading.reads),
   },
 };
 console.log(JSON.stringify(report, null, 2));
 if (outPath) writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
+}

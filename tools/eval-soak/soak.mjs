@@ -114,6 +114,7 @@ async function dashboards({ url, count }) {
 
 async function prober({ url }) {
   const latencies = [];
+  const loopMax = [];
   const failures = {};
   let stop = false;
   parentPort.once('message', () => {
@@ -122,11 +123,14 @@ async function prober({ url }) {
   while (!stop) {
     const started = performance.now();
     const r = await timed(`${url}/api/health`);
-    if (r.ok) latencies.push(r.ms);
+    if (r.ok) {
+      latencies.push(r.ms);
+      loopMax.push(JSON.parse(r.body).eventLoopDelayMs.max);
+    }
     else failures[r.error ?? `HTTP ${r.status}`] = (failures[r.error ?? `HTTP ${r.status}`] ?? 0) + 1;
     await new Promise((res) => setTimeout(res, Math.max(0, PROBE_EVERY_MS - (performance.now() - started))));
   }
-  parentPort.postMessage({ type: 'done', latencies, failures });
+  parentPort.postMessage({ type: 'done', latencies, loopMax, failures });
 }
 
 if (!isMainThread) {
@@ -280,7 +284,12 @@ async function main() {
       pendingAtEnd: writes.writers.reduce((a, w) => a + w.pending, 0),
     },
     reads: { requests: reads.requests, failed: reads.failed, latencyMs: reads.latency },
-    health: { probes: probes.latencies.length + Object.values(probes.failures).reduce((a, b) => a + b, 0), failedWhileDown: probes.failures, latencyMs: healthSummary },
+    health: {
+      probes: probes.latencies.length + Object.values(probes.failures).reduce((a, b) => a + b, 0),
+      failedWhileDown: probes.failures,
+      latencyMs: healthSummary,
+      serverLoopDelayMaxPerSecondMs: summary(probes.loopMax),
+    },
     pass,
   };
   console.log(JSON.stringify(result, null, 2));

@@ -45,7 +45,7 @@ async function submit(server: RunningServer, runId: string, kind: 'pointcloud' |
 async function expectServing(server: RunningServer): Promise<void> {
   expect(server.child.exitCode).toBeNull();
   expect(server.child.signalCode).toBeNull();
-  expect((await call(server, 'GET', '/api/health')).body).toEqual({ ok: true });
+  expect((await call(server, 'GET', '/api/health')).body).toMatchObject({ ok: true });
   expect((await call(server, 'GET', '/api/runs')).status).toBe(200);
 }
 

@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SeriesReply, SeriesRequest } from './series-reader.js';
-import type { SeriesPage, SeriesQuery } from './series-query.js';
+import type { SeriesQuery } from './series-query.js';
 
 export class ReadersBusyError extends Error {
   readonly statusCode = 503;
@@ -14,7 +14,7 @@ export class ReadersBusyError extends Error {
 
 interface Pending {
   request: SeriesRequest;
-  resolve: (series: Record<string, SeriesPage>) => void;
+  resolve: (json: Uint8Array) => void;
   reject: (err: Error) => void;
 }
 
@@ -45,7 +45,7 @@ export class SeriesReaders {
       this.busy.delete(worker);
       if (pending) {
         if ('error' in reply) pending.reject(new Error(`reading series failed: ${reply.error}`));
-        else pending.resolve(reply.series);
+        else pending.resolve(reply.json);
       }
       this.release(worker);
     });
@@ -74,7 +74,8 @@ export class SeriesReaders {
     }
   }
 
-  read(runId: string, query: SeriesQuery): Promise<Record<string, SeriesPage>> {
+  /** The JSON answer `{ "series": … }` of a series read, as bytes. */
+  read(runId: string, query: SeriesQuery): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new Error('the server is stopping'));
     return new Promise((resolve, reject) => {
       const pending: Pending = { request: { id: this.nextId++, runId, query }, resolve, reject };

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, renameSync, writeFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -178,7 +179,17 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
     return run;
   };
 
-  app.get('/api/health', async () => ({ ok: true }));
+  // The event loop's delay over the last full second: what a request waited before the server
+  // could look at it (series reads and jobs run elsewhere, so this stays small under them).
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  let lastSecond = { p99: 0, max: 0 };
+  const sampler = setInterval(() => {
+    lastSecond = { p99: Math.round(loopDelay.percentile(99) / 1e5) / 10, max: Math.round(loopDelay.max / 1e5) / 10 };
+    loopDelay.reset();
+  }, 1000);
+  sampler.unref();
+  app.get('/api/health', async () => ({ ok: true, eventLoopDelayMs: lastSecond }));
 
   app.post('/api/runs', { schema: { body: createRunBody } }, async (req, reply) => {
     const body = req.body as { name: string; kind: string; config: unknown; requestId?: string };
@@ -212,11 +223,12 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
     return store.appendMetrics(id, points, batchId);
   });
 
-  app.get('/api/runs/:id/metrics', { schema: { params: idParams } }, async (req) => {
+  app.get('/api/runs/:id/metrics', { schema: { params: idParams } }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const query = parseSeriesQuery(req.query as Record<string, unknown>);
     runOr404(id);
-    return { series: await readers.read(id, query) };
+    const json = await readers.read(id, query); // read and serialised off the event loop
+    return reply.header('content-type', 'application/json; charset=utf-8').send(Buffer.from(json.buffer, json.byteOffset, json.byteLength));
   });
 
   for (const [kind, schema] of Object.entries(resultBodies)) {
@@ -289,6 +301,8 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
   await app.register(fastifyStatic, { root: threeBuildDir(), prefix: '/vendor/three/', decorateReply: false });
 
   app.addHook('onClose', async () => {
+    clearInterval(sampler);
+    loopDelay.disable();
     await jobs.close();
     await readers.close();
     store.close();
