@@ -3,7 +3,7 @@
  * reduced, never whole; and series reads run off the server's event loop, so health checks
  * and writes are answered while they scan.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,5 +89,25 @@ describe('bounded reads', () => {
     const results = await Promise.all(scans);
     for (const r of results) expect(r.body.series.loss.values).toContain(1000);
     expect(quick.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('checkpoints the WAL off the event loop, so it is reused instead of growing with every write', async () => {
+    const id = (await call(server, 'POST', '/api/runs', { body: { name: 'wal' } })).body.id;
+    const write = async (from: number) => {
+      for (let b = 0; b < 8; b++) {
+        const points = Array.from({ length: 10_000 }, (_, i) => ({ step: from + b * 10_000 + i, name: 'x', value: i }));
+        expect((await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points } })).status).toBe(200);
+      }
+    };
+    const wal = () => statSync(join(server.dataDir, 'kiln-eval.db-wal')).size;
+    await write(0);
+    await new Promise((r) => setTimeout(r, 2500)); // a checkpoint runs every second
+    const afterFirst = wal();
+    await write(80_000);
+    await new Promise((r) => setTimeout(r, 2500));
+    // Checkpointed, the WAL restarts from its beginning: the second 80,000 rows reuse the
+    // pages of the first instead of doubling the file.
+    expect(wal()).toBeLessThan(1.5 * afterFirst);
+    expect((await call(server, 'GET', `/api/runs/${id}`)).body.metricCount).toBe(160_000);
   });
 });

@@ -5,6 +5,11 @@
  * neither the scan nor the serialisation of a large answer runs on the server's event loop.
  * On Linux the thread lowers its own priority: when cores are short, writes and health
  * checks go first.
+ *
+ * The pool's first reader also checkpoints the WAL every second (the server's own
+ * connection does not, so that no commit on the event loop waits for a checkpoint's copy
+ * and fsync). A passive checkpoint never blocks the writer; it copies what no reader still
+ * needs.
  */
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
@@ -31,9 +36,28 @@ function lowerThreadPriority(): void {
   }
 }
 
+export interface SeriesReaderData {
+  path: string;
+  /** This reader also checkpoints the WAL (one per pool). */
+  checkpoints: boolean;
+}
+
+export const CHECKPOINT_EVERY_MS = 1000;
+
 if (parentPort && workerData) {
   lowerThreadPriority();
-  const db = new Database((workerData as { path: string }).path, { readonly: true, fileMustExist: true });
+  const { path, checkpoints } = workerData as SeriesReaderData;
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  if (checkpoints) {
+    const writer = new Database(path, { fileMustExist: true });
+    setInterval(() => {
+      try {
+        writer.pragma('wal_checkpoint(PASSIVE)');
+      } catch {
+        // busy or closing: the next tick tries again
+      }
+    }, CHECKPOINT_EVERY_MS).unref();
+  }
   const port = parentPort;
   const encoder = new TextEncoder();
   port.on('message', (request: SeriesRequest) => {

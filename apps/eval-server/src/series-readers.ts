@@ -1,11 +1,11 @@
 /**
  * A small pool of worker threads for series reads (series-reader.ts). Requests wait in a
  * bounded queue; past it a read is refused with 503 rather than piling up. A worker that
- * dies fails its request and is replaced.
+ * dies fails its request and is replaced. The first worker also checkpoints the WAL.
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { SeriesReply, SeriesRequest } from './series-reader.js';
+import type { SeriesReaderData, SeriesReply, SeriesRequest } from './series-reader.js';
 import type { SeriesQuery } from './series-query.js';
 
 export class ReadersBusyError extends Error {
@@ -35,11 +35,12 @@ export class SeriesReaders {
     size = 2,
     private readonly maxWaiting = 64,
   ) {
-    for (let i = 0; i < size; i++) this.idle.push(this.spawn());
+    for (let i = 0; i < size; i++) this.idle.push(this.spawn(i === 0));
   }
 
-  private spawn(): Worker {
-    const worker = new Worker(readerScript(), { workerData: { path: this.databasePath } });
+  /** `checkpoints`: this reader also checkpoints the WAL (see series-reader.ts). */
+  private spawn(checkpoints: boolean): Worker {
+    const worker = new Worker(readerScript(), { workerData: { path: this.databasePath, checkpoints } satisfies SeriesReaderData });
     worker.on('message', (reply: SeriesReply) => {
       const pending = this.busy.get(worker);
       this.busy.delete(worker);
@@ -55,7 +56,7 @@ export class SeriesReaders {
       const i = this.idle.indexOf(worker);
       if (i >= 0) this.idle.splice(i, 1);
       pending?.reject(new Error(`the series reader stopped: ${err.message}`));
-      if (!this.closed) this.release(this.spawn());
+      if (!this.closed) this.release(this.spawn(checkpoints));
     };
     worker.on('error', fail);
     worker.on('exit', (code) => {

@@ -173,10 +173,8 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
     refuse(reply, status, err.message);
   });
 
-  const runOr404 = (id: string) => {
-    const run = store.getRun(id);
-    if (!run) throw new HttpError(404, `run '${id}' does not exist`);
-    return run;
+  const runOr404 = (id: string): void => {
+    if (!store.hasRun(id)) throw new HttpError(404, `run '${id}' does not exist`);
   };
 
   // The event loop's delay over the last full second: what a request waited before the server
@@ -201,7 +199,8 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
 
   app.get('/api/runs/:id', { schema: { params: idParams } }, async (req) => {
     const { id } = req.params as { id: string };
-    const run = runOr404(id);
+    const run = store.getRun(id);
+    if (!run) throw new HttpError(404, `run '${id}' does not exist`);
     const series = store.series(id);
     return {
       ...run,

@@ -158,6 +158,17 @@ CREATE TABLE IF NOT EXISTS jobs (
 
 export class Store {
   readonly db: Database.Database;
+  /** Prepared statements by SQL text: preparing costs more than running most of them. */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
 
   /**
    * Opens (or creates) the database. A new file is created with mode 0600 first: SQLite
@@ -168,15 +179,20 @@ export class Store {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    // Checkpoints (copying the WAL into the database, with an fsync) would run inside a
+    // commit on this connection, i.e. on the server's event loop. A reader thread runs them
+    // instead (series-reader.ts); a WAL that was checkpointed is cut back to 64 MiB.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
     this.db.pragma('foreign_keys = ON');
     this.db.transaction(() => {
-      const fresh = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get() === undefined;
+      const fresh = this.sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get() === undefined;
       if (fresh) this.db.exec(SCHEMA);
       else if ((this.db.pragma('user_version', { simple: true }) as number) < 1) this.db.exec(MIGRATE_0_TO_1);
       this.db.pragma('user_version = 1');
     })();
     // Jobs that were queued or running when the process stopped will never finish.
-    this.db.prepare(`UPDATE jobs SET status = 'failed', message = 'server restarted while the job was queued or running' WHERE status IN ('queued', 'running')`).run();
+    this.sql(`UPDATE jobs SET status = 'failed', message = 'server restarted while the job was queued or running' WHERE status IN ('queued', 'running')`).run();
   }
 
   close(): void {
@@ -189,18 +205,21 @@ export class Store {
    */
   createRun(name: string, kind: string, config: unknown, requestId?: string): { run: RunRow; created: boolean } {
     if (requestId !== undefined) {
-      const id = (this.db.prepare('SELECT id FROM runs WHERE request_id = ?').get(requestId) as { id: string } | undefined)?.id;
+      const id = (this.sql('SELECT id FROM runs WHERE request_id = ?').get(requestId) as { id: string } | undefined)?.id;
       if (id) return { run: this.getRun(id)!, created: false };
     }
     const run: RunRow = { id: newId('run'), name, kind, config: config ?? {}, createdAt: new Date().toISOString() };
-    this.db
-      .prepare('INSERT INTO runs (id, name, kind, config, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO runs (id, name, kind, config, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?)')
       .run(run.id, name, kind, JSON.stringify(run.config), run.createdAt, requestId ?? null);
     return { run, created: true };
   }
 
+  hasRun(id: string): boolean {
+    return this.sql('SELECT 1 FROM runs WHERE id = ?').get(id) !== undefined;
+  }
+
   getRun(id: string): RunRow | undefined {
-    const r = this.db.prepare('SELECT id, name, kind, config, created_at FROM runs WHERE id = ?').get(id) as
+    const r = this.sql('SELECT id, name, kind, config, created_at FROM runs WHERE id = ?').get(id) as
       | { id: string; name: string; kind: string; config: string; created_at: string }
       | undefined;
     return r && { id: r.id, name: r.name, kind: r.kind, config: JSON.parse(r.config), createdAt: r.created_at };
@@ -208,8 +227,7 @@ export class Store {
 
   /** Every run, newest first, with its point count and last step (from the per-series counters). */
   listRuns(): RunSummary[] {
-    const rows = this.db
-      .prepare(
+    const rows = this.sql(
         `SELECT r.id, r.name, r.kind, r.created_at,
            (SELECT COALESCE(SUM(points), 0) FROM series s WHERE s.run_id = r.id) AS metric_count,
            (SELECT MAX(last_step) FROM series s WHERE s.run_id = r.id) AS last_step,
@@ -222,10 +240,10 @@ export class Store {
 
   /** Appends a batch in one transaction: all points or none (see the class comment for ids). */
   appendMetrics(runId: string, points: MetricPoint[], batchId?: string): AppendOutcome {
-    const insert = this.db.prepare('INSERT OR IGNORE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)');
-    const replace = this.db.prepare('UPDATE metrics SET value = ? WHERE run_id = ? AND name = ? AND step = ?');
-    const seenBatch = this.db.prepare('INSERT OR IGNORE INTO metric_batches (run_id, batch_id, points, created_at) VALUES (?, ?, ?, ?)');
-    const bump = this.db.prepare(
+    const insert = this.sql('INSERT OR IGNORE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)');
+    const replace = this.sql('UPDATE metrics SET value = ? WHERE run_id = ? AND name = ? AND step = ?');
+    const seenBatch = this.sql('INSERT OR IGNORE INTO metric_batches (run_id, batch_id, points, created_at) VALUES (?, ?, ?, ?)');
+    const bump = this.sql(
       `INSERT INTO series (run_id, name, points, last_step) VALUES (?, ?, ?, ?)
        ON CONFLICT (run_id, name) DO UPDATE SET points = points + excluded.points, last_step = MAX(last_step, excluded.last_step)`,
     );
@@ -257,12 +275,12 @@ export class Store {
   }
 
   countMetrics(runId: string): number {
-    return (this.db.prepare('SELECT COALESCE(SUM(points), 0) AS n FROM series WHERE run_id = ?').get(runId) as { n: number }).n;
+    return (this.sql('SELECT COALESCE(SUM(points), 0) AS n FROM series WHERE run_id = ?').get(runId) as { n: number }).n;
   }
 
   /** The run's series: name, point count and last step. */
   series(runId: string): { name: string; points: number; lastStep: number }[] {
-    return (this.db.prepare('SELECT name, points, last_step FROM series WHERE run_id = ? ORDER BY name').all(runId) as { name: string; points: number; last_step: number }[]).map(
+    return (this.sql('SELECT name, points, last_step FROM series WHERE run_id = ? ORDER BY name').all(runId) as { name: string; points: number; last_step: number }[]).map(
       (s) => ({ name: s.name, points: s.points, lastStep: s.last_step }),
     );
   }
@@ -274,8 +292,7 @@ export class Store {
       if (earlier) return { row: earlier, created: false };
     }
     const createdAt = new Date().toISOString();
-    const info = this.db
-      .prepare('INSERT INTO results (run_id, kind, payload, created_at, request_id) VALUES (?, ?, ?, ?, ?)')
+    const info = this.sql('INSERT INTO results (run_id, kind, payload, created_at, request_id) VALUES (?, ?, ?, ?, ?)')
       .run(runId, kind, JSON.stringify(payload), createdAt, requestId ?? null);
     return { row: { id: Number(info.lastInsertRowid), runId, kind, payload, createdAt }, created: true };
   }
@@ -283,23 +300,22 @@ export class Store {
   results(runId: string, requestId?: string): ResultRow[] {
     const rows = (
       requestId === undefined
-        ? this.db.prepare('SELECT id, run_id, kind, payload, created_at FROM results WHERE run_id = ? ORDER BY id').all(runId)
-        : this.db.prepare('SELECT id, run_id, kind, payload, created_at FROM results WHERE run_id = ? AND request_id = ?').all(runId, requestId)
+        ? this.sql('SELECT id, run_id, kind, payload, created_at FROM results WHERE run_id = ? ORDER BY id').all(runId)
+        : this.sql('SELECT id, run_id, kind, payload, created_at FROM results WHERE run_id = ? AND request_id = ?').all(runId, requestId)
     ) as { id: number; run_id: string; kind: string; payload: string; created_at: string }[];
     return rows.map((r) => ({ id: r.id, runId: r.run_id, kind: r.kind, payload: JSON.parse(r.payload), createdAt: r.created_at }));
   }
 
   putArtifact(row: Omit<ArtifactRow, 'createdAt'>): ArtifactRow {
     const full = { ...row, createdAt: new Date().toISOString() };
-    this.db
-      .prepare('INSERT OR REPLACE INTO artifacts (run_id, name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?)')
+    this.sql('INSERT OR REPLACE INTO artifacts (run_id, name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(full.runId, full.name, full.size, full.sha256, full.createdAt);
     return full;
   }
 
   artifacts(runId: string): ArtifactRow[] {
     return (
-      this.db.prepare('SELECT run_id, name, size, sha256, created_at FROM artifacts WHERE run_id = ? ORDER BY name').all(runId) as {
+      this.sql('SELECT run_id, name, size, sha256, created_at FROM artifacts WHERE run_id = ? ORDER BY name').all(runId) as {
         run_id: string;
         name: string;
         size: number;
@@ -310,7 +326,7 @@ export class Store {
   }
 
   getArtifact(runId: string, name: string): ArtifactRow | undefined {
-    const r = this.db.prepare('SELECT run_id, name, size, sha256, created_at FROM artifacts WHERE run_id = ? AND name = ?').get(runId, name) as
+    const r = this.sql('SELECT run_id, name, size, sha256, created_at FROM artifacts WHERE run_id = ? AND name = ?').get(runId, name) as
       | { run_id: string; name: string; size: number; sha256: string; created_at: string }
       | undefined;
     return r && { runId: r.run_id, name: r.name, size: r.size, sha256: r.sha256, createdAt: r.created_at };
@@ -319,8 +335,7 @@ export class Store {
   createJob(runId: string, kind: string, spec: unknown): JobRow {
     const now = new Date().toISOString();
     const row: JobRow = { id: newId('job'), runId, kind, spec, status: 'queued', progress: 0, message: 'queued', result: null, createdAt: now, updatedAt: now };
-    this.db
-      .prepare('INSERT INTO jobs (id, run_id, kind, spec, status, progress, message, result, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)')
+    this.sql('INSERT INTO jobs (id, run_id, kind, spec, status, progress, message, result, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)')
       .run(row.id, runId, kind, JSON.stringify(spec), row.status, 0, row.message, now, now);
     return row;
   }
@@ -329,18 +344,17 @@ export class Store {
     const job = this.getJob(id);
     if (!job) return;
     const next = { ...job, ...patch };
-    this.db
-      .prepare('UPDATE jobs SET status = ?, progress = ?, message = ?, result = ?, updated_at = ? WHERE id = ?')
+    this.sql('UPDATE jobs SET status = ?, progress = ?, message = ?, result = ?, updated_at = ? WHERE id = ?')
       .run(next.status, next.progress, next.message, next.result === null || next.result === undefined ? null : JSON.stringify(next.result), new Date().toISOString(), id);
   }
 
   getJob(id: string): JobRow | undefined {
-    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const r = this.sql('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
     return r && this.toJob(r);
   }
 
   jobs(runId?: string): JobRow[] {
-    const rows = (runId ? this.db.prepare('SELECT * FROM jobs WHERE run_id = ? ORDER BY created_at').all(runId) : this.db.prepare('SELECT * FROM jobs ORDER BY created_at').all()) as Record<string, unknown>[];
+    const rows = (runId ? this.sql('SELECT * FROM jobs WHERE run_id = ? ORDER BY created_at').all(runId) : this.sql('SELECT * FROM jobs ORDER BY created_at').all()) as Record<string, unknown>[];
     return rows.map((r) => this.toJob(r));
   }
 
