@@ -12,6 +12,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { type PointCloudBatch, S3DIS_CLASSES, extractFeatures, predictWith } from '@kiln/pointcloud-ssl';
 import { type SafetensorsFile, decodeSafetensors, initBackend } from '@kiln/tensor';
+import { FILE_MODE } from './data-folder.js';
 import { JobInputError, checkClassNames, scenesFor, segmentationInputs } from './job-inputs.js';
 import { fineTunedConfig, loadFineTuned } from './model-checkpoint.js';
 import { ScoreAccumulator, type SegmentationScore } from './scores.js';
@@ -44,7 +45,7 @@ function readSafetensors(path: string, what: 'checkpoint' | 'data set'): Safeten
 /** Writes the view atomically, readable by the server's user only. */
 function writeView(path: string, view: unknown): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(view), { mode: 0o600 });
+  writeFileSync(tmp, JSON.stringify(view), { mode: FILE_MODE });
   renameSync(tmp, path);
 }
 
