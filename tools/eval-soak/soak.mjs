@@ -8,7 +8,8 @@
 // (runs list, a run, its series: a reduction first, then only new points), once a second;
 // a prober asks /api/health every 50 ms. During the run the server is killed with SIGKILL
 // `kills` times, evenly spaced, and restarted at once on the same port and data folder.
-// Writers, readers and prober run in their own threads so the numbers are the server's.
+// Writers and readers run in threads, the prober in a process of its own, so that the
+// clients' own work does not show in the health check's latency.
 //
 // Afterwards every series is read back through the API (paged) and checked: every point
 // the server acknowledged is there with its value, nothing is there twice, and every point
@@ -18,6 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { arg, commit, freePort, startServer, summary, timed } from './lib.mjs';
 
@@ -25,7 +28,12 @@ const WRITE_EVERY_MS = 20;
 const READ_EVERY_MS = 1000;
 const PROBE_EVERY_MS = 50;
 
-// ---------------------------------------------------------------- the three kinds of threads
+// ---------------------------------------------------------------- the three kinds of clients
+
+/** How a client talks to the orchestrator: as a worker thread, or as a forked process. */
+const channel = !isMainThread
+  ? { once: (f) => parentPort.once('message', f), post: (m) => parentPort.postMessage(m) }
+  : { once: (f) => process.once('message', f), post: (m) => process.send(m, () => m.type === 'done' && process.exit(0)) };
 
 async function writers({ url, token, count }) {
   const { ServerSink } = await import('@kiln/trainer');
@@ -58,12 +66,12 @@ async function writers({ url, token, count }) {
     }, WRITE_EVERY_MS);
     state.push(w);
   }
-  parentPort.postMessage({ type: 'started', runIds: state.map((w) => w.sink.id) });
-  await new Promise((resolve) => parentPort.once('message', resolve));
+  channel.post({ type: 'started', runIds: state.map((w) => w.sink.id) });
+  await new Promise((resolve) => channel.once(resolve));
   for (const w of state) clearInterval(w.timer);
   const t0 = performance.now();
   await Promise.all(state.map((w) => w.sink.close()));
-  parentPort.postMessage({
+  channel.post({
     type: 'done',
     drainMs: performance.now() - t0,
     writers: state.map((w) => ({ runId: w.sink.id, produced: w.produced, steps: w.step, acked: w.acked, pending: w.sink.pending, warnings: w.warnings.slice(0, 10) })),
@@ -75,7 +83,7 @@ async function dashboards({ url, count }) {
   let requests = 0;
   let failed = 0;
   let stop = false;
-  parentPort.once('message', () => {
+  channel.once(() => {
     stop = true;
   });
   const get = async (path) => {
@@ -109,7 +117,7 @@ async function dashboards({ url, count }) {
     }
   };
   await Promise.all(Array.from({ length: count }, (_, d) => loop(d)));
-  parentPort.postMessage({ type: 'done', requests, failed, latency: summary(latencies) });
+  channel.post({ type: 'done', requests, failed, latency: summary(latencies) });
 }
 
 async function prober({ url }) {
@@ -117,7 +125,7 @@ async function prober({ url }) {
   const loopMax = [];
   const failures = {};
   let stop = false;
-  parentPort.once('message', () => {
+  channel.once(() => {
     stop = true;
   });
   while (!stop) {
@@ -130,20 +138,19 @@ async function prober({ url }) {
     else failures[r.error ?? `HTTP ${r.status}`] = (failures[r.error ?? `HTTP ${r.status}`] ?? 0) + 1;
     await new Promise((res) => setTimeout(res, Math.max(0, PROBE_EVERY_MS - (performance.now() - started))));
   }
-  parentPort.postMessage({ type: 'done', latencies, loopMax, failures });
+  channel.post({ type: 'done', latencies, loopMax, failures });
 }
 
-if (!isMainThread) {
-  const roles = { writers, dashboards, prober };
-  await roles[workerData.role](workerData);
-} else {
-  await main();
-}
+const roles = { writers, dashboards, prober };
+if (!isMainThread) await roles[workerData.role](workerData);
+else if (process.argv[2] === '--role') await roles[process.argv[3]](JSON.parse(process.argv[4]));
+else await main();
 
 // ---------------------------------------------------------------- the orchestration
 
-function role(name, data) {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { role: name, ...data } });
+/** Starts a client in a thread, or with `ownProcess` in a forked process. */
+function role(name, data, ownProcess = false) {
+  const worker = ownProcess ? fork(fileURLToPath(import.meta.url), ['--role', name, JSON.stringify(data)]) : new Worker(new URL(import.meta.url), { workerData: { role: name, ...data } });
   const messages = [];
   let waiting;
   worker.on('message', (m) => {
@@ -160,7 +167,7 @@ function role(name, data) {
   return {
     worker,
     next: () => (messages.length ? Promise.resolve(messages.shift()) : new Promise((r) => (waiting = r))),
-    stop: () => worker.postMessage('stop'),
+    stop: () => (ownProcess ? worker.send('stop') : worker.postMessage('stop')),
   };
 }
 
@@ -203,7 +210,7 @@ async function main() {
 
   let server = startServer(port, dataDir, token);
   await server.ready;
-  const health = role('prober', { url });
+  const health = role('prober', { url }, true);
   const write = role('writers', { url, token, count: config.writers });
   const started = await write.next();
   const read = role('dashboards', { url, count: config.dashboards });
