@@ -89,25 +89,6 @@ describe('kiln backends and bench', () => {
   });
 });
 
-describe('kiln moe estimate', () => {
-  it('prints parameters and memory from a preset, and refuses impossible layouts with exit 2', async () => {
-    const r = await kiln(['moe', 'estimate', '--preset', 'deepseek-v3', '--json']);
-    expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout);
-    // DeepSeek-V3: 671 B total, 37 B active (its model card)
-    expect(report.params.total / 1e9).toBeCloseTo(671, 0);
-    expect(report.params.active / 1e9).toBeCloseTo(37.5, 0);
-    expect(report.memory.worldSize).toBe(256);
-    const flags = await kiln(['moe', 'estimate', '--model', 'qwen3-235b-a22b', '--tp', '4', '--pp', '2', '--ep', '32', '--dp', '64']);
-    expect(flags.code, flags.stderr).toBe(0);
-    expect(flags.stdout).toContain('Qwen3-235B-A22B');
-    const bad = await kiln(['moe', 'estimate', '--ep', '7']);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('must be divisible by ep (7)');
-    expect((await kiln(['moe', 'estimate', '--model', 'gpt-5'])).code).toBe(2);
-  });
-});
-
 describe('kiln moe train', () => {
   it('trains the tiny preset, logs metrics, writes the checkpoint and sends expert load per layer', async () => {
     const fake = await startFakeEvalServer();

@@ -2,7 +2,7 @@
  * An MPI communicator with the collectives Kiln's parallel training needs. It has the
  * shape of `@kiln/moe-core`'s `Communicator` (allGather, allToAllV, allReduce, barrier),
  * so an expert-parallel layer runs over MPI unchanged, plus broadcast, all-to-all of equal
- * chunks, and splitting into sub-communicators from rank lists (e.g. the groups of
+ * chunks, and `subgroups`: sub-communicators from rank lists (e.g. the groups of
  * `RankGenerator.getRanks`).
  *
  * Every rank must call the same collectives in the same order. Inputs are read by MPI's
@@ -80,14 +80,25 @@ export class MpiCommunicator {
   }
 
   /**
-   * Turns rank lists (ranks of this communicator, e.g. `RankGenerator.getRanks('dp')`)
-   * into communicators; resolves to the one this rank belongs to (ranked in list order),
-   * or null when it is in none. Every rank must pass the same groups.
+   * Splits this communicator into sub-communicators from rank lists (e.g.
+   * `RankGenerator.getRanks('dp')`), with `MPI_Comm_split`: a collective that every rank
+   * calls with the same groups. Resolves to the communicator of the group this rank belongs
+   * to (ranked in list order), or null when it is in none. The groups are compared across
+   * ranks first (one all-gather), so a rank that passed different ones is named instead of
+   * pairing collectives of different groups. `@kiln/moe-core`'s `Communicator.subgroups`.
    */
-  async split(groups: readonly (readonly number[])[]): Promise<MpiCommunicator | null> {
+  async subgroups(groups: readonly (readonly number[])[]): Promise<MpiCommunicator | null> {
+    const fingerprint = Int32Array.from([groups.length, ...groups.flatMap((g) => [g.length, ...g])]);
+    const all = await this.allGather(fingerprint);
+    const differ = all.flatMap((f, r) => (f.length === fingerprint.length && f.every((v, i) => v === fingerprint[i]) ? [] : [r]));
+    if (differ.length > 0) {
+      const err = new Error(`subgroups: rank ${this.rank} and rank(s) ${differ.join(', ')} passed different groups (${JSON.stringify(groups)} here)`);
+      if (this.onError === 'abort') this.binding.abort(1, err.message);
+      throw err;
+    }
     const members = Int32Array.from(groups.flat());
     const sizes = Int32Array.from(groups, (g) => g.length);
-    const made = await this.guard('split', () => this.binding.split(this.handle, members, sizes));
+    const made = await this.guard('subgroups', () => this.binding.split(this.handle, members, sizes));
     return made.comm < 0 ? null : new MpiCommunicator(this.binding, made.comm, made.rank, made.size, this.onError);
   }
 }

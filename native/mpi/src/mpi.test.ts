@@ -37,7 +37,7 @@ describe('launch detection', () => {
 });
 
 describe.skipIf(skipReason !== '')('collectives under mpirun', () => {
-  it.each([2, 4])('every collective and split agree on %i ranks, without blocking the event loop', (np) => {
+  it.each([2, 4])('every collective and subgroups agree on %i ranks, without blocking the event loop', (np) => {
     const { status, ranks, output } = runRanks(np, 'collectives.mjs');
     expect(status, output).toBe(0);
     expect(ranks).toHaveLength(np);
@@ -90,6 +90,12 @@ describe.skipIf(skipReason !== '')('failures end every rank with a clear error',
     const { status, output } = runRanks(2, 'failures.mjs', ['count']);
     expect(status).not.toBe(0);
     expect(output).toMatch(/ranks passed different element counts \(from 1 to 2\)/);
+  });
+
+  it('names ranks that split with different groups', () => {
+    const { status, output } = runRanks(2, 'failures.mjs', ['subgroups']);
+    expect(status).not.toBe(0);
+    expect(output).toMatch(/subgroups: rank \d and rank\(s\) \d passed different groups/);
   });
 
   it('ends the job when a rank dies', () => {

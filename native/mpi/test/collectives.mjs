@@ -21,10 +21,10 @@ await world.barrier();
 const pairs = [];
 for (let r = 0; r + 1 < size; r += 2) pairs.push([r, r + 1]);
 if (size % 2 === 1) pairs.push([size - 1]);
-const tp = await world.split(pairs);
+const tp = await world.subgroups(pairs);
 out.tp = { rank: tp.rank, size: tp.size, sum: Array.from(await tp.allReduce(Float32Array.from([rank]))) };
 const strided = [[...Array(size).keys()].filter((r) => r % 2 === 0).reverse()]; // only even ranks, reversed order
-const evens = await world.split(strided);
+const evens = await world.subgroups(strided);
 out.evens = evens === null ? null : { rank: evens.rank, size: evens.size, gathered: (await evens.allGather(Int32Array.from([rank]))).map((a) => a[0]) };
 
 // The event loop keeps running while a collective waits for a late rank.

@@ -1,6 +1,6 @@
 // Run under mpirun with a scenario: `mismatch` (ranks call different collectives),
 // `count` (different element counts), `dead` (rank 1 exits before a collective), `hang`
-// (rank 1 never joins).
+// (rank 1 never joins), `subgroups` (rank 1 splits with different groups).
 import { initMpi } from '../dist/index.js';
 
 const scenario = process.argv[2];
@@ -16,6 +16,8 @@ if (scenario === 'mismatch') {
   // rank 1 stays alive but never joins: only the deadline can end rank 0's wait
   if (world.rank === 1) setInterval(() => {}, 1000);
   else await world.allReduce(new Float32Array(4));
+} else if (scenario === 'subgroups') {
+  await world.subgroups(world.rank === 1 ? [[0], [1]] : [[0, 1]]);
 } else if (scenario === 'dead') {
   if (world.rank === 1) process.exit(3);
   await world.allReduce(new Float32Array(4));

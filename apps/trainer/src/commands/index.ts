@@ -4,12 +4,14 @@ import { backendsCommand } from './backends.js';
 import { benchCommand } from './bench.js';
 import { lincoCommands } from './linco.js';
 import { moeCommands } from './moe.js';
+import { moeEstimateCommands } from './moe-estimate.js';
 import { pointcloudCommands } from './pointcloud.js';
 import { regressCommand } from './regress.js';
 
 export const commands: CommandSpec[] = [
   ...pointcloudCommands,
   ...moeCommands,
+  ...moeEstimateCommands,
   ...lincoCommands,
   benchCommand,
   backendsCommand,

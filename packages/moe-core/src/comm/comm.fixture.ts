@@ -25,20 +25,30 @@ export async function mismatchProgram({ rank, comm }: RankContext) {
 }
 
 /**
- * 4 ranks as a 2×2 grid: "row" groups {0,1}, {2,3} and "column" groups {0,2}, {1,3}, with
- * world, row and column collectives interleaved and two sub-group collectives in flight at once.
+ * 4 ranks as a 2×2 grid: "row" groups {0,1}, {2,3} and "column" groups {0,2}, {1,3} (the
+ * column listed in reverse), split collectively by every rank, with world, row and column
+ * collectives interleaved and two sub-group collectives in flight at once; then a group that
+ * leaves rank 3 out, and one-rank groups split from the rows.
  */
 export async function subgroupProgram({ rank, comm }: RankContext) {
-  const row = comm.subgroup!(rank < 2 ? [0, 1] : [2, 3]);
-  const col = comm.subgroup!(rank % 2 === 0 ? [0, 2] : [1, 3]);
+  const row = (await comm.subgroups!([
+    [0, 1],
+    [2, 3],
+  ]))!;
+  const col = (await comm.subgroups!([
+    [2, 0],
+    [3, 1],
+  ]))!;
   const rowSum = await row.allReduce(Float32Array.from([rank]));
   const [colGathered, rowExchanged] = await Promise.all([
     col.allGather(Float32Array.from([rank])),
     row.allToAllV([Float32Array.from([rank, 0]), Float32Array.from([rank, 1])]),
   ]);
   const world = await comm.allReduce(Float32Array.from([1]));
-  const colOfRow = row.subgroup!([row.rank]);
-  const alone = await colOfRow.allGather(Float32Array.from([rank]));
+  const firstThree = await comm.subgroups!([[0, 1, 2]]);
+  const three = firstThree ? Array.from(await firstThree.allReduce(Float32Array.from([rank]))) : null;
+  const alone = (await row.subgroups!([[0], [1]]))!;
+  const aloneGathered = await alone.allGather(Float32Array.from([rank]));
   return {
     rowRank: row.rank,
     colRank: col.rank,
@@ -46,6 +56,13 @@ export async function subgroupProgram({ rank, comm }: RankContext) {
     colGathered: colGathered.map((g) => Array.from(g)),
     rowExchanged: rowExchanged.map((g) => Array.from(g)),
     world: Array.from(world),
-    alone: alone.map((g) => Array.from(g)),
+    three,
+    alone: aloneGathered.map((g) => Array.from(g)),
   };
+}
+
+/** Rank 1 passes a different partition than the others: every rank must fail, naming it. */
+export async function disagreeingSubgroupsProgram({ rank, comm }: RankContext) {
+  await comm.subgroups!(rank === 1 ? [[0], [1]] : [[0, 1]]);
+  return rank;
 }

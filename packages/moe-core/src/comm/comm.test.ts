@@ -21,21 +21,39 @@ describe('worker-thread communicator', () => {
     await expect(runRanks(2, 'mismatchProgram', {}, { module: fixture, backend: 'cpu', timeoutMs: 5000 })).rejects.toThrow(/collective mismatch|never arrived/);
   });
 
-  it('sub-groups (rows and columns of a 2×2 grid) run their own collectives interleaved with the world', async () => {
-    type R = { rowRank: number; colRank: number; rowSum: number[]; colGathered: number[][]; rowExchanged: number[][]; world: number[]; alone: number[][] };
+  it('sub-groups (rows and columns of a 2×2 grid, a group leaving a rank out) run their own collectives interleaved with the world', async () => {
+    type R = {
+      rowRank: number;
+      colRank: number;
+      rowSum: number[];
+      colGathered: number[][];
+      rowExchanged: number[][];
+      world: number[];
+      three: number[] | null;
+      alone: number[][];
+    };
     const results = await runRanks<object, R>(4, 'subgroupProgram', {}, { module: fixture, backend: 'cpu', timeoutMs: 10_000 });
     results.forEach((res, rank) => {
       const row = rank < 2 ? [0, 1] : [2, 3];
-      const col = rank % 2 === 0 ? [0, 2] : [1, 3];
+      const col = rank % 2 === 0 ? [2, 0] : [3, 1];
       expect(res.rowRank).toBe(row.indexOf(rank));
       expect(res.colRank).toBe(col.indexOf(rank));
       expect(res.rowSum).toEqual([row[0]! + row[1]!]);
       expect(res.colGathered).toEqual(col.map((r) => [r]));
       expect(res.rowExchanged).toEqual(row.map((src) => [src, row.indexOf(rank)]));
       expect(res.world).toEqual([4]);
+      expect(res.three).toEqual(rank === 3 ? null : [3]);
       expect(res.alone).toEqual([[rank]]);
     });
-    expect(() => new LocalCommunicator().subgroup([1])).toThrow(/rank 1 is outside the group of 1/);
+  });
+
+  it('names ranks that split with different groups, and bad partitions', async () => {
+    await expect(runRanks(2, 'disagreeingSubgroupsProgram', {}, { module: fixture, backend: 'cpu', timeoutMs: 5000 })).rejects.toThrow(/passed different groups/);
+    const local = new LocalCommunicator();
+    await expect(local.subgroups([[1]])).rejects.toThrow(/rank 1 is outside the group of 1/);
+    await expect(local.subgroups([[0], [0]])).rejects.toThrow(/rank 0 is listed twice/);
+    await expect(local.subgroups([[]])).rejects.toThrow(/at least one rank/);
+    expect(await local.subgroups([[0]])).toBe(local);
   });
 
   it('the local communicator of one rank returns its input', async () => {

@@ -22,23 +22,50 @@ export interface Communicator {
   /** Resolves once every rank has entered the barrier. */
   barrier(): Promise<void>;
   /**
-   * The group of `ranks` (this group's ranks, this one among them) as a communicator of its
-   * own, ranked in the order given — for the expert-tensor-parallel and expert-parallel
-   * groups inside a world. Only the members call its collectives. Optional: a
-   * communicator without it supports no sub-groups.
+   * Splits this group into disjoint sub-groups (e.g. the EP, ETP, CP or DP groups of
+   * `ParallelFolding`): a collective that every rank of this group calls with the same
+   * `groups` (lists of this group's ranks; a rank may be in none). Resolves to the
+   * communicator of the group that holds this rank, ranked in list order, or null. As with
+   * MPI's `MPI_Comm_split`, the whole parent takes part, so an MPI implementation can build
+   * the communicators. Optional: a communicator without it supports no sub-groups.
    */
-  subgroup?(ranks: readonly number[]): Communicator;
+  subgroups?(groups: readonly (readonly number[])[]): Promise<Communicator | null>;
 }
 
-/** Checks a sub-group's rank list against its parent group (an Error names what is wrong). */
-export function checkSubgroup(parent: Pick<Communicator, 'rank' | 'size'>, ranks: readonly number[]): void {
+/**
+ * Checks a partition of a group into sub-groups (an Error names what is wrong) and returns
+ * the group that holds `parent.rank`, or null.
+ */
+export function checkPartition(parent: Pick<Communicator, 'rank' | 'size'>, groups: readonly (readonly number[])[]): readonly number[] | null {
+  if (!Array.isArray(groups)) throw new Error('subgroups: groups must be an array of rank lists');
   const seen = new Set<number>();
-  for (const r of ranks) {
-    if (!Number.isInteger(r) || r < 0 || r >= parent.size) throw new Error(`subgroup: rank ${r} is outside the group of ${parent.size}`);
-    if (seen.has(r)) throw new Error(`subgroup: rank ${r} is listed twice in [${ranks}]`);
-    seen.add(r);
+  let mine: readonly number[] | null = null;
+  for (const g of groups) {
+    if (!Array.isArray(g) || g.length === 0) throw new Error(`subgroups: every group needs at least one rank, got ${JSON.stringify(g)}`);
+    for (const r of g) {
+      if (!Number.isInteger(r) || r < 0 || r >= parent.size) throw new Error(`subgroups: rank ${r} is outside the group of ${parent.size}`);
+      if (seen.has(r)) throw new Error(`subgroups: rank ${r} is listed twice in ${JSON.stringify(groups)}`);
+      seen.add(r);
+    }
+    if (g.includes(parent.rank)) mine = g;
   }
-  if (!seen.has(parent.rank)) throw new Error(`subgroup: [${ranks}] does not contain this rank ${parent.rank}`);
+  return mine;
+}
+
+/** A partition as one array (group count, then each group's size and members), to compare across ranks. */
+export function partitionFingerprint(groups: readonly (readonly number[])[]): Float32Array {
+  return Float32Array.from([groups.length, ...groups.flatMap((g) => [g.length, ...g])]);
+}
+
+/**
+ * Checks that every rank of `comm` passed the same partition (one all-gather): the mistake
+ * that would otherwise pair collectives of different groups and hang.
+ */
+export async function agreeOnPartition(comm: Communicator, groups: readonly (readonly number[])[]): Promise<void> {
+  const mine = partitionFingerprint(groups);
+  const all = await comm.allGather(mine);
+  const differ = all.flatMap((f, r) => (f.length === mine.length && f.every((v, i) => v === mine[i]) ? [] : [r]));
+  if (differ.length > 0) throw new Error(`subgroups: rank ${comm.rank} and rank(s) ${differ.join(', ')} passed different groups (${JSON.stringify(groups)} here)`);
 }
 
 /** Sums (or maxes) equally long arrays in the order given, so results are rank-independent. */
@@ -81,8 +108,7 @@ export class LocalCommunicator implements Communicator {
     return data.slice();
   }
   async barrier(): Promise<void> {}
-  subgroup(ranks: readonly number[]): Communicator {
-    checkSubgroup(this, ranks);
-    return this;
+  async subgroups(groups: readonly (readonly number[])[]): Promise<Communicator | null> {
+    return checkPartition(this, groups) ? this : null;
   }
 }

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tf } from '@kiln/tensor';
+import { MOE_LM_PRESETS, type MoeLmTrainConfig, trainMoeLm } from '../demo/train.js';
 import { launchedByMpi, processCommunicator } from './process-communicator.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -61,28 +63,70 @@ describe.skipIf(skipReason !== '')('training over MPI', () => {
       }
     }
     expect(reference.at(-1)!).toBeLessThan(reference[0]!);
+  }, 480_000);
+
+  const assemble = (ranks: { output: number[]; dHidden: number[]; router: number[] }[]) => ({
+    output: ranks.flatMap((r) => r.output),
+    dHidden: ranks.flatMap((r) => r.dHidden),
+    router: ranks[0]!.router,
   });
+  const runLayer = (np: number, args: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-ep-'));
+    mpirun(np, 'ep-layer.mjs', [args[0]!, dir, ...args.slice(1)]);
+    const files = readdirSync(dir).sort();
+    expect(files).toHaveLength(np);
+    return assemble(files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8'))).sort((a, b) => a.rank - b.rank));
+  };
+  const expectSame = (one: ReturnType<typeof assemble>, other: ReturnType<typeof assemble>) => {
+    for (const key of ['output', 'dHidden', 'router'] as const) {
+      expect(other[key]).toHaveLength(one[key].length);
+      for (const [i, v] of other[key].entries()) expect(Math.abs(v - one[key][i]!)).toBeLessThan(1e-4);
+    }
+  };
+
+  it('expert tensor parallel (etp 2 × ep 2, MPI sub-communicators) gives the outputs and gradients of one rank', () => {
+    expectSame(runLayer(1, ['alltoall', '4', '1']), runLayer(4, ['alltoall', '4', '2']));
+  }, 240_000);
 
   it.each(['alltoall', 'allgather'])('expert parallel (%s dispatcher) on 1, 2 and 4 ranks gives the same outputs and gradients', (dispatcher) => {
-    const assemble = (ranks: { output: number[]; dHidden: number[]; router: number[] }[]) => ({
-      output: ranks.flatMap((r) => r.output),
-      dHidden: ranks.flatMap((r) => r.dHidden),
-      router: ranks[0]!.router,
-    });
     // One local expert per rank at 4 ranks: the edge where a rank's grouped GEMM has one group.
-    const run = (np: number) => {
-      const dir = mkdtempSync(join(tmpdir(), 'kiln-ep-'));
-      mpirun(np, 'ep-layer.mjs', [dispatcher, dir, '4']);
-      const files = readdirSync(dir).sort();
-      expect(files).toHaveLength(np);
-      return assemble(files.map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8'))).sort((a, b) => a.rank - b.rank));
-    };
-    const [one, two, four] = [1, 2, 4].map(run);
-    for (const other of [two!, four!]) {
-      for (const key of ['output', 'dHidden', 'router'] as const) {
-        expect(other[key]).toHaveLength(one![key].length);
-        for (const [i, v] of other[key].entries()) expect(Math.abs(v - one![key][i]!)).toBeLessThan(1e-4);
+    const [one, two, four] = [1, 2, 4].map((np) => runLayer(np, [dispatcher, '4']));
+    for (const other of [two!, four!]) expectSame(one!, other);
+  }, 240_000);
+
+  it('context parallel (cp 4 × ep 2; cp 2 × dp 2, on MPI sub-communicators) follows the single-process loss curve to the same weights', async () => {
+    await tf.setBackend('cpu');
+    const tiny = MOE_LM_PRESETS.tiny;
+    const base: Partial<MoeLmTrainConfig> = { ...tiny, layers: 2, context: 16, batch: 4, steps: 3, evalEvery: 0, moe: { ...tiny.moe, sharedExpertSize: 16, zLossCoeff: 1e-3 } };
+    // with dp 2 every replica has its own aux loss (Megatron's per-micro-batch loss): off there
+    const noAux: Partial<MoeLmTrainConfig> = { ...base, moe: { ...base.moe!, auxLossCoeff: 0 } };
+    const layouts = [
+      { single: base, parallel: { contextParallel: 4, expertParallel: 2 } },
+      { single: noAux, parallel: { contextParallel: 2 } },
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-cp-'));
+    mpirun(4, 'cp-train.mjs', [dir, JSON.stringify(layouts.map((l) => ({ ...l.single, ...l.parallel })))]);
+    const ranks = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+    expect(ranks).toHaveLength(4);
+    for (const [i, layout] of layouts.entries()) {
+      const reference = await trainMoeLm(layout.single);
+      const losses = reference.reports.map((r) => r.loss);
+      const aux = reference.reports.map((r) => r.routerLosses[0]!.aux_loss ?? 0);
+      const weights = reference.model.namedTensors();
+      for (const r of ranks) {
+        const run = r.runs[i];
+        const what = `${JSON.stringify(layout.parallel)} rank ${r.rank}`;
+        for (const [j, l] of (run.losses as number[]).entries()) expect(Math.abs(l - losses[j]!), `${what} loss ${j}`).toBeLessThan(1e-5);
+        for (const [j, a] of (run.auxLoss as number[]).entries()) expect(Math.abs(a - aux[j]!), `${what} aux ${j}`).toBeLessThan(1e-6);
+        for (const [name, v] of Object.entries(weights)) {
+          const want = v.dataSync();
+          const got = run.weights[name] as number[];
+          expect(got).toHaveLength(want.length);
+          let worst = 0;
+          for (let k = 0; k < want.length; k++) worst = Math.max(worst, Math.abs(got[k]! - want[k]!));
+          expect(worst, `${what} ${name}`).toBeLessThan(5e-5);
+        }
       }
     }
-  });
+  }, 480_000);
 });

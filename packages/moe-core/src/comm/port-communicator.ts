@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import { type Communicator, checkSubgroup, reduceArrays } from './communicator.js';
+import { type Communicator, agreeOnPartition, checkPartition, reduceArrays } from './communicator.js';
 
 interface Envelope {
   /** Which collective and its sequence number: every rank must agree, or the group is out of step. */
@@ -124,13 +124,22 @@ export class PortCommunicator implements Communicator {
   }
 
   /**
-   * A sub-group over the same ports. Its messages carry the group's ranks in their tags and
-   * its own sequence numbers (one group object per rank list); as every member issues the collectives of every group it
-   * belongs to in program order, the per-peer message order still matches.
+   * Splits the group (see `Communicator.subgroups`). Every rank checks that all passed the
+   * same partition, then builds its group over the same ports: no new channels are needed.
    */
-  subgroup(ranks: readonly number[]): Communicator {
-    checkSubgroup(this, ranks);
-    const peers = [...ranks];
+  async subgroups(groups: readonly (readonly number[])[]): Promise<Communicator | null> {
+    const mine = checkPartition(this, groups);
+    await agreeOnPartition(this, groups);
+    return mine ? this.groupOver([...mine]) : null;
+  }
+
+  /**
+   * The group of `peers` (world ranks, in group-rank order). Its messages carry the group's
+   * ranks in their tags and its own sequence numbers (one group object per rank list); as
+   * every member issues the collectives of every group it belongs to in program order, the
+   * per-peer message order still matches.
+   */
+  private groupOver(peers: number[]): Communicator {
     const n = peers.length;
     const key = peers.join(',');
     // one object (one sequence counter) per rank list, however often it is asked for
@@ -150,9 +159,10 @@ export class PortCommunicator implements Communicator {
       barrier: async () => {
         await exchange('barrier', new Array<Float32Array>(n).fill(new Float32Array(0)));
       },
-      subgroup: (sub) => {
-        checkSubgroup(group, sub);
-        return this.subgroup(sub.map((r) => peers[r]!));
+      subgroups: async (sub) => {
+        const mine = checkPartition(group, sub);
+        await agreeOnPartition(group, sub);
+        return mine ? this.groupOver(mine.map((r) => peers[r]!)) : null;
       },
     };
     this.groups.set(key, group);

@@ -98,33 +98,22 @@ export class MoeLm {
   /** tokens [B, S] int32 → logits [B·S, vocab]. */
   logits(tokens: tf.Tensor2D): tf.Tensor2D {
     const [B, S] = tokens.shape;
-    const { dModel: d, heads } = this.shape;
     if (S > this.shape.context) throw new Error(`MoeLm: sequence length ${S} exceeds context ${this.shape.context}`);
-    const dh = d / heads;
-    const mask = tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([S, S]), -1, 0)), -1e9));
-    // one-hot × embedding rather than a gather: the gather's gradient is a scatter-add, which
-    // tfjs's CPU backends run one segment at a time
-    const onehot = tf.oneHot(tf.reshape(tokens, [-1]), this.shape.vocab);
-    let x = tf.add(tf.reshape(tf.matMul(onehot, this.embed), [B, S, d]), tf.slice(this.pos, [0, 0], [S, d]));
-    let h = tf.reshape(x, [B * S, d]) as tf.Tensor2D;
+    const { heads, vocab } = this.shape;
+    const positions = Int32Array.from({ length: S }, (_, i) => i);
+    let h = embedTokens(tokens, positions, this.embed, this.pos, vocab);
+    const whole: AttentionSpan[] = [{ start: 0, length: S, firstPosition: 0 }];
     for (const b of this.blocks) {
-      // separate q/k/v projections: a column split of a fused qkv copies element by element on tfjs's CPU backends
-      const n = rmsNorm(h, b.norm1);
-      const [q, k, v] = [b.wq, b.wk, b.wv].map((w) => tf.transpose(tf.reshape(tf.matMul(n, w), [B, S, heads, dh]), [0, 2, 1, 3]));
-      const scores = tf.add(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(dh)), mask);
-      const att = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores, -1), v!), [0, 2, 1, 3]), [B * S, d]);
-      h = tf.add(h, tf.matMul(att, b.proj));
+      const [q, k, v] = qkvProjection(h, b.norm1, b.wq, b.wk, b.wv);
+      h = attentionResidual(h, q!, k!, v!, b.proj, { batch: B, heads, spans: whole, keyLength: S });
       h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S }));
     }
-    x = rmsNorm(h, this.finalNorm);
-    return tf.add(tf.matMul(x as tf.Tensor2D, this.embed, false, true), this.headBias) as tf.Tensor2D;
+    return lmHead(h, this.finalNorm, this.embed, this.headBias);
   }
 
   /** Mean next-token cross-entropy (nats) of inputs [B, S] against targets [B, S]. */
   loss(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
-    const logits = this.logits(inputs);
-    const labels = tf.oneHot(tf.reshape(targets, [-1]), this.shape.vocab);
-    return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+    return crossEntropy(this.logits(inputs), targets, this.shape.vocab);
   }
 
   /**
@@ -180,7 +169,99 @@ export class MoeLm {
   }
 }
 
-function rmsNorm(x: tf.Tensor, scale: tf.Tensor): tf.Tensor {
+/** RMSNorm over the last axis with a learned scale. */
+export function rmsNorm(x: tf.Tensor, scale: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6))), scale));
 }
 
+/*
+ * The model's pieces as functions of their weights, so that a staged (context- or
+ * expert-parallel) step can differentiate each piece with the weights as inputs; `MoeLm.logits`
+ * composes the same functions.
+ */
+
+/**
+ * tokens [B, L] at sequence `positions` (L of them, the same for every row) → hidden rows
+ * [B·L, d]: token embedding plus learned position embedding. One-hot × embedding rather than
+ * a gather: the gather's gradient is a scatter-add, which tfjs's CPU backends run one segment
+ * at a time.
+ */
+export function embedTokens(tokens: tf.Tensor2D, positions: Int32Array, embed: tf.Tensor, pos: tf.Tensor, vocab: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, L] = tokens.shape;
+    const d = embed.shape[1]!;
+    const tokenRows = tf.reshape(tf.matMul(tf.oneHot(tf.reshape(tokens, [-1]), vocab), embed as tf.Tensor2D), [B, L, d]);
+    const positionRows = tf.matMul(tf.oneHot(tf.tensor1d(positions, 'int32'), pos.shape[0]!), pos as tf.Tensor2D);
+    return tf.reshape(tf.add(tokenRows, positionRows), [B * L, d]) as tf.Tensor2D;
+  });
+}
+
+/**
+ * Pre-attention RMSNorm and the q, k, v projections: h [rows, d] → three [rows, d]. Separate
+ * projections: a column split of a fused qkv copies element by element on tfjs's CPU backends.
+ */
+export function qkvProjection(h: tf.Tensor, norm: tf.Tensor, wq: tf.Tensor, wk: tf.Tensor, wv: tf.Tensor): tf.Tensor2D[] {
+  return tf.tidy(() => {
+    const n = rmsNorm(h, norm) as tf.Tensor2D;
+    return [wq, wk, wv].map((w) => tf.matMul(n, w as tf.Tensor2D));
+  });
+}
+
+/**
+ * A run of consecutive query tokens of every sequence: local rows [start, start + length) of
+ * each sequence sit at sequence positions [firstPosition, firstPosition + length).
+ */
+export interface AttentionSpan {
+  start: number;
+  length: number;
+  firstPosition: number;
+}
+
+/**
+ * Causal multi-head attention of local queries over keys/values at positions [0, keyLength),
+ * plus the output projection and the residual: h + proj(softmax(q·kᵀ/√dh + mask)·v).
+ * q and h are [batch·localLength, d] (per sequence, its local rows), k and v
+ * [batch·keyLength, d] in sequence order. Each span's queries attend to the keys up to their
+ * own position only: keys [0, firstPosition + length), masked causally within the last
+ * `length` (a span at the start of the sequence is ordinary causal attention; the
+ * context-parallel chunks of the load-balanced split are spans further in).
+ */
+export function attentionResidual(
+  h: tf.Tensor,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  proj: tf.Tensor,
+  o: { batch: number; heads: number; spans: AttentionSpan[]; keyLength: number },
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const d = q.shape[1]!;
+    const dh = d / o.heads;
+    const local = q.shape[0]! / o.batch;
+    const heads = (x: tf.Tensor, rows: number) => tf.transpose(tf.reshape(x, [o.batch, rows, o.heads, dh]), [0, 2, 1, 3]);
+    const [qh, kh, vh] = [heads(q, local), heads(k, o.keyLength), heads(v, o.keyLength)];
+    const outs = o.spans.map((span) => {
+      const visible = span.firstPosition + span.length;
+      if (visible > o.keyLength) throw new Error(`attention: a span reaches position ${visible}, beyond the ${o.keyLength} keys`);
+      const qs = o.spans.length === 1 && span.length === local ? qh : tf.slice(qh, [0, 0, span.start, 0], [-1, -1, span.length, -1]);
+      const ks = visible === o.keyLength ? kh : tf.slice(kh, [0, 0, 0, 0], [-1, -1, visible, -1]);
+      const vs = visible === o.keyLength ? vh : tf.slice(vh, [0, 0, 0, 0], [-1, -1, visible, -1]);
+      // query i (position firstPosition + i) sees keys j ≤ firstPosition + i
+      const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([span.length, visible]), -1, span.firstPosition)), -1e9);
+      const scores = tf.add(tf.mul(tf.matMul(qs, ks, false, true), 1 / Math.sqrt(dh)), mask);
+      return tf.matMul(tf.softmax(scores, -1), vs);
+    });
+    const att = outs.length === 1 ? outs[0]! : tf.concat(outs, 2);
+    return tf.add(h, tf.matMul(tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [o.batch * local, d]), proj as tf.Tensor2D)) as tf.Tensor2D;
+  });
+}
+
+/** Final RMSNorm and the output projection tied to the embedding, plus the output bias: [rows, d] → logits [rows, vocab]. */
+export function lmHead(h: tf.Tensor, finalNorm: tf.Tensor, embed: tf.Tensor, headBias: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => tf.add(tf.matMul(rmsNorm(h, finalNorm) as tf.Tensor2D, embed as tf.Tensor2D, false, true), headBias) as tf.Tensor2D);
+}
+
+/** Mean next-token cross-entropy (nats) of logits [rows, vocab] against targets (rows of them). */
+export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor, vocab: number): tf.Scalar {
+  return tf.tidy(() => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.reshape(targets, [-1]), vocab), logits) as tf.Scalar);
+}

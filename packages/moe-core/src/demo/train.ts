@@ -1,8 +1,11 @@
 import { type RngState, type SafetensorsEntry, createRng, entryToTensor, loadSafetensors, saveSafetensors, tf } from '@kiln/tensor';
 import type { MoEConfigInput } from '../config.js';
 import { decodeBytes, defaultCorpusPath, loadByteCorpus, splitCorpus } from './corpus.js';
+import type { Communicator } from '../comm/communicator.js';
+import { LocalCommunicator } from '../comm/communicator.js';
 import { averageGradients, averageScalar, batchShard, type DataParallelGroup } from './data-parallel.js';
 import { MoeLm, type MoeLmShape } from './moe-lm.js';
+import { ParallelLmStep } from './parallel-lm.js';
 
 /** Peak fp32 FLOP/s of this machine: 2 cores × 2.1 GHz × 64 FLOP/cycle (AVX-512 FMA). */
 export const DEFAULT_PEAK_FLOPS = 2 * 2.1e9 * 64;
@@ -23,6 +26,14 @@ export interface MoeLmTrainConfig extends MoeLmShape {
   checkpointEvery?: number;
   /** Peak FLOP/s used for model FLOP utilisation. */
   peakFlops?: number;
+  /**
+   * Context-parallel size: every sequence's tokens split over this many ranks of the world
+   * (`hooks.dataParallel`), in Megatron's load-balanced causal chunks. `context` must divide
+   * by 2·contextParallel. Default 1.
+   */
+  contextParallel?: number;
+  /** Expert-parallel size: the experts split over this many ranks of the world, tokens dispatched all-to-all. Default 1. */
+  expertParallel?: number;
 }
 
 /** One training step's report. */
@@ -137,6 +148,11 @@ type LayerRng = { getState(): RngState; setState(s: RngState): void } | null;
 /** The MoE layer's private RNG (kept by MoELayer for router jitter and quantisation). */
 const layerRng = (layer: unknown): LayerRng => ((layer as { rng?: LayerRng }).rng ?? null);
 
+function isCommunicator(g: DataParallelGroup | Communicator): g is Communicator {
+  const c = g as Partial<Communicator>;
+  return typeof c.allGather === 'function' && typeof c.allToAllV === 'function' && typeof c.barrier === 'function';
+}
+
 function describeConfig(v: unknown): string {
   return JSON.stringify(v) ?? 'undefined';
 }
@@ -153,11 +169,14 @@ export async function trainMoeLm(
     onStep?: (r: MoeLmStepReport) => void;
     signal?: AbortSignal;
     /**
-     * Train data-parallel over this group (e.g. the MPI world from `processCommunicator()`):
-     * each rank takes its shard of every global batch and gradients are averaged, so the
-     * loss curve is that of one process on the whole batch. Rank 0 writes the checkpoints.
+     * The ranks to train over (e.g. the MPI world from `processCommunicator()`): data
+     * parallel by default — each rank takes its shard of every global batch and gradients are
+     * averaged, so the loss curve is that of one process on the whole batch. With
+     * `contextParallel` or `expertParallel` > 1 the world (a full Communicator) is folded into
+     * context-, expert- and data-parallel groups (`ParallelLmStep`). Rank 0 writes the
+     * checkpoints.
      */
-    dataParallel?: DataParallelGroup;
+    dataParallel?: DataParallelGroup | Communicator;
     /**
      * A checkpoint written by an earlier `trainMoeLm` with the same config (steps, evalEvery
      * and checkpointing may differ): weights, Adam state, data order, expert bias and step are
@@ -171,13 +190,27 @@ export async function trainMoeLm(
   for (const k of ['layers', 'dModel', 'heads', 'context', 'batch', 'steps'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`trainMoeLm: config.${k} must be a positive integer, got ${String(c[k])}`);
   }
+  for (const k of ['contextParallel', 'expertParallel'] as const) {
+    if (c[k] !== undefined && (!Number.isInteger(c[k]) || c[k]! < 1)) throw new Error(`trainMoeLm: config.${k} must be a positive integer, got ${String(c[k])}`);
+  }
   if (c.vocab !== 256) throw new Error(`trainMoeLm: config.vocab must be 256 (byte-level corpus), got ${c.vocab}`);
   if (!(c.learningRate > 0)) throw new Error(`trainMoeLm: config.learningRate must be > 0, got ${c.learningRate}`);
   const tokens = loadByteCorpus(c.corpusPath ?? defaultCorpusPath());
   const { train, validation } = splitCorpus(tokens);
   const rng = createRng(c.seed);
   const model = new MoeLm(c, rng.fork());
-  const vars = model.trainableVariables();
+  const cp = c.contextParallel ?? 1;
+  const ep = c.expertParallel ?? 1;
+  let parallel: ParallelLmStep | null = null;
+  if (cp > 1 || ep > 1) {
+    const world = hooks.dataParallel ?? new LocalCommunicator();
+    if (!isCommunicator(world)) throw new Error('trainMoeLm: contextParallel / expertParallel > 1 need hooks.dataParallel to be a full Communicator');
+    if (c.context % (2 * cp) !== 0) throw new Error(`trainMoeLm: config.context (${c.context}) must be divisible by 2·contextParallel = ${2 * cp}`);
+    parallel = await ParallelLmStep.create(model, world, { cp, ep });
+    if (c.batch % parallel.groups.dp !== 0) throw new Error(`trainMoeLm: config.batch (${c.batch}) must divide evenly over the ${parallel.groups.dp} data-parallel ranks`);
+    if (hooks.resumeFrom && ep > 1) throw new Error('trainMoeLm: resuming with expertParallel > 1 is not supported (its checkpoints hold weights, not the sharded optimizer state)');
+  }
+  const vars = parallel ? parallel.trainableVariables() : model.trainableVariables();
   const optimizer = tf.train.adam(c.learningRate);
   const flopsPerToken = model.flopsPerToken(c.context);
   const peak = c.peakFlops ?? DEFAULT_PEAK_FLOPS;
@@ -192,10 +225,18 @@ export async function trainMoeLm(
       return model.loss(x, y).dataSync()[0]!;
     });
   const dp = hooks.dataParallel;
-  if (dp) batchShard(c.batch, dp); // fails early when the batch does not split evenly
+  if (dp && !parallel) batchShard(c.batch, dp); // fails early when the batch does not split evenly
   const save = async (step: number) => {
-    if (!c.checkpointPath || (dp && dp.rank !== 0)) return;
+    if (!c.checkpointPath) return;
+    await parallel?.syncModel(); // a collective: before rank 0 alone goes on
+    if (dp && dp.rank !== 0) return;
     const tensors: Record<string, tf.Tensor> = { ...model.namedTensors() };
+    if (ep > 1) {
+      // expert-parallel runs checkpoint the gathered weights only: their optimizer state is sharded
+      await saveSafetensors(c.checkpointPath, tensors, { step: String(step), config: JSON.stringify({ ...c, checkpointPath: undefined }) });
+      checkpoint = c.checkpointPath;
+      return;
+    }
     // Slot order matters to setWeights (it matches slots to variables by position): the index leads the name.
     // Slots are named after the weights' checkpoint names (tfjs variable names differ between processes).
     const byVariable = new Map(Object.entries(model.namedTensors()).map(([name, v]) => [v.name, name]));
@@ -220,7 +261,10 @@ export async function trainMoeLm(
   };
 
   let startStep = 0;
-  if (hooks.resumeFrom) startStep = await restore(hooks.resumeFrom);
+  if (hooks.resumeFrom) {
+    startStep = await restore(hooks.resumeFrom);
+    parallel?.loadExpertBias();
+  }
   async function restore(path: string): Promise<number> {
     const { tensors, metadata } = await loadSafetensors(path);
     const meta = metadata ?? {};
@@ -281,7 +325,11 @@ export async function trainMoeLm(
     const t0 = performance.now();
     const { x, y } = sampleBatch(train, c.batch, c.context, dataRng);
     let loss: number;
-    if (dp && dp.size > 1) {
+    let parallelReport: Awaited<ReturnType<ParallelLmStep['step']>> | null = null;
+    if (parallel) {
+      parallelReport = await parallel.step(x.dataSync() as Int32Array, y.dataSync() as Int32Array, c.batch, c.context, optimizer);
+      loss = parallelReport.loss;
+    } else if (dp && dp.size > 1) {
       const [start, end] = batchShard(c.batch, dp);
       const xs = tf.slice(x, [start, 0], [end - start, c.context]);
       const ys = tf.slice(y, [start, 0], [end - start, c.context]);
@@ -299,7 +347,8 @@ export async function trainMoeLm(
     x.dispose();
     y.dispose();
     // aux-loss-free balancing (DeepSeek-V3): one expert-bias update per global batch
-    for (const blk of model.blocks) blk.moe.router.expertBias?.update();
+    if (parallel) await parallel.updateExpertBias();
+    else for (const blk of model.blocks) blk.moe.router.expertBias?.update();
     const ms = performance.now() - t0;
     const tokensPerSecond = (c.batch * c.context) / (ms / 1000);
     const report: MoeLmStepReport = {
@@ -309,20 +358,24 @@ export async function trainMoeLm(
       tokensPerSecond,
       tflops: (tokensPerSecond * flopsPerToken) / 1e12,
       mfu: (tokensPerSecond * flopsPerToken) / peak,
-      expertLoad: model.blocks.map((b) => {
-        const counts = Array.from(b.moe.stats.tokensPerExpert);
+      expertLoad: model.blocks.map((b, l) => {
+        const counts = Array.from(parallelReport ? parallelReport.tokensPerExpert[l]! : b.moe.stats.tokensPerExpert);
         const total = counts.reduce((a, v) => a + v, 0) || 1;
         return counts.map((v) => v / total);
       }),
-      routerLosses: model.blocks.map((b) => ({ ...b.moe.stats.losses }) as Record<string, number>),
+      routerLosses: parallelReport ? parallelReport.routerLosses : model.blocks.map((b) => ({ ...b.moe.stats.losses }) as Record<string, number>),
     };
-    if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === 1 || step === c.steps)) report.validationLoss = validationLoss();
+    if (c.evalEvery > 0 && (step % c.evalEvery === 0 || step === 1 || step === c.steps)) {
+      await parallel?.syncModel();
+      report.validationLoss = validationLoss();
+    }
     reports.push(report);
     lastStep = step;
     hooks.onStep?.(report);
     if (c.checkpointEvery && step % c.checkpointEvery === 0) await save(step);
   }
   if (c.checkpointPath) await save(lastStep);
+  else await parallel?.syncModel();
   const prompt = new TextEncoder().encode('And God said');
   const sample = decodeBytes(model.generate(prompt, 64, { temperature: 0.8, rng: createRng(c.seed + 7) }));
   const last = reports.slice(-5);

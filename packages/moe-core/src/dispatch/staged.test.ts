@@ -1,6 +1,6 @@
 import { createRng, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type CommStep, type LocalStep, StagedGraph } from './staged.js';
+import { type CommStep, type LocalStep, StagedGraph, splitRows } from './staged.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -60,5 +60,11 @@ describe('StagedGraph', () => {
   it('rejects a value produced twice', () => {
     const s: LocalStep = { kind: 'local', name: 'a', inputs: [], outputs: ['v'], run: () => [tf.scalar(1)] };
     expect(() => new StagedGraph([s, { ...s, name: 'b' }])).toThrow(/'v' is produced twice \(by b\)/);
+  });
+
+  it('splits a tensor with no rows (a rank whose experts received no tokens) into empty blocks', async () => {
+    const parts = await splitRows(tf.zeros([0, 3]), [0, 0]);
+    expect(parts.map((p) => p.length)).toEqual([0, 0]);
+    expect((await splitRows(tf.tensor2d([1, 2, 3, 4], [2, 2]), [0, 1, 1])).map((p) => Array.from(p))).toEqual([[], [1, 2], [3, 4]]);
   });
 });

@@ -160,7 +160,8 @@ export class StagedGraph {
 /** Rows of a [n, H] tensor cut into consecutive blocks of the given row counts, as host arrays. */
 export async function splitRows(t: tf.Tensor, counts: ArrayLike<number>): Promise<Float32Array[]> {
   const data = (await t.data()) as Float32Array;
-  const width = t.shape.length > 1 ? t.size / t.shape[0]! : 1;
+  // from the shape, not size / rows: a rank whose experts received no rows has a [0, H] tensor
+  const width = t.shape.slice(1).reduce((a, b) => a * b, 1);
   const out: Float32Array[] = [];
   let start = 0;
   for (let i = 0; i < counts.length; i++) {

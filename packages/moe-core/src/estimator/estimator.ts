@@ -236,6 +236,8 @@ export interface MemoryOptions {
   inflightMicroBatches?: number;
   /** Selective recomputation of the expert MLPs drops their intermediate activations. */
   recomputeExperts?: boolean;
+  /** Full recomputation: each layer keeps only its input (plus one layer's working set). */
+  recomputeFull?: boolean;
 }
 
 export interface MemoryEstimate {
@@ -254,13 +256,14 @@ export interface MemoryEstimate {
 }
 
 /**
- * Memory per GPU of the busiest (first) pipeline stage: non-expert weights split by tp·pp
- * (replicated over dp·cp), routed experts split by etp·ep·pp (replicated over edp);
+ * Memory per GPU of the busiest (first) pipeline stage, holding ⌈layers / pp⌉ layers:
+ * non-expert weights split by tp·pp (replicated over dp·cp), routed experts split by
+ * etp·ep·pp (replicated over edp);
  * optimizer state sharded over dp·cp (non-expert) and edp (experts) with the distributed
- * optimizer; activations per layer ≈ s·b·h·(34/tp) bytes of a Megatron transformer layer with
- * sequence parallelism (Korthikanti et al. 2022, bf16) plus, for MoE layers, the dispatched
- * tokens' expert activations (k·s·b/(tp·cp) rows × (H + 2F_gate + F) × 2 bytes, more when not
- * recomputed), times the micro-batches in flight.
+ * optimizer; activations per layer ≈ 15·s·b·h/tp bytes for attention and norms (Korthikanti et
+ * al. 2022, bf16, sequence parallel) plus the MLP's: for MoE layers the dispatched tokens'
+ * expert activations (k·s·b/(tp·cp) rows × (H + 2F_gate + F) × 2 bytes, H only when
+ * recomputed) and the shared expert's, times the micro-batches in flight.
  */
 export function memoryPerGpu(spec: MoEModelSpec, layout: ParallelLayout, options: MemoryOptions): MemoryEstimate {
   const { tp, pp, ep, dp } = layout;
@@ -272,11 +275,16 @@ export function memoryPerGpu(spec: MoEModelSpec, layout: ParallelLayout, options
   if (spec.numExperts % ep !== 0) throw new Error(`memoryPerGpu: numExperts (${spec.numExperts}) must be divisible by ep (${ep})`);
   const worldSize = tp * cp * dp * pp;
   if (worldSize % (etp * ep * pp) !== 0) throw new Error(`memoryPerGpu: world size ${worldSize} is not divisible by etp·ep·pp = ${etp * ep * pp}`);
-  if (spec.numLayers % pp !== 0) throw new Error(`memoryPerGpu: numLayers (${spec.numLayers}) must be divisible by pp (${pp})`);
+  if (pp > spec.numLayers) throw new Error(`memoryPerGpu: pp (${pp}) exceeds numLayers (${spec.numLayers})`);
+  // the busiest stage holds ⌈layers / pp⌉ layers (Megatron's uneven pipeline layouts place the rest)
+  const layersPerStage = Math.ceil(spec.numLayers / pp);
+  const stageShare = layersPerStage / spec.numLayers;
   const edp = worldSize / (etp * ep * pp);
   const p = countParams(spec);
-  const nonExpertParamsPerGpu = p.nonExpert / (tp * pp);
-  const expertParamsPerGpu = p.routedExperts / (etp * ep * pp);
+  const nonExpertParamsPerGpu = (p.nonExpert * stageShare) / tp;
+  // a stage of MoE layers only (the busiest for experts): ⌈layers / pp⌉ layers' experts
+  const moeLayers = spec.numLayers - spec.numDenseLayers;
+  const expertParamsPerGpu = moeLayers > 0 ? ((p.routedExperts / moeLayers) * Math.min(layersPerStage, moeLayers)) / (etp * ep) : 0;
   const paramsPerGpu = nonExpertParamsPerGpu + expertParamsPerGpu;
   const wb = options.weightBytes ?? 2;
   const gb = options.gradBytes ?? 4;
@@ -289,15 +297,22 @@ export function memoryPerGpu(spec: MoEModelSpec, layout: ParallelLayout, options
   const s = options.seqLength / cp;
   const b = options.microBatchSize;
   const h = spec.hiddenSize;
-  const layersPerStage = spec.numLayers / pp;
   const moeFraction = (spec.numLayers - spec.numDenseLayers) / spec.numLayers;
-  const perLayerBase = (s * b * h * 34) / tp;
-  const fc1 = (spec.gatedMlp ? 2 : 1) * spec.moeFfnHiddenSize;
+  // Korthikanti et al.'s 34·sbh per layer (bf16, sequence parallel) is 15·sbh for attention
+  // and norms plus 19·sbh for a 4h MLP; the MLP part is replaced by the layer's own MLP: the
+  // dense MLP's input, fc1 output and activation output, or the routed rows' (k·s·b/tp rows).
+  const attentionActs = (s * b * h * 15) / tp;
+  const mlpActs = (tokens: number, f: number, keepIntermediate: boolean) => tokens * 2 * (h + (keepIntermediate ? (spec.gatedMlp ? 3 : 2) * f : 0));
+  const denseActs = mlpActs((s * b) / tp, spec.denseFfnHiddenSize, true);
+  const sharedActs = spec.sharedExpertFfnHiddenSize > 0 ? mlpActs((s * b) / tp, spec.sharedExpertFfnHiddenSize, !options.recomputeExperts) : 0;
   const rows = (spec.topk * s * b) / tp;
-  const expertActs = rows * 2 * (h + (options.recomputeExperts ? 0 : fc1 + spec.moeFfnHiddenSize));
-  const perLayer = perLayerBase + moeFraction * expertActs;
+  const expertActs = mlpActs(rows, spec.moeFfnHiddenSize, !options.recomputeExperts) + sharedActs;
+  const perLayerBase = attentionActs + (1 - moeFraction) * denseActs;
+  // full recomputation keeps each layer's input (2 bytes per element) and one layer's working set
+  const perLayer = options.recomputeFull ? (s * b * h * 2) / tp : perLayerBase + moeFraction * expertActs;
+  const workingSet = options.recomputeFull ? perLayerBase + moeFraction * expertActs : 0;
   const inflight = options.inflightMicroBatches ?? pp;
-  const activationsBytes = perLayer * layersPerStage * inflight;
+  const activationsBytes = perLayer * layersPerStage * inflight + workingSet;
   const totalBytes = weightsBytes + gradsBytes + optimizerBytes + activationsBytes;
   return {
     paramsPerGpu,

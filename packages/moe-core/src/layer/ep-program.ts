@@ -56,7 +56,7 @@ export async function expertParallelProgram({ rank, size, comm }: RankContext, a
     etpRank: rank % config.etp,
     etpSize: config.etp,
   });
-  const layer = new ExpertParallelMoE(config, weights, comm);
+  const layer = await ExpertParallelMoE.create(config, weights, comm);
   const [s, e] = tokenShard(T, size, rank);
   const hidden = tf.tensor2d(args.tokens.slice(s * H, e * H), [e - s, H]);
   const dOut = tf.tensor2d(args.dOutput.slice(s * H, e * H), [e - s, H]);

@@ -11,7 +11,7 @@ import { ActivationOffloader } from '../memory/offload.js';
 import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage, expertMatMulFor } from './moe-layer.js';
 import type { MoEMetricsTracker } from '../losses/metrics.js';
 import { drawInputJitter } from '../router/jitter.js';
-import { TopKRouter } from '../router/router.js';
+import { type RouterCollectives, TopKRouter } from '../router/router.js';
 import { routeTokens } from './route.js';
 import type { MoEWeights } from './weights.js';
 
@@ -23,6 +23,19 @@ export interface ExpertParallelOptions {
   groupedGemm?: GroupedGemm;
   layerNumber?: number;
   tracker?: MoEMetricsTracker;
+  /**
+   * The router's reductions over the tensor×context-parallel group (aux-loss token counts,
+   * z-loss scaling), for a layer whose tokens are one context-parallel shard of sequences.
+   */
+  collectives?: RouterCollectives;
+}
+
+/** The groups an expert-parallel layer communicates over (see `expertGroups`). */
+export interface ExpertParallelGroups {
+  /** Dispatches tokens: one rank per expert shard. */
+  ep: Communicator;
+  /** Shares one expert shard's FFN slices (etp > 1), or null. */
+  etp: Communicator | null;
 }
 
 /** Cotangents returned by `backward`: the input's and every local weight's. */
@@ -57,12 +70,13 @@ export interface ExpertParallelPass {
  *
  * With `etp` = 1 the communicator is the EP group and this rank holds experts
  * [rank·E/ep, (rank+1)·E/ep) in `weights.fc1/fc2`. With expert tensor parallelism (`etp` > 1)
- * the communicator is the world of etp·ep ranks laid out as Megatron's expert rank generator
- * does (etp fastest: rank = epRank·etp + etpRank): the EP group {e·etp + t} dispatches, and
- * each ETP group {e·etp … e·etp + etp − 1} shares experts [e·E/ep, (e+1)·E/ep), rank t holding
- * the t-th slice of their FFN (`initMoEWeights`' `etpRank` / `etpSize`): fc1 column-parallel
- * (gate and up slices for SwiGLU), fc2 row-parallel with the partial outputs reduced over the
- * ETP group (`EtpExchange`).
+ * the layer takes the groups of a world of etp·ep ranks laid out as Megatron's expert rank
+ * generator does (etp fastest: rank = epRank·etp + etpRank; `ExpertParallelMoE.create` or
+ * `expertGroups` split them): the EP group {e·etp + t} dispatches, and each ETP group
+ * {e·etp … e·etp + etp − 1} shares experts [e·E/ep, (e+1)·E/ep), rank t holding the t-th slice
+ * of their FFN (`initMoEWeights`' `etpRank` / `etpSize`): fc1 column-parallel (gate and up
+ * slices for SwiGLU), fc2 row-parallel with the partial outputs reduced over the ETP group
+ * (`EtpExchange`).
  */
 export class ExpertParallelMoE {
   readonly config: MoEConfig;
@@ -76,16 +90,27 @@ export class ExpertParallelMoE {
   readonly offloader: ActivationOffloader;
   private readonly rng: Rng | null;
 
+  /** The EP and ETP groups (an EP group alone when given a communicator). */
+  readonly groups: ExpertParallelGroups;
+
+  /**
+   * `comm` is the EP group (etp = 1), or the EP and ETP groups; `create` splits a world into
+   * them.
+   */
   constructor(
     config: MoEConfig | MoEConfigInput,
     readonly weights: MoEWeights,
-    readonly comm: Communicator,
+    comm: Communicator | ExpertParallelGroups,
     options: ExpertParallelOptions = {},
   ) {
-    this.config = validateMoEConfig(withExpertParallel(config, comm.size));
+    const groups: ExpertParallelGroups = 'ep' in comm ? comm : { ep: comm, etp: null };
+    this.groups = groups;
+    this.config = validateMoEConfig(withExpertParallel(config, groups.ep.size * (groups.etp?.size ?? 1)));
     const c = this.config;
+    if ((groups.etp?.size ?? 1) !== c.etp) {
+      throw new Error(`ExpertParallelMoE: config.etp is ${c.etp} but the ETP group has ${groups.etp?.size ?? 1} ranks (split a world with ExpertParallelMoE.create or expertGroups)`);
+    }
     const L = c.numExperts / c.ep;
-    const groups = expertGroups(comm, c.etp);
     const F = c.ffnHiddenSize / c.etp;
     if (!Number.isInteger(F)) throw new Error(`ExpertParallelMoE: ffnHiddenSize ${c.ffnHiddenSize} does not divide over etp ${c.etp}`);
     const F1 = c.activation === 'swiglu' ? 2 * F : F;
@@ -93,11 +118,11 @@ export class ExpertParallelMoE {
     const want2 = [L, F, c.hiddenSize].join();
     if (weights.fc1.shape.join() !== want1 || weights.fc2.shape.join() !== want2) {
       throw new Error(
-        `ExpertParallelMoE: rank ${comm.rank} should hold fc1 [${want1}] and fc2 [${want2}] (numExperts ${c.numExperts} / ep ${c.ep} local experts, ffn ${c.ffnHiddenSize} / etp ${c.etp}), weights hold fc1 [${weights.fc1.shape}], fc2 [${weights.fc2.shape}]`,
+        `ExpertParallelMoE: rank ${groups.ep.rank} of the EP group should hold fc1 [${want1}] and fc2 [${want2}] (numExperts ${c.numExperts} / ep ${c.ep} local experts, ffn ${c.ffnHiddenSize} / etp ${c.etp}), weights hold fc1 [${weights.fc1.shape}], fc2 [${weights.fc2.shape}]`,
       );
     }
     this.offloader = options.offloader ?? new ActivationOffloader();
-    this.router = new TopKRouter(c, { weightVariable: weights.router, layerNumber: options.layerNumber, tracker: options.tracker });
+    this.router = new TopKRouter(c, { weightVariable: weights.router, layerNumber: options.layerNumber, tracker: options.tracker, collectives: options.collectives });
     const permuter = options.permuter ?? getPermuter();
     this.permute = new PermuteStage(c, permuter);
     this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng), options.groupedGemm ?? null);
@@ -108,6 +133,12 @@ export class ExpertParallelMoE {
         : new AllToAllDispatcher(groups.ep, permuter, c.numExperts, c.hiddenSize);
     this.etp = groups.etp ? new EtpExchange(groups.etp, L, c.hiddenSize) : null;
     this.rng = options.rng ?? null;
+  }
+
+  /** The layer on this rank of `world` (etp·ep ranks, etp fastest), splitting it into EP and ETP groups when etp > 1: a collective over `world`. */
+  static async create(config: MoEConfig | MoEConfigInput, weights: MoEWeights, world: Communicator, options: ExpertParallelOptions = {}): Promise<ExpertParallelMoE> {
+    const groups = await expertGroups(world, validateMoEConfig(withExpertParallel(config, world.size)).etp);
+    return new ExpertParallelMoE(config, weights, groups, options);
   }
 
   async forward(hidden: tf.Tensor2D, options: { seqLength?: number } = {}): Promise<ExpertParallelPass> {
@@ -211,16 +242,18 @@ export function withExpertParallel(config: MoEConfig | MoEConfigInput, worldSize
 
 /**
  * The EP and ETP groups of this rank in a world of etp·ep ranks (etp fastest, Megatron's
- * expert order etp-ep-…): ETP group {e·etp + t : t}, EP group {e·etp + t : e}.
+ * expert order etp-ep-…): ETP group {e·etp + t : t}, EP group {e·etp + t : e}. A collective
+ * over `world` (every rank calls it).
  */
-export function expertGroups(world: Communicator, etp: number): { ep: Communicator; etp: Communicator | null } {
+export async function expertGroups(world: Communicator, etp: number): Promise<ExpertParallelGroups> {
   if (etp === 1) return { ep: world, etp: null };
-  if (!world.subgroup) throw new Error(`ExpertParallelMoE: etp ${etp} > 1 needs a Communicator with subgroup()`);
+  if (!world.subgroups) throw new Error(`ExpertParallelMoE: etp ${etp} > 1 needs a Communicator with subgroups()`);
+  if (world.size % etp !== 0) throw new Error(`ExpertParallelMoE: ${world.size} ranks do not divide into ETP groups of etp ${etp}`);
   const ep = world.size / etp;
-  const e = Math.floor(world.rank / etp);
-  const t = world.rank % etp;
-  return {
-    ep: world.subgroup(Array.from({ length: ep }, (_, i) => i * etp + t)),
-    etp: world.subgroup(Array.from({ length: etp }, (_, i) => e * etp + i)),
-  };
+  const epGroups = Array.from({ length: etp }, (_, t) => Array.from({ length: ep }, (_, e) => e * etp + t));
+  const etpGroups = Array.from({ length: ep }, (_, e) => Array.from({ length: etp }, (_, t) => e * etp + t));
+  const epGroup = await world.subgroups(epGroups);
+  const etpGroup = await world.subgroups(etpGroups);
+  if (!epGroup || !etpGroup) throw new Error(`ExpertParallelMoE: rank ${world.rank} is in no EP or ETP group of ${world.size} ranks`);
+  return { ep: epGroup, etp: etpGroup };
 }
