@@ -1,7 +1,6 @@
 {
   # Machine questions are answered by scripts/gyp-config.cjs (see its header).
   "variables": {
-    "kiln_blas%": "<!(node scripts/gyp-config.cjs blas)",
     "kiln_march%": "<!(node scripts/gyp-config.cjs march)"
   },
   "targets": [
@@ -11,6 +10,10 @@
         "src/addon.cc",
         "src/parallel.cc",
         "src/gemm.cc",
+        "src/gemm_avx512.cc",
+        "src/gemm_avx2.cc",
+        "src/gemm_choice.cc",
+        "src/blas.cc",
         "src/elementwise.cc",
         "src/reduce.cc",
         "src/layout.cc",
@@ -33,7 +36,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags": ["-O3", "-fno-math-errno", "-fno-trapping-math", "<(kiln_march)"],
       "cflags_cc": ["-O3", "-fexceptions", "-fno-math-errno", "-fno-trapping-math", "<(kiln_march)"],
-      "ldflags": ["-pthread"],
+      "ldflags": ["-pthread", "<!@(node scripts/gyp-config.cjs ldflags)"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "GCC_OPTIMIZATION_LEVEL": "3",
@@ -41,11 +44,7 @@
       },
       "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "Optimization": 2 } },
       "conditions": [
-        ["kiln_blas==1", {
-          "defines": ["KILN_HAVE_OPENBLAS=1"],
-          "cflags_cc": ["<!@(node scripts/gyp-config.cjs blas-cflags)"],
-          "libraries": ["<!@(node scripts/gyp-config.cjs blas-libs)"]
-        }]
+        ["OS=='linux'", { "libraries": ["-ldl"] }]
       ]
     }
   ]

@@ -1,34 +1,26 @@
 'use strict';
 /**
- * Answers binding.gyp's questions about this machine (gyp runs it through `<!(...)`
- * command expansion, with native/ as the working directory):
- *   blas           1 when OpenBLAS is found through pkg-config and not disabled, else 0
- *   blas-cflags    its -I flags        blas-libs   its -L/-l flags plus an rpath
- *   march          the host-SIMD flag, or nothing for the portable build
+ * Answers binding.gyp's questions about this build (gyp runs it through `<!(...)` command
+ * expansion, with native/ as the working directory):
+ *   march          the target-CPU flag: -march=native, -march=$KILN_NATIVE_MARCH (the
+ *                  prebuilt variants, scripts/prebuild.mjs), or nothing when
+ *                  KILN_NATIVE_PORTABLE=1 (the compiler's baseline)
+ *   ldflags        extra link flags: a prebuilt binary (KILN_NATIVE_PREBUILD=1) links libstdc++
+ *                  and libgcc statically, so that it loads on older Linux distributions, and
+ *                  is stripped
  *   ops-sources    every src/ops/*.cc (the gpu-kernels engineer's op files), space-separated
- * Environment: KILN_NATIVE_BLAS=off builds without BLAS (the built-in GEMM only);
- * KILN_NATIVE_PORTABLE=1 builds without -march=native (the portable SIMD-free path).
+ * OpenBLAS is not a build question: the addon looks for it at run time (src/blas.h).
  */
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
-function pkgConfig(args) {
-  try {
-    return execFileSync('pkg-config', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-function blasWanted() {
-  const setting = (process.env.KILN_NATIVE_BLAS ?? '').toLowerCase();
-  if (setting === 'off' || setting === '0' || setting === 'false') return false;
-  return pkgConfig(['--exists', 'openblas']) !== null;
-}
-
 function marchFlag() {
   if (process.env.KILN_NATIVE_PORTABLE === '1') return '';
+  const march = process.env.KILN_NATIVE_MARCH;
+  if (march) {
+    if (!/^[\w.-]+$/.test(march)) throw new Error(`KILN_NATIVE_MARCH=${march} is not a -march value`);
+    return `-march=${march}`;
+  }
   // Apple clang on arm64 has no -march=native; everything else we build on accepts it.
   if (process.platform === 'darwin' && process.arch === 'arm64') return '-mcpu=native';
   return '-march=native';
@@ -37,23 +29,9 @@ function marchFlag() {
 const what = process.argv[2];
 let out = '';
 switch (what) {
-  case 'blas':
-    out = blasWanted() ? '1' : '0';
+  case 'ldflags':
+    out = process.env.KILN_NATIVE_PREBUILD === '1' && process.platform === 'linux' ? '-static-libstdc++ -static-libgcc -s' : '';
     break;
-  case 'blas-cflags':
-    out = blasWanted() ? (pkgConfig(['--cflags', 'openblas']) ?? '') : '';
-    break;
-  case 'blas-libs': {
-    if (!blasWanted()) break;
-    const libs = pkgConfig(['--libs', 'openblas']) ?? '';
-    // The -L dir is not on the loader path (Debian keeps it per threading flavour).
-    const rpaths = libs
-      .split(/\s+/)
-      .filter((f) => f.startsWith('-L'))
-      .map((f) => `-Wl,-rpath,${f.slice(2)}`);
-    out = [libs, ...rpaths].join(' ');
-    break;
-  }
   case 'march':
     out = marchFlag();
     break;

@@ -1,18 +1,22 @@
 /**
- * Builds the addon with node-gyp at `pnpm install`. A failed build must never fail the
- * install: Kiln then runs on the `cpu` backend, and the reason recorded here in
- * build/kiln-build.json is what `initBackend` reports for skipping `kiln-native`.
- * `--strict` (the `build:native` script) exits non-zero instead, for CI and development.
- * Environment: KILN_NATIVE_SKIP_BUILD=1 skips the build; KILN_NATIVE_BLAS=off and
- * KILN_NATIVE_PORTABLE=1 select the build variant (scripts/gyp-config.cjs).
+ * Makes the addon available at `npm install` / `pnpm install`:
+ *  1. When the package carries a prebuilt binary for this platform and CPU (prebuilds/,
+ *     put into the npm tarball by scripts/prebuild.mjs) and it loads here, that is it: no
+ *     compiler needed.
+ *  2. Otherwise node-gyp builds it from source.
+ * A failed build must never fail the install: Kiln then runs on the `cpu` backend, and the
+ * reason recorded here in build/kiln-build.json is what `initBackend` reports for skipping
+ * `kiln-native`. `--strict` (the `build:native` script) always builds from source and exits
+ * non-zero on failure, for CI and development.
+ * Environment: KILN_NATIVE_SKIP_BUILD=1 skips the build; KILN_NATIVE_BUILD_FROM_SOURCE=1
+ * ignores prebuilt binaries (a source build targets this very CPU: -march=native);
+ * KILN_NATIVE_PORTABLE=1 builds for the compiler's baseline CPU (scripts/gyp-config.cjs).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runNodeGyp, sourceFingerprint } from './build-tools.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const strict = process.argv.includes('--strict');
@@ -35,33 +39,32 @@ function fail(reason, log = '') {
 
 if (process.env.KILN_NATIVE_SKIP_BUILD === '1') fail('the build was skipped (KILN_NATIVE_SKIP_BUILD=1)');
 
-/**
- * Everything the build depends on: sources (src/ and src/ops/), binding.gyp, these scripts,
- * the variant switches, Node's version and the BLAS found. An unchanged fingerprint skips
- * the rebuild, so a repeated `pnpm install` costs nothing.
- */
-function fingerprint() {
-  const hash = createHash('sha256');
-  const walk = (dir) => {
-    if (!existsSync(dir)) return;
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (/\.(cc|h|cu|cuh|gyp|gypi|cjs|mjs)$/.test(entry.name)) hash.update(`${path.relative(root, full)}\0`).update(readFileSync(full));
-    }
-  };
-  walk(path.join(root, 'src'));
-  walk(path.join(root, 'scripts'));
-  hash.update(readFileSync(path.join(root, 'binding.gyp')));
-  for (const key of ['KILN_NATIVE_BLAS', 'KILN_NATIVE_PORTABLE', 'CXX', 'CXXFLAGS']) hash.update(`${key}=${process.env[key] ?? ''}\0`);
-  hash.update(process.version);
-  const blas = spawnSync('pkg-config', ['--libs', '--cflags', 'openblas'], { encoding: 'utf8' });
-  hash.update(`blas=${blas.status === 0 ? blas.stdout : 'none'}`);
-  return hash.digest('hex').slice(0, 16);
+/** The prebuilt binary loadNative() picks here, if any loads (checked in a child process). */
+function usablePrebuilt() {
+  const loader = path.join(root, 'dist', 'index.cjs');
+  if (!existsSync(path.join(root, 'prebuilds')) || !existsSync(loader)) return undefined;
+  const probe = `const r = require(${JSON.stringify(loader)}).loadNative();
+    if (!r.ok || r.source !== 'prebuilt') { console.error(r.ok ? 'not a prebuilt: ' + r.path : r.reason); process.exit(1); }
+    console.log(JSON.stringify({ path: r.path }));`;
+  const result = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+  if (result.status !== 0) {
+    console.log(`@kiln/native: no usable prebuilt binary (${(result.stderr || result.error?.message || '').trim().split('\n')[0]}); building from source`);
+    return undefined;
+  }
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)).path;
+}
+
+if (!strict && process.env.KILN_NATIVE_BUILD_FROM_SOURCE !== '1') {
+  const prebuilt = usablePrebuilt();
+  if (prebuilt) {
+    record({ ok: true, prebuilt: path.relative(root, prebuilt) });
+    console.log(`@kiln/native: using the prebuilt ${path.relative(root, prebuilt)}`);
+    process.exit(0);
+  }
 }
 
 const addonFile = path.join(root, 'build', 'Release', 'kiln_native.node');
-const wanted = fingerprint();
+const wanted = sourceFingerprint(root, process.env, [process.version]);
 if (!strict && existsSync(addonFile) && existsSync(statusFile)) {
   try {
     const previous = JSON.parse(readFileSync(statusFile, 'utf8'));
@@ -73,21 +76,6 @@ if (!strict && existsSync(addonFile) && existsSync(statusFile)) {
     // rebuild
   }
 }
-
-const require = createRequire(import.meta.url);
-let gypBin;
-try {
-  const gypPkg = require.resolve('node-gyp/package.json');
-  gypBin = path.join(path.dirname(gypPkg), 'bin', 'node-gyp.js');
-} catch {
-  fail('node-gyp is not installed');
-}
-
-// Build against the headers installed with this Node (offline); node-gyp would otherwise
-// try to download them.
-const args = [gypBin, 'rebuild', `--jobs=${Math.max(1, os.availableParallelism?.() ?? os.cpus().length)}`];
-const prefix = path.resolve(path.dirname(process.execPath), '..');
-if (existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 
 // Several installs can run at once in one checkout (and node-gyp rebuild wipes build/):
 // a lock directory serializes them; one older than 10 minutes is taken as stale.
@@ -114,14 +102,7 @@ for (;;) {
 process.on('exit', () => rmSync(lockDir, { recursive: true, force: true }));
 
 const started = Date.now();
-const result = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: process.env, maxBuffer: 64 << 20 });
-const log = `${result.stdout ?? ''}\n${result.stderr ?? ''}`;
-if (result.error) fail(`node-gyp could not be run: ${result.error.message}`, log);
-if (result.status !== 0) {
-  const firstError = log.split('\n').find((l) => /error/i.test(l) && !/gyp ERR! (cwd|node -v|node-gyp -v|System|command)/.test(l));
-  fail(`node-gyp rebuild exited with ${result.status}${firstError ? `: ${firstError.trim()}` : ''}`, log);
-}
-const addon = path.join(root, 'build', 'Release', 'kiln_native.node');
-if (!existsSync(addon)) fail(`node-gyp succeeded but ${addon} is missing`, log);
+const built = runNodeGyp(root, process.env);
+if (!built.ok) fail(built.error, built.log);
 record({ ok: true, fingerprint: wanted, seconds: Math.round((Date.now() - started) / 100) / 10 });
-console.log(`@kiln/native: built ${path.relative(root, addon)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`@kiln/native: built ${path.relative(root, built.addon)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -10,6 +10,7 @@
 #endif
 
 #include "gemm.h"
+#include "gemm_choice.h"
 #include "kiln_addon.h"
 #include "parallel.h"
 
@@ -32,10 +33,19 @@ std::vector<Registration>& registry() {
   throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be " + want);
 }
 
-Napi::TypedArray typed(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name,
-                       const char* want) {
-  if (index >= info.Length() || !info[index].IsTypedArray()) type_error(info, fn, name, want);
-  return info[index].As<Napi::TypedArray>();
+// The argument helpers below make one raw N-API call per argument (node-addon-api's typed
+// wrappers make two or three): they run for every argument of every kernel call, and a
+// small op's whole native cost is a few hundred nanoseconds.
+struct TypedArrayArg {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+};
+
+bool typed_array(const Napi::CallbackInfo& info, size_t index, TypedArrayArg& out) {
+  if (index >= info.Length()) return false;
+  return napi_get_typedarray_info(info.Env(), info[index], &out.type, &out.length, &out.data, nullptr, nullptr) ==
+         napi_ok;
 }
 
 }  // namespace
@@ -57,32 +67,36 @@ void run_registrations(Napi::Env env, Napi::Object exports) {
 }
 
 ArrayView<float> arg_f32(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  auto t = typed(info, index, fn, name, "a Float32Array");
-  if (t.TypedArrayType() != napi_float32_array) type_error(info, fn, name, "a Float32Array");
-  auto a = t.As<Napi::Float32Array>();
-  return {a.Data(), a.ElementLength()};
+  TypedArrayArg t;
+  if (!typed_array(info, index, t) || t.type != napi_float32_array) type_error(info, fn, name, "a Float32Array");
+  return {static_cast<float*>(t.data), t.length};
 }
 
 ArrayView<int32_t> arg_i32(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  auto t = typed(info, index, fn, name, "an Int32Array");
-  if (t.TypedArrayType() != napi_int32_array) type_error(info, fn, name, "an Int32Array");
-  auto a = t.As<Napi::Int32Array>();
-  return {a.Data(), a.ElementLength()};
+  TypedArrayArg t;
+  if (!typed_array(info, index, t) || t.type != napi_int32_array) type_error(info, fn, name, "an Int32Array");
+  return {static_cast<int32_t*>(t.data), t.length};
 }
 
 ArrayView<uint32_t> arg_word(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  auto t = typed(info, index, fn, name, "a Float32Array, Int32Array or Uint32Array");
-  const auto kind = t.TypedArrayType();
-  if (kind != napi_float32_array && kind != napi_int32_array && kind != napi_uint32_array) {
+  TypedArrayArg t;
+  if (!typed_array(info, index, t) ||
+      (t.type != napi_float32_array && t.type != napi_int32_array && t.type != napi_uint32_array)) {
     type_error(info, fn, name, "a Float32Array, Int32Array or Uint32Array");
   }
-  auto* base = static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-  return {reinterpret_cast<uint32_t*>(base), t.ElementLength()};
+  return {static_cast<uint32_t*>(t.data), t.length};
+}
+
+double arg_number(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
+  double v;
+  if (index >= info.Length() || napi_get_value_double(info.Env(), info[index], &v) != napi_ok) {
+    type_error(info, fn, name, "a number");
+  }
+  return v;
 }
 
 int64_t arg_int(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name, int64_t min_value) {
-  if (index >= info.Length() || !info[index].IsNumber()) type_error(info, fn, name, "a number");
-  const double v = info[index].As<Napi::Number>().DoubleValue();
+  const double v = arg_number(info, index, fn, name);
   if (v != static_cast<double>(static_cast<int64_t>(v)) || v < static_cast<double>(min_value)) {
     throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be an integer >= " +
                                                 std::to_string(min_value) + ", got " + std::to_string(v));
@@ -90,19 +104,26 @@ int64_t arg_int(const Napi::CallbackInfo& info, size_t index, const char* fn, co
   return static_cast<int64_t>(v);
 }
 
-double arg_number(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  if (index >= info.Length() || !info[index].IsNumber()) type_error(info, fn, name, "a number");
-  return info[index].As<Napi::Number>().DoubleValue();
-}
-
 bool arg_bool(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  if (index >= info.Length() || !info[index].IsBoolean()) type_error(info, fn, name, "a boolean");
-  return info[index].As<Napi::Boolean>().Value();
+  bool v;
+  if (index >= info.Length() || napi_get_value_bool(info.Env(), info[index], &v) != napi_ok) {
+    type_error(info, fn, name, "a boolean");
+  }
+  return v;
 }
 
 std::string arg_string(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
-  if (index >= info.Length() || !info[index].IsString()) type_error(info, fn, name, "a string");
-  return info[index].As<Napi::String>().Utf8Value();
+  // Op names are short: one call into a stack buffer, a second only for long strings.
+  char buf[64];
+  size_t len = 0;
+  if (index >= info.Length() || napi_get_value_string_utf8(info.Env(), info[index], buf, sizeof buf, &len) != napi_ok) {
+    type_error(info, fn, name, "a string");
+  }
+  if (len + 1 < sizeof buf) return std::string(buf, len);
+  napi_get_value_string_utf8(info.Env(), info[index], nullptr, 0, &len);
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(info.Env(), info[index], s.data(), len + 1, &len);
+  return s;
 }
 
 void check_length(Napi::Env env, const char* fn, const char* name, size_t got, size_t want) {
@@ -116,9 +137,20 @@ namespace {
 
 const char* path_name(GemmPath p) {
   switch (p) {
+    case GemmPath::Auto: return "auto";
     case GemmPath::Blas: return "blas";
     case GemmPath::Builtin: return "builtin";
-    case GemmPath::Portable: return "portable";
+  }
+  return "?";
+}
+
+constexpr GemmKernel kKernels[] = {GemmKernel::Avx512, GemmKernel::Avx2, GemmKernel::Portable};
+
+const char* kernel_name(GemmKernel k) {
+  switch (k) {
+    case GemmKernel::Avx512: return "avx512";
+    case GemmKernel::Avx2: return "avx2";
+    case GemmKernel::Portable: return "portable";
   }
   return "?";
 }
@@ -130,7 +162,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("gemmPath", path_name(gemm_path()));
   o.Set("blas", blas_description());
   o.Set("blasLinked", blas_available());
+  o.Set("gemmKernel", kernel_name(gemm_kernel()));
   o.Set("builtinKernel", builtin_kernel_name());
+  Napi::Array kernels = Napi::Array::New(env);
+  for (GemmKernel k : kKernels) {
+    if (gemm_kernel_supported(k)) kernels.Set(kernels.Length(), kernel_name(k));
+  }
+  o.Set("gemmKernels", kernels);
   o.Set("blasThreads", gemm_threads());
 #if defined(__AVX512F__)
   o.Set("simd", "avx512");
@@ -152,19 +190,56 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 Napi::Value SetGemmPath(const Napi::CallbackInfo& info) {
   const std::string want = arg_string(info, 0, "setGemmPath", "path");
   GemmPath p;
-  if (want == "blas") p = GemmPath::Blas;
+  if (want == "auto") p = GemmPath::Auto;
+  else if (want == "blas") p = GemmPath::Blas;
   else if (want == "builtin") p = GemmPath::Builtin;
-  else if (want == "portable") p = GemmPath::Portable;
-  else throw Napi::RangeError::New(info.Env(), "setGemmPath: path must be 'blas', 'builtin' or 'portable', got '" + want + "'");
+  else throw Napi::RangeError::New(info.Env(), "setGemmPath: path must be 'auto', 'blas' or 'builtin', got '" + want + "'");
   if (!set_gemm_path(p)) {
     throw Napi::Error::New(info.Env(), "setGemmPath: this build of @kiln/native is not linked with a BLAS");
   }
   return Napi::String::New(info.Env(), path_name(gemm_path()));
 }
 
-// matmul(a, b, out, batchA, batchB, m, n, k, transA, transB)
+Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
+  const std::string want = arg_string(info, 0, "setGemmKernel", "kernel");
+  for (GemmKernel k : kKernels) {
+    if (want != kernel_name(k)) continue;
+    if (!set_gemm_kernel(k)) {
+      throw Napi::Error::New(info.Env(), "setGemmKernel: this CPU or build has no '" + want + "' kernel");
+    }
+    return Napi::String::New(info.Env(), kernel_name(gemm_kernel()));
+  }
+  throw Napi::RangeError::New(info.Env(),
+                              "setGemmKernel: kernel must be 'avx512', 'avx2' or 'portable', got '" + want + "'");
+}
+
+// gemmChoices(): what the auto path measured and decided for each shape it has seen.
+Napi::Value GemmChoices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  for (const auto& r : gemm::choice_records()) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("m", static_cast<double>(r.key.m));
+    o.Set("n", static_cast<double>(r.key.n));
+    o.Set("k", static_cast<double>(r.key.k));
+    o.Set("transA", r.key.trans_a);
+    o.Set("transB", r.key.trans_b);
+    o.Set("kernel", kernel_name(static_cast<GemmKernel>(r.key.kernel)));
+    o.Set("builtinSeconds", r.runs_builtin > 0 ? Napi::Value(Napi::Number::New(env, r.best_builtin)) : env.Null());
+    o.Set("blasSeconds", r.runs_blas > 0 ? Napi::Value(Napi::Number::New(env, r.best_blas)) : env.Null());
+    o.Set("builtinRuns", r.runs_builtin);
+    o.Set("blasRuns", r.runs_blas);
+    const bool decided = r.choice == gemm::Choice::Builtin || r.choice == gemm::Choice::Blas;
+    o.Set("choice", decided ? (r.choice == gemm::Choice::Blas ? "blas" : "builtin") : "measuring");
+    out.Set(out.Length(), o);
+  }
+  return out;
+}
+
+// matmul(a, b, out, batchA, batchB, m, n, k, transA, transB[, alpha = 1, beta = 0])
 // a: batchA x (m x k, or k x m when transA); b: batchB x (k x n, or n x k when transB);
 // out: max(batchA, batchB) x m x n. A batch of 1 broadcasts against the other.
+// out = alpha * op(a) * op(b) + beta * out (beta == 0: out's old contents are ignored).
 Napi::Value MatMul(const Napi::CallbackInfo& info) {
   const char* fn = "matmul";
   auto a = arg_f32(info, 0, fn, "a");
@@ -173,6 +248,8 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
   const int64_t ba = arg_int(info, 3, fn, "batchA", 1), bb = arg_int(info, 4, fn, "batchB", 1);
   const int64_t m = arg_int(info, 5, fn, "m"), n = arg_int(info, 6, fn, "n"), k = arg_int(info, 7, fn, "k");
   const bool ta = arg_bool(info, 8, fn, "transA"), tb = arg_bool(info, 9, fn, "transB");
+  const float alpha = info.Length() > 10 ? static_cast<float>(arg_number(info, 10, fn, "alpha")) : 1.f;
+  const float beta = info.Length() > 11 ? static_cast<float>(arg_number(info, 11, fn, "beta")) : 0.f;
   if (ba != bb && ba != 1 && bb != 1) {
     throw Napi::RangeError::New(info.Env(), "matmul: batch sizes " + std::to_string(ba) + " and " + std::to_string(bb) +
                                                 " do not broadcast");
@@ -183,8 +260,8 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
   check_length(info.Env(), fn, "out", out.length, static_cast<size_t>(batch * m * n));
   const int64_t lda = ta ? m : k, ldb = tb ? k : n;
   auto one = [&](int64_t i) {
-    sgemm(ta, tb, m, n, k, 1.f, a.data + (ba == 1 ? 0 : i) * m * k, lda, b.data + (bb == 1 ? 0 : i) * k * n, ldb, 0.f,
-          out.data + i * m * n, n);
+    sgemm(ta, tb, m, n, k, alpha, a.data + (ba == 1 ? 0 : i) * m * k, lda, b.data + (bb == 1 ? 0 : i) * k * n, ldb,
+          beta, out.data + i * m * n, n);
   };
   // Many small products: one per thread at a time. Few large ones: each uses the pool.
   if (batch > 1 && m * n * k < (int64_t{1} << 18)) {
@@ -202,6 +279,8 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
 KILN_EXPORT_FUNCTION(info, Info);
 KILN_EXPORT_FUNCTION(setNumThreads, SetNumThreads);
 KILN_EXPORT_FUNCTION(setGemmPath, SetGemmPath);
+KILN_EXPORT_FUNCTION(setGemmKernel, SetGemmKernel);
+KILN_EXPORT_FUNCTION(gemmChoices, GemmChoices);
 KILN_EXPORT_FUNCTION(matmul, MatMul);
 
 }  // namespace kiln
@@ -210,10 +289,10 @@ KILN_EXPORT_FUNCTION(matmul, MatMul);
 //
 // Node unloads (dlclose) an addon when the last environment that loaded it goes away: a
 // worker thread that was the only user of the addon unmaps it in its cleanup, before its
-// V8 isolate is torn down. The isolate's teardown then frees every ArrayBuffer still alive,
-// and those made by allocF32 (pool.cc) call this library's BackingStore deleter, which
-// by then is unmapped code: the whole process died with SIGSEGV whenever a worker that had
-// used kiln-native exited (an evaluation job in the eval server, finished or failed).
+// V8 isolate is torn down. The teardown then releases every ArrayBuffer still alive, and
+// those made by allocF32 (pool.cc) call back into this library to return their block,
+// which by then would be unmapped code: the whole process died with SIGSEGV whenever a
+// worker that had used kiln-native exited (an evaluation job in the eval server).
 // A second dlopen with RTLD_NODELETE makes the loader keep the code; its handle is never
 // closed on purpose. Loading in several workers shares one mapping, as before.
 static void pin_library() {

@@ -1,5 +1,7 @@
 /**
- * Loads the `@kiln/native` addon built by node-gyp at install (scripts/install.mjs).
+ * Loads the `@kiln/native` addon: the one node-gyp built from source at install
+ * (build/Release, scripts/install.mjs) when there is one, else the best prebuilt binary for
+ * this platform and CPU that the package carries (prebuilds/, scripts/prebuild.mjs).
  * `loadNative()` never throws: when the addon is missing or broken it says why, so that
  * `@kiln/tensor`'s `initBackend` can fall back to `cpu` and report the reason.
  */
@@ -8,7 +10,26 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type GemmPathName = 'blas' | 'builtin' | 'portable';
+/** `auto`: per shape, whichever of OpenBLAS and the built-in GEMM measured faster. */
+export type GemmPathName = 'auto' | 'blas' | 'builtin';
+/** The built-in GEMM's micro-kernels, best first. */
+export type GemmKernelName = 'avx512' | 'avx2' | 'portable';
+
+/** What the `auto` GEMM path measured for one shape (`gemmChoices()`). */
+export interface GemmChoice {
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  kernel: GemmKernelName;
+  /** Best time of each side so far; null before its first timed run. */
+  builtinSeconds: number | null;
+  blasSeconds: number | null;
+  builtinRuns: number;
+  blasRuns: number;
+  choice: 'builtin' | 'blas' | 'measuring';
+}
 
 /** What the addon reports about its build and current settings. */
 export interface NativeInfo {
@@ -20,8 +41,12 @@ export interface NativeInfo {
   blasLinked: boolean;
   /** Threads OpenBLAS uses (follows the pool size); 0 without BLAS. */
   blasThreads: number;
-  /** The built-in GEMM micro-kernel, e.g. `avx512 12x32`. */
+  /** The built-in GEMM's micro-kernel in use (chosen at load from what the CPU supports). */
+  gemmKernel: GemmKernelName;
+  /** Its full name, e.g. `avx512 12x32`. */
   builtinKernel: string;
+  /** The micro-kernels this CPU and build support, best first. */
+  gemmKernels: GemmKernelName[];
   /** The SIMD level compiled in: `avx512`, `avx2`, `neon` or `none` (portable build). */
   simd: string;
 }
@@ -68,6 +93,8 @@ export interface PoolStats {
   /** Blocks returned to the free lists / freed because the cache was full. */
   recycled: number;
   released: number;
+  /** allocF32 calls answered with V8-owned memory because limitBytes were handed out already. */
+  unpooled: number;
 }
 
 /** The core functions of the addon. Every array is caller-allocated; nothing is copied. */
@@ -75,9 +102,16 @@ export interface NativeAddon {
   info(): NativeInfo;
   /** Resizes the pool (and OpenBLAS's threads); returns the new size. */
   setNumThreads(n: number): number;
-  /** Selects the GEMM path; throws when asked for `blas` in a build without BLAS. */
+  /** Selects the GEMM path; throws when asked for `blas` or `auto` in a build without BLAS. */
   setGemmPath(path: GemmPathName): GemmPathName;
-  /** out[batch, m, n] = op(a)[batch, m, k] · op(b)[batch, k, n]; a batch of 1 broadcasts. */
+  /** Selects the built-in GEMM's micro-kernel; throws when the CPU lacks it. */
+  setGemmKernel(kernel: GemmKernelName): GemmKernelName;
+  /** The `auto` path's measurements and decisions, one entry per shape seen. */
+  gemmChoices(): GemmChoice[];
+  /**
+   * out[batch, m, n] = alpha · op(a)[batch, m, k] · op(b)[batch, k, n] + beta · out (alpha 1
+   * and beta 0 by default; with beta 0 out's old contents are ignored); a batch of 1 broadcasts.
+   */
   matmul(
     a: Float32Array,
     b: Float32Array,
@@ -89,6 +123,8 @@ export interface NativeAddon {
     k: number,
     transA: boolean,
     transB: boolean,
+    alpha?: number,
+    beta?: number,
   ): void;
   /** out = activation(out + bias) in place, bias broadcast along the last axis (length n or empty). */
   biasActivation(out: Float32Array, bias: Float32Array | null, n: number, activation: string, alpha: number): void;
@@ -127,6 +163,11 @@ export interface NativeAddon {
     slice: number,
     count: number,
   ): void;
+  /**
+   * inputs[i] viewed as [outer, widths[i]] → out [outer, Σ widths]: row r of out is the
+   * inputs' rows r side by side. All Float32Array, or all Int32Array.
+   */
+  concat(inputs: (Float32Array | Int32Array)[], out: Float32Array | Int32Array, outer: number, widths: Int32Array): void;
   /** out[numSegments, inner] (zeroed here) += x[ids.length, inner] by ids; ids outside range are skipped. */
   unsortedSegmentSum(x: Float32Array, ids: Int32Array, out: Float32Array, numSegments: number, inner: number): void;
   /** NHWC conv2d; geometry: see Conv2DGeometry in @kiln/tensor's native backend. */
@@ -135,13 +176,17 @@ export interface NativeAddon {
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
   /**
    * A Float32Array of n (≥ 1) elements over recycled, uninitialized memory (src/pool.cc):
-   * its block is reused only after V8 has collected the array, so it is as safe to hand out
-   * as a `new Float32Array(n)`, but its contents are garbage until written.
+   * its block is reused only after V8 has collected the array and Node has run its
+   * finalizer (at the next event-loop turn), so it is as safe to hand out as a
+   * `new Float32Array(n)`, but its contents are garbage until written.
    */
   allocF32(n: number): Float32Array;
   /** Bytes cached for reuse / handed out and not yet collected, and hit/miss counters. */
   poolStats(): PoolStats;
-  /** Most bytes kept cached for reuse (default 1 GiB; 0 turns recycling off); frees the excess. */
+  /**
+   * Most bytes kept cached for reuse, and most handed out from the pool at a time (default
+   * 1 GiB; 0 turns the pool off); frees the cached excess.
+   */
   setPoolLimit(bytes: number): number;
   /** Frees every cached block; returns the bytes freed. */
   trimPool(): number;
@@ -170,12 +215,54 @@ export interface NativeAddon {
   [name: string]: unknown;
 }
 
-export type NativeLoadResult = { ok: true; addon: NativeAddon; info: NativeInfo; path: string } | { ok: false; reason: string };
+export type NativeLoadResult =
+  | {
+      ok: true;
+      addon: NativeAddon;
+      info: NativeInfo;
+      /** The binary that was loaded. */
+      path: string;
+      /** `build`: compiled at install from source; `prebuilt`: shipped in the package. */
+      source: 'build' | 'prebuilt';
+    }
+  | { ok: false; reason: string };
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Where the built addon lives (whether or not it exists). */
+/** Where a source build of the addon lives (whether or not it exists). */
 export const addonPath = path.join(packageRoot, 'build', 'Release', 'kiln_native.node');
+
+/**
+ * The CPU feature flags (x86-64 Linux, from /proc/cpuinfo) each prebuilt level needs: the
+ * x86-64 micro-architecture levels its -march targets (scripts/prebuild.mjs).
+ */
+const X86_64_V3 = ['avx', 'avx2', 'bmi1', 'bmi2', 'f16c', 'fma', 'movbe', 'xsave'];
+export const PREBUILT_LEVELS: { level: string; flags: string[] }[] = [
+  { level: 'v4', flags: [...X86_64_V3, 'avx512f', 'avx512bw', 'avx512cd', 'avx512dq', 'avx512vl'] },
+  { level: 'v3', flags: X86_64_V3 },
+];
+
+function cpuFlags(): Set<string> {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
+    return new Set(line?.split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return new Set();
+  }
+}
+
+/**
+ * The prebuilt binaries in `root`/prebuilds that this machine can run, best first:
+ * `kiln_native.<level>.node` for the levels the CPU supports, then a plain
+ * `kiln_native.node` (for platforms with a single build). Exported for tests.
+ */
+export function prebuiltCandidates(root: string = packageRoot, flags: Set<string> = cpuFlags()): string[] {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const levels = process.platform === 'linux' && process.arch === 'x64' ? PREBUILT_LEVELS.filter((l) => l.flags.every((f) => flags.has(f))) : [];
+  return [...levels.map((l) => path.join(dir, `kiln_native.${l.level}.node`)), path.join(dir, 'kiln_native.node')].filter((f) => existsSync(f));
+}
 
 let cached: NativeLoadResult | undefined;
 
@@ -193,7 +280,7 @@ export function explainMissingAddon(root: string = packageRoot): string {
       // fall through to the generic reason
     }
   }
-  return `@kiln/native's addon is not built (${path.join(root, 'build', 'Release', 'kiln_native.node')} is missing; run \`pnpm --filter @kiln/native build:native\` to see why)`;
+  return `@kiln/native's addon is not built (${path.join(root, 'build', 'Release', 'kiln_native.node')} is missing and no prebuilt binary fits this machine; run \`pnpm --filter @kiln/native build:native\` to see why)`;
 }
 
 /**
@@ -204,41 +291,44 @@ export function explainMissingAddon(root: string = packageRoot): string {
  */
 function chooseOpenBlasCore(env: NodeJS.ProcessEnv): void {
   if (env.OPENBLAS_CORETYPE || process.platform !== 'linux' || process.arch !== 'x64') return;
-  try {
-    const flagsLine = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('flags'));
-    const flags = new Set(flagsLine?.split(':')[1]?.trim().split(/\s+/) ?? []);
-    if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) env.OPENBLAS_CORETYPE = 'SkylakeX';
-  } catch {
-    // no /proc: leave OpenBLAS's own detection alone
-  }
+  const flags = cpuFlags();
+  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) env.OPENBLAS_CORETYPE = 'SkylakeX';
 }
 
 /**
  * Loads the addon once. `KILN_NATIVE=off` pretends it is missing (to test fallbacks).
- * `KILN_GEMM` and `KILN_NUM_THREADS` are read by the addon when it loads.
+ * `KILN_GEMM`, `KILN_GEMM_KERNEL` and `KILN_NUM_THREADS` are read by the addon when it loads.
  */
 export function loadNative(env: NodeJS.ProcessEnv = process.env): NativeLoadResult {
   if (env.KILN_NATIVE === 'off') return { ok: false, reason: 'disabled by KILN_NATIVE=off' };
   if (cached) return cached;
-  if (!existsSync(addonPath)) {
+  const candidates: { file: string; source: 'build' | 'prebuilt' }[] = [
+    ...(existsSync(addonPath) ? [{ file: addonPath, source: 'build' as const }] : []),
+    ...prebuiltCandidates().map((file) => ({ file, source: 'prebuilt' as const })),
+  ];
+  if (candidates.length === 0) {
     cached = { ok: false, reason: explainMissingAddon() };
     return cached;
   }
   chooseOpenBlasCore(process.env);
-  try {
-    const require = createRequire(import.meta.url);
-    const addon = require(addonPath) as NativeAddon;
-    cached = { ok: true, addon, info: addon.info(), path: addonPath };
-  } catch (err) {
-    cached = { ok: false, reason: `${addonPath} failed to load: ${(err as Error).message.split('\n')[0]}` };
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const { file, source } of candidates) {
+    try {
+      const addon = require(file) as NativeAddon;
+      cached = { ok: true, addon, info: addon.info(), path: file, source };
+      return cached;
+    } catch (err) {
+      failures.push(`${file} failed to load: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
+  cached = { ok: false, reason: failures.join('; ') };
   return cached;
 }
 
-/** One line describing the loaded addon, e.g. `2 threads, avx512, GEMM blas (OpenBLAS ... SkylakeX)`. */
+/** One line describing the loaded addon, e.g. `2 threads, avx512, GEMM auto (avx512 12x32 / OpenBLAS 0.3.21, Haswell)`. */
 export function describeNative(info: NativeInfo): string {
-  const gemm = info.gemmPath === 'blas' ? `blas: ${info.blas.replace(/^OpenBLAS (\S+).*\(core (\w+)\)$/, 'OpenBLAS $1, $2')}` : `${info.gemmPath} ${info.builtinKernel}`;
-  return `${info.threads} threads, ${info.simd}, GEMM ${gemm}`;
+  const blas = info.blas.replace(/^OpenBLAS (\S+).*\(core (\w+)\)$/, 'OpenBLAS $1, $2');
+  const gemm = info.gemmPath === 'blas' ? blas : info.gemmPath === 'auto' ? `${info.builtinKernel} / ${blas}` : info.builtinKernel;
+  return `${info.threads} threads, ${info.simd}, GEMM ${info.gemmPath} (${gemm})`;
 }

@@ -1,4 +1,4 @@
-// Data movement of 4-byte elements: transpose, gather, unsorted segment sum.
+// Data movement of 4-byte elements: transpose, gather, concat, unsorted segment sum.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -165,6 +165,56 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// concat(inputs, out, outer, widths): inputs[i] viewed as [outer, widths[i]], out as
+// [outer, sum(widths)]; out row r is the inputs' rows r side by side. All arrays Float32Array,
+// or all Int32Array.
+Napi::Value Concat(const Napi::CallbackInfo& info) {
+  const char* fn = "concat";
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "concat: argument inputs must be an array");
+  auto list = info[0].As<Napi::Array>();
+  auto out = arg_word(info, 1, fn, "out");
+  const int64_t outer = arg_int(info, 2, fn, "outer");
+  auto widths = arg_i32(info, 3, fn, "widths");
+  const napi_typedarray_type kind = info[1].As<Napi::TypedArray>().TypedArrayType();
+  check_length(env, fn, "widths", widths.length, list.Length());
+  std::vector<const uint32_t*> src(list.Length());
+  std::vector<int64_t> offset(list.Length() + 1, 0);
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    const Napi::Value v = list.Get(i);
+    const std::string name = "inputs[" + std::to_string(i) + "]";
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kind) {
+      throw Napi::TypeError::New(env, "concat: " + name + " must be a typed array of the same kind as out");
+    }
+    if (widths.data[i] < 0) throw Napi::RangeError::New(env, "concat: widths must be >= 0");
+    auto t = v.As<Napi::TypedArray>();
+    check_length(env, fn, name.c_str(), t.ElementLength(), static_cast<size_t>(outer * widths.data[i]));
+    src[i] = reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+    offset[i + 1] = offset[i] + widths.data[i];
+  }
+  const int64_t width = offset.back();
+  check_length(env, fn, "out", out.length, static_cast<size_t>(outer * width));
+  if (outer == 1) {
+    // One row (concatenating along the first axis): split the copy itself.
+    parallel_for(0, width, kGrain, [&](int64_t b, int64_t e) {
+      for (size_t i = 0; i + 1 < offset.size(); ++i) {
+        const int64_t s = std::max(b, offset[i]), t = std::min(e, offset[i + 1]);
+        if (s < t) std::memcpy(out.data + s, src[i] + (s - offset[i]), (t - s) * 4);
+      }
+    });
+    return env.Undefined();
+  }
+  parallel_for(0, outer, std::max<int64_t>(1, kGrain / std::max<int64_t>(width, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (size_t i = 0; i + 1 < offset.size(); ++i) {
+        const int64_t w = offset[i + 1] - offset[i];
+        std::memcpy(out.data + r * width + offset[i], src[i] + r * w, w * 4);
+      }
+    }
+  });
+  return env.Undefined();
+}
+
 // unsortedSegmentSum(x, ids, out, numSegments, inner)
 Napi::Value UnsortedSegmentSum(const Napi::CallbackInfo& info) {
   const char* fn = "unsortedSegmentSum";
@@ -195,6 +245,7 @@ Napi::Value UnsortedSegmentSum(const Napi::CallbackInfo& info) {
 
 KILN_EXPORT_FUNCTION(transpose, Transpose);
 KILN_EXPORT_FUNCTION(gather, Gather);
+KILN_EXPORT_FUNCTION(concat, Concat);
 KILN_EXPORT_FUNCTION(unsortedSegmentSum, UnsortedSegmentSum);
 
 }  // namespace kiln

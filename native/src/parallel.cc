@@ -1,10 +1,17 @@
 // Thread pool behind kiln::parallel_for: persistent workers woken per job; chunks are
 // handed out through an atomic counter so uneven chunks balance themselves, and the caller
 // works too, so a job finishes even if no worker gets scheduled.
+//
+// A training step is a stream of ops a few microseconds apart, and waking a sleeping thread
+// through the kernel (futex) takes several microseconds each way. So a worker that finishes
+// a job spins for a short while (kSpin) watching for the next one before it sleeps, the
+// caller spins the same way for the workers' last chunks before it blocks, and the futex
+// wake is skipped when no worker is asleep.
 #include "parallel.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -19,6 +26,29 @@ namespace kiln {
 namespace {
 
 thread_local bool t_in_region = false;
+
+// How long a thread spins for new work (workers) or for the last chunks (callers) before
+// blocking.
+constexpr std::chrono::microseconds kSpin{50};
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until done() or kSpin has passed; returns done().
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 1;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 0 && std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
 
 // One parallel_for call. Heap-allocated and shared with the workers, so the caller can
 // return as soon as every chunk is done, without waiting for workers that have not woken
@@ -45,7 +75,7 @@ class Pool {
     n = std::max(1, std::min(n, 256));
     std::lock_guard<std::mutex> use(use_mutex_);
     stop_workers();
-    stopping_ = false;
+    stopping_.store(false);
     for (int i = 0; i < n - 1; ++i) workers_.emplace_back([this] { work_loop(); });
   }
 
@@ -62,11 +92,11 @@ class Pool {
     {
       std::lock_guard<std::mutex> lk(mutex_);
       current_ = job;
-      ++generation_;
+      generation_.fetch_add(1);
     }
-    wake_.notify_all();
+    if (sleepers_.load() > 0) wake_.notify_all();
     drain(*job);
-    {
+    if (!spin_until([&] { return job->remaining.load() == 0; })) {
       std::unique_lock<std::mutex> lk(job->m);
       job->finished.wait(lk, [&] { return job->remaining.load() == 0; });
     }
@@ -111,14 +141,19 @@ class Pool {
   }
 
   void work_loop() {
-    uint64_t seen = 0;
+    uint64_t seen = generation_.load();
     for (;;) {
+      spin_until([&] { return generation_.load() != seen || stopping_.load(); });
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lk(mutex_);
-        wake_.wait(lk, [&] { return stopping_ || generation_ != seen; });
-        if (stopping_) return;
-        seen = generation_;
+        if (generation_.load() == seen && !stopping_.load()) {
+          sleepers_.fetch_add(1);
+          wake_.wait(lk, [&] { return stopping_.load() || generation_.load() != seen; });
+          sleepers_.fetch_sub(1);
+        }
+        if (stopping_.load()) return;
+        seen = generation_.load();
         job = current_;
       }
       if (job) drain(*job);
@@ -128,7 +163,7 @@ class Pool {
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lk(mutex_);
-      stopping_ = true;
+      stopping_.store(true);
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
@@ -139,9 +174,10 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<std::thread> workers_;
-  std::shared_ptr<Job> current_;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::shared_ptr<Job> current_;           // guarded by mutex_
+  std::atomic<uint64_t> generation_{0};    // bumped (under mutex_) for every job
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> sleepers_{0};           // workers blocked on wake_
 };
 
 Pool& pool() {

@@ -1,32 +1,32 @@
-// Recycled output buffers for the kiln-native backend.
+// Recycled output buffers for the kiln-native backend, through Node-API only (so one
+// binary serves every Node version).
 //
 // Every tfjs kernel allocates a fresh output array. A fresh `new Float32Array(n)` of a few
 // MB costs more than the kernel that fills it: V8 zero-fills it and, because large blocks
 // come straight from mmap, the first write page-faults every 4 KiB page (measured here:
 // ~1.5 ms per 4 MB array against ~0.4 ms for the multiply that fills it).
 //
-// allocF32(n) instead returns a Float32Array over an ArrayBuffer whose memory comes from a
-// free list of already-touched blocks, without zero-filling (callers write every element).
-// The block goes back on the free list only when V8 frees the ArrayBuffer's backing store,
-// i.e. after its GC has proven that nothing (tfjs, a kernel, or a user holding the array
-// from dataSync()) can reach it any more, so recycling never overwrites data someone can
-// still see. V8 counts these bytes towards its GC heuristics like any ArrayBuffer's, so a
-// loop that drops many outputs triggers collections as it would with plain arrays.
+// allocF32(n) instead returns a Float32Array over an external ArrayBuffer whose memory
+// comes from a free list of already-touched blocks, without zero-filling (callers write
+// every element). The block goes back on the free list from the ArrayBuffer's finalizer,
+// i.e. only after V8's GC has proven that nothing (tfjs, a kernel, or a user holding the
+// array from dataSync()) can reach it any more, so recycling never overwrites data someone
+// can still see.
 //
-// This uses V8's BackingStore deleter rather than napi_create_external_arraybuffer: Node
-// runs N-API finalizers from the event loop (setImmediate), so in a synchronous training
-// loop nothing would ever come back (measured: 2000 dropped 4 MB arrays, 0 recycled until
-// the loop yielded). V8 calls the deleter as soon as it sweeps the buffer, on whichever
-// thread sweeps, hence the mutex.
+// Node runs these finalizers when the event loop turns, not inside the collection (the
+// basic finalizers of newer Node-API versions are deferred too for external buffers,
+// measured on Node 20): a synchronous loop gets its blocks back at its next await. The
+// @kiln/tensor backend recycles most outputs deterministically anyway, the moment tfjs
+// disposes them (native-recycler.ts); this pool catches the rest. So that collected but not
+// yet finalized arrays cannot pile up in a long synchronous loop, at most limit_bytes are
+// handed out from the pool at a time; beyond that allocF32 returns ordinary V8-owned memory,
+// which V8 frees itself.
 #include <algorithm>
 #include <cstdlib>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <v8.h>
 
 #include "kiln_addon.h"
 
@@ -36,10 +36,11 @@ namespace {
 struct Pool {
   std::mutex mutex;
   std::unordered_map<size_t, std::vector<void*>> free_blocks;  // capacity → blocks
-  size_t cached_bytes = 0;   // on the free lists
-  size_t live_bytes = 0;     // handed out, not yet finalized
-  size_t limit_bytes = size_t{1} << 30;  // most bytes kept on the free lists
-  double hits = 0, misses = 0, recycled = 0, released = 0;
+  size_t cached_bytes = 0;               // on the free lists
+  size_t live_bytes = 0;                 // handed out, not yet finalized
+  size_t limit_bytes = size_t{1} << 30;  // most bytes cached, and most bytes live
+  bool external_ok = true;               // false where the runtime refuses external buffers
+  double hits = 0, misses = 0, recycled = 0, released = 0, unpooled = 0;
 };
 
 Pool& pool() {
@@ -58,21 +59,26 @@ size_t capacity_for(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+// A block of `capacity` bytes from the free list or the system, counted live; nullptr when
+// the pool already has limit_bytes live (or external buffers are refused, or out of memory).
 void* take(size_t capacity) {
   Pool& p = pool();
   {
     std::lock_guard<std::mutex> lock(p.mutex);
+    if (!p.external_ok || p.live_bytes + capacity > p.limit_bytes) {
+      p.unpooled += 1;
+      return nullptr;
+    }
+    p.live_bytes += capacity;
     auto it = p.free_blocks.find(capacity);
     if (it != p.free_blocks.end() && !it->second.empty()) {
       void* block = it->second.back();
       it->second.pop_back();
       p.cached_bytes -= capacity;
-      p.live_bytes += capacity;
       p.hits += 1;
       return block;
     }
     p.misses += 1;
-    p.live_bytes += capacity;
   }
   void* block = nullptr;
   if (posix_memalign(&block, 64, capacity) != 0) {
@@ -83,7 +89,8 @@ void* take(size_t capacity) {
   return block;
 }
 
-void give_back(void* data, size_t /*length*/, void* hint) {
+// The ArrayBuffer's finalizer (and the path for a block that never got one).
+void give_back(napi_env /*env*/, void* data, void* hint) {
   const size_t capacity = reinterpret_cast<size_t>(hint);
   Pool& p = pool();
   {
@@ -112,22 +119,39 @@ size_t trim_locked(Pool& p, std::vector<void*>& out) {
   return freed;
 }
 
-// allocF32(n): a Float32Array of n elements over recycled, uninitialized memory.
+void check(Napi::Env env, napi_status status, const char* what) {
+  if (status != napi_ok) throw Napi::Error::New(env, std::string("allocF32: ") + what + " failed");
+}
+
+// allocF32(n): a Float32Array of n elements over recycled, uninitialized memory (or, past
+// the pool's limit, a zeroed V8-owned one).
 Napi::Value AllocF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int64_t n = arg_int(info, 0, "allocF32", "n", 1);
   const size_t bytes = static_cast<size_t>(n) * sizeof(float);
   const size_t capacity = capacity_for(bytes);
-  void* block = take(capacity);
-  if (!block) throw Napi::Error::New(env, "allocF32: out of memory allocating " + std::to_string(bytes) + " bytes");
-  v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  std::unique_ptr<v8::BackingStore> store =
-      v8::ArrayBuffer::NewBackingStore(block, bytes, give_back, reinterpret_cast<void*>(capacity));
-  v8::Local<v8::ArrayBuffer> buffer = v8::ArrayBuffer::New(isolate, std::move(store));
-  v8::Local<v8::Float32Array> array = v8::Float32Array::New(buffer, 0, static_cast<size_t>(n));
-  // An N-API value is a pointer to the V8 handle's slot (Node's JsValueFromV8LocalValue);
-  // the handle lives in the HandleScope Node opened for this call.
-  return Napi::Value(env, reinterpret_cast<napi_value>(*array));
+  napi_value buffer = nullptr;
+  if (void* block = take(capacity)) {
+    const napi_status status =
+        napi_create_external_arraybuffer(env, block, bytes, give_back, reinterpret_cast<void*>(capacity), &buffer);
+    if (status != napi_ok) {
+      // e.g. napi_no_external_buffers_allowed (runtimes with a V8 sandbox): stop trying.
+      give_back(env, block, reinterpret_cast<void*>(capacity));
+      std::lock_guard<std::mutex> lock(pool().mutex);
+      pool().external_ok = false;
+      buffer = nullptr;
+    }
+  }
+  if (!buffer) {
+    void* data = nullptr;
+    if (napi_create_arraybuffer(env, bytes, &data, &buffer) != napi_ok) {
+      throw Napi::Error::New(env, "allocF32: out of memory allocating " + std::to_string(bytes) + " bytes");
+    }
+  }
+  napi_value array;
+  check(env, napi_create_typedarray(env, napi_float32_array, static_cast<size_t>(n), buffer, 0, &array),
+        "napi_create_typedarray");
+  return Napi::Value(env, array);
 }
 
 Napi::Value PoolStats(const Napi::CallbackInfo& info) {
@@ -142,10 +166,12 @@ Napi::Value PoolStats(const Napi::CallbackInfo& info) {
   o.Set("misses", p.misses);
   o.Set("recycled", p.recycled);
   o.Set("released", p.released);
+  o.Set("unpooled", p.unpooled);
   return o;
 }
 
-// setPoolLimit(bytes): most bytes kept for reuse (0 disables recycling); frees the excess.
+// setPoolLimit(bytes): most bytes kept for reuse, and most bytes handed out from the pool at
+// a time (0 turns the pool off); frees the cached excess.
 Napi::Value SetPoolLimit(const Napi::CallbackInfo& info) {
   const int64_t limit = arg_int(info, 0, "setPoolLimit", "bytes", 0);
   Pool& p = pool();

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { checkNativePrebuilt } from './native-prebuilt.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = (name) => join(import.meta.dirname, 'node_modules/.bin', name);
@@ -118,6 +119,7 @@ for (const { manifest } of publishable) {
     });
     if (out.trim()) console.log(out.trimEnd().split('\n').slice(-5).join('\n').replace(/^/gm, '        '));
   }
+  if (name === '@kiln/native') checkNativePrebuilt({ tarball, work, step, run });
   const hasRoot = manifest.exports === undefined || '.' in manifest.exports || typeof manifest.exports === 'string';
   if (!hasRoot) continue;
   step('import (ESM)', () => {

@@ -50,10 +50,29 @@ function i32(backend: NativeKernelBackend, t: TensorInfo | undefined): Int32Arra
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /**
- * Below this many elements `outputArray` returns a plain `new Float32Array`: as cheap as a
- * pooled one (V8 serves small arrays from its own heap without page faults).
+ * Below this many elements a new output array is a plain `new Float32Array` rather than one
+ * from the addon's allocF32 pool (whose V8 round trip costs more than it saves on small
+ * arrays); either kind is then recycled by the backend (native-recycler.ts).
  */
 export const POOLED_MIN_ELEMENTS = 16384;
+
+/**
+ * Shape and stride arguments for the addon, written into reusable arrays (one per argument
+ * slot and length) instead of a new Int32Array per call: the addon reads them synchronously,
+ * and three `Int32Array.from` calls cost more than a small add itself.
+ */
+const intScratch: Int32Array[][] = [[], [], []];
+function ints(values: readonly number[], slot: 0 | 1 | 2 = 0): Int32Array {
+  const byLength = intScratch[slot]!;
+  const n = values.length;
+  let out = byLength[n];
+  if (!out) {
+    out = new Int32Array(n);
+    byLength[n] = out;
+  }
+  for (let i = 0; i < n; i++) out[i] = values[i]!;
+  return out;
+}
 
 
 function output(backend: NativeKernelBackend, shape: number[], values: Float32Array | Int32Array): TensorInfo {
@@ -139,7 +158,7 @@ type Conv2DInfo = ReturnType<typeof backend_util.computeConv2DInfo>;
 
 /** The geometry vector of the addon's conv functions (see native/src/conv.cc). */
 function geometry(c: Conv2DInfo): Int32Array {
-  return Int32Array.from([
+  return ints([
     c.batchSize,
     c.inHeight,
     c.inWidth,
@@ -298,7 +317,7 @@ function binary(op: Parameters<NativeAddon['binary']>[0]): NativeImpl {
     const out = backend.outputArray(size(outShape));
     if (out.length > 0) {
       const m = broadcastStrides(a.shape, b.shape, outShape);
-      backend.addon.binary(op, av, bv, out, Int32Array.from(m.shape), Int32Array.from(m.aStrides), Int32Array.from(m.bStrides));
+      backend.addon.binary(op, av, bv, out, ints(m.shape, 0), ints(m.aStrides, 1), ints(m.bStrides, 2));
     }
     return output(backend, outShape, out);
   };
@@ -327,7 +346,7 @@ function reduce(op: Parameters<NativeAddon['reduce']>[0], axisAttr: 'axis' | 're
       const keep = shape.map((_, i) => i).filter((i) => !axes.includes(i));
       const perm = [...keep, ...axes];
       const moved = backend.outputArray(xv.length);
-      backend.addon.transpose(xv, moved, Int32Array.from(shape), Int32Array.from(perm));
+      backend.addon.transpose(xv, moved, ints(shape, 0), ints(perm, 1));
       backend.addon.reduce(op, moved, out, size(reducedShape), size(axes.map((ax) => shape[ax]!)), 1);
     }
     return output(backend, outShape, out);
@@ -353,7 +372,7 @@ const transpose: NativeImpl = ({ x }, backend, attrs) => {
   if (!x || !xv || xv.length === 0) return undefined;
   const perm = attrs.perm as number[];
   const out = xv instanceof Int32Array ? new Int32Array(xv.length) : backend.outputArray(xv.length);
-  backend.addon.transpose(xv, out, Int32Array.from(x.shape), Int32Array.from(perm));
+  backend.addon.transpose(xv, out, ints(x.shape, 0), ints(perm, 1));
   return output(
     backend,
     perm.map((p) => x.shape[p]!),
@@ -373,6 +392,26 @@ const gatherV2: NativeImpl = ({ x, indices }, backend, attrs) => {
   const out = xv instanceof Int32Array ? new Int32Array(total) : backend.outputArray(total);
   backend.addon.gather(xv, iv, out, info.batchSize, info.outerSize, info.dimSize, info.sliceSize, count);
   return output(backend, info.outputShape, out);
+};
+
+/** Concat of float32 or int32 inputs along any axis (empty inputs dropped, as tfjs-cpu does). */
+const concat: NativeImpl = (inputs, backend, attrs) => {
+  const all = Object.values(inputs).filter((t): t is TensorInfo => t !== undefined);
+  const first = all[0];
+  if (!first || first.shape.length === 0 || all.some((t) => t.dtype !== first.dtype || t.shape.length !== first.shape.length)) return undefined;
+  const axis = util.parseAxisParam(attrs.axis as number, first.shape)[0]!;
+  if (all.some((t) => t.shape.some((d, i) => i !== axis && d !== first.shape[i]))) return undefined; // cpu throws its error
+  const outShape = [...first.shape];
+  outShape[axis] = all.reduce((s, t) => s + t.shape[axis]!, 0);
+  const parts = all.filter((t) => size(t.shape) > 0);
+  if (parts.length < 2) return undefined; // nothing to join: the cpu kernel returns the copy
+  const values = parts.map((t) => word(backend, t));
+  if (values.some((v) => v === undefined || v.constructor !== values[0]!.constructor)) return undefined;
+  const outer = size(first.shape.slice(0, axis));
+  const total = size(outShape);
+  const out = values[0] instanceof Int32Array ? new Int32Array(total) : backend.outputArray(total);
+  backend.addon.concat(values as (Float32Array | Int32Array)[], out, outer, ints(parts.map((t) => size(t.shape.slice(axis)))));
+  return output(backend, outShape, out);
 };
 
 const unsortedSegmentSum: NativeImpl = ({ x, segmentIds }, backend, attrs) => {
@@ -478,6 +517,7 @@ export const nativeKernelImpls: Record<string, NativeImpl> = {
   Softmax: softmax,
   Transpose: transpose,
   GatherV2: gatherV2,
+  Concat: concat,
   UnsortedSegmentSum: unsortedSegmentSum,
 };
 

@@ -107,6 +107,7 @@ describe.skipIf(!native)('kiln-native backend', () => {
       ['transpose', () => tf.transpose(x)],
       ['gather', () => tf.gather(x, tf.tensor1d([1], 'int32'))],
       ['unsortedSegmentSum', () => tf.unsortedSegmentSum(x, tf.tensor1d([0, 0], 'int32'), 1)],
+      ['concat', () => tf.concat([x, x], 1)],
     ];
     for (const [fn, run] of probes) {
       const original = addon[fn] as (...args: unknown[]) => unknown;
@@ -345,6 +346,28 @@ describe.skipIf(!native)('kiln-native backend', () => {
     await same('gather out of range', () => tf.gather(x(), tf.tensor1d([5], 'int32')));
     await same('gather grad', () => tf.grad((t: tf.Tensor) => sumOf(tf.gather(t, idx())))(x()));
     await same('gather grad axis 1', () => tf.grad((t: tf.Tensor) => sumOf(tf.gather(t, tf.tensor1d([3, 3, 0], 'int32'), 1)))(x()));
+  });
+
+  it('concat along every axis, of float32 and int32, with empty parts, and its gradient', async () => {
+    const parts: [number[][], number][] = [
+      [[[3, 4], [2, 4]], 0],
+      [[[3, 4], [3, 1], [3, 5]], 1],
+      [[[3, 4], [3, 5]], -1],
+      [[[2, 3, 4], [2, 1, 4], [2, 2, 4]], 1],
+      [[[2, 3, 4], [2, 3, 1]], 2],
+      [[[5], [0], [7]], 0],
+      [[[3, 0], [3, 2]], 1],
+      [[[300, 64], [200, 64]], 0], // one long row: the copy is split across threads
+      [[[3, 4], [2, 5]], 0], // mismatch: the same error
+    ];
+    for (const [shapes, axis] of parts) {
+      const xs = shapes.map((shape) => data(shape));
+      await same(`concat ${JSON.stringify(shapes)} axis ${axis}`, () => tf.concat(xs.map((x) => x()), axis));
+      await same(`concat int32 ${JSON.stringify(shapes)} axis ${axis}`, () => tf.concat(xs.map((x) => tf.cast(tf.mul(x(), 100), 'int32')), axis));
+    }
+    const a = data([3, 4]);
+    const b = data([3, 2]);
+    await same('concat grad', () => tf.grads((p: tf.Tensor, q: tf.Tensor) => sumOf(tf.concat([p, q], 1)))([a(), b()]));
   });
 
   it('unsortedSegmentSum, including ids outside the range', async () => {

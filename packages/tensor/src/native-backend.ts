@@ -54,16 +54,17 @@ export class NativeBackend extends MathBackendCPU implements NativeKernelBackend
     super();
     this.addon = addon;
     const pooled = env.KILN_NATIVE_POOL !== 'off' && canPool(addon);
-    this.allocate = pooled ? (n) => addon.allocF32(n) : (n) => new Float32Array(n);
+    this.allocate = pooled ? (n) => (n < POOLED_MIN_ELEMENTS ? new Float32Array(n) : addon.allocF32(n)) : (n) => new Float32Array(n);
     this.recycler = pooled ? new OutputRecycler(this.allocate) : undefined;
   }
 
   /**
-   * A float32 array of n elements for a native kernel that writes every element: large ones
-   * are recycled (contents undefined), small ones are plain zeroed arrays.
+   * A float32 array of n elements for a native kernel that writes every element (contents
+   * undefined): the array of a disposed output when one of that size is free, else a new
+   * one. Small arrays are recycled too: a fresh `new Float32Array(4096)` costs about as much
+   * as the whole add that fills it, and its garbage makes V8 collect more often.
    */
   outputArray(n: number): Float32Array {
-    if (n < POOLED_MIN_ELEMENTS) return new Float32Array(n);
     return this.recycler ? this.recycler.take(n) : this.allocate(n);
   }
 

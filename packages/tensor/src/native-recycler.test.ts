@@ -55,22 +55,38 @@ describe('OutputRecycler', () => {
     expect(r.stats()).toMatchObject({ recycled: 0, skipped: 4 });
   });
 
-  it('keeps at most limitBytes cached and ignores arrays it did not allocate', () => {
-    const { r } = make(64);
-    const a = r.take(16);
-    const b = r.take(16);
-    r.registered(a);
-    r.registered(b);
+  it('keeps at most limitBytes cached, dropping the arrays freed longest ago, and ignores arrays it did not allocate', () => {
+    const { r } = make(128);
+    const [a, b, c] = [r.take(16), r.take(16), r.take(8)];
+    for (const x of [a, b, c]) r.registered(x);
     r.released(a);
     r.released(b);
-    expect(r.stats().cachedBytes).toBe(64);
-    expect(r.stats().skipped).toBe(1);
+    expect(r.stats().cachedBytes).toBe(128);
+    r.released(c); // over the limit: a, the oldest, goes
+    expect(r.stats()).toMatchObject({ cachedBytes: 96, evicted: 1, skipped: 0 });
+    expect(r.take(16)).toBe(b);
+    expect(r.take(16)).not.toBe(a);
+    expect(r.take(8)).toBe(c);
+    // Taken and released again, an array counts as freed at its last release.
+    const { r: r2 } = make(128);
+    const [d, e, f] = [r2.take(16), r2.take(16), r2.take(16)];
+    for (const x of [d, e, f]) r2.registered(x);
+    r2.released(d);
+    r2.released(e);
+    expect(r2.take(16)).toBe(e);
+    r2.registered(e);
+    r2.released(e);
+    r2.released(f); // d is now the oldest
+    expect(r2.stats()).toMatchObject({ cachedBytes: 128, evicted: 1 });
+    expect(r2.take(16)).toBe(f);
+    expect(r2.take(16)).toBe(e);
     const foreign = new Float32Array(16);
-    r.registered(foreign);
-    r.released(foreign);
-    expect(r.stats().recycled).toBe(1);
-    r.clear();
-    expect(r.stats().cachedBytes).toBe(0);
+    r2.registered(foreign);
+    r2.released(foreign);
+    expect(r2.stats().recycled).toBe(4);
+    r2.clear();
+    expect(r2.stats().cachedBytes).toBe(0);
+    expect(r2.take(16)).not.toBe(d);
   });
 });
 
@@ -108,6 +124,30 @@ describe.skipIf(!native)('recycling on kiln-native', () => {
     const after = backend.outputPoolStats().recycler!;
     expect(after.hits - before.hits).toBeGreaterThanOrEqual(55); // 3 outputs per round, almost all reused
     expect(after.misses - before.misses).toBeLessThanOrEqual(5);
+  });
+
+  it('reuses small outputs too (below the allocF32 threshold)', () => {
+    const x = tf.fill([64, 64], 1);
+    const before = backend.outputPoolStats().recycler!;
+    for (let i = 0; i < 20; i++) {
+      tf.tidy(() => {
+        tf.relu(tf.add(tf.mul(x, 2), 1));
+      });
+    }
+    const after = backend.outputPoolStats().recycler!;
+    expect(after.hits - before.hits).toBeGreaterThanOrEqual(55);
+    expect(after.misses - before.misses).toBeLessThanOrEqual(5);
+    // A small array read out is never handed out again.
+    const t = tf.add(x, 5);
+    const held = t.dataSync();
+    t.dispose();
+    for (let i = 0; i < 10; i++) {
+      tf.tidy(() => {
+        tf.relu(tf.add(tf.mul(x, 2), 1));
+      });
+    }
+    expect(held.every((v) => v === 6)).toBe(true);
+    x.dispose();
   });
 
   it('never overwrites an array the user holds from dataSync() or data() after disposing its tensor', async () => {
