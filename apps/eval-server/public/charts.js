@@ -1,7 +1,10 @@
 // Small canvas charts for the dashboard: no build step, no dependencies.
+import { nearestIndex, smooth } from './view-model.js';
 
 const AXIS = '#6b7385';
 const GRID = '#e3e6ec';
+/** Latin first, then CJK faces, as in style.css: Chinese group and charge names must not fall back to boxes. */
+export const FONT_STACK = 'system-ui, "Noto Sans", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif';
 export const PALETTE = ['#c2410c', '#2563eb', '#16a34a', '#9333ea', '#ca8a04', '#0891b2', '#db2777', '#4b5563', '#65a30d', '#7c3aed', '#ea580c', '#0d9488', '#b91c1c', '#1d4ed8', '#a16207', '#be185d'];
 
 /** Prepares a canvas for crisp drawing at the device's pixel ratio; returns ctx and size in CSS px. */
@@ -15,7 +18,7 @@ function setup(canvas) {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, width, height);
-  ctx.font = '11px system-ui, sans-serif';
+  ctx.font = `11px ${FONT_STACK}`;
   return { ctx, width, height };
 }
 
@@ -75,48 +78,102 @@ function fmt(v) {
 }
 
 /**
- * A line chart of one metric: steps (ascending) on x, values on y. Any number of points:
- * past two per pixel column, each column is drawn as its min–max span.
+ * Line charts of one metric: one or more lines ({ label, color, steps, values }, steps
+ * ascending) on a shared step axis, or a single `steps`/`values` pair. Any number of points:
+ * past two per pixel column, each column is drawn as its min–max span. `smoothing` (0..1)
+ * draws the exponential moving average over a faint raw line, as TensorBoard does; `log`
+ * puts y on a log10 scale (values ≤ 0 are left out). The chart keeps what it drew on the
+ * canvas (`canvas.chart`) for the hover read-out (readoutAt).
  */
-export function lineChart(canvas, { title, steps, values }) {
+export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, log = false }) {
+  const all = lines ?? [{ label: title, color: PALETTE[0], steps, values }];
   const { ctx, width, height } = setup(canvas);
   const pad = { l: 52, r: 12, t: 20, b: 26 };
   ctx.fillStyle = AXIS;
   ctx.fillText(title, pad.l, 13);
-  let [lo, hi] = extent(values);
-  if (!(hi >= lo) || steps.length === 0) {
-    ctx.fillText('no finite values', pad.l, height / 2);
+  canvas.chart = undefined;
+  const ys = (v) => (log ? (v > 0 ? Math.log10(v) : Number.NaN) : v);
+  const drawn = all
+    .filter((l) => l.steps.length > 0)
+    .map((l) => {
+      const smoothed = smoothing > 0 ? smooth(l.values, smoothing) : undefined;
+      return { ...l, raw: Array.from(l.values, ys), smooth: smoothed && smoothed.map(ys), smoothed };
+    });
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  let x0 = Number.POSITIVE_INFINITY;
+  let x1 = Number.NEGATIVE_INFINITY;
+  for (const l of drawn) {
+    const [a, b] = extent(l.raw);
+    lo = Math.min(lo, a);
+    hi = Math.max(hi, b);
+    x0 = Math.min(x0, l.steps[0]);
+    x1 = Math.max(x1, l.steps[l.steps.length - 1]);
+  }
+  if (!(hi >= lo)) {
+    ctx.fillText(log ? 'no positive values (log scale)' : 'no finite values', pad.l, height / 2);
     return;
   }
   if (lo === hi) {
     lo -= Math.abs(lo) * 0.1 || 1;
     hi += Math.abs(hi) * 0.1 || 1;
   }
-  const x0 = steps[0];
-  const x1 = steps[steps.length - 1] === x0 ? x0 + 1 : steps[steps.length - 1];
+  if (x1 === x0) x1 = x0 + 1;
   const plotW = width - pad.l - pad.r;
   const sx = (s) => pad.l + ((s - x0) / (x1 - x0)) * plotW;
   const sy = (v) => height - pad.b - ((v - lo) / (hi - lo)) * (height - pad.t - pad.b);
   ctx.strokeStyle = GRID;
   ctx.lineWidth = 1;
-  for (const t of niceTicks(lo, hi)) {
+  const yTicks = log ? logTicks(lo, hi) : niceTicks(lo, hi);
+  for (const t of yTicks) {
     ctx.beginPath();
     ctx.moveTo(pad.l, sy(t));
     ctx.lineTo(width - pad.r, sy(t));
     ctx.stroke();
-    ctx.fillText(fmt(t), 4, sy(t) + 4);
+    ctx.fillText(fmt(log ? 10 ** t : t), 4, sy(t) + 4);
   }
   for (const t of niceTicks(x0, x1, 6)) ctx.fillText(fmt(t), sx(t) - 8, height - 8);
-  ctx.strokeStyle = PALETTE[0];
+  const columns = Math.max(1, Math.round(plotW));
+  for (const l of drawn) {
+    if (l.smooth) {
+      ctx.globalAlpha = 0.25;
+      path(ctx, l.steps, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
+      ctx.globalAlpha = 1;
+      path(ctx, l.steps, l.smooth, l.color, sx, sy, columns, pad.l, x0, x1);
+    } else {
+      path(ctx, l.steps, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
+    }
+  }
+  if (drawn.length > 1) {
+    // The legend, right-aligned on the title's line, as far as it fits.
+    let x = width - pad.r;
+    ctx.textAlign = 'right';
+    for (let i = drawn.length - 1; i >= 0; i--) {
+      const label = drawn[i].label.length > 28 ? `${drawn[i].label.slice(0, 27)}…` : drawn[i].label;
+      const w = ctx.measureText(label).width;
+      if (x - w - 14 < pad.l + ctx.measureText(title).width + 8) break;
+      ctx.fillStyle = drawn[i].color;
+      ctx.fillRect(x - w - 12, 6, 9, 9);
+      ctx.fillStyle = AXIS;
+      ctx.fillText(label, x, 14);
+      x -= w + 20;
+    }
+    ctx.textAlign = 'left';
+  }
+  canvas.chart = { x0, x1, left: pad.l, plotW, lines: drawn };
+}
+
+/** One line: per point, or per pixel column (first, min–max span, last) when denser. */
+function path(ctx, steps, ys, color, sx, sy, columns, left, x0, x1) {
+  ctx.strokeStyle = color;
   ctx.lineWidth = 1.6;
   ctx.beginPath();
-  const columns = Math.max(1, Math.round(plotW));
+  let started = false;
   if (steps.length > 2 * columns) {
-    const col = pixelColumns(steps, values, x0, x1, columns);
-    let started = false;
+    const col = pixelColumns(steps, ys, x0, x1, columns);
     for (let c = 0; c < columns; c++) {
       if (Number.isNaN(col.first[c])) continue;
-      const x = pad.l + c + 0.5;
+      const x = left + c + 0.5;
       if (started) ctx.lineTo(x, sy(col.first[c]));
       else ctx.moveTo(x, sy(col.first[c]));
       started = true;
@@ -125,9 +182,8 @@ export function lineChart(canvas, { title, steps, values }) {
       ctx.moveTo(x, sy(col.last[c]));
     }
   } else {
-    let started = false;
     for (let i = 0; i < steps.length; i++) {
-      const v = values[i];
+      const v = ys[i];
       if (!Number.isFinite(v)) continue;
       if (started) ctx.lineTo(sx(steps[i]), sy(v));
       else ctx.moveTo(sx(steps[i]), sy(v));
@@ -135,12 +191,36 @@ export function lineChart(canvas, { title, steps, values }) {
     }
   }
   ctx.stroke();
-  if (steps.length === 1) {
-    ctx.fillStyle = PALETTE[0];
+  if (steps.length === 1 && Number.isFinite(ys[0])) {
+    ctx.fillStyle = color;
     ctx.beginPath();
-    ctx.arc(sx(steps[0]), sy(values[0]), 3, 0, 2 * Math.PI);
+    ctx.arc(sx(steps[0]), sy(ys[0]), 3, 0, 2 * Math.PI);
     ctx.fill();
   }
+}
+
+/** Powers of ten within [lo, hi] (log10 units); niceTicks when the range spans less than one decade. */
+function logTicks(lo, hi) {
+  const ticks = [];
+  for (let t = Math.ceil(lo); t <= Math.floor(hi); t++) ticks.push(t);
+  return ticks.length >= 2 ? ticks : niceTicks(lo, hi);
+}
+
+/**
+ * What a chart shows at a horizontal position (CSS pixels from the canvas's left edge):
+ * per line, the point nearest in step, with its raw and smoothed value.
+ */
+export function readoutAt(canvas, offsetX) {
+  const chart = canvas.chart;
+  if (!chart) return undefined;
+  const step = chart.x0 + ((offsetX - chart.left) / chart.plotW) * (chart.x1 - chart.x0);
+  const rows = [];
+  for (const l of chart.lines) {
+    const i = nearestIndex(l.steps, step);
+    if (i < 0) continue;
+    rows.push({ label: l.label, color: l.color, step: l.steps[i], value: l.values[i], ...(l.smoothed ? { smoothed: l.smoothed[i] } : {}) });
+  }
+  return { step, rows };
 }
 
 /** Horizontal bars in [0, 1], one per class, with the value written at the end. */

@@ -81,6 +81,63 @@ describe('runs and metrics', () => {
   });
 });
 
+describe('series keys, tags and notes', () => {
+  it('keeps one series per key of a metric (Chinese keys included) and reads each by name', async () => {
+    const id = await newRun();
+    const key = 'judge=region:浙江省';
+    const points = [1, 2, 3].flatMap((step) => [
+      { step, name: 'loss', key, value: step },
+      { step, name: 'loss', key: 'judge=region:江苏省', value: 10 * step },
+      { step, name: 'loss', value: 100 * step },
+    ]);
+    expect((await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points } })).body).toMatchObject({ inserted: 9, replaced: 0 });
+    const run = (await call(server, 'GET', `/api/runs/${id}`)).body;
+    expect(run.series).toEqual([
+      { name: 'loss', metric: 'loss', points: 3, lastStep: 3 },
+      { name: 'loss{judge=region:江苏省}', metric: 'loss', key: 'judge=region:江苏省', points: 3, lastStep: 3 },
+      { name: `loss{${key}}`, metric: 'loss', key, points: 3, lastStep: 3 },
+    ]);
+    const one = (await call(server, 'GET', `/api/runs/${id}/metrics?name=${encodeURIComponent(`loss{${key}}`)}&maxPoints=4`)).body.series;
+    expect(Object.keys(one)).toEqual([`loss{${key}}`]);
+    expect(one[`loss{${key}}`].values).toEqual([1, 2, 3]);
+    for (const bad of ['a{b', 'a}', 'x', '{', 'tab\there']) {
+      const r = await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points: [{ step: 1, name: 'loss', key: bad === 'x' ? '' : bad, value: 1 }] } });
+      expect(r.status, bad).toBe(400);
+      expect(r.body.message).toContain('body/points/0/key');
+    }
+    expect((await call(server, 'GET', `/api/runs/${id}/metrics?name=${encodeURIComponent('loss{}')}`)).status).toBe(400);
+    expect((await call(server, 'GET', `/api/runs/${id}/metrics?name=${encodeURIComponent('lo ss{a}')}`)).status).toBe(400);
+  });
+
+  it('sets tags and a note with the token; runs list them with their config', async () => {
+    const id = await newRun('annotated');
+    expect((await call(server, 'PATCH', `/api/runs/${id}`, { body: { tags: ['csp'] }, token: null })).status).toBe(401);
+    const tagged = await call(server, 'PATCH', `/api/runs/${id}`, { body: { tags: ['csp', '浙江'], note: 'lr 0.01,\nwarm-up 5 epochs' } });
+    expect(tagged.status, tagged.text).toBe(200);
+    expect(tagged.body).toMatchObject({ id, tags: ['csp', '浙江'], note: 'lr 0.01,\nwarm-up 5 epochs' });
+    // a note alone leaves the tags
+    expect((await call(server, 'PATCH', `/api/runs/${id}`, { body: { note: 'second thoughts' } })).body.tags).toEqual(['csp', '浙江']);
+    const listed = (await call(server, 'GET', '/api/runs')).body.runs.find((r: { id: string }) => r.id === id);
+    expect(listed).toMatchObject({ tags: ['csp', '浙江'], note: 'second thoughts', config: { steps: 3 } });
+    expect((await call(server, 'GET', `/api/runs/${id}`)).body).toMatchObject({ tags: ['csp', '浙江'], note: 'second thoughts' });
+    const refusals: [unknown, string][] = [
+      [{}, 'must NOT have fewer than 1 properties'],
+      [{ tags: ['a', 'a'] }, 'body/tags must NOT have duplicate items'],
+      [{ tags: ['a,b'] }, 'body/tags/0 must match pattern'],
+      [{ tags: [''] }, 'body/tags/0 must NOT have fewer than 1 characters'],
+      [{ tags: Array.from({ length: 33 }, (_, i) => `t${i}`) }, 'body/tags must NOT have more than 32 items'],
+      [{ note: 'bell\u0007' }, 'body/note must match pattern'],
+      [{ name: 'renamed' }, 'must NOT have additional properties'],
+    ];
+    for (const [body, message] of refusals) {
+      const r = await call(server, 'PATCH', `/api/runs/${id}`, { body });
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.body.message).toContain(message);
+    }
+    expect((await call(server, 'PATCH', '/api/runs/run-nope', { body: { note: 'x' } })).status).toBe(404);
+  });
+});
+
 describe('hostile bodies and retries', () => {
   it('answers JSON nested 5,000 deep with 400, not 500', async () => {
     const deep = `{"name":"deep","config":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}`;

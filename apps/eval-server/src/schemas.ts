@@ -2,6 +2,8 @@
  * JSON schemas of every request body. Fastify validates with them before a handler runs
  * and answers 400 naming the field (`body/points/3/value must be number`).
  */
+import { KEY_PATTERN, MAX_KEY_LENGTH, MAX_METRIC_LENGTH, METRIC_PATTERN } from './series-name.js';
+
 const finite = { type: 'number' } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 /** Steps are exact integers: beyond 2^53 − 1 JSON numbers lose integers silently. */
@@ -30,6 +32,22 @@ export const createRunBody = {
   },
 } as const;
 
+/** Tags and a note on a run: at least one of them; what is given replaces what was there. */
+export const annotateRunBody = {
+  type: 'object',
+  minProperties: 1,
+  additionalProperties: false,
+  properties: {
+    tags: {
+      type: 'array',
+      maxItems: 32,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f,]+$' },
+    },
+    note: { type: 'string', maxLength: 10_000, pattern: '^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$' },
+  },
+} as const;
+
 export const MAX_POINTS_PER_BATCH = 10_000;
 
 export const metricsBody = {
@@ -48,7 +66,9 @@ export const metricsBody = {
         additionalProperties: false,
         properties: {
           step,
-          name: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_./:-]+$' },
+          name: { type: 'string', minLength: 1, maxLength: MAX_METRIC_LENGTH, pattern: METRIC_PATTERN },
+          /** Which series of the metric (`judge=region:浙江省`, `rank=3`): one line each in the dashboard. */
+          key: { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH, pattern: KEY_PATTERN },
           value: finite,
         },
       },

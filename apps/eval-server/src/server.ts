@@ -16,8 +16,9 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { DataFolder, FILE_MODE } from './data-folder.js';
 import { parseJsonBody } from './json-body.js';
 import { type JobLimits, JobRunner, type JobSpec } from './jobs.js';
-import { artifactParams, createRunBody, idParams, jobBody, metricsBody, resultBodies } from './schemas.js';
+import { annotateRunBody, artifactParams, createRunBody, idParams, jobBody, metricsBody, resultBodies } from './schemas.js';
 import { AuthFailureLimiter, LOOPBACK_HOSTS, SECURITY_HEADERS, bearerMatches, checkToken, hostName } from './security.js';
+import { isSeriesName, parseSeriesName, seriesName } from './series-name.js';
 import { MAX_PAGE, type SeriesQuery } from './series-query.js';
 import { SeriesReaders } from './series-readers.js';
 import { type MetricPoint, Store } from './store.js';
@@ -92,8 +93,8 @@ export function parseSeriesQuery(raw: Record<string, unknown>): SeriesQuery {
     return n;
   };
   const name = raw.name;
-  if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9_./:-]{1,100}$/.test(name))) {
-    throw new HttpError(400, 'querystring/name must be a metric name (1-100 letters, digits, _ . / : -)');
+  if (name !== undefined && (typeof name !== 'string' || !isSeriesName(name))) {
+    throw new HttpError(400, 'querystring/name must be a series: a metric name (1-100 letters, digits, _ . / : -), optionally with its key as metric{key}');
   }
   const query: SeriesQuery = {
     name: name as string | undefined,
@@ -201,7 +202,7 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
     const { id } = req.params as { id: string };
     const run = store.getRun(id);
     if (!run) throw new HttpError(404, `run '${id}' does not exist`);
-    const series = store.series(id);
+    const series = store.series(id).map((s) => ({ ...s, ...parseSeriesName(s.name) }));
     return {
       ...run,
       results: store.results(id),
@@ -212,14 +213,25 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
     };
   });
 
+  app.patch('/api/runs/:id', { schema: { params: idParams, body: annotateRunBody } }, async (req) => {
+    const { id } = req.params as { id: string };
+    const run = store.annotateRun(id, req.body as { tags?: string[]; note?: string });
+    if (!run) throw new HttpError(404, `run '${id}' does not exist`);
+    return run;
+  });
+
   app.post('/api/runs/:id/metrics', { schema: { params: idParams, body: metricsBody } }, async (req) => {
     const { id } = req.params as { id: string };
     runOr404(id);
-    const { points, batchId } = req.body as { points: MetricPoint[]; batchId?: string };
+    const { points, batchId } = req.body as { points: (MetricPoint & { key?: string })[]; batchId?: string };
     for (const [i, p] of points.entries()) {
       if (!Number.isFinite(p.value)) throw new HttpError(400, `body/points/${i}/value must be a finite number`);
     }
-    return store.appendMetrics(id, points, batchId);
+    return store.appendMetrics(
+      id,
+      points.map((p) => ({ step: p.step, name: seriesName(p.name, p.key), value: p.value })),
+      batchId,
+    );
   });
 
   app.get('/api/runs/:id/metrics', { schema: { params: idParams } }, async (req, reply) => {

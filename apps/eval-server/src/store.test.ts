@@ -41,6 +41,10 @@ describe('Store', () => {
     ]);
     expect(store.db.prepare("SELECT value FROM metrics WHERE name = 'loss' AND step = 2").all()).toEqual([{ value: 0.25 }]);
     expect(store.appendMetrics('run-old', [{ step: 3, name: 'loss', value: 0.1 }], 'x')).toMatchObject({ inserted: 1 });
+    // version 2: tags and a note per run, empty for the runs from before
+    expect(store.getRun('run-old')).toMatchObject({ tags: [], note: '' });
+    expect(store.annotateRun('run-old', { tags: ['old'] })).toMatchObject({ tags: ['old'], note: '' });
+    expect(store.db.pragma('user_version', { simple: true })).toBe(2);
     expect(store.createRun('new', 'k', {}, 'req-1').created).toBe(true);
     expect(store.createRun('new', 'k', {}, 'req-1').created).toBe(false);
     store.close();

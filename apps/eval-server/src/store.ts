@@ -21,9 +21,13 @@ export interface RunRow {
   kind: string;
   config: unknown;
   createdAt: string;
+  /** Labels a researcher gives the run (filters in the dashboard). */
+  tags: string[];
+  /** Free text about the run. */
+  note: string;
 }
 
-export interface RunSummary extends Omit<RunRow, 'config'> {
+export interface RunSummary extends RunRow {
   metricCount: number;
   lastStep: number | null;
   results: number;
@@ -75,6 +79,21 @@ export interface AppendOutcome {
   duplicate: boolean;
 }
 
+/** A row of the runs table as SQLite returns it. */
+interface RunRecord {
+  id: string;
+  name: string;
+  kind: string;
+  config: string;
+  created_at: string;
+  tags: string;
+  note: string;
+}
+
+function runRow(r: RunRecord): RunRow {
+  return { id: r.id, name: r.name, kind: r.kind, config: JSON.parse(r.config), createdAt: r.created_at, tags: JSON.parse(r.tags), note: r.note };
+}
+
 export function newId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
@@ -88,7 +107,7 @@ export function newId(prefix: string): string {
 const SCHEMA = `
 CREATE TABLE runs (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL, created_at TEXT NOT NULL,
-  request_id TEXT
+  request_id TEXT, tags TEXT NOT NULL DEFAULT '[]', note TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX runs_by_request ON runs (request_id) WHERE request_id IS NOT NULL;
 CREATE TABLE metrics (
@@ -156,6 +175,14 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 `;
 
+/** Version 1 to 2: tags and a note per run. */
+const MIGRATE_1_TO_2 = `
+ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+`;
+
+const SCHEMA_VERSION = 2;
+
 export class Store {
   readonly db: Database.Database;
   /** Prepared statements by SQL text: preparing costs more than running most of them. */
@@ -187,9 +214,11 @@ export class Store {
     this.db.pragma('foreign_keys = ON');
     this.db.transaction(() => {
       const fresh = this.sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get() === undefined;
+      const version = fresh ? SCHEMA_VERSION : (this.db.pragma('user_version', { simple: true }) as number);
       if (fresh) this.db.exec(SCHEMA);
-      else if ((this.db.pragma('user_version', { simple: true }) as number) < 1) this.db.exec(MIGRATE_0_TO_1);
-      this.db.pragma('user_version = 1');
+      if (version < 1) this.db.exec(MIGRATE_0_TO_1);
+      if (version < 2) this.db.exec(MIGRATE_1_TO_2);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     })();
     // Jobs that were queued or running when the process stopped will never finish.
     this.sql(`UPDATE jobs SET status = 'failed', message = 'server restarted while the job was queued or running' WHERE status IN ('queued', 'running')`).run();
@@ -208,7 +237,7 @@ export class Store {
       const id = (this.sql('SELECT id FROM runs WHERE request_id = ?').get(requestId) as { id: string } | undefined)?.id;
       if (id) return { run: this.getRun(id)!, created: false };
     }
-    const run: RunRow = { id: newId('run'), name, kind, config: config ?? {}, createdAt: new Date().toISOString() };
+    const run: RunRow = { id: newId('run'), name, kind, config: config ?? {}, createdAt: new Date().toISOString(), tags: [], note: '' };
     this.sql('INSERT INTO runs (id, name, kind, config, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?)')
       .run(run.id, name, kind, JSON.stringify(run.config), run.createdAt, requestId ?? null);
     return { run, created: true };
@@ -219,23 +248,31 @@ export class Store {
   }
 
   getRun(id: string): RunRow | undefined {
-    const r = this.sql('SELECT id, name, kind, config, created_at FROM runs WHERE id = ?').get(id) as
-      | { id: string; name: string; kind: string; config: string; created_at: string }
-      | undefined;
-    return r && { id: r.id, name: r.name, kind: r.kind, config: JSON.parse(r.config), createdAt: r.created_at };
+    const r = this.sql('SELECT id, name, kind, config, created_at, tags, note FROM runs WHERE id = ?').get(id) as RunRecord | undefined;
+    return r && runRow(r);
   }
 
-  /** Every run, newest first, with its point count and last step (from the per-series counters). */
+  /** Replaces the run's tags and/or note (what is not given stays); undefined for an unknown run. */
+  annotateRun(id: string, change: { tags?: string[]; note?: string }): RunRow | undefined {
+    const run = this.getRun(id);
+    if (!run) return undefined;
+    const tags = change.tags ?? run.tags;
+    const note = change.note ?? run.note;
+    this.sql('UPDATE runs SET tags = ?, note = ? WHERE id = ?').run(JSON.stringify(tags), note, id);
+    return { ...run, tags, note };
+  }
+
+  /** Every run, newest first, with its config, tags and note, point count and last step (from the per-series counters). */
   listRuns(): RunSummary[] {
     const rows = this.sql(
-        `SELECT r.id, r.name, r.kind, r.created_at,
+        `SELECT r.id, r.name, r.kind, r.config, r.created_at, r.tags, r.note,
            (SELECT COALESCE(SUM(points), 0) FROM series s WHERE s.run_id = r.id) AS metric_count,
            (SELECT MAX(last_step) FROM series s WHERE s.run_id = r.id) AS last_step,
            (SELECT COUNT(*) FROM results x WHERE x.run_id = r.id) AS results
          FROM runs r ORDER BY r.created_at DESC, r.id DESC`,
       )
-      .all() as { id: string; name: string; kind: string; created_at: string; metric_count: number; last_step: number | null; results: number }[];
-    return rows.map((r) => ({ id: r.id, name: r.name, kind: r.kind, createdAt: r.created_at, metricCount: r.metric_count, lastStep: r.last_step, results: r.results }));
+      .all() as (RunRecord & { metric_count: number; last_step: number | null; results: number })[];
+    return rows.map((r) => ({ ...runRow(r), metricCount: r.metric_count, lastStep: r.last_step, results: r.results }));
   }
 
   /** Appends a batch in one transaction: all points or none (see the class comment for ids). */

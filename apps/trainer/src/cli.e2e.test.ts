@@ -297,6 +297,11 @@ describe('kiln linco run', () => {
       }
       const losses = fake.requests.filter((q) => q.url.endsWith('/metrics')).flatMap((q) => q.body.points).filter((p: { name: string }) => p.name === 'loss');
       expect(losses.length).toBe(6); // 2 epochs × (group panel + 2 baseline panels)
+      // one series per panel, each over its own epochs (no zig-zag of restarted trainings in one series)
+      const byKey = new Map<string, number[]>();
+      for (const p of losses) byKey.set(p.key, [...(byKey.get(p.key) ?? []), p.step]);
+      expect([...byKey.keys()].sort()).toEqual(['panel=groups', 'panel=random-0', 'panel=random-1']);
+      for (const steps of byKey.values()) expect(steps).toEqual([1, 2]);
       expect(r.stdout).toMatch(/random-split baseline \d\.\d{4} \[.*\] \(null interval\); excess -?\d\.\d{4} \[.*\], p = \d\.\d{3}/);
       expect(saved.baseline.interval).toBe('split+cases');
     } finally {

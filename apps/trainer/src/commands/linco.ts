@@ -132,7 +132,9 @@ export const lincoRunCommand: CommandSpec = {
             if (!ctx.quiet) ctx.stdout.write(`${e.judges} judges by '${c.groupBy}', ${e.perJudge} training cases each, ${e.testSize} held-out cases\n`);
           } else if (e.stage === 'train') {
             epochsDone += 1;
-            recorder.log(epochsDone, { panel: e.panel, epoch: e.epoch, loss: e.loss });
+            // Each panel (the group panel, every random split) trains from scratch: its loss
+            // is a series of its own over its epochs, not a stretch of one zig-zagging line.
+            recorder.log(e.epoch + 1, { loss: e.loss }, '', `panel=${e.panel}`);
             progress.update(epochsDone, `${e.panel} loss ${e.loss.toFixed(4)}`);
           }
         },

@@ -60,12 +60,16 @@ export class RunRecorder {
     return new Progress(label, total, start, { stream: this.options.stdout, quiet: this.options.quiet });
   }
 
-  /** One metrics line, and its numeric values to the server under `prefix/name`. */
-  log(step: number, values: Record<string, number | string>, prefix = ''): void {
-    this.metrics.append({ step, time: new Date().toISOString(), ...values });
+  /**
+   * One metrics line, and its numeric values to the server under `prefix/name`. A `key`
+   * makes them one series of several of the same metric (`panel=groups`): each key is its
+   * own line in the dashboard, with steps of its own.
+   */
+  log(step: number, values: Record<string, number | string>, prefix = '', key?: string): void {
+    this.metrics.append({ step, time: new Date().toISOString(), ...(key === undefined ? {} : { key }), ...values });
     const points = Object.entries(values)
       .filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
-      .map(([name, value]) => ({ step, name: prefix ? `${prefix}/${name}` : name, value }));
+      .map(([name, value]) => ({ step, name: prefix ? `${prefix}/${name}` : name, value, ...(key === undefined ? {} : { key }) }));
     this.sink?.push(points);
   }
 

@@ -45,6 +45,8 @@ export interface MetricPoint {
   step: number;
   name: string;
   value: number;
+  /** Which series of the metric (`panel=groups`, `rank=3`): the dashboard draws one line per key. */
+  key?: string;
 }
 
 /** The server refused the token: the run cannot be reported with it. */
