@@ -94,7 +94,7 @@ export function parseSeriesQuery(raw: Record<string, unknown>): SeriesQuery {
   };
   const name = raw.name;
   if (name !== undefined && (typeof name !== 'string' || !isSeriesName(name))) {
-    throw new HttpError(400, 'querystring/name must be a series: a metric name (1-100 letters, digits, _ . / : -), optionally with its key as metric{key}');
+    throw new HttpError(400, 'querystring/name must be a metric name (1-100 letters, digits, _ . / : -), optionally with its series key: name{key}');
   }
   const query: SeriesQuery = {
     name: name as string | undefined,
