@@ -2,7 +2,7 @@
 // expert-load heatmaps, LInCo intervals and the segmented point cloud, one run at a time
 // or several compared (compare.js). Metric series are fetched incrementally
 // (series-cache.js); every chart draws any number of points. The view — which run or
-// runs, smoothing, log scale — lives in the URL's fragment, so a link restores it.
+// runs, smoothing, log scale, x axis — lives in the URL's fragment, so a link restores it.
 import { AuthRequired, api, setToken } from './api.js';
 import { PALETTE, ciChart, expertHeatmap, iouBars, lineChart, readoutAt } from './charts.js';
 import { metricLines, renderComparison } from './compare.js';
@@ -92,12 +92,17 @@ for (const id of ['#filter-kind', '#filter-text', '#filter-tag', '#filter-config
 // ------------------------------------------------------------------------- curves
 
 function curveControls() {
-  return { smoothing: view.smoothing, log: view.log };
+  return { smoothing: view.smoothing, log: view.log, x: view.x };
 }
 
-$('#smoothing').value = String(view.smoothing);
-$('#smoothing-value').textContent = view.smoothing.toFixed(2);
-$('#log-scale').checked = view.log;
+function showControls() {
+  $('#smoothing').value = String(view.smoothing);
+  $('#smoothing-value').textContent = view.smoothing.toFixed(2);
+  $('#log-scale').checked = view.log;
+  $('#x-axis').value = view.x;
+}
+
+showControls();
 $('#smoothing').addEventListener('input', (e) => {
   view = { ...view, smoothing: Number(e.target.value) };
   $('#smoothing-value').textContent = view.smoothing.toFixed(2);
@@ -106,6 +111,11 @@ $('#smoothing').addEventListener('input', (e) => {
 });
 $('#log-scale').addEventListener('change', (e) => {
   view = { ...view, log: e.target.checked };
+  history.replaceState(null, '', formatView(view));
+  redrawCurves();
+});
+$('#x-axis').addEventListener('change', (e) => {
+  view = { ...view, x: e.target.value === 'time' ? 'time' : 'step' };
   history.replaceState(null, '', formatView(view));
   redrawCurves();
 });
@@ -118,7 +128,8 @@ function hoverReadout(canvas) {
   canvas.addEventListener('mousemove', (e) => {
     const at = readoutAt(canvas, e.offsetX);
     if (!at || at.rows.length === 0) return;
-    const lines = at.rows.map((r) => `${r.label}: step ${r.step} = ${fmtValue(r.value)}${r.smoothed !== undefined ? ` (smoothed ${fmtValue(r.smoothed)})` : ''}`);
+    const when = (r) => (r.time !== undefined ? ` at ${new Date(r.time).toLocaleTimeString()}` : '');
+    const lines = at.rows.map((r) => `${r.label}: step ${r.step}${when(r)} = ${fmtValue(r.value)}${r.smoothed !== undefined ? ` (smoothed ${fmtValue(r.smoothed)})` : ''}`);
     box.textContent = `${canvas.dataset.metric}\n${lines.join('\n')}`;
     box.hidden = false;
     box.style.left = `${e.pageX + 14}px`;
@@ -370,9 +381,7 @@ $('#token-form').addEventListener('submit', (e) => {
 
 window.addEventListener('hashchange', () => {
   view = parseView(location.hash);
-  $('#smoothing').value = String(view.smoothing);
-  $('#smoothing-value').textContent = view.smoothing.toFixed(2);
-  $('#log-scale').checked = view.log;
+  showControls();
   refresh(true);
 });
 refresh(true);

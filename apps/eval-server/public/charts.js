@@ -1,5 +1,5 @@
 // Small canvas charts for the dashboard: no build step, no dependencies.
-import { nearestIndex, smooth } from './view-model.js';
+import { nearestIndex, smooth, timeLabel, xCoordinates } from './view-model.js';
 
 const AXIS = '#6b7385';
 const GRID = '#e3e6ec';
@@ -78,15 +78,16 @@ function fmt(v) {
 }
 
 /**
- * Line charts of one metric: one or more lines ({ label, color, steps, values }, steps
- * ascending) on a shared step axis, or a single `steps`/`values` pair. Any number of points:
+ * Line charts of one metric: one or more lines ({ label, color, steps, values, times? },
+ * steps ascending) on a shared axis — the step, or with `x: 'time'` the wall time each
+ * point was logged — or a single `steps`/`values` pair. Any number of points:
  * past two per pixel column, each column is drawn as its min–max span. `smoothing` (0..1)
  * draws the exponential moving average over a faint raw line, as TensorBoard does; `log`
  * puts y on a log10 scale (values ≤ 0 are left out). The chart keeps what it drew on the
  * canvas (`canvas.chart`) for the hover read-out (readoutAt).
  */
-export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, log = false }) {
-  const all = lines ?? [{ label: title, color: PALETTE[0], steps, values }];
+export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, log = false, x = 'step' }) {
+  const all = (lines ?? [{ label: title, color: PALETTE[0], steps, values }]).map((l) => ({ ...l, ...xCoordinates(l, x) }));
   const { ctx, width, height } = setup(canvas);
   const pad = { l: 52, r: 12, t: 20, b: 26 };
   ctx.fillStyle = AXIS;
@@ -94,7 +95,7 @@ export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, 
   canvas.chart = undefined;
   const ys = (v) => (log ? (v > 0 ? Math.log10(v) : Number.NaN) : v);
   const drawn = all
-    .filter((l) => l.steps.length > 0)
+    .filter((l) => l.xs.length > 0)
     .map((l) => {
       const smoothed = smoothing > 0 ? smooth(l.values, smoothing) : undefined;
       return { ...l, raw: Array.from(l.values, ys), smooth: smoothed && smoothed.map(ys), smoothed };
@@ -107,11 +108,12 @@ export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, 
     const [a, b] = extent(l.raw);
     lo = Math.min(lo, a);
     hi = Math.max(hi, b);
-    x0 = Math.min(x0, l.steps[0]);
-    x1 = Math.max(x1, l.steps[l.steps.length - 1]);
+    x0 = Math.min(x0, l.xs[0]);
+    x1 = Math.max(x1, l.xs[l.xs.length - 1]);
   }
   if (!(hi >= lo)) {
-    ctx.fillText(log ? 'no positive values (log scale)' : 'no finite values', pad.l, height / 2);
+    const why = all.some((l) => l.steps.length) && x === 'time' && drawn.length === 0 ? 'no points with a wall time (logged before times were kept)' : log ? 'no positive values (log scale)' : 'no finite values';
+    ctx.fillText(why, pad.l, height / 2);
     return;
   }
   if (lo === hi) {
@@ -132,16 +134,17 @@ export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, 
     ctx.stroke();
     ctx.fillText(fmt(log ? 10 ** t : t), 4, sy(t) + 4);
   }
-  for (const t of niceTicks(x0, x1, 6)) ctx.fillText(fmt(t), sx(t) - 8, height - 8);
+  const xLabel = x === 'time' ? (t) => timeLabel(t, x1 - x0) : fmt;
+  for (const t of niceTicks(x0, x1, 6)) ctx.fillText(xLabel(t), sx(t) - 8, height - 8);
   const columns = Math.max(1, Math.round(plotW));
   for (const l of drawn) {
     if (l.smooth) {
       ctx.globalAlpha = 0.25;
-      path(ctx, l.steps, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
+      path(ctx, l.xs, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
       ctx.globalAlpha = 1;
-      path(ctx, l.steps, l.smooth, l.color, sx, sy, columns, pad.l, x0, x1);
+      path(ctx, l.xs, l.smooth, l.color, sx, sy, columns, pad.l, x0, x1);
     } else {
-      path(ctx, l.steps, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
+      path(ctx, l.xs, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
     }
   }
   if (drawn.length > 1) {
@@ -160,7 +163,7 @@ export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, 
     }
     ctx.textAlign = 'left';
   }
-  canvas.chart = { x0, x1, left: pad.l, plotW, lines: drawn };
+  canvas.chart = { x0, x1, x, left: pad.l, plotW, lines: drawn };
 }
 
 /** One line: per point, or per pixel column (first, min–max span, last) when denser. */
@@ -213,14 +216,15 @@ function logTicks(lo, hi) {
 export function readoutAt(canvas, offsetX) {
   const chart = canvas.chart;
   if (!chart) return undefined;
-  const step = chart.x0 + ((offsetX - chart.left) / chart.plotW) * (chart.x1 - chart.x0);
+  const at = chart.x0 + ((offsetX - chart.left) / chart.plotW) * (chart.x1 - chart.x0);
   const rows = [];
   for (const l of chart.lines) {
-    const i = nearestIndex(l.steps, step);
+    const i = nearestIndex(l.xs, at);
     if (i < 0) continue;
-    rows.push({ label: l.label, color: l.color, step: l.steps[i], value: l.values[i], ...(l.smoothed ? { smoothed: l.smoothed[i] } : {}) });
+    const time = chart.x === 'time' ? { time: l.xs[i] } : {};
+    rows.push({ label: l.label, color: l.color, step: l.steps[i], value: l.values[i], ...time, ...(l.smoothed ? { smoothed: l.smoothed[i] } : {}) });
   }
-  return { step, rows };
+  return { at, rows };
 }
 
 /** Horizontal bars in [0, 1], one per class, with the value written at the end. */

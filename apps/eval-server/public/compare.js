@@ -42,7 +42,7 @@ export function metricLines(runs, heldByRun, metric) {
       if ((info.metric ?? info.name) !== metric) continue;
       const s = held?.get(info.name);
       if (!s || s.steps.length === 0) continue;
-      lines.push({ label: info.key ? `${run.name} · ${info.key}` : run.name, color: PALETTE[r % PALETTE.length], steps: s.steps, values: s.values, run: run.id, key: info.key });
+      lines.push({ label: info.key ? `${run.name} · ${info.key}` : run.name, color: PALETTE[r % PALETTE.length], steps: s.steps, values: s.values, times: s.times, run: run.id, key: info.key });
     }
   });
   // Several keys in one run: give each its own colour after the runs' own.
@@ -52,7 +52,7 @@ export function metricLines(runs, heldByRun, metric) {
   return lines;
 }
 
-/** `controls`: { smoothing, log } of the curves; `onHover(canvas)` attaches the read-out. */
+/** `controls`: { smoothing, log, x } of the curves; `onHover(canvas)` attaches the read-out. */
 export function renderComparison(section, runs, heldByRun, controls, onHover) {
   section.replaceChildren();
   const head = el('div');
@@ -89,7 +89,7 @@ export function renderComparison(section, runs, heldByRun, controls, onHover) {
     canvas.style.width = '100%';
     canvas.style.height = '200px';
     curves.append(canvas);
-    lineChart(canvas, { title: metric, lines, smoothing: controls.smoothing, log: controls.log });
+    lineChart(canvas, { title: metric, lines, ...controls });
     canvas.dataset.lines = String(lines.length);
     onHover(canvas);
   }

@@ -41,8 +41,8 @@ export class SeriesCache {
 
   async overview(runId, info) {
     const { series } = await this.fetchJson(`/api/runs/${encodeURIComponent(runId)}/metrics?name=${encodeURIComponent(info.name)}&maxPoints=${OVERVIEW_POINTS}`);
-    const got = series[info.name] ?? { steps: [], values: [], total: 0 };
-    return { steps: got.steps, values: got.values, total: got.total, lastStep: got.steps.at(-1) ?? -1 };
+    const got = series[info.name] ?? { steps: [], values: [], times: [], total: 0 };
+    return { steps: got.steps, values: got.values, times: got.times ?? got.steps.map(() => null), total: got.total, lastStep: got.steps.at(-1) ?? -1 };
   }
 
   async append(runId, s, info) {
@@ -56,6 +56,7 @@ export class SeriesCache {
       for (let i = 0; i < page.steps.length; i++) {
         s.steps.push(page.steps[i]);
         s.values.push(page.values[i]);
+        s.times.push(page.times?.[i] ?? null);
       }
       s.total = page.total;
       if (page.steps.length) s.lastStep = page.steps.at(-1);

@@ -41,7 +41,7 @@ export function nearestIndex(steps, x) {
   return Math.abs(steps[hi] - x) < Math.abs(x - steps[lo]) ? hi : lo;
 }
 
-/** The view in the URL's fragment: one run, or runs compared, and the curve controls. */
+/** The view in the URL's fragment: one run, or runs compared, and the curve controls (x: 'step' or 'time'). */
 export function parseView(hash) {
   const p = new URLSearchParams(hash.replace(/^#/, ''));
   const compare = (p.get('compare') ?? '').split(',').filter(Boolean);
@@ -51,6 +51,7 @@ export function parseView(hash) {
     compare,
     smoothing: Number.isFinite(smoothing) && smoothing >= 0 && smoothing < 1 ? smoothing : 0,
     log: p.get('log') === '1',
+    x: p.get('x') === 'time' ? 'time' : 'step',
   };
 }
 
@@ -60,7 +61,35 @@ export function formatView(view) {
   else if (view.run) p.set('run', view.run);
   if (view.smoothing > 0) p.set('smooth', String(view.smoothing));
   if (view.log) p.set('log', '1');
+  if (view.x === 'time') p.set('x', 'time');
   return `#${p.toString()}`;
+}
+
+/**
+ * The x coordinates of a line: its steps, or the wall time of each point (ms since 1970)
+ * with the points that have none (stored before times were kept) left out.
+ */
+export function xCoordinates(line, x) {
+  if (x !== 'time') return { xs: line.steps, values: line.values, steps: line.steps };
+  const xs = [];
+  const values = [];
+  const steps = [];
+  for (let i = 0; i < line.steps.length; i++) {
+    const t = line.times?.[i];
+    if (t === null || t === undefined) continue;
+    xs.push(t);
+    values.push(line.values[i]);
+    steps.push(line.steps[i]);
+  }
+  return { xs, values, steps };
+}
+
+/** A wall-time tick label: clock time, with seconds for short spans and the date for long ones. */
+export function timeLabel(ms, spanMs) {
+  const d = new Date(ms);
+  const pad = (n) => String(n).padStart(2, '0');
+  const clock = `${pad(d.getHours())}:${pad(d.getMinutes())}${spanMs < 10 * 60_000 ? `:${pad(d.getSeconds())}` : ''}`;
+  return spanMs > 36 * 3600_000 ? `${d.getMonth() + 1}/${d.getDate()} ${clock}` : clock;
 }
 
 /** A config as `dotted.key → value` (arrays and scalars are leaves). */

@@ -27,8 +27,16 @@ describe('runs and metrics', () => {
     const points = [3, 1, 2].map((step) => ({ step, name: 'loss', value: 1 / step }));
     expect((await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points } })).body).toEqual({ inserted: 3, replaced: 0, duplicate: false });
     await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points: [{ step: 1, name: 'lr', value: 0.1 }] } });
+    const t0 = Date.now();
     const { body } = await call(server, 'GET', `/api/runs/${id}/metrics`);
-    expect(body.series.loss).toEqual({ steps: [1, 2, 3], values: [1, 0.5, 1 / 3], next: null, total: 3, downsampled: false });
+    expect(body.series.loss).toMatchObject({ steps: [1, 2, 3], values: [1, 0.5, 1 / 3], next: null, total: 3, downsampled: false });
+    // points without a time of their own are stamped when they arrive
+    for (const t of body.series.loss.times) expect(Math.abs(t - t0)).toBeLessThan(60_000);
+    // and one with its time keeps it (the dashboard's wall-time axis)
+    const timed = await newRun('timed');
+    await call(server, 'POST', `/api/runs/${timed}/metrics`, { body: { points: [{ step: 1, name: 'acc', value: 0.5, time: 1.7e12 }] } });
+    expect((await call(server, 'GET', `/api/runs/${timed}/metrics?name=acc`)).body.series.acc.times).toEqual([1.7e12]);
+    expect((await call(server, 'POST', `/api/runs/${timed}/metrics`, { body: { points: [{ step: 1, name: 'acc', value: 0.5, time: -1 }] } })).status).toBe(400);
     expect(body.series.lr.values).toEqual([0.1]);
     // one value per step: writing a step again replaces it (a resumed run replays steps)
     expect((await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points: [{ step: 2, name: 'loss', value: 0.25 }] } })).body).toEqual({ inserted: 0, replaced: 1, duplicate: false });

@@ -255,6 +255,7 @@ async function colourPixels(page: import('playwright-core').Page, selector: stri
   );
 }
 
+const T0 = Date.UTC(2026, 11, 3, 9, 0, 0);
 const ORANGE: [number, number, number] = [0xc2, 0x41, 0x0c]; // PALETTE[0]
 const BLUE: [number, number, number] = [0x25, 0x63, 0xeb]; // PALETTE[1]
 
@@ -269,8 +270,10 @@ describe.skipIf(!available)('comparing runs, curve controls, series keys and Chi
     const id = (await call(server, 'POST', '/api/runs', { body: { name, kind: 'pointcloud', config: { model: { csp, channels: [32, 64] }, lr: 0.01, seed: 1 } } })).body.id as string;
     const points = [];
     for (let step = 1; step <= 200; step++) {
-      points.push({ step, name: 'loss', value: scale * 100 * Math.exp(-step / 30) * (1 + 0.4 * Math.sin(step * 1.7)) + 0.05 });
-      points.push({ step, name: 'lr', value: 0.01 });
+      // logged a second apart (the wall-time axis), the second run starting 100 s later
+      const time = T0 + (csp ? 0 : 100_000) + step * 1000;
+      points.push({ step, name: 'loss', value: scale * 100 * Math.exp(-step / 30) * (1 + 0.4 * Math.sin(step * 1.7)) + 0.05, time });
+      points.push({ step, name: 'lr', value: 0.01, time });
     }
     await call(server, 'POST', `/api/runs/${id}/metrics`, { body: { points } });
     const classes = ['floor', 'wall', 'chair'].map((c, i) => ({ name: c, iou: Number((0.9 - 0.2 * i - (csp ? 0 : 0.05)).toFixed(2)) }));
@@ -386,6 +389,16 @@ describe.skipIf(!available)('comparing runs, curve controls, series keys and Chi
     // the controls change the URL, so the view can be shared
     await page.uncheck('#log-scale');
     expect(new URL(page.url()).hash).toBe(`#run=${csp}&smooth=0.9`);
+    // x by wall time: the axis spans the times the points were logged, the read-out says when
+    await page.selectOption('#x-axis', 'time');
+    expect(new URL(page.url()).hash).toBe(`#run=${csp}&smooth=0.9&x=time`);
+    const span = await page.$eval('canvas[data-metric="loss"]', (c) => {
+      const chart = (c as HTMLCanvasElement & { chart: { x: string; x0: number; x1: number } }).chart;
+      return [chart.x, chart.x0, chart.x1];
+    });
+    expect(span).toEqual(['time', T0 + 1000, T0 + 200_000]);
+    await page.mouse.move(b.x + b.width / 2 + 1, b.y + b.height / 2);
+    expect(await page.textContent('#readout')).toMatch(/^loss\nloss: step \d+ at .+ = [\d.e+-]+ \(smoothed [\d.e+-]+\)$/);
     expect([...plain.errors, ...errors]).toEqual([]);
   });
 

@@ -70,6 +70,8 @@ export const metricsBody = {
           /** Which series of the metric (`judge=region:浙江省`, `rank=3`): one line each in the dashboard. */
           key: { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH, pattern: KEY_PATTERN },
           value: finite,
+          /** When the point was logged, ms since 1970 (default: when it arrives). */
+          time: { type: 'number', minimum: 0, maximum: 8.64e15 },
         },
       },
     },

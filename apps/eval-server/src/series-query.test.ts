@@ -13,12 +13,12 @@ function lcg(seed: number): () => number {
   };
 }
 
-/** Writes one series into a fresh store: steps and values as given. */
+/** Writes one series into a fresh store: steps and values as given, each step logged at time 1e12 + 10·step. */
 function storeWith(steps: number[], values: number[]): { store: Store; run: string } {
   const store = new Store(join(mkdtempSync(join(tmpdir(), 'kiln-series-')), 'db.sqlite'));
   const run = store.createRun('series', 'test', {}).run.id;
   for (let start = 0; start < steps.length; start += 10_000) {
-    store.appendMetrics(run, steps.slice(start, start + 10_000).map((step, i) => ({ step, name: 'x', value: values[start + i]! })));
+    store.appendMetrics(run, steps.slice(start, start + 10_000).map((step, i) => ({ step, name: 'x', value: values[start + i]!, time: 1e12 + 10 * step })));
   }
   return { store, run };
 }
@@ -38,6 +38,8 @@ describe('the maxPoints reduction', () => {
       for (let i = 1; i < out.steps.length; i++) expect(out.steps[i]!).toBeGreaterThan(out.steps[i - 1]!);
       const valueAt = new Map(steps.map((st, i) => [st, values[i]!]));
       for (const [i, st] of out.steps.entries()) expect(valueAt.get(st)).toBe(out.values[i]);
+      // each kept point keeps its own time (the bare column of its MIN/MAX row)
+      expect(out.times).toEqual(out.steps.map((st) => 1e12 + 10 * st));
       if (n > maxPoints) {
         // reference: the same equal-width step buckets, their extremes by brute force
         const buckets = Math.max(1, Math.floor((maxPoints - 4) / 2));

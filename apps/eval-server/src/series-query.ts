@@ -27,6 +27,8 @@ export interface SeriesQuery {
 export interface SeriesPage {
   steps: number[];
   values: number[];
+  /** When each point was logged (ms since 1970); null for points stored before times were kept. */
+  times: (number | null)[];
   /** Pass as `after` for the next page; null when this page reaches the end. */
   next: number | null;
   /** Points the series holds in all. */
@@ -60,20 +62,19 @@ function readSeriesNow(db: Database.Database, runId: string, query: SeriesQuery)
         out[name] = { ...reduceRange(db, runId, name, after, query.maxPoints), next: null, total, downsampled: true };
         continue;
       }
-      const rows = db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step').raw().all(runId, name, after) as [number, number][];
-      out[name] = { steps: rows.map((r) => r[0]), values: rows.map((r) => r[1]), next: null, total, downsampled: false };
+      const rows = db.prepare('SELECT step, value, time FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step').raw().all(runId, name, after) as Row[];
+      out[name] = { ...columns(rows), next: null, total, downsampled: false };
       continue;
     }
     const limit = query.limit ?? DEFAULT_PAGE;
     const rows = db
-      .prepare('SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step LIMIT ?')
+      .prepare('SELECT step, value, time FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step LIMIT ?')
       .raw()
-      .all(runId, name, after, limit + 1) as [number, number][];
+      .all(runId, name, after, limit + 1) as Row[];
     const more = rows.length > limit;
     if (more) rows.length = limit;
     out[name] = {
-      steps: rows.map((r) => r[0]),
-      values: rows.map((r) => r[1]),
+      ...columns(rows),
       next: more ? rows[rows.length - 1]![0] : null,
       total,
       downsampled: false,
@@ -82,30 +83,37 @@ function readSeriesNow(db: Database.Database, runId: string, query: SeriesQuery)
   return out;
 }
 
+/** A metrics row: step, value, time. */
+type Row = [number, number, number | null];
+
+function columns(rows: Row[]): { steps: number[]; values: number[]; times: (number | null)[] } {
+  return { steps: rows.map((r) => r[0]), values: rows.map((r) => r[1]), times: rows.map((r) => r[2]) };
+}
+
 /** The min/max reduction of the points after `after` (more than `maxPoints` of them). */
-function reduceRange(db: Database.Database, runId: string, name: string, after: number, maxPoints: number): { steps: number[]; values: number[] } {
+function reduceRange(db: Database.Database, runId: string, name: string, after: number, maxPoints: number): { steps: number[]; values: number[]; times: (number | null)[] } {
   const ends = db
     .prepare('SELECT MIN(step) AS lo, MAX(step) AS hi FROM metrics WHERE run_id = ? AND name = ? AND step > ?')
     .get(runId, name, after) as { lo: number; hi: number };
   const buckets = Math.max(1, Math.floor((maxPoints - 4) / 2));
   const scale = buckets / (ends.hi - ends.lo + 1);
-  const kept = new Map<number, number>();
-  const edge = db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step = ?');
+  const kept = new Map<number, Row>();
+  const edge = db.prepare('SELECT step, value, time FROM metrics WHERE run_id = ? AND name = ? AND step = ?').raw();
   for (const step of [ends.lo, ends.hi]) {
-    const row = edge.get(runId, name, step) as { step: number; value: number };
-    kept.set(row.step, row.value);
+    const row = edge.get(runId, name, step) as Row;
+    kept.set(row[0], row);
   }
-  // SQLite gives the bare column `step` of an aggregate MIN() / MAX() from the row holding it.
+  // SQLite gives the bare columns (`step`, `time`) of an aggregate MIN() / MAX() from the row holding it.
   for (const extreme of ['MIN', 'MAX']) {
     const rows = db
       .prepare(
-        `SELECT CAST((step - ?) * ? AS INTEGER) AS bucket, step, ${extreme}(value) AS value
+        `SELECT CAST((step - ?) * ? AS INTEGER) AS bucket, step, ${extreme}(value) AS value, time
          FROM metrics WHERE run_id = ? AND name = ? AND step > ? GROUP BY bucket`,
       )
       .raw()
-      .all(ends.lo, scale, runId, name, after) as [number, number, number][];
-    for (const [, step, value] of rows) kept.set(step, value);
+      .all(ends.lo, scale, runId, name, after) as [number, number, number, number | null][];
+    for (const [, step, value, time] of rows) kept.set(step, [step, value, time]);
   }
   const steps = [...kept.keys()].sort((a, b) => a - b);
-  return { steps, values: steps.map((s) => kept.get(s)!) };
+  return columns(steps.map((s) => kept.get(s)!));
 }

@@ -229,7 +229,7 @@ export async function createServer(options: ServerOptions): Promise<EvalServer> 
     }
     return store.appendMetrics(
       id,
-      points.map((p) => ({ step: p.step, name: seriesName(p.name, p.key), value: p.value })),
+      points.map((p) => ({ step: p.step, name: seriesName(p.name, p.key), value: p.value, time: p.time })),
       batchId,
     );
   });

@@ -37,6 +37,8 @@ export interface MetricPoint {
   step: number;
   name: string;
   value: number;
+  /** When the point was logged, in ms since 1970 (the dashboard's wall-time axis). */
+  time?: number | undefined;
 }
 
 export interface ResultRow {
@@ -112,6 +114,7 @@ CREATE TABLE runs (
 CREATE UNIQUE INDEX runs_by_request ON runs (request_id) WHERE request_id IS NOT NULL;
 CREATE TABLE metrics (
   run_id TEXT NOT NULL REFERENCES runs(id), name TEXT NOT NULL, step INTEGER NOT NULL, value REAL NOT NULL,
+  time REAL,
   PRIMARY KEY (run_id, name, step)
 ) WITHOUT ROWID;
 CREATE TABLE series (
@@ -175,10 +178,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 `;
 
-/** Version 1 to 2: tags and a note per run. */
+/** Version 1 to 2: tags and a note per run, the wall time of each metric point (null before). */
 const MIGRATE_1_TO_2 = `
 ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+ALTER TABLE metrics ADD COLUMN time REAL;
 `;
 
 const SCHEMA_VERSION = 2;
@@ -277,8 +281,9 @@ export class Store {
 
   /** Appends a batch in one transaction: all points or none (see the class comment for ids). */
   appendMetrics(runId: string, points: MetricPoint[], batchId?: string): AppendOutcome {
-    const insert = this.sql('INSERT OR IGNORE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)');
-    const replace = this.sql('UPDATE metrics SET value = ? WHERE run_id = ? AND name = ? AND step = ?');
+    const insert = this.sql('INSERT OR IGNORE INTO metrics (run_id, step, name, value, time) VALUES (?, ?, ?, ?, ?)');
+    const replace = this.sql('UPDATE metrics SET value = ?, time = ? WHERE run_id = ? AND name = ? AND step = ?');
+    const now = Date.now();
     const seenBatch = this.sql('INSERT OR IGNORE INTO metric_batches (run_id, batch_id, points, created_at) VALUES (?, ?, ?, ?)');
     const bump = this.sql(
       `INSERT INTO series (run_id, name, points, last_step) VALUES (?, ?, ?, ?)
@@ -298,11 +303,13 @@ export class Store {
           perSeries.set(p.name, s);
         }
         s.last = Math.max(s.last, p.step);
-        if (insert.run(runId, p.step, p.name, p.value).changes === 1) {
+        // A point without its own time gets the time it arrived.
+        const time = p.time ?? now;
+        if (insert.run(runId, p.step, p.name, p.value, time).changes === 1) {
           s.added++;
           inserted++;
         } else {
-          replace.run(p.value, runId, p.name, p.step);
+          replace.run(p.value, time, runId, p.name, p.step);
           replaced++;
         }
       }

@@ -5,8 +5,10 @@ type Run = { id: string; name: string; kind: string; tags?: string[]; config: un
 type ViewModel = {
   smooth(values: number[], weight: number): number[];
   nearestIndex(steps: number[], x: number): number;
-  parseView(hash: string): { run?: string; compare: string[]; smoothing: number; log: boolean };
-  formatView(view: { run?: string; compare: string[]; smoothing: number; log: boolean }): string;
+  parseView(hash: string): { run?: string; compare: string[]; smoothing: number; log: boolean; x: 'step' | 'time' };
+  formatView(view: { run?: string; compare: string[]; smoothing: number; log: boolean; x: 'step' | 'time' }): string;
+  xCoordinates(line: { steps: number[]; values: number[]; times?: (number | null)[] }, x: string): { xs: number[]; values: number[]; steps: number[] };
+  timeLabel(ms: number, spanMs: number): string;
   filterRuns(runs: Run[], filter: { kind?: string; text?: string; tag?: string; config?: string }): Run[];
   configDiff(configs: unknown[]): [string, (string | undefined)[]][];
   finalValues(held: Map<string, { values: number[] }>): Map<string, number>;
@@ -51,13 +53,30 @@ describe('nearestIndex', () => {
 
 describe('the view in the URL', () => {
   it('round-trips runs compared and curve controls, and ignores nonsense', () => {
-    const view = { compare: ['run-a', 'run-b'], smoothing: 0.6, log: true };
+    const view = { compare: ['run-a', 'run-b'], smoothing: 0.6, log: true, x: 'time' as const };
     const hash = vm.formatView(view);
-    expect(hash).toBe('#compare=run-a%2Crun-b&smooth=0.6&log=1');
+    expect(hash).toBe('#compare=run-a%2Crun-b&smooth=0.6&log=1&x=time');
     expect(vm.parseView(hash)).toEqual({ run: undefined, ...view });
-    expect(vm.parseView('#run=run-x')).toEqual({ run: 'run-x', compare: [], smoothing: 0, log: false });
+    expect(vm.parseView('#run=run-x')).toEqual({ run: 'run-x', compare: [], smoothing: 0, log: false, x: 'step' });
+    expect(vm.parseView('#x=bogus').x).toBe('step');
     expect(vm.parseView('#smooth=7&log=yes').smoothing).toBe(0);
     expect(vm.parseView('#smooth=abc').smoothing).toBe(0);
+  });
+});
+
+describe('the x axis', () => {
+  it('uses steps, or wall times leaving out points stored without one', () => {
+    const line = { steps: [1, 2, 3], values: [10, 20, 30], times: [null, 5000, 6000] };
+    expect(vm.xCoordinates(line, 'step')).toEqual({ xs: [1, 2, 3], values: [10, 20, 30], steps: [1, 2, 3] });
+    expect(vm.xCoordinates(line, 'time')).toEqual({ xs: [5000, 6000], values: [20, 30], steps: [2, 3] });
+    expect(vm.xCoordinates({ steps: [1], values: [1] }, 'time').xs).toEqual([]);
+  });
+
+  it('labels wall time as clock time, with seconds for short spans and the date for long ones', () => {
+    const t = new Date(2026, 11, 3, 9, 5, 7).getTime();
+    expect(vm.timeLabel(t, 60_000)).toBe('09:05:07');
+    expect(vm.timeLabel(t, 3600_000)).toBe('09:05');
+    expect(vm.timeLabel(t, 3 * 86400_000)).toBe('12/3 09:05');
   });
 });
 

@@ -302,6 +302,8 @@ describe('kiln linco run', () => {
       for (const p of losses) byKey.set(p.key, [...(byKey.get(p.key) ?? []), p.step]);
       expect([...byKey.keys()].sort()).toEqual(['panel=groups', 'panel=random-0', 'panel=random-1']);
       for (const steps of byKey.values()) expect(steps).toEqual([1, 2]);
+      // each point carries the time it was logged (the dashboard's wall-time axis), not when it was sent
+      for (const p of losses) expect(Math.abs(p.time - Date.now())).toBeLessThan(600_000);
       expect(r.stdout).toMatch(/random-split baseline \d\.\d{4} \[.*\] \(null interval\); excess -?\d\.\d{4} \[.*\], p = \d\.\d{3}/);
       expect(saved.baseline.interval).toBe('split+cases');
     } finally {

@@ -66,10 +66,11 @@ export class RunRecorder {
    * own line in the dashboard, with steps of its own.
    */
   log(step: number, values: Record<string, number | string>, prefix = '', key?: string): void {
-    this.metrics.append({ step, time: new Date().toISOString(), ...(key === undefined ? {} : { key }), ...values });
+    const time = Date.now();
+    this.metrics.append({ step, time: new Date(time).toISOString(), ...(key === undefined ? {} : { key }), ...values });
     const points = Object.entries(values)
       .filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
-      .map(([name, value]) => ({ step, name: prefix ? `${prefix}/${name}` : name, value, ...(key === undefined ? {} : { key }) }));
+      .map(([name, value]) => ({ step, name: prefix ? `${prefix}/${name}` : name, value, time, ...(key === undefined ? {} : { key }) }));
     this.sink?.push(points);
   }
 

@@ -47,6 +47,8 @@ export interface MetricPoint {
   value: number;
   /** Which series of the metric (`panel=groups`, `rank=3`): the dashboard draws one line per key. */
   key?: string;
+  /** When it was logged, ms since 1970: a point backfilled after an outage keeps its time. */
+  time?: number;
 }
 
 /** The server refused the token: the run cannot be reported with it. */
