@@ -21,7 +21,16 @@ function option(args, name, fallback) {
   return v;
 }
 
-function describe(batch) {
+/** Class names for the label histogram: --classes s3dis (default) | scannet20 | none. */
+function classNames(args) {
+  const which = option(args, 'classes', 's3dis');
+  if (which === 's3dis') return pc.S3DIS_CLASSES;
+  if (which === 'scannet20') return pc.SCANNET20_CLASSES;
+  if (which === 'none') return [];
+  throw new Error(`--classes must be s3dis, scannet20 or none, got '${which}'`);
+}
+
+function describe(batch, names = pc.S3DIS_CLASSES) {
   const n = batch.coord.length / 3;
   const fields = ['coord', 'color', 'normal', 'label'].filter((f) => batch[f] !== undefined);
   console.log(`${batch.offset.length} scene(s), ${n} points, fields: ${fields.join(', ')}`);
@@ -29,8 +38,8 @@ function describe(batch) {
     const counts = new Map();
     for (const l of batch.label) counts.set(l, (counts.get(l) ?? 0) + 1);
     for (const [l, c] of [...counts].sort((a, b) => a[0] - b[0])) {
-      const name = l >= 0 && l < 13 ? pc.S3DIS_CLASSES[l] : l === -1 ? 'ignore' : '';
-      console.log(`  label ${String(l).padStart(3)} ${name.padEnd(9)} ${c}`);
+      const name = l === -1 ? 'ignore' : (names[l] ?? '');
+      console.log(`  label ${String(l).padStart(3)} ${name.padEnd(14)} ${c}`);
     }
   }
 }
@@ -38,7 +47,7 @@ function describe(batch) {
 const [command, ...args] = process.argv.slice(2);
 try {
   if (command === 'info' && args[0]) {
-    describe(await pc.readPointCloud(args[0]));
+    describe(await pc.readPointCloud(args[0]), classNames(args));
   } else if (command === 'convert' && args[0] && args[1]) {
     const batch = await pc.readPointCloud(args[0]);
     pc.validatePointCloud(batch, args[0]);
@@ -57,7 +66,7 @@ try {
       console.log(`wrote ${file}`);
     }
   } else {
-    console.error('usage: convert.mjs info <path> | convert <in> <out.ply|out.pcd> | synthetic <dir> [--scenes N --seed S --points P --format ply|pcd]');
+    console.error('usage: convert.mjs info <path> [--classes s3dis|scannet20|none] | convert <in> <out.ply|out.pcd> | synthetic <dir> [--scenes N --seed S --points P --format ply|pcd]');
     process.exitCode = 2;
   }
 } catch (e) {

@@ -5,25 +5,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kiln, losses, tempDir } from './test-support.js';
+import { kiln, losses, mpiSkipReason, tempDir } from './test-support.js';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'kiln.mjs');
 
-function skipReason(): string {
-  if (spawnSync('mpirun', ['--version']).status !== 0) return 'mpirun not found (install openmpi-bin)';
-  try {
-    const moeCore = dirname(createRequire(import.meta.url).resolve('@kiln/moe-core/package.json'));
-    const mpi = dirname(createRequire(join(moeCore, 'package.json')).resolve('@kiln/mpi/package.json'));
-    if (!existsSync(join(mpi, 'build', 'Release', 'kiln_mpi.node'))) return '@kiln/mpi was built without Open MPI';
-  } catch {
-    return '@kiln/mpi is not installed';
-  }
-  return '';
-}
-const reason = skipReason();
+const reason = mpiSkipReason();
 if (reason) console.log(`[skip] mpirun tests skipped: ${reason}`);
 
 // Dropless routing without the batch-level aux loss, so equal shards reproduce the batch.

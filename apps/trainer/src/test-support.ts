@@ -1,8 +1,9 @@
 /** Helpers for the CLI end-to-end tests: spawn the built `kiln` binary. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const KILN_BIN = fileURLToPath(new URL('../bin/kiln.mjs', import.meta.url));
@@ -185,4 +186,17 @@ export async function startFakeEvalServer(options: { token?: string } = {}): Pro
       for (const s of sockets) s.destroy();
     },
   };
+}
+
+/** Why the mpirun tests cannot run here ('' when they can): no mpirun, or @kiln/mpi built without Open MPI. */
+export function mpiSkipReason(): string {
+  if (spawnSync('mpirun', ['--version']).status !== 0) return 'mpirun not found (install openmpi-bin)';
+  try {
+    const moeCore = dirname(createRequire(import.meta.url).resolve('@kiln/moe-core/package.json'));
+    const mpi = dirname(createRequire(join(moeCore, 'package.json')).resolve('@kiln/mpi/package.json'));
+    if (!existsSync(join(mpi, 'build', 'Release', 'kiln_mpi.node'))) return '@kiln/mpi was built without Open MPI';
+  } catch {
+    return '@kiln/mpi is not installed';
+  }
+  return '';
 }

@@ -29,6 +29,27 @@ export interface GpuKernelsAddon {
   ): void;
   castFp8(x: F32, out: F32, scale: number, format: number, stochastic: boolean, seed: number): void;
   quantizeNvfp4(x: F32, values: F32, blockScales: F32, globalScale: F32, rows: number, cols: number, blockShape: number, stochastic: boolean, seed: number): void;
+  causalConv1dForward(x: F32, weight: F32, bias: F32, out: F32, rows: number, L: number, C: number, K: number, silu: boolean): void;
+  causalConv1dBackward(
+    x: F32, weight: F32, bias: F32, dy: F32, dx: F32, dweight: F32, dbias: F32, rows: number, L: number, C: number, K: number, silu: boolean,
+  ): void;
+  siluForward(x: F32, out: F32): void;
+  siluBackward(x: F32, dy: F32, dx: F32): void;
+  siluGateForward(x: F32, z: F32, out: F32): void;
+  siluGateBackward(x: F32, z: F32, dy: F32, dx: F32, dz: F32): void;
+  layerNormForward(x: F32, gamma: F32, beta: F32, out: F32, C: number, eps: number): void;
+  layerNormBackward(x: F32, gamma: F32, dy: F32, dx: F32, dgamma: F32, dbeta: F32, C: number, eps: number): void;
+  selectiveScanChannelsLastForward(u: F32, delta: F32, A: F32, B: F32, C: F32, D: F32, deltaBias: F32, y: F32, rows: number, L: number, dim: number, dstate: number, deltaSoftplus: boolean): void;
+  selectiveScanChannelsLastBackward(
+    u: F32, delta: F32, A: F32, B: F32, C: F32, D: F32, deltaBias: F32, dy: F32,
+    du: F32, ddelta: F32, dA: F32, dB: F32, dC: F32, dD: F32, ddeltaBias: F32, rows: number, L: number, dim: number, dstate: number, deltaSoftplus: boolean,
+  ): void;
+  emaUpdate(average: F32, value: F32, out: F32, momentum: number): void;
+  sliceColumns(x: F32, out: F32, begin: number, W: number): void;
+  sliceColumnsBackward(dy: F32, dx: F32, begin: number, W: number): void;
+  permuteRows(x: F32, index: I32, out: F32, C: number): void;
+  segmentPool(x: F32, sorted: I32, ptr: I32, out: F32, C: number, mean: boolean): void;
+  segmentBroadcast(x: F32, segment: I32, ptr: I32, out: F32, C: number, mean: boolean): void;
 }
 
 const EMPTY = new Float32Array(0);

@@ -17,6 +17,22 @@ const PUBLIC_OPS = [
   'topkRouter',
   'castFp8',
   'quantizeNvfp4',
+  'selectiveScanChannelsLast',
+  'selectiveScanChannelsLastBackward',
+  'causalConv1d',
+  'causalConv1dBackward',
+  'silu',
+  'siluBackward',
+  'siluGate',
+  'siluGateBackward',
+  'layerNorm',
+  'layerNormBackward',
+  'sliceColumns',
+  'sliceColumnsBackward',
+  'permuteRows',
+  'segmentPool',
+  'segmentBroadcast',
+  'emaUpdate',
 ] as const;
 
 export function kernelSupport(backends: readonly string[] = ['cpu', 'kiln-native', 'webgpu']): KernelSupportRow[] {

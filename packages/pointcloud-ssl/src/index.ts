@@ -9,10 +9,16 @@ export * from './data/formats/ply.js';
 export * from './data/formats/pcd.js';
 export * from './data/formats/s3dis.js';
 export * from './data/formats/hdf5.js';
+export * from './data/formats/npy.js';
+export * from './data/formats/pointcept.js';
+export * from './data/formats/scannet.js';
 export * from './data/formats/read.js';
+export * from './data/datasets.js';
 export * from './data/synthetic.js';
 export * from './data/grid-sample.js';
-export * from './data/augment.js';
+export * from './data/transforms.js';
+export * from './data/pipeline.js';
+export * from './data/stream.js';
 // Model, training and evaluation (CSP pre-training, SPD fine-tuning).
 export * from './model/index.js';
 export * from './train/index.js';

@@ -11,6 +11,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  type DataParallelGroup,
   type FinetuneResult,
   type ParamStore,
   type PointCloudSslConfig,
@@ -31,6 +32,7 @@ import type { tf } from '@kiln/tensor';
 import type { CommandContext } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
 import type { RunRecorder } from '../harness/recorder.js';
+import { asUsageError } from './pointcloud-config.js';
 
 export const WEIGHTS_FILE: Record<TrainingPhase, string> = { pretrain: 'pretrain.safetensors', finetune: 'finetune.safetensors' };
 export const STATE_FILE: Record<TrainingPhase, string> = { pretrain: 'pretrain-state.safetensors', finetune: 'finetune-state.safetensors' };
@@ -57,6 +59,19 @@ export interface Phase {
   recorder: RunRecorder;
   config: PointCloudSslConfig;
   stop: StopRequest;
+  /**
+   * Data parallel under mpirun: every rank trains on its own micro-batches; rank 0 writes the
+   * checkpoints (the others' state is the same) and the ranks agree on stopping.
+   */
+  group?: DataParallelGroup;
+}
+
+const isRoot = (phase: Phase) => (phase.group?.rank ?? 0) === 0;
+
+/** Whether any rank was asked to stop (every rank asks the same question each step). */
+async function stopAgreed(phase: Phase, stopping: boolean): Promise<boolean> {
+  if (!phase.group || phase.group.size === 1) return stopping;
+  return (await phase.group.allReduce(Float32Array.of(stopping ? 1 : 0), 'sum'))[0]! > 0;
 }
 
 /**
@@ -110,8 +125,8 @@ function onStep(phase: Phase, kind: TrainingPhase, steps: number, start: number)
     await new Promise<void>((resolve) => setImmediate(resolve));
     // After the last step the phase's weights file is the checkpoint.
     if (done >= steps) return undefined;
-    const stopping = phase.stop.signal !== undefined;
-    if (stopping || done % every === 0) await saveTrainingState(statePath, await control.state(), stateMetadata(phase));
+    const stopping = await stopAgreed(phase, phase.stop.signal !== undefined);
+    if (isRoot(phase) && (stopping || done % every === 0)) await saveTrainingState(statePath, await control.state(), stateMetadata(phase));
     return stopping ? 'stop' : undefined;
   };
   return { handler, progress, statePath };
@@ -120,6 +135,7 @@ function onStep(phase: Phase, kind: TrainingPhase, steps: number, start: number)
 /** Ends a phase: its weights file, no state file, a summary line. */
 async function finishPhase(phase: Phase, kind: TrainingPhase, stores: ParamStore[], history: StepInfo[]): Promise<string> {
   const path = join(phase.recorder.dir, WEIGHTS_FILE[kind]);
+  if (!isRoot(phase)) return path;
   await saveCheckpoint(path, stores, phase.config, kind);
   rmSync(join(phase.recorder.dir, STATE_FILE[kind]), { force: true });
   if (!phase.ctx.quiet) {
@@ -132,7 +148,7 @@ async function finishPhase(phase: Phase, kind: TrainingPhase, stores: ParamStore
 export async function runPretrain(phase: Phase, resumeFrom?: TrainingState): Promise<PretrainResult | Interrupted> {
   const steps = phase.config.pretrain.steps;
   const { handler, progress, statePath } = onStep(phase, 'pretrain', steps, resumeFrom?.step ?? 0);
-  const result = await pretrain(phase.config, { onStep: handler, ...(resumeFrom ? { resumeFrom } : {}) });
+  const result = await pretrain(phase.config, { onStep: handler, ...(resumeFrom ? { resumeFrom } : {}), ...(phase.group ? { dataParallel: phase.group } : {}) }).catch(rethrowDataError);
   progress.finish();
   if (!result.completed) return { interrupted: true, phase: 'pretrain', step: result.history.length, steps, path: statePath };
   const path = await finishPhase(phase, 'pretrain', [result.backbone.params], result.history);
@@ -147,13 +163,28 @@ export async function runFinetune(
 ): Promise<FinetuneResult | Interrupted> {
   const steps = phase.config.finetune.steps;
   const { handler, progress, statePath } = onStep(phase, 'finetune', steps, resumeFrom?.step ?? 0);
-  const result = await finetune(phase.config, { onStep: handler, ...(pretrained ? { pretrained } : {}), ...(resumeFrom ? { resumeFrom } : {}) });
+  const result = await finetune(phase.config, {
+    onStep: handler,
+    ...(pretrained ? { pretrained } : {}),
+    ...(resumeFrom ? { resumeFrom } : {}),
+    ...(phase.group ? { dataParallel: phase.group } : {}),
+  }).catch(rethrowDataError);
   progress.finish();
   if (!result.completed) return { interrupted: true, phase: 'finetune', step: result.history.length, steps, path: statePath };
   const path = await finishPhase(phase, 'finetune', [result.backbone.params, result.head], result.history);
-  if (phase.ctx.config.uploadCheckpoint) await phase.recorder.artifact(WEIGHTS_FILE.finetune, readFileSync(path));
+  if (isRoot(phase) && phase.ctx.config.uploadCheckpoint) await phase.recorder.artifact(WEIGHTS_FILE.finetune, readFileSync(path));
   if (phase.stop.signal) return { interrupted: true, phase: 'finetune', step: steps, steps, path };
   return result;
+}
+
+/**
+ * A scene file found malformed mid-training names the file (exit 2), as it would before; so
+ * does a shard too small for the micro-batches (a usage error).
+ */
+function rethrowDataError(err: unknown): never {
+  const e = asUsageError(err);
+  if (e === err && err instanceof Error && /micro-batch\(es\) of a step a shard|numClasses is/.test(err.message)) throw new UsageError(err.message);
+  throw e;
 }
 
 /** A fresh (not --resume) run drops states a former run left in its directory. */

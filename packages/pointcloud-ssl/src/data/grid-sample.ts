@@ -38,14 +38,26 @@ export interface GridSampleResult {
   maxCount: number;
 }
 
-export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): GridSampleResult {
-  const { gridSize } = options;
-  const mode = options.mode ?? 'train';
+/** Points grouped by cell, per scene: the shared first half of train and test sampling. */
+interface Cells {
+  /** Input points, cell by cell (members of a cell in input order). */
+  members: Int32Array;
+  /** members[cellStart[c] .. cellStart[c + 1]) belong to cell c (length cells + 1). */
+  cellStart: Int32Array;
+  cellCount: Int32Array;
+  maxCount: number;
+  /** Cell of every input point. */
+  cellOf: Int32Array;
+  gridCoord: Int32Array;
+  offset: Int32Array;
+}
+
+function checkGridSize(gridSize: number): void {
   if (!(gridSize > 0) || !Number.isFinite(gridSize)) throw new RangeError(`gridSample: gridSize must be a positive number, got ${gridSize}`);
-  if (mode !== 'train' && mode !== 'test') throw new Error(`gridSample: mode must be 'train' or 'test', got '${mode}'`);
-  if (mode === 'train' && !options.rng) throw new Error("gridSample: 'train' mode needs an rng (or use mode 'test')");
-  const part = options.part ?? 0;
-  if (!Number.isInteger(part) || part < 0) throw new RangeError(`gridSample: part must be a non-negative integer, got ${part}`);
+}
+
+function groupCells(batch: PointCloudBatch, gridSize: number): Cells {
+  checkGridSize(gridSize);
   const { coord, offset } = batch;
   const n = coord.length / 3;
   const cellOf = new Int32Array(n); // global cell id per point
@@ -120,28 +132,50 @@ export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): 
     cellCount[c] = count;
     if (count > maxCount) maxCount = count;
   }
-  const index = new Int32Array(cells);
-  const rng = options.rng;
-  for (let c = 0; c < cells; c++) {
-    const count = cellCount[c]!;
-    // Pointcept: randint(0, max count) mod count. next() has 24 random bits, plenty here.
-    const pick = mode === 'train' ? Math.floor(rng!.next() * maxCount) % count : part % count;
-    index[c] = members[cellStart[c]! + pick]!;
-  }
   const offsetOut = new Int32Array(offset.length);
   let acc = 0;
   for (let s = 0; s < offset.length; s++) {
     acc += sceneCells[s]!;
     offsetOut[s] = acc;
   }
-  return {
-    index,
-    inverse: cellOf,
-    gridCoord: cellGrid.slice(0, 3 * cells),
-    offset: offsetOut,
-    cellCount,
-    maxCount,
-  };
+  return { members, cellStart: cellStart.slice(0, cells + 1), cellCount, maxCount, cellOf, gridCoord: cellGrid.slice(0, 3 * cells), offset: offsetOut };
+}
+
+export function gridSample(batch: PointCloudBatch, options: GridSampleOptions): GridSampleResult {
+  const mode = options.mode ?? 'train';
+  checkGridSize(options.gridSize);
+  if (mode !== 'train' && mode !== 'test') throw new Error(`gridSample: mode must be 'train' or 'test', got '${mode}'`);
+  if (mode === 'train' && !options.rng) throw new Error("gridSample: 'train' mode needs an rng (or use mode 'test')");
+  const part = options.part ?? 0;
+  if (!Number.isInteger(part) || part < 0) throw new RangeError(`gridSample: part must be a non-negative integer, got ${part}`);
+  const cells = groupCells(batch, options.gridSize);
+  const { members, cellStart, cellCount, maxCount } = cells;
+  const index = new Int32Array(cellCount.length);
+  const rng = options.rng;
+  for (let c = 0; c < index.length; c++) {
+    const count = cellCount[c]!;
+    // Pointcept: randint(0, max count) mod count. next() has 24 random bits, plenty here.
+    const pick = mode === 'train' ? Math.floor(rng!.next() * maxCount) % count : part % count;
+    index[c] = members[cellStart[c]! + pick]!;
+  }
+  return { index, inverse: cells.cellOf, gridCoord: cells.gridCoord, offset: cells.offset, cellCount, maxCount };
+}
+
+/**
+ * Every test-mode part at once (Pointcept's GridSample `mode='test'`): part i keeps member
+ * `i mod count` of each cell, for i = 0 … maxCount − 1, so the parts together cover every
+ * point; one grouping serves all parts. `parts[i]` is the kept index of part i.
+ */
+export function gridSampleParts(batch: PointCloudBatch, gridSize: number): Omit<GridSampleResult, 'index'> & { parts: Int32Array[] } {
+  const cells = groupCells(batch, gridSize);
+  const { members, cellStart, cellCount, maxCount } = cells;
+  const parts: Int32Array[] = [];
+  for (let part = 0; part < maxCount; part++) {
+    const index = new Int32Array(cellCount.length);
+    for (let c = 0; c < index.length; c++) index[c] = members[cellStart[c]! + (part % cellCount[c]!)]!;
+    parts.push(index);
+  }
+  return { parts, inverse: cells.cellOf, gridCoord: cells.gridCoord, offset: cells.offset, cellCount, maxCount };
 }
 
 /** The sampled batch (points gathered by `result.index`) with its grid coordinates. */

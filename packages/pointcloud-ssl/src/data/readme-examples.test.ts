@@ -10,6 +10,9 @@ import { readPcd, writePcd } from './formats/pcd.js';
 import { readPly, writePly } from './formats/ply.js';
 import { readS3disRoom, writeS3disRoom } from './formats/s3dis.js';
 import { S3DIS_CLASSES } from './point-cloud.js';
+import { loadScene, openDataset } from './datasets.js';
+import { trainingPipeline } from './pipeline.js';
+import { SceneStream } from './stream.js';
 import { applyGridSample, gridSample } from './grid-sample.js';
 import { generateSyntheticBatch, generateSyntheticScene } from './synthetic.js';
 import { encodeSerialization } from '../serialization/encode.js';
@@ -46,6 +49,21 @@ describe('README examples', () => {
     });
     const shapes = pointSetToBatch(await readHdf5PointSet(join(dir, 'ply_data_train0.h5')));
     expect(Array.from(shapes.offset)).toEqual([8, 16]);
+  });
+
+  it('data sets and the stream', async () => {
+    const root = join(import.meta.dirname, 'fixtures', 'pointcept-s3dis'); // stands for data/s3dis
+    const s3dis = await openDataset({ type: 's3dis', root });
+    const room = await loadScene(s3dis.val[0]!);
+    expect([s3dis.train.length, s3dis.val[0]!.name, room.coord.length / 3, s3dis.classes]).toEqual([3, 'Area_5-office_4', 60, S3DIS_CLASSES]);
+    const ds = await openDataset({ type: 's3dis', root });
+    const stream = new SceneStream(
+      { scenes: ds.train, pipeline: trainingPipeline({ gridSize: 0.05, maxPoints: 8192 }), views: 2, batchScenes: 2, microBatches: 1, seed: 0 },
+      { workers: 1, prefetch: 2, micros: [0], endStep: 100 },
+    );
+    const [view1, view2] = await stream.get(0, 0);
+    await stream.close();
+    expect(Array.from(view1!.offset)).toEqual(Array.from(view2!.offset));
   });
 
   it('serialization', () => {

@@ -119,17 +119,16 @@ export class SerializedMambaUNet implements PointBackbone {
         // Serialized pooling: mean of the projected children of each cluster.
         const lv = structure.levels[st - 1]!;
         const nNext = structure.levels[st]!.n;
-        const proj = linear(p, `enc${st}.down.proj`, x);
-        const sum = segmentSum(proj, lv.grouping!);
-        const inv = tf.tensor2d(Float32Array.from(lv.counts!, (c) => 1 / c), [nNext, 1]);
-        x = silu(layerNorm(p, `enc${st}.down.norm`, tf.mul(sum, cols(inv, channels[st]!))));
+        const pooled = segmentSum(linear(p, `enc${st}.down.proj`, x), lv.grouping!, true);
+        if (pooled.shape[0] !== nNext) throw new Error(`forward: level ${st - 1} pools into ${pooled.shape[0]} clusters, level ${st} has ${nNext} points`);
+        x = silu(layerNorm(p, `enc${st}.down.norm`, pooled));
       }
       for (let b = 0; b < depths[st]!; b++) x = block(`enc${st}.block${b}`, x, st);
       skips.push(x);
     }
     for (let st = stages - 2; st >= 0; st--) {
       const lv = structure.levels[st]!;
-      const up = broadcastToChildren(linear(p, `dec${st}.up.proj`, x), lv.cluster!, lv.grouping!);
+      const up = broadcastToChildren(linear(p, `dec${st}.up.proj`, x), lv.grouping!);
       x = silu(layerNorm(p, `dec${st}.up.norm`, tf.add(up, linear(p, `dec${st}.up.skip`, skips[st]!))));
       for (let b = 0; b < decoderDepths[st]!; b++) x = block(`dec${st}.block${b}`, x, st);
     }

@@ -30,8 +30,8 @@ describe('gathers with cheap gradients', () => {
     close(segmentSum(x, g), tf.unsortedSegmentSum(x, tf.tensor1d(segment, 'int32'), 3));
     const parent = rng.normal([3, 3]);
     const w6 = rng.normal([6, 3]);
-    close(broadcastToChildren(parent, segment, g), tf.gather(parent, tf.tensor1d(segment, 'int32')));
-    const ga = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(broadcastToChildren(t, segment, g), w6)))(parent);
+    close(broadcastToChildren(parent, g), tf.gather(parent, tf.tensor1d(segment, 'int32')));
+    const ga = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(broadcastToChildren(t, g), w6)))(parent);
     const gb = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, tf.tensor1d(segment, 'int32')), w6)))(parent);
     close(ga, gb);
     const w3 = rng.normal([3, 3]);

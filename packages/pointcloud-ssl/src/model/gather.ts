@@ -1,35 +1,27 @@
 /**
- * Row gathers with cheap gradients. tfjs differentiates `gather` with
- * `unsortedSegmentSum`, which its `cpu` backend evaluates in O(rows × segments) — 30 s for one
- * pooling of 1,200 points. Every gather the backbone does is either one-to-one (a
- * permutation, possibly with padding) or a broadcast of parents to children, so both
- * gradients are again gathers plus a cumulative sum.
+ * The backbone's row movements on host-side index arrays, through `@kiln/gpu-kernels`' fused
+ * ops (one kernel forward, one backward each): one-to-one gathers into and out of scan order
+ * (`permuteRows`, whose gradient is the gather by the inverse map) and pooling of points into
+ * clusters and back (`segmentPool` / `segmentBroadcast`, each the other's gradient). tfjs's
+ * own `gather` gradient is an `unsortedSegmentSum` that its `cpu` backend evaluates in
+ * O(rows × segments).
  */
+import { permuteRows, type Segmentation, segmentBroadcast, segmentPool } from '@kiln/gpu-kernels';
 import { type Tensor, tf } from '@kiln/tensor';
 
 /**
- * out[i] = x[index[i]] (index = m selects a zero row), where every row of x [m, c] is
- * selected at most once; `inverse[r]` is the output row holding x[r] (or index.length when
- * x[r] is not selected).
+ * out[i] = x[index[i]] (an index outside [0, m) selects a zero row), where every row of
+ * x [m, c] is selected at most once; `inverse[r]` is the output row holding x[r] (or
+ * index.length when x[r] is not selected).
  */
 export function gatherRows(x: Tensor, index: Int32Array, inverse: Int32Array): Tensor {
-  const [m, c] = x.shape as [number, number];
+  const m = x.shape[0]!;
   if (inverse.length !== m) throw new Error(`gatherRows: inverse has ${inverse.length} entries for ${m} rows`);
-  const f = tf.customGrad(((xs: Tensor) => {
-    const idx = tf.tensor1d(index, 'int32');
-    const value = tf.gather(tf.concat([xs as Tensor, tf.zeros([1, c])], 0), idx);
-    idx.dispose();
-    return {
-      value,
-      gradFunc: (dy: Tensor) => {
-        const inv = tf.tensor1d(inverse, 'int32');
-        const g = tf.gather(tf.concat([dy, tf.zeros([1, c])], 0), inv);
-        inv.dispose();
-        return g;
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(x);
+  const idx = tf.tensor1d(index, 'int32');
+  const inv = tf.tensor1d(inverse, 'int32');
+  const out = permuteRows(x, idx, inv);
+  tf.dispose([idx, inv]);
+  return out;
 }
 
 /** The inverse map `gatherRows` needs, for an index that selects each row at most once. */
@@ -45,8 +37,12 @@ export function inverseIndex(index: Int32Array, m: number): Int32Array {
   return inv;
 }
 
-/** Points grouped by segment: segment s owns sorted[ptr[s] .. ptr[s+1]) (no empty segments). */
+/**
+ * Points grouped by segment: segment s owns sorted[ptr[s] .. ptr[s+1]) (no empty segments);
+ * segment[p] is point p's segment.
+ */
 export interface Grouping {
+  segment: Int32Array;
   sorted: Int32Array;
   ptr: Int32Array;
 }
@@ -62,29 +58,27 @@ export function groupingOf(segment: Int32Array, segments: number): Grouping {
   const fill = ptr.slice(0, segments);
   const sorted = new Int32Array(segment.length);
   for (let p = 0; p < segment.length; p++) sorted[fill[segment[p]!]!++] = p;
-  return { sorted, ptr };
+  return { segment, sorted, ptr };
 }
 
-/** Sum of the rows of x [n, c] in each segment → [segments, c], by sorted cumulative sums. */
-export function segmentSum(x: Tensor, grouping: Grouping): Tensor {
-  const [n, c] = x.shape as [number, number];
-  const segments = grouping.ptr.length - 1;
-  const sorted = gatherRows(x, grouping.sorted, inverseIndex(grouping.sorted, n));
-  // cumsum along the last axis (tfjs's cumsum gradient is wrong for inner axes).
-  const cum = tf.transpose(tf.cumsum(tf.transpose(sorted), 1));
-  const padded = tf.concat([tf.zeros([1, c]), cum], 0); // padded[k] = Σ of the first k sorted rows
-  const ends = grouping.ptr.slice(1);
-  const starts = grouping.ptr.slice(0, segments);
-  return tf.sub(gatherRows(padded, ends, inverseIndex(ends, n + 1)), gatherRows(padded, starts, inverseIndex(starts, n + 1)));
+/** Runs `f` with the grouping as int32 tensors (disposed after; the ops keep what their gradients need). */
+function withSegmentation(grouping: Grouping, f: (seg: Segmentation) => Tensor): Tensor {
+  const seg = {
+    segment: tf.tensor1d(grouping.segment, 'int32'),
+    sorted: tf.tensor1d(grouping.sorted, 'int32'),
+    ptr: tf.tensor1d(grouping.ptr, 'int32'),
+  };
+  const out = f(seg);
+  tf.dispose([seg.segment, seg.sorted, seg.ptr]);
+  return out;
+}
+
+/** Sum (or, with `mean`, the average) of the rows of x [n, c] in each segment → [segments, c]. */
+export function segmentSum(x: Tensor, grouping: Grouping, mean = false): Tensor {
+  return withSegmentation(grouping, (seg) => segmentPool(x, seg, mean));
 }
 
 /** out[p] = parent[segment[p]]: each parent row copied to its children. */
-export function broadcastToChildren(parent: Tensor, segment: Int32Array, grouping: Grouping): Tensor {
-  const f = tf.customGrad(((ps: Tensor) => {
-    const idx = tf.tensor1d(segment, 'int32');
-    const value = tf.gather(ps as Tensor, idx);
-    idx.dispose();
-    return { value, gradFunc: (dy: Tensor) => segmentSum(dy, grouping) };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(parent);
+export function broadcastToChildren(parent: Tensor, grouping: Grouping): Tensor {
+  return withSegmentation(grouping, (seg) => segmentBroadcast(parent, seg));
 }

@@ -5,10 +5,11 @@
  * A = −exp(A_log) and the D skip; the two directions are summed, gated by SiLU(z) and
  * projected back.
  */
+import { causalConv1d, siluGate, sliceColumns } from '@kiln/gpu-kernels';
 import { type Rng, type Tensor, tf } from '@kiln/tensor';
-import { addParam, initLinear, type ParamStore, param, rows, silu } from './params.js';
+import { addParam, initLinear, type ParamStore, param } from './params.js';
 import { gatherRows } from './gather.js';
-import { selectiveScan } from './scan.js';
+import { selectiveScanSequences } from './scan.js';
 import type { SequenceLayout } from './structure.js';
 
 export interface MambaConfig {
@@ -50,51 +51,40 @@ export function initBiMamba(store: ParamStore, rng: Rng, name: string, channels:
   }
 }
 
-/** Causal depthwise convolution along the sequence of x [rows, L, C] with weight [K, C]. */
-function causalConv(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
-  const [r, len, c] = x.shape as [number, number, number];
-  const k = weight.shape[0]!;
-  const padded = tf.pad(tf.reshape(x, [r, 1, len, c]), [
-    [0, 0],
-    [0, 0],
-    [k - 1, 0],
-    [0, 0],
-  ]);
-  const y = tf.depthwiseConv2d(padded as tf.Tensor4D, tf.reshape(weight, [1, k, c, 1]) as tf.Tensor4D, 1, 'valid');
-  return tf.add(tf.reshape(y, [r * len, c]), rows(bias, r * len));
-}
-
 /** One direction: sequence features [rows·L, inner] → scan output [rows·L, inner]. */
 function direction(store: ParamStore, p: string, seq: Tensor, rowsN: number, len: number, cfg: MambaConfig, inner: number, rank: number): Tensor {
-  const xc = silu(causalConv(tf.reshape(seq, [rowsN, len, inner]), param(store, `${p}.conv.weight`), param(store, `${p}.conv.bias`)));
-  // Three matMuls on column blocks of the weight instead of one matMul and a split:
-  // splitting activations along channels is a strided copy, slicing the small weight is not.
-  const w = param(store, `${p}.x_proj.weight`);
-  const dtLow = tf.matMul(xc, tf.slice(w, [0, 0], [-1, rank]));
-  const bm = tf.matMul(xc, tf.slice(w, [0, rank], [-1, cfg.dState]));
-  const cm = tf.matMul(xc, tf.slice(w, [0, rank + cfg.dState], [-1, cfg.dState]));
+  // Causal depthwise conv along each sequence + SiLU, one fused op.
+  const u = causalConv1d(tf.reshape(seq, [rowsN, len, inner]), param(store, `${p}.conv.weight`), param(store, `${p}.conv.bias`), 'silu');
+  const xc = tf.reshape(u, [rowsN * len, inner]);
+  // One matMul for (Δ_low-rank, B, C), split by column copies (tfjs's strided slice walks
+  // elements one by one; three skinny matMuls cost more than one).
+  const xdbl = tf.matMul(xc, param(store, `${p}.x_proj.weight`));
+  const dtLow = sliceColumns(xdbl, 0, rank);
+  const bm = sliceColumns(xdbl, rank, cfg.dState);
+  const cm = sliceColumns(xdbl, rank + cfg.dState, cfg.dState);
   const delta = tf.matMul(dtLow, param(store, `${p}.dt_proj.weight`));
-  const toBDL = (t: Tensor, width: number) => tf.transpose(tf.reshape(t, [rowsN, len, width]), [0, 2, 1]);
-  const { y } = selectiveScan({
-    u: toBDL(xc, inner),
-    delta: toBDL(delta, inner),
+  // The scan reads these channels-last operands as they are (no transposes).
+  const y = selectiveScanSequences({
+    u,
+    delta: tf.reshape(delta, [rowsN, len, inner]),
     A: tf.neg(tf.exp(param(store, `${p}.A_log`))),
-    B: toBDL(bm, cfg.dState),
-    C: toBDL(cm, cfg.dState),
+    B: tf.reshape(bm, [rowsN, len, cfg.dState]),
+    C: tf.reshape(cm, [rowsN, len, cfg.dState]),
     D: param(store, `${p}.D`),
     deltaBias: param(store, `${p}.dt_proj.bias`),
-    deltaSoftplus: true,
   });
-  return tf.reshape(tf.transpose(y, [0, 2, 1]), [rowsN * len, inner]);
+  return tf.reshape(y, [rowsN * len, inner]);
 }
 
 /** Mixes x [n, channels] along the layout's sequences (both directions). */
 export function biMamba(store: ParamStore, name: string, x: Tensor, layout: SequenceLayout, cfg: MambaConfig): Tensor {
   const [n, channels] = x.shape as [number, number];
   const { inner, rank } = dims(channels, cfg);
+  // Two matMuls on the weight's column blocks: splitting the small weight is cheaper than
+  // splitting the [n, 2·inner] activations.
   const w = param(store, `${name}.in_proj.weight`);
-  const xs = tf.matMul(x, tf.slice(w, [0, 0], [-1, inner]));
-  const z = tf.matMul(x, tf.slice(w, [0, inner], [-1, inner]));
+  const xs = tf.matMul(x, sliceColumns(w, 0, inner));
+  const z = tf.matMul(x, sliceColumns(w, inner, inner));
   let mixed: Tensor | null = null;
   for (const dir of DIRECTIONS) {
     const slots = dir === 'fwd' ? layout.forward : layout.backward;
@@ -106,5 +96,5 @@ export function biMamba(store: ParamStore, name: string, x: Tensor, layout: Sequ
     mixed = mixed ? tf.add(mixed, perPoint) : perPoint;
   }
   if (mixed!.shape[0] !== n) throw new Error(`biMamba: layout covers ${mixed!.shape[0]} points, features have ${n}`);
-  return tf.matMul(tf.mul(mixed!, silu(z)), param(store, `${name}.out_proj.weight`));
+  return tf.matMul(siluGate(mixed!, z), param(store, `${name}.out_proj.weight`));
 }

@@ -3,10 +3,13 @@
  * `ParamStore` (name → tf.Variable) and layers take the store as an argument, so the same
  * forward code runs a student, its EMA teacher or a frozen copy without rebuilding.
  *
- * Broadcasts are written as rank-1 matMuls (`rows`, `cols`): on tfjs's `cpu` backend a
- * broadcasting elementwise op walks indices element by element and costs about 10× a
- * same-shape op, an outer product through matMul does not.
+ * LayerNorm and SiLU are `@kiln/gpu-kernels`' fused ops (one kernel forward, one backward);
+ * a linear layer is one fused matMul + bias. The remaining broadcasts are written as rank-1
+ * matMuls (`rows`, `cols`): on tfjs's `cpu` backend a broadcasting elementwise op walks
+ * indices element by element and costs about 10× a same-shape op, an outer product through
+ * matMul does not.
  */
+import { emaUpdate as emaStep, layerNorm as fusedLayerNorm, silu as fusedSilu } from '@kiln/gpu-kernels';
 import { type Rng, type Tensor, tf } from '@kiln/tensor';
 
 export type ParamStore = Map<string, tf.Variable>;
@@ -47,13 +50,10 @@ export function copyParams(dst: ParamStore, src: ParamStore | Map<string, Tensor
   return copied;
 }
 
-/** teacher ← m·teacher + (1 − m)·student, for every teacher parameter. */
+/** teacher ← m·teacher + (1 − m)·student, for every teacher parameter (one fused op each). */
 export function emaUpdate(teacher: ParamStore, student: ParamStore, momentum: number): void {
   tf.tidy(() => {
-    for (const [k, t] of teacher) {
-      const s = param(student, k);
-      t.assign(tf.add(tf.mul(t, momentum), tf.mul(s, 1 - momentum)));
-    }
+    for (const [k, t] of teacher) t.assign(emaStep(t, param(student, k), momentum));
   });
 }
 
@@ -79,7 +79,7 @@ export function cols(col: Tensor, c: number): Tensor {
 }
 
 export function silu(x: Tensor): Tensor {
-  return tf.mul(x, tf.sigmoid(x));
+  return fusedSilu(x);
 }
 
 /** Glorot-uniform weight [inC, outC] and, optionally, a zero bias. */
@@ -89,11 +89,11 @@ export function initLinear(store: ParamStore, rng: Rng, name: string, inC: numbe
   if (bias) addParam(store, `${name}.bias`, tf.zeros([outC]));
 }
 
-/** x [n, inC] · W (+ b). */
+/** x [n, inC] · W (+ b), the bias added inside the matMul kernel. */
 export function linear(store: ParamStore, name: string, x: Tensor): Tensor {
-  const y = tf.matMul(x, param(store, `${name}.weight`));
+  const w = param(store, `${name}.weight`);
   const b = store.get(`${name}.bias`);
-  return b ? tf.add(y, rows(b, x.shape[0]!)) : y;
+  return b ? tf.fused.matMul({ a: x, b: w, bias: b }) : tf.matMul(x, w);
 }
 
 export function initLayerNorm(store: ParamStore, name: string, c: number): void {
@@ -101,14 +101,9 @@ export function initLayerNorm(store: ParamStore, name: string, c: number): void 
   addParam(store, `${name}.bias`, tf.zeros([c]));
 }
 
-/** LayerNorm over the channels of x [n, c] (eps 1e-5), with every broadcast a matMul. */
+/** LayerNorm over the channels of x [n, c] (eps 1e-5). */
 export function layerNorm(store: ParamStore, name: string, x: Tensor): Tensor {
-  const [n, c] = x.shape as [number, number];
-  const mean = tf.matMul(x, tf.fill([c, 1], 1 / c));
-  const centered = tf.sub(x, cols(mean, c));
-  const variance = tf.matMul(tf.square(centered), tf.fill([c, 1], 1 / c));
-  const normed = tf.mul(centered, cols(tf.rsqrt(tf.add(variance, 1e-5)), c));
-  return tf.add(tf.mul(normed, rows(param(store, `${name}.weight`), n)), rows(param(store, `${name}.bias`), n));
+  return fusedLayerNorm(x, param(store, `${name}.weight`), param(store, `${name}.bias`), 1e-5);
 }
 
 /** Row-wise L2 normalisation of x [n, c]. */

@@ -17,7 +17,7 @@
  * chunks with a log-depth (Hillis–Steele) scan of the pairs (a, b) ∘ (a', b') =
  * (a'·a, a'·b + b'). The tf op count is O(log(L/T)), not O(L).
  */
-import { type SelectiveScanArgs, selectiveScan as kernelSelectiveScan } from '@kiln/gpu-kernels';
+import { type SelectiveScanArgs, selectiveScanChannelsLast, selectiveScan as kernelSelectiveScan } from '@kiln/gpu-kernels';
 import { type Tensor, tf } from '@kiln/tensor';
 
 // The scan's arguments are @kiln/gpu-kernels' (mamba's names and shapes); the reference
@@ -299,4 +299,33 @@ export function selectiveScanName(): string {
 /** Runs the scan in use. */
 export function selectiveScan(args: SelectiveScanArgs): SelectiveScanResult {
   return activeScan(args);
+}
+
+/** The scan's operands in a block's channels-last layout. */
+export interface SequenceScanArgs {
+  /** [rows, L, dim] */
+  u: Tensor;
+  /** [rows, L, dim], before bias and softplus */
+  delta: Tensor;
+  /** [dim, N] */
+  A: Tensor;
+  /** [rows, L, N] */
+  B: Tensor;
+  C: Tensor;
+  /** [dim] */
+  D: Tensor;
+  deltaBias: Tensor;
+}
+
+/**
+ * The scan in use on channels-last operands (Δ with softplus) → y [rows, L, dim]. The
+ * default runs `@kiln/gpu-kernels`' `selectiveScanChannelsLast`, which scans in this layout
+ * (no transposes); a scan set with `setSelectiveScan` gets its operands transposed to
+ * [batch, dim, L] and its result transposed back.
+ */
+export function selectiveScanSequences(args: SequenceScanArgs): Tensor {
+  if (activeScan === kernelScan) return selectiveScanChannelsLast({ ...args, deltaSoftplus: true });
+  const t = (x: Tensor) => tf.transpose(x, [0, 2, 1]);
+  const { y } = activeScan({ u: t(args.u), delta: t(args.delta), A: args.A, B: t(args.B), C: t(args.C), D: args.D, deltaBias: args.deltaBias, deltaSoftplus: true });
+  return t(y);
 }

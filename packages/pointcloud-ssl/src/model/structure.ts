@@ -158,7 +158,7 @@ export function buildStructure(batch: PointCloudBatch, options: StructureOptions
       const pooling = serializedPool(gridCoord, serialization, options.poolStride);
       level.cluster = pooling.cluster;
       level.counts = pooling.counts;
-      level.grouping = { sorted: pooling.indices, ptr: pooling.ptr };
+      level.grouping = { segment: pooling.cluster, sorted: pooling.indices, ptr: pooling.ptr };
       sceneRank = pooledBatch(sceneRank, pooling);
       gridCoord = pooling.gridCoord;
       serialization = pooling.serialization;

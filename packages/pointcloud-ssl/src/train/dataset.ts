@@ -1,11 +1,14 @@
 /**
- * What a training step needs from the data: the synthetic train/val splits, random batches
- * of scenes, augmented views, mask patches, and the model inputs (features + the serialized
- * structure, CSP or per-scene).
+ * What a training step needs from the data: the train/val scenes a config names (the
+ * synthetic set, a data folder, or scenes handed in memory), the stream of step
+ * micro-batches through the Pointcept-style pipeline, mask patches, and the model inputs
+ * (features + the serialized structure, CSP or per-scene).
  */
 import type { Rng, Tensor } from '@kiln/tensor';
-import { augment } from '../data/augment.js';
-import { concatScenes, type PointCloudBatch } from '../data/point-cloud.js';
+import { type DatasetSpec, type SceneRef, loadScene, openDataset } from '../data/datasets.js';
+import { trainingPipeline } from '../data/pipeline.js';
+import type { PointCloudBatch } from '../data/point-cloud.js';
+import { SceneStream } from '../data/stream.js';
 import { generateSyntheticScenes } from '../data/synthetic.js';
 import { pointFeatures } from '../model/features.js';
 import { buildStructure, type PointStructure } from '../model/structure.js';
@@ -33,15 +36,74 @@ export function syntheticSplits(config: PointCloudSslConfig): Splits {
   };
 }
 
-/** `count` distinct scenes drawn at random, concatenated. */
-export function sampleBatch(scenes: readonly PointCloudBatch[], count: number, rng: Rng): PointCloudBatch {
-  const pick = rng.permutation(scenes.length).slice(0, count);
-  return concatScenes(Array.from(pick, (i) => scenes[i]!));
+/** The data set a config names, as `openDataset` takes it. */
+export function datasetSpec(config: PointCloudSslConfig): DatasetSpec {
+  const d = config.data;
+  return {
+    type: d.type,
+    root: d.root,
+    ...(d.trainSplit.length > 0 ? { trainSplit: d.trainSplit } : {}),
+    ...(d.valSplit.length > 0 ? { valSplit: d.valSplit } : {}),
+    ...(d.segmentKey ? { segmentKey: d.segmentKey } : {}),
+    synthetic: { seed: d.seed, trainScenes: d.trainScenes, valScenes: d.valScenes, points: d.pointsPerScene },
+  };
 }
 
-/** An augmented view that keeps every point (so views match point for point). */
-export function augmentedView(batch: PointCloudBatch, rng: Rng): PointCloudBatch {
-  return augment(batch, rng, { dropout: false, crop: false, rotate: { tilt: 0 } }).batch;
+/** Scenes named where they are (read on demand, also by loader threads) or held in memory. */
+export type SceneSource = { refs: SceneRef[] } | { scenes: PointCloudBatch[] };
+
+export function sourceSize(source: SceneSource): number {
+  return 'refs' in source ? source.refs.length : source.scenes.length;
+}
+
+export async function loadFromSource(source: SceneSource, i: number): Promise<PointCloudBatch> {
+  return 'refs' in source ? loadScene(source.refs[i]!) : source.scenes[i]!;
+}
+
+/** Train and validation scenes: `data` when given, else the config's data set (listed, not read). */
+export async function sceneSources(config: PointCloudSslConfig, data?: Splits): Promise<{ train: SceneSource; val: SceneSource }> {
+  if (data) return { train: { scenes: data.train }, val: { scenes: data.val } };
+  const ds = await openDataset(datasetSpec(config));
+  return { train: { refs: ds.train }, val: { refs: ds.val } };
+}
+
+export interface StreamPhase {
+  /** 2 views for pre-training, 1 for fine-tuning. */
+  views: number;
+  batchScenes: number;
+  /** Micro-batches per step on this process. */
+  accumulation: number;
+  steps: number;
+  /** Keeps the phases' data draws apart. */
+  salt: number;
+}
+
+/** This process's micro-batch ids each step: rank r of R owns r·A … r·A + A − 1 of the R·A. */
+export function rankMicros(rank: number, accumulation: number): number[] {
+  return Array.from({ length: accumulation }, (_, a) => rank * accumulation + a);
+}
+
+/**
+ * The training stream of a phase: every micro-batch of the step drawn from its own shard of
+ * the training scenes and run through the training pipeline (GridSample at the serialization
+ * grid, SphereCrop at data.maxPoints, Pointcept's augmentations), in loader threads.
+ */
+export function trainingStream(config: PointCloudSslConfig, source: SceneSource, phase: StreamPhase, group: { rank: number; size: number }): SceneStream {
+  const plan = {
+    scenes: 'refs' in source ? source.refs : [],
+    pipeline: trainingPipeline({ gridSize: config.serialization.gridSize, maxPoints: config.data.maxPoints }),
+    views: phase.views,
+    batchScenes: phase.batchScenes,
+    microBatches: group.size * phase.accumulation,
+    seed: config.seed * 4099 + phase.salt,
+  };
+  return new SceneStream(plan, {
+    workers: config.data.workers,
+    prefetch: config.data.prefetch,
+    micros: rankMicros(group.rank, phase.accumulation),
+    endStep: phase.steps,
+    ...('scenes' in source ? { memory: source.scenes } : {}),
+  });
 }
 
 /**

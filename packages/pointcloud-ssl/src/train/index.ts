@@ -6,3 +6,4 @@ export * from './pretrain.js';
 export * from './finetune.js';
 export * from './checkpoint.js';
 export * from './state.js';
+export * from './data-parallel.js';

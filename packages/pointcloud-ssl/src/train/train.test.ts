@@ -24,6 +24,12 @@ describe('config', () => {
     expect(() => resolveConfig('tiny', { model: { inChannels: 9 } })).toThrow(/config\.model\.inChannels = 9: must be 6/);
     expect(() => resolveConfig('tiny', { pretrain: { batchScenes: 50 } })).toThrow(/pretrain\.batchScenes.*data\.trainScenes/);
     expect(() => resolveConfig('nope' as never)).toThrow(/unknown preset 'nope'/);
+    // the data fields are checked against their field table (the one kiln's flags come from)
+    expect(() => resolveConfig('tiny', { data: { maxPoints: -1 } })).toThrow(/config\.data\.maxPoints = -1: must be an integer ≥ 0/);
+    expect(() => resolveConfig('tiny', { data: { type: 'kitti' as never } })).toThrow(/config\.data\.type = "kitti": must be one of 'synthetic', 'pointcept', 's3dis', 'scannet', 'ply'/);
+    expect(() => resolveConfig('tiny', { data: { type: 's3dis' } })).toThrow(/config\.data\.root = "": must name the data folder of the 's3dis' data set/);
+    expect(() => resolveConfig('tiny', { data: { trainSplit: 'Area_1' as never } })).toThrow(/config\.data\.trainSplit = "Area_1": must be a list of strings/);
+    expect(() => resolveConfig('tiny', { data: { classes: ['a', 'b'] } })).toThrow(/config\.data\.classes = \["a","b"\]: must be \[\] or 13 names/);
     expect(resolveConfig('tiny', { seed: 3 }).seed).toBe(3);
     expect(PRESETS.default.pretrain.crossScene).toBe(true);
   });

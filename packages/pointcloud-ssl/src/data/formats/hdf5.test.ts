@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -79,5 +79,18 @@ describe('HDF5 point sets', () => {
     writeFileSync(junk, 'not hdf5 at all');
     await expect(readHdf5PointSet(junk)).rejects.toThrow(/junk.h5: not a readable HDF5 file/);
     await expect(readHdf5PointSet(join(dir, 'missing.h5'))).rejects.toThrow(/missing.h5: file not found/);
+  });
+});
+
+describe('HDF5 filters h5py writes', () => {
+  const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
+  it('reads chunked shuffle + gzip + fletcher32 datasets and refuses plugin filters by name', async () => {
+    const want = JSON.parse(readFileSync(join(FIXTURES, 's3dis-hdf5', 'expected.json'), 'utf8')) as { data: number[]; label: number[] };
+    const set = await readHdf5PointSet(join(FIXTURES, 'hdf5-filters', 'shuffled.h5'));
+    expect(Array.from(set.data)).toEqual(want.data);
+    expect(Array.from(set.pointLabel!)).toEqual(want.label);
+    await expect(readHdf5PointSet(join(FIXTURES, 'hdf5-filters', 'lzf.h5'))).rejects.toThrow(
+      /lzf\.h5: dataset 'data' is compressed with the 'lzf' filter \(id 32000\), which this reader cannot decode/,
+    );
   });
 });

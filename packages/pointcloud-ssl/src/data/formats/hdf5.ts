@@ -1,10 +1,15 @@
 /**
- * HDF5 point-cloud sets in the layout of ModelNet40 (`ply_data_train0.h5`), ScanObjectNN
- * (`training_objectdataset.h5`) and ShapeNetPart: a dataset `data` of shape [B, P, C] (C ≥ 3:
- * x y z, then optionally nx ny nz), a per-shape class `label` of shape [B] or [B, 1], and an
- * optional per-point dataset (`pid` / `seg` for part labels, `mask` for ScanObjectNN's
- * object/background mask). Read with h5wasm (the HDF5 C library compiled to WebAssembly),
- * loaded on first use.
+ * HDF5 point-cloud sets, a dataset `data` of shape [B, P, C] (C ≥ 3: x y z first) and a
+ * dataset `label`, in two layouts:
+ * - shapes (ModelNet40 `ply_data_train0.h5`, ScanObjectNN `training_objectdataset.h5`,
+ *   ShapeNetPart): `label` [B] or [B, 1] is each shape's class, channels 3–5 are normals, and
+ *   an optional per-point dataset (`pid` / `seg` part labels, ScanObjectNN's `mask`) labels
+ *   the points;
+ * - PointNet's S3DIS blocks (`indoor3d_sem_seg_hdf5_data/ply_data_all_*.h5`): `label`
+ *   [B, P] labels every point, `data` [B, P, 9] holds x y z, r g b / 255 and the
+ *   room-normalised x y z; channels 3–5 are read as colour.
+ * Read with h5wasm (the HDF5 C library compiled to WebAssembly; gzip-compressed datasets as
+ * h5py writes them included), loaded on first use.
  */
 import type { PointCloudBatch } from '../point-cloud.js';
 import { PointCloudFormatError } from './text.js';
@@ -26,13 +31,16 @@ export async function loadH5wasm(): Promise<H5Module> {
 export interface PointSet {
   /** B*P*C values, shape after shape, point after point. */
   data: Float32Array;
+  /** B: the shapes (or blocks) read. */
   shapes: number;
   pointsPerShape: number;
   channels: number;
-  /** Class of each shape. */
+  /** Class of each shape (empty when `label` labels points, as in S3DIS blocks). */
   label: Int32Array;
-  /** Per-point labels (B*P) from `pointLabelKey`, when the file has them. */
+  /** Per-point labels (B*P): `label` itself when it is [B, P], else from `pointLabelKey`. */
   pointLabel?: Int32Array;
+  /** What channels 3–5 hold: normals (shapes) or colour in 0–1 (S3DIS blocks). */
+  extraChannels?: 'normal' | 'color';
 }
 
 export interface ReadPointSetOptions {
@@ -40,6 +48,41 @@ export interface ReadPointSetOptions {
   labelKey?: string;
   /** Per-point label dataset; default: the first of 'pid', 'seg', 'mask' that exists. */
   pointLabelKey?: string | null;
+  /**
+   * What channels 3–5 hold. Default: 'color' when `label` is per point (PointNet's S3DIS
+   * blocks: r g b / 255), 'normal' otherwise (ModelNet's nx ny nz).
+   */
+  extraChannels?: 'normal' | 'color';
+  /** Read only shapes [start, end) (h5wasm reads just those rows, not the whole file). */
+  rows?: [number, number];
+}
+
+/** Number of shapes (blocks) in an HDF5 point set, without reading the data. */
+export async function hdf5PointSetSize(path: string, dataKey = 'data'): Promise<number> {
+  return withH5File(path, (f, h5) => {
+    const d = f.get(dataKey);
+    if (!d || !(d instanceof h5.Dataset)) throw new PointCloudFormatError(path, `no dataset '${dataKey}' (datasets here: ${f.keys().join(', ') || 'none'})`);
+    const shape = d.shape ?? [];
+    if (shape.length !== 3) throw new PointCloudFormatError(path, `dataset '${dataKey}' must have shape [B, P, C], got [${shape.join(', ')}]`);
+    return shape[0]!;
+  });
+}
+
+/** Opens an HDF5 file for reading (checking the signature first), runs `body`, closes it. */
+async function withH5File<T>(path: string, body: (f: InstanceType<H5Module['File']>, h5: H5Module) => T): Promise<T> {
+  const h5 = await loadH5wasm();
+  await checkSignature(path);
+  let f: InstanceType<H5Module['File']>;
+  try {
+    f = new h5.File(path, 'r');
+  } catch (e) {
+    throw new PointCloudFormatError(path, `not a readable HDF5 file (${(e as Error).message})`);
+  }
+  try {
+    return body(f, h5);
+  } finally {
+    f.close();
+  }
 }
 
 function toNumberArray(value: unknown, file: string, key: string): Float64Array | Float32Array | Int32Array | Uint8Array {
@@ -102,19 +145,28 @@ async function checkSignature(path: string): Promise<void> {
   throw new PointCloudFormatError(path, 'not a readable HDF5 file (no HDF5 signature)');
 }
 
-/** Reads a ModelNet/ScanObjectNN-style HDF5 file. */
+/**
+ * The filters the HDF5 library itself decodes: deflate (gzip), shuffle, fletcher32, szip,
+ * nbit, scaleoffset. A dataset compressed with a plugin filter (h5py's LZF, Blosc, Zstd, …)
+ * would read back as garbage, so it is refused by name instead.
+ */
+const BUILT_IN_FILTERS = new Set([1, 2, 3, 4, 5, 6]);
+
+function checkFilters(d: { filters: { id: number; name: string }[] }, file: string, key: string): void {
+  const plugin = d.filters.find((f) => !BUILT_IN_FILTERS.has(f.id));
+  if (plugin) {
+    throw new PointCloudFormatError(
+      file,
+      `dataset '${key}' is compressed with the '${plugin.name}' filter (id ${plugin.id}), which this reader cannot decode; re-save it with compression='gzip' (or none)`,
+    );
+  }
+}
+
+/** Reads an HDF5 point set (ModelNet / ScanObjectNN shapes, or PointNet's S3DIS blocks). */
 export async function readHdf5PointSet(path: string, options: ReadPointSetOptions = {}): Promise<PointSet> {
-  const h5 = await loadH5wasm();
-  await checkSignature(path);
   const dataKey = options.dataKey ?? 'data';
   const labelKey = options.labelKey ?? 'label';
-  let f: InstanceType<H5Module['File']>;
-  try {
-    f = new h5.File(path, 'r');
-  } catch (e) {
-    throw new PointCloudFormatError(path, `not a readable HDF5 file (${(e as Error).message})`);
-  }
-  try {
+  return withH5File(path, (f, h5) => {
     const keys = f.keys();
     const dataset = (key: string) => {
       const d = f.get(key);
@@ -128,66 +180,95 @@ export async function readHdf5PointSet(path: string, options: ReadPointSetOption
     if (shape.length !== 3) {
       throw new PointCloudFormatError(path, `dataset '${dataKey}' must have shape [B, P, C], got [${shape.join(', ')}]`);
     }
-    const [shapes, pointsPerShape, channels] = shape as [number, number, number];
+    checkFilters(data, path, dataKey);
+    const [total, pointsPerShape, channels] = shape as [number, number, number];
     if (channels < 3) throw new PointCloudFormatError(path, `dataset '${dataKey}' has ${channels} channels, need at least x y z`);
-    const raw = toNumberArray(data.value, path, dataKey);
+    const [first, last] = options.rows ?? [0, total];
+    if (!(Number.isInteger(first) && Number.isInteger(last) && first >= 0 && first <= last && last <= total)) {
+      throw new PointCloudFormatError(path, `rows [${first}, ${last}) are outside the ${total} shapes of '${dataKey}'`);
+    }
+    const shapes = last - first;
+    // A slice of rows when asked for part of the file; the whole dataset otherwise.
+    const read = (d: typeof data, rank: number) => (options.rows ? d.slice([[first, last], ...Array.from({ length: rank - 1 }, () => [] as [])]) : d.value);
+    const raw = toNumberArray(read(data, 3), path, dataKey);
     const values = raw instanceof Float32Array ? raw : Float32Array.from(raw);
     for (let i = 0; i < values.length; i++) {
       if (!Number.isFinite(values[i]!)) {
         const c = i % channels;
         const p = Math.floor(i / channels) % pointsPerShape;
-        const b = Math.floor(i / (channels * pointsPerShape));
+        const b = first + Math.floor(i / (channels * pointsPerShape));
         throw new PointCloudFormatError(path, `dataset '${dataKey}'[${b}, ${p}, ${c}] is not finite`);
       }
     }
     const lab = dataset(labelKey);
     const lshape = lab.shape ?? [];
-    const lcount = lshape.reduce((a, b) => a * b, 1);
-    if (!(lshape.length === 1 || (lshape.length === 2 && lshape[1] === 1)) || lshape[0] !== shapes) {
-      throw new PointCloudFormatError(path, `dataset '${labelKey}' must have shape [${shapes}] or [${shapes}, 1], got [${lshape.join(', ')}]`);
+    const perPoint = lshape.length === 2 && lshape[0] === total && lshape[1] === pointsPerShape && pointsPerShape !== 1;
+    const perShape = (lshape.length === 1 || (lshape.length === 2 && lshape[1] === 1)) && lshape[0] === total;
+    if (!perPoint && !perShape) {
+      throw new PointCloudFormatError(
+        path,
+        `dataset '${labelKey}' must have shape [${total}] or [${total}, 1] (a class per shape) or [${total}, ${pointsPerShape}] (a label per point), got [${lshape.join(', ')}]`,
+      );
     }
-    const label = toIntegers(toNumberArray(lab.value, path, labelKey), path, labelKey);
-    if (label.length !== lcount) throw new PointCloudFormatError(path, `dataset '${labelKey}' holds ${label.length} values, shape says ${lcount}`);
-    const out: PointSet = { data: values, shapes, pointsPerShape, channels, label };
+    checkFilters(lab, path, labelKey);
+    const labels = toIntegers(toNumberArray(read(lab, lshape.length), path, labelKey), path, labelKey);
+    const out: PointSet = {
+      data: values,
+      shapes,
+      pointsPerShape,
+      channels,
+      label: perPoint ? new Int32Array(0) : labels,
+      extraChannels: options.extraChannels ?? (perPoint ? 'color' : 'normal'),
+    };
+    if (perPoint) {
+      out.pointLabel = labels;
+      return out;
+    }
     let pointKey = options.pointLabelKey;
     if (pointKey === undefined) pointKey = ['pid', 'seg', 'mask'].find((k) => keys.includes(k)) ?? null;
     if (pointKey !== null) {
       const pl = dataset(pointKey);
       const pshape = pl.shape ?? [];
-      if (pshape.length !== 2 || pshape[0] !== shapes || pshape[1] !== pointsPerShape) {
-        throw new PointCloudFormatError(path, `dataset '${pointKey}' must have shape [${shapes}, ${pointsPerShape}], got [${pshape.join(', ')}]`);
+      if (pshape.length !== 2 || pshape[0] !== total || pshape[1] !== pointsPerShape) {
+        throw new PointCloudFormatError(path, `dataset '${pointKey}' must have shape [${total}, ${pointsPerShape}], got [${pshape.join(', ')}]`);
       }
-      out.pointLabel = toIntegers(toNumberArray(pl.value, path, pointKey), path, pointKey);
+      checkFilters(pl, path, pointKey);
+      out.pointLabel = toIntegers(toNumberArray(read(pl, 2), path, pointKey), path, pointKey);
     }
     return out;
-  } finally {
-    f.close();
-  }
+  });
 }
 
 /**
- * A PointSet as a batch of B scenes of P points: coordinates from channels 0..2, normals from
- * channels 3..5 when C ≥ 6, per-point labels from `pointLabel` when present.
+ * A PointSet as a batch of B scenes of P points: coordinates from channels 0–2; channels 3–5
+ * (when C ≥ 6) as normals, or as colour for S3DIS blocks (checked to lie in 0–1); per-point
+ * labels when present.
  */
-export function pointSetToBatch(set: PointSet): PointCloudBatch {
+export function pointSetToBatch(set: PointSet, file = '<hdf5>'): PointCloudBatch {
   const { shapes, pointsPerShape: p, channels: c, data } = set;
   const n = shapes * p;
   const coord = new Float32Array(3 * n);
-  const normal = c >= 6 ? new Float32Array(3 * n) : undefined;
+  const extra = c >= 6 ? new Float32Array(3 * n) : undefined;
+  const asColor = (set.extraChannels ?? 'normal') === 'color';
   for (let i = 0; i < n; i++) {
     coord[3 * i] = data[c * i]!;
     coord[3 * i + 1] = data[c * i + 1]!;
     coord[3 * i + 2] = data[c * i + 2]!;
-    if (normal) {
-      normal[3 * i] = data[c * i + 3]!;
-      normal[3 * i + 1] = data[c * i + 4]!;
-      normal[3 * i + 2] = data[c * i + 5]!;
+    if (extra) {
+      for (let k = 0; k < 3; k++) {
+        const v = data[c * i + 3 + k]!;
+        if (asColor && !(v >= 0 && v <= 1)) {
+          throw new PointCloudFormatError(file, `point ${i % p} of block ${Math.floor(i / p)}: colour channel ${3 + k} is ${v}, expected r g b / 255 in 0–1`);
+        }
+        extra[3 * i + k] = v;
+      }
     }
   }
   const offset = new Int32Array(shapes);
   for (let b = 0; b < shapes; b++) offset[b] = (b + 1) * p;
   const out: PointCloudBatch = { coord, offset };
-  if (normal) out.normal = normal;
+  if (extra && asColor) out.color = extra;
+  else if (extra) out.normal = extra;
   if (set.pointLabel) out.label = set.pointLabel;
   return out;
 }
@@ -199,7 +280,7 @@ export async function writeHdf5PointSet(path: string, set: PointSet, pointLabelK
   if (set.data.length !== shapes * pointsPerShape * channels) {
     throw new Error(`writeHdf5PointSet(${path}): data has ${set.data.length} values, shape [${shapes}, ${pointsPerShape}, ${channels}]`);
   }
-  if (set.label.length !== shapes) throw new Error(`writeHdf5PointSet(${path}): ${set.label.length} labels for ${shapes} shapes`);
+  if (set.label.length !== shapes) throw new Error(`writeHdf5PointSet(${path}): ${set.label.length} labels for ${shapes} shapes (the writer stores the shapes layout)`);
   // Write next to the target and rename, so readers never see a half-written file.
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   const f = new h5.File(tmp, 'w');
