@@ -1,18 +1,21 @@
-// Validates LInCo on synthetic cases with injected inconsistency (see the @kiln/linco
-// README, "Validation"). Prints markdown tables and merges them into results.json beside
-// this file. Sections: dose zero groups severity debias multi (default: all), e.g.
-// `node validate.mjs dose zero`. Runs on whatever backend initBackend picks
-// (KILN_BACKEND=cpu forces the pure-JS one).
+// Validates LInCo on synthetic cases with injected inconsistency (see the @kiln/linco README,
+// "Validation") and writes the measurements to results.json beside this file, with the
+// commit, the design and the machine; `node tables.mjs --write` renders the README's tables
+// from that file. Sections: dose zero groups severity debias debias-plain multi (default: all), e.g.
+// `node validate.mjs dose zero` (other sections' results are kept). Runs on whatever
+// backend initBackend picks (KILN_BACKEND=cpu forces the pure-JS one).
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { linco, spearman } from '@kiln/linco';
-import { describeBackendChoice, initBackend, writeFileAtomic } from '@kiln/tensor';
-import { COMMON as common, COUNT, REGIONS, TEST_SIZE, f3, syntheticCases } from './design.mjs';
+import { chargeVocabulary, compareDebiasing, createModel, differenceOfEstimates, encodeLabels, linco, spearman, trainPanel } from '@kiln/linco';
+import { adam, describeBackendChoice, initBackend, tf, writeFileAtomic } from '@kiln/tensor';
+import { COMMON as common, COUNT, REGIONS, TEST_SIZE, syntheticCases } from './design.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsPath = join(here, 'results.json');
-const ALL = ['dose', 'zero', 'groups', 'severity', 'debias', 'multi'];
+const ALL = ['dose', 'zero', 'groups', 'severity', 'debias', 'debias-plain', 'multi'];
 const sections = process.argv.length > 2 ? process.argv.slice(2) : ALL;
 for (const s of sections) if (!ALL.includes(s)) throw new Error(`unknown section "${s}" (have: ${ALL.join(', ')})`);
 const t0 = performance.now();
@@ -24,87 +27,89 @@ console.log(`backend: ${describeBackendChoice(backend)}`);
 const R = 8;
 const S = 2;
 const data = (inject, extra = {}) => syntheticCases(11, inject, extra);
-const p3 = (x) => (x < 0.001 ? '< 0.001' : x.toFixed(3));
-const ci = (c) => `[${f3(c[0])}, ${f3(c[1])}]`;
-const inside = (v, c) => v >= c[0] && v <= c[1];
 const results = existsSync(resultsPath) ? JSON.parse(readFileSync(resultsPath, 'utf8')) : {};
-results.backend = backend.name;
-results.design = { count: COUNT, regions: REGIONS, testSize: TEST_SIZE, randomSplits: R, replicates: S, combine: 'ensemble', baselineSplit: 'permute' };
+// Earlier versions kept these at the top level; they now live in `meta`.
+for (const old of ['backend', 'design', 'seconds']) delete results[old];
+const commit = (() => {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+results.meta = {
+  node: process.version,
+  cpus: cpus().length,
+  design: { count: COUNT, regions: REGIONS, testSize: TEST_SIZE, randomSplits: R, replicates: S, combine: 'ensemble', baselineSplit: 'permute', ...common },
+};
 const row = (f) => ({
   overall: f.overall,
   ci: f.ci,
   baseline: { overall: f.baseline.overall, ci: f.baseline.ci, splitSd: f.baseline.splitSd, repeats: f.baseline.repeats, interval: f.baseline.interval },
   excess: f.excess,
 });
-const save = () => writeFileAtomic(resultsPath, JSON.stringify(results, null, 2));
+const inside = (v, c) => v >= c[0] && v <= c[1];
+const save = () => writeFileAtomic(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+/** Where and when a section was measured: sections can be re-run alone, so each keeps its own. */
+const done = (name, t) => {
+  const seconds = Math.round((performance.now() - t) / 1000);
+  results[name].measured = { commit, date: new Date().toISOString().slice(0, 10), backend: backend.name, seconds, loadavg: loadavg().map((x) => Number(x.toFixed(1))) };
+  console.log(`${name}: ${seconds} s (load ${results[name].measured.loadavg.join(' ')})`);
+};
 
 if (sections.includes('dose')) {
   // 1. Dose-response: LInCo against the injected regional strength.
+  const t = performance.now();
   const levels = [0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8];
   const dose = [];
-  console.log(`\n#### 1. Injected regional inconsistency → LInCo (4 region judges; ${R} placebo random splits; every panel an ensemble of ${S} replicates)\n`);
-  console.log('| injected | LInCo term | random-split term [95% null interval] | split sd | excess term [95% CI] | p | inside | LInCo charge | random-split charge |');
-  console.log('|---:|---:|---|---:|---|---:|---|---:|---:|');
   for (const level of levels) {
     const f = await linco(data({ region: level }), { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: R, replicates: S });
-    const r = { level, ...row(f), inside: inside(f.overall.term, f.baseline.ci.term) };
-    dose.push(r);
-    console.log(
-      `| ${level} | ${f3(f.overall.term)} | ${f3(f.baseline.overall.term)} ${ci(f.baseline.ci.term)} | ${f3(f.baseline.splitSd.term)} | ${f3(f.excess.overall.term)} ${ci(f.excess.ci.term)} | ${p3(f.excess.p.term)} | ${r.inside ? 'yes' : 'no'} | ${f3(f.overall.charge)} | ${f3(f.baseline.overall.charge)} |`,
-    );
+    dose.push({ level, ...row(f), inside: inside(f.overall.term, f.baseline.ci.term) });
   }
   const rho = {
     term: spearman(levels, dose.map((d) => d.overall.term)),
     charge: spearman(levels, dose.map((d) => d.overall.charge)),
     excessTerm: spearman(levels, dose.map((d) => d.excess.overall.term)),
   };
-  console.log(`\nSpearman ρ(injected, LInCo): term ${f3(rho.term)}, charge ${f3(rho.charge)}; ρ(injected, excess term) ${f3(rho.excessTerm)}`);
   results.dose = { levels: dose, spearman: rho };
+  done('dose', t);
   await save();
 }
 
 if (sections.includes('zero')) {
   // 1b. Zero injection on several data sets: is the region panel indistinguishable from the placebo splits?
+  const t = performance.now();
   const seeds = [11, 12, 13, 14, 15, 16];
-  console.log(`\n#### 1b. Zero injection on ${seeds.length} data sets (${R} placebo random splits × ${S} replicates)\n`);
-  console.log('| data seed | LInCo term | random-split term [95% null interval] | split sd | random-split panels (sorted) | excess term [95% CI] | p | inside |');
-  console.log('|---:|---:|---|---:|---|---|---:|---|');
-  results.zero = [];
+  const sets = [];
   for (const seed of seeds) {
-    const cached = seed === 11 && results.dose?.levels?.[0]?.level === 0 && sections.includes('dose') ? results.dose.levels[0] : undefined;
+    const cached = seed === 11 && sections.includes('dose') ? results.dose.levels[0] : undefined;
     let r = cached;
     if (!r) {
-      const cases = syntheticCases(seed, { region: 0 });
-      const f = await linco(cases, { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: R, replicates: S });
+      const f = await linco(syntheticCases(seed, { region: 0 }), { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: R, replicates: S });
       r = { ...row(f), inside: inside(f.overall.term, f.baseline.ci.term) };
     }
-    results.zero.push({ seed, ...r });
-    const panels = r.baseline.repeats.map((x) => x.term).sort((a, b) => a - b);
-    console.log(
-      `| ${seed} | ${f3(r.overall.term)} | ${f3(r.baseline.overall.term)} ${ci(r.baseline.ci.term)} | ${f3(r.baseline.splitSd.term)} | ${panels.map(f3).join(', ')} | ${f3(r.excess.overall.term)} ${ci(r.excess.ci.term)} | ${p3(r.excess.p.term)} | ${r.inside ? 'yes' : 'no'} |`,
-    );
+    sets.push({ seed, ...r });
   }
-  const ex = results.zero.map((z) => z.excess.overall.term);
+  const ex = sets.map((z) => z.excess.overall.term);
   const m = ex.reduce((a, b) => a + b, 0) / ex.length;
   const sd = Math.sqrt(ex.reduce((a, b) => a + (b - m) ** 2, 0) / (ex.length - 1));
-  const fisher = -2 * results.zero.reduce((a, z) => a + Math.log(z.excess.p.term), 0);
-  results.zeroSummary = { meanExcess: m, sdExcess: sd, inside: results.zero.filter((z) => z.inside).length, of: ex.length, fisherChi2: fisher, fisherDf: 2 * ex.length };
-  console.log(`\nExcess over data sets: mean ${f3(m)}, sd ${f3(sd)} (t = ${(m / (sd / Math.sqrt(ex.length))).toFixed(2)}); inside the null interval on ${results.zeroSummary.inside} of ${ex.length}; Fisher's χ² = ${fisher.toFixed(2)} on ${2 * ex.length} df`);
+  const fisher = -2 * sets.reduce((a, z) => a + Math.log(z.excess.p.term), 0);
+  results.zero = { sets, summary: { meanExcess: m, sdExcess: sd, inside: sets.filter((z) => z.inside).length, of: ex.length, fisherChi2: fisher, fisherDf: 2 * ex.length } };
+  delete results.zeroSummary;
+  done('zero', t);
   await save();
 }
 
 if (sections.includes('groups')) {
   // 2. Region vs gender: which attribute's judges disagree, when each is injected.
-  console.log('\n#### 2. Region vs gender (380 training cases per judge; 4 placebo splits, 1 replicate)\n');
-  console.log('| injected | region judges: excess term [95% CI] | p | gender judges: excess term [95% CI] | p | larger |');
-  console.log('|---|---|---:|---|---:|---|');
+  const t = performance.now();
   const scenarios = [
     ['region 0.4', { region: 0.4 }],
     ['gender 0.4', { gender: 0.4 }],
     ['region 0.4 + gender 0.1', { region: 0.4, gender: 0.1 }],
     ['none', {}],
   ];
-  results.regionVsGender = [];
+  results.regionVsGender = { rows: [] };
   for (const [name, inject] of scenarios) {
     const cases = data(inject);
     const out = {};
@@ -112,60 +117,94 @@ if (sections.includes('groups')) {
       const f = await linco(cases, { ...common, sampling: { groupBy, testSize: TEST_SIZE, perJudge: 380 }, baselineRepeats: 4 });
       out[groupBy] = { overall: f.overall, excess: f.excess, baseline: { overall: f.baseline.overall, ci: f.baseline.ci } };
     }
-    const larger = out.region.excess.overall.term > out.gender.excess.overall.term ? 'region' : 'gender';
-    results.regionVsGender.push({ name, ...out, larger });
-    console.log(
-      `| ${name} | ${f3(out.region.excess.overall.term)} ${ci(out.region.excess.ci.term)} | ${p3(out.region.excess.p.term)} | ${f3(out.gender.excess.overall.term)} ${ci(out.gender.excess.ci.term)} | ${p3(out.gender.excess.p.term)} | ${larger} |`,
-    );
+    // As `kiln linco analyze` decides: region − gender excess with a Welch t interval.
+    const est = (g) => ({ value: g.excess.overall.term, sd: g.excess.sd.term, df: g.excess.df });
+    const difference = differenceOfEstimates(est(out.region), est(out.gender));
+    const larger = difference.ci[0] > 0 ? 'region' : difference.ci[1] < 0 ? 'gender' : 'neither';
+    results.regionVsGender.rows.push({ name, ...out, difference, larger });
   }
+  done('regionVsGender', t);
   await save();
 }
 
 if (sections.includes('severity')) {
   // 3. Severity: inconsistency injected more strongly for light (slope > 0) or heavy charges.
-  console.log('\n#### 3. Severity trend (region 0.4, m(s) = 1 + slope·(3 − s)/2; 4 placebo splits)\n');
-  console.log('| slope | light: LInCo − random | medium | heavy | Spearman ρ(band, excess) |');
-  console.log('|---:|---:|---:|---:|---:|');
-  results.severity = [];
+  const t = performance.now();
+  results.severity = { rows: [] };
   for (const slope of [0.8, 0, -0.8]) {
     const f = await linco(data({ region: 0.4, severitySlope: slope }), { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: 4 });
     const bands = ['light', 'medium', 'heavy'];
     const ex = bands.map((b) => f.byGroup.severity[b].term - f.baseline.byGroup.severity[b].term);
-    const rho = spearman([1, 2, 3], ex);
-    results.severity.push({ slope, excess: Object.fromEntries(bands.map((b, i) => [b, ex[i]])), n: bands.map((b) => f.byGroup.severity[b].n), rho });
-    console.log(`| ${slope} | ${f3(ex[0])} | ${f3(ex[1])} | ${f3(ex[2])} | ${f3(rho)} |`);
+    results.severity.rows.push({ slope, excess: Object.fromEntries(bands.map((b, i) => [b, ex[i]])), n: bands.map((b) => f.byGroup.severity[b].n), rho: spearman([1, 2, 3], ex) });
   }
+  done('severity', t);
   await save();
 }
 
-if (sections.includes('debias')) {
-  // 4. De-biasing: LInCo before and after, on the same judge plan.
-  console.log('\n#### 4. De-biasing (region 0.5)\n');
-  console.log("| method | judges' data | LInCo term before → after | LInCo charge before → after |");
-  console.log('|---|---|---|---|');
-  const biased = data({ region: 0.5 });
-  results.debias = [];
-  for (const [share, methods] of [
-    [0, ['adversarial']],
-    [0.25, ['reweight', 'group-dro']],
-  ]) {
-    const opts = { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE, crossGroupShare: share }, baselineRepeats: 0 };
-    const before = await linco(biased, opts);
-    for (const method of methods) {
-      const after = await linco(biased, { ...opts, debias: { method } });
-      results.debias.push({ method, crossGroupShare: share, before: before.overall, after: after.overall });
-      const where = share === 0 ? 'own region only' : `${100 - share * 100} % own region, ${share * 100} % others`;
-      console.log(`| ${method} | ${where} | ${f3(before.overall.term)} → ${f3(after.overall.term)} | ${f3(before.overall.charge)} → ${f3(after.overall.charge)} |`);
-    }
-  }
+/**
+ * How well a fresh linear probe reads the region from a shared encoder trained with
+ * `debias` (cross-entropy of the probe after 300 full-batch Adam steps; ln 4 = 1.386 is
+ * chance for four regions): whether the adversary removed the group from the representation.
+ */
+async function probeLoss(cases, debias) {
+  const vocab = chargeVocabulary(cases);
+  const regionOf = cases.map((c) => REGIONS.indexOf(c.groups.region));
+  const models = REGIONS.map(() => createModel(common.model, { numCharges: vocab.length, seed: 7 }));
+  const pool = models[0].prepare(cases.map((c) => c.fact));
+  const judges = REGIONS.map((_, g) => {
+    const rows = cases.flatMap((_, i) => (regionOf[i] === g ? [i] : [])).slice(0, 380);
+    return { rows: Int32Array.from(rows), labels: encodeLabels(rows.map((i) => cases[i]), vocab), groups: Int32Array.from(rows.map((i) => regionOf[i])), numGroups: REGIONS.length };
+  });
+  await trainPanel(models, pool, judges, { ...common.train, sharedEncoder: true, seed: 5, ...(debias ? { debias } : {}) });
+  const h = tf.tidy(() => models[0].encode(pool, cases.map((_, i) => i)));
+  const y = tf.oneHot(tf.tensor1d(regionOf, 'int32'), REGIONS.length);
+  const w = tf.variable(tf.zeros([h.shape[1], REGIONS.length]));
+  const b = tf.variable(tf.zeros([REGIONS.length]));
+  const opt = adam({ learningRate: 0.1 });
+  for (let s = 0; s < 300; s++) opt.minimize(() => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(h, w), b)));
+  const loss = tf.tidy(() => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(h, w), b)).dataSync()[0]);
+  for (const t of [h, y, w, b]) t.dispose();
+  opt.dispose();
+  for (const m of models) m.dispose();
+  return loss;
+}
+
+/**
+ * 4. De-biasing, judged against the null interval over 3 seeds; judges see 25 % of other
+ * regions' cases (reweighting and Group DRO need them). Run twice: with the region written in
+ * the fact (the procuratorate, as in CAIL: a judge can read every case's region and learn
+ * each region's tendency from its share of other regions' cases), and without it (a judge
+ * can only carry its own region's tendency).
+ */
+async function debiasSection(key, groupCuesInText) {
+  const t = performance.now();
+  const cases = data({ region: 0.5 }, { groupCuesInText });
+  const base = { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE, crossGroupShare: 0.25 }, baselineRepeats: 4 };
+  const { rows } = await compareDebiasing(cases, base, {
+    seeds: 3,
+    methods: [
+      { method: 'adversarial', label: 'adversarial (reversal)', settings: { adversaryObjective: 'reverse' } },
+      { method: 'adversarial', label: 'adversarial (confusion)', settings: { adversaryObjective: 'confusion' } },
+      'reweight',
+      'group-dro',
+    ],
+  });
+  const probe = {
+    none: await probeLoss(cases),
+    reverse: await probeLoss(cases, { method: 'adversarial', adversaryObjective: 'reverse' }),
+    confusion: await probeLoss(cases, { method: 'adversarial', adversaryObjective: 'confusion' }),
+  };
+  results[key] = { injected: { region: 0.5 }, groupCuesInText, crossGroupShare: 0.25, seeds: 3, randomSplits: 4, rows, probe, chance: Math.log(REGIONS.length) };
+  done(key, t);
   await save();
 }
+
+if (sections.includes('debias')) await debiasSection('debias', true);
+if (sections.includes('debias-plain')) await debiasSection('debiasPlain', false);
 
 if (sections.includes('multi')) {
   // 5. Multi-charge cases: per-charge sigmoid judges, Jaccard charge disagreement.
-  console.log('\n#### 5. Multi-charge cases (30 % with two charges; charge sets, Jaccard disagreement; 4 placebo splits)\n');
-  console.log('| injected | two-charge cases | LInCo term | excess term [95% CI] | LInCo charge (Jaccard) | random-split charge | excess charge [95% CI] | charge mode |');
-  console.log('|---:|---:|---:|---|---:|---:|---|---:|');
+  const t = performance.now();
   const levels = [0, 0.2, 0.4, 0.6, 0.8];
   results.multi = { levels: [] };
   for (const level of levels) {
@@ -173,18 +212,14 @@ if (sections.includes('multi')) {
     const f = await linco(cases, { ...common, sampling: { groupBy: 'region', testSize: TEST_SIZE }, baselineRepeats: 4 });
     const share = cases.filter((c) => c.charges.length > 1).length / cases.length;
     results.multi.levels.push({ level, share, charges: f.info.charges, ...row(f) });
-    console.log(
-      `| ${level} | ${(share * 100).toFixed(0)} % | ${f3(f.overall.term)} | ${f3(f.excess.overall.term)} ${ci(f.excess.ci.term)} | ${f3(f.overall.charge)} | ${f3(f.baseline.overall.charge)} | ${f3(f.excess.overall.charge)} ${ci(f.excess.ci.charge)} | ${f.info.charges} |`,
-    );
   }
   results.multi.spearman = {
     term: spearman(levels, results.multi.levels.map((d) => d.overall.term)),
     charge: spearman(levels, results.multi.levels.map((d) => d.overall.charge)),
   };
-  console.log(`\nSpearman ρ(injected, LInCo): term ${f3(results.multi.spearman.term)}, charge ${f3(results.multi.spearman.charge)}`);
+  done('multi', t);
   await save();
 }
 
-results.seconds = { ...(results.seconds ?? {}), [sections.join('+')]: (performance.now() - t0) / 1000 };
-console.log(`\n${COUNT} cases per data set, 300 held out; hashed n-gram judges, 12 epochs; ${((performance.now() - t0) / 1000).toFixed(0)} s on ${backend.name}.`);
 await save();
+console.log(`${((performance.now() - t0) / 1000).toFixed(0)} s on ${backend.name}; node tables.mjs renders the tables`);

@@ -22,6 +22,7 @@ let cloudViewModule;
 let shownCloud;
 /** What the open view drew from, so that curve controls redraw without fetching. */
 let redrawCurves = () => {};
+let shownReport;
 
 function latest(results, kind) {
   return results.filter((r) => r.kind === kind).at(-1)?.payload;
@@ -208,6 +209,7 @@ async function renderRun(fresh) {
     shownCloud = undefined;
     cloudView?.dispose?.();
     cloudView = undefined;
+    shownReport = undefined;
   }
   $('.run-name', section).textContent = run.name;
   $('.run-meta', section).textContent = `${run.kind} · ${run.id} · ${run.metricCount} metric points`;
@@ -288,6 +290,14 @@ async function renderRun(fresh) {
       ciChart(canvas, linco);
       canvas.dataset.rendered = String(linco.groups.length);
     });
+  }
+  // A LInCo analysis report (kiln linco analyze) comes as a run artifact.
+  const report = run.artifacts.find((a) => a.name === 'linco-report.json');
+  if (report && shownReport !== `${run.id}/${report.size}`) {
+    $('[data-panel="linco-report"]').hidden = false;
+    const { renderLincoReport } = await import('./linco-report.js');
+    renderLincoReport($('.linco-report', section), await api(`/api/runs/${run.id}/artifacts/linco-report.json`));
+    shownReport = `${run.id}/${report.size}`;
   }
   if (run.jobs.length) {
     $('[data-panel="jobs"]').hidden = false;

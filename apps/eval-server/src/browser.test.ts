@@ -1,13 +1,13 @@
 /**
  * Browser test: Debian's Chromium, driven by playwright-core, opens the dashboard of a
- * seeded run and checks that the metric curves, IoU bars, expert heatmap, LInCo chart and
- * the three.js point-cloud view actually drew pixels; compares runs (two lines, the config
- * diff, a deep link), smooths and log-scales curves, draws one line per series key, renders
- * Chinese labels with real glyphs (Debian's fonts-noto-cjk), filters the run list; saves
- * screenshots in test-output/.
+ * seeded run and checks that the metric curves, IoU bars, expert heatmap, LInCo chart, the
+ * LInCo analysis report and the three.js point-cloud view actually drew pixels; compares runs
+ * (two lines, the config diff, a deep link), smooths and log-scales curves, draws one line per
+ * series key, renders Chinese labels with real glyphs (Debian's fonts-noto-cjk), filters the
+ * run list; saves screenshots in test-output/.
  * Skips, saying why, where /usr/bin/chromium is missing (apt-get install -y chromium).
  */
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +78,9 @@ async function seedRun(): Promise<string> {
       ],
     },
   });
+  // The report `kiln linco analyze` uploads: its view draws tables and interval charts.
+  const report = readFileSync(new URL('../test-fixtures/linco-report.json', import.meta.url));
+  expect((await call(server, 'PUT', `/api/runs/${id}/artifacts/linco-report.json`, { raw: new Uint8Array(report) })).status).toBe(201);
   return id;
 }
 
@@ -139,7 +142,19 @@ describe.skipIf(!available)('dashboard in Chromium', () => {
       }
       return out;
     });
-    expect(Object.keys(inked).sort()).toEqual(['expert-heatmap', 'iou-chart', 'linco-chart-0', 'loss', 'lr']);
+    expect(Object.keys(inked).sort()).toEqual([
+      'expert-heatmap',
+      'iou-chart',
+      'linco-chart-0',
+      'linco-report-debias',
+      'linco-report-groups',
+      'linco-report-periods',
+      'linco-report-severity',
+      'loss',
+      'lr',
+    ]);
+    expect(await page.textContent('[data-table="groups"] tr:nth-child(2) td')).toBe('region');
+    expect(await page.textContent('.linco-data')).toContain('48 records, 45 cases');
     for (const [name, n] of Object.entries(inked)) expect(n, name).toBeGreaterThan(500);
 
     // The WebGL view: copy it onto a 2-D canvas and count coloured (point) pixels, i.e.

@@ -100,8 +100,8 @@ async function runPointcloud(input: EvalJobInput): Promise<void> {
       ...(color ? { color: color.subarray(3 * start, 3 * end) } : {}),
       ...(normal ? { normal: normal.subarray(3 * start, 3 * end) } : {}),
     };
-    const features = extractFeatures(config, backbone, [scene], false, 1);
-    const pred = predictWith(head, features);
+    const features = await extractFeatures(config, backbone, [scene], false, 1);
+    const pred = await predictWith(head, features);
     predictions.set(pred, start);
     scores.add(label.subarray(start, end), pred);
     await post({ type: 'progress', progress: (0.9 * (s + 1)) / offset.length, message: `scene ${s + 1}/${offset.length}` });

@@ -34,7 +34,7 @@ export async function pointcloudFixture(): Promise<PointcloudFixture> {
     label: { dtype: 'I32', shape: [n], data: all.label! },
     offset: { dtype: 'I32', shape: [all.offset.length], data: all.offset },
   });
-  const expected = pc.evaluate(tuned.config, { backbone: tuned.backbone, head: tuned.head, data: { train: [], val } }).single;
+  const expected = (await pc.evaluate(tuned.config, { backbone: tuned.backbone, head: tuned.head, data: { train: [], val } })).single;
   return {
     finetune: readFileSync(join(dir, 'finetune.safetensors')),
     pretrain: readFileSync(join(dir, 'pretrain.safetensors')),

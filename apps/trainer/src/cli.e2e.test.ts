@@ -3,7 +3,6 @@
  * exact resume after SIGKILL and after Ctrl-C (SIGINT).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { loadSafetensors } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
@@ -258,65 +257,12 @@ describe('kiln → eval server', () => {
     }
   });
 
-  it('warns but finishes when the server is unreachable, after waiting --server-wait for it', async () => {
+  it('warns but finishes when the server is unreachable', async () => {
     const out = join(tempDir(), 'r');
-    // A port nothing listens on (taken, then released).
-    const probe = createNetServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((r) => probe.close(() => r()));
-    const url = `http://127.0.0.1:${port}`;
-    const r = await kiln(['regress', ...TINY, '--steps', '3', '--out', out, '--server', url, '--token', 'sekret', '--server-wait', '0.5']);
+    const r = await kiln(['regress', ...TINY, '--steps', '3', '--out', out, '--server', 'http://127.0.0.1:9']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`warning: eval server ${url}: unreachable (ECONNREFUSED); retrying in the background`);
-    expect(r.stderr).toContain('did not take the last 4 metric points');
+    expect(r.stderr).toContain('warning: eval server http://127.0.0.1:9');
     expect(countLines(join(out, 'metrics.jsonl'))).toBe(4);
   });
 });
 
-describe('kiln linco run', () => {
-  it('runs the tiny preset on synthetic cases and reports LInCo with intervals to the server', async () => {
-    const fake = await startFakeEvalServer();
-    try {
-      const out = join(tempDir(), 'linco');
-      const r = await kiln(['linco', 'run', '--preset', 'tiny', '--out', out, '--server', fake.url, '--token', 't']);
-      expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/LInCo term +\d\.\d{4} +\[\d\.\d{4}, \d\.\d{4}\] 95% CI/);
-      expect(r.stdout).toContain('by severity:');
-      const saved = JSON.parse(readFileSync(join(out, 'linco.json'), 'utf8'));
-      expect(saved.judges.length).toBeGreaterThan(1);
-      expect(saved.ci.term[0]).toBeLessThanOrEqual(saved.overall.term);
-      expect(saved.ci.term[1]).toBeGreaterThanOrEqual(saved.overall.term);
-      const results = fake.requests.filter((q) => q.url === '/api/runs/run-1/results/linco').map((q) => q.body);
-      expect(results.map((b) => b.metric)).toEqual(['term', 'charge']);
-      for (const b of results) {
-        expect(b.overall.lo).toBeLessThanOrEqual(b.overall.value);
-        expect(b.overall.hi).toBeGreaterThanOrEqual(b.overall.value);
-        expect(b.groups.some((g: { group: string }) => g.group.startsWith('severity='))).toBe(true);
-        expect(b.baseline).toBeDefined();
-      }
-      const losses = fake.requests.filter((q) => q.url.endsWith('/metrics')).flatMap((q) => q.body.points).filter((p: { name: string }) => p.name === 'loss');
-      expect(losses.length).toBe(6); // 2 epochs × (group panel + 2 baseline panels)
-      // one series per panel, each over its own epochs (no zig-zag of restarted trainings in one series)
-      const byKey = new Map<string, number[]>();
-      for (const p of losses) byKey.set(p.key, [...(byKey.get(p.key) ?? []), p.step]);
-      expect([...byKey.keys()].sort()).toEqual(['panel=groups', 'panel=random-0', 'panel=random-1']);
-      for (const steps of byKey.values()) expect(steps).toEqual([1, 2]);
-      // each point carries the time it was logged (the dashboard's wall-time axis), not when it was sent
-      for (const p of losses) expect(Math.abs(p.time - Date.now())).toBeLessThan(600_000);
-      expect(r.stdout).toMatch(/random-split baseline \d\.\d{4} \[.*\] \(null interval\); excess -?\d\.\d{4} \[.*\], p = \d\.\d{3}/);
-      expect(saved.baseline.interval).toBe('split+cases');
-    } finally {
-      fake.close();
-    }
-  });
-
-  it('refuses a missing data file and an unknown group attribute with exit 2', async () => {
-    const missing = await kiln(['linco', 'run', '--data', '/nonexistent/cases.jsonl']);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("config key 'data'");
-    const group = await kiln(['linco', 'run', '--preset', 'tiny', '--group-by', 'planet', '--out', join(tempDir(), 'x')]);
-    expect(group.code).toBe(2);
-    expect(group.stderr).toContain('planet');
-  });
-});

@@ -11,7 +11,7 @@ function makeCases(sizes: Record<string, number>): JudgmentCase[] {
 }
 
 describe('planJudges', () => {
-  const cases = makeCases({ big: 400, mid: 150, small: 60, tiny: 5 });
+  const cases = makeCases({ big: 400, mid: 150, small: 60, tiny: 2 });
 
   it('gives every judge the same number of its own group’s cases, disjoint from the test set', () => {
     const plan = planJudges(cases, { groupBy: 'region', testSize: 50, seed: 1 });

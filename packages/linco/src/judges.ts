@@ -5,6 +5,7 @@
  * are drawn first and never trained on. The random-split baseline draws judges of the same
  * sizes from the same training pool with the group ignored.
  */
+import { LincoInputError } from './errors.js';
 import { createRng, type Rng } from '@kiln/tensor';
 import type { JudgmentCase } from './types.js';
 
@@ -13,7 +14,7 @@ export interface SamplingOptions {
   groupBy: string;
   /** Training cases per judge. Default: the smallest eligible group's training size. */
   perJudge?: number;
-  /** Groups with fewer training cases are dropped (and reported). Default 20. */
+  /** Groups with fewer training cases are dropped (and reported). Default 3. */
   minPerJudge?: number;
   /** Only these groups become judges. Default: every group present. */
   groups?: string[];
@@ -65,17 +66,17 @@ function sample(rng: Rng, from: number[], n: number): number[] {
 export function planJudges(cases: JudgmentCase[], options: SamplingOptions): JudgePlan {
   const { groupBy } = options;
   const rng = createRng(options.seed ?? 3);
-  const minPer = options.minPerJudge ?? 20;
+  const minPer = options.minPerJudge ?? 3;
   const share = options.crossGroupShare ?? 0;
-  if (!(share >= 0 && share < 1)) throw new Error(`sampling.crossGroupShare must be in [0, 1), got ${share}`);
+  if (!(share >= 0 && share < 1)) throw new LincoInputError(`sampling.crossGroupShare must be in [0, 1), got ${share}`);
   const eligible = cases.map((_, i) => i).filter((i) => {
     const g = cases[i]!.groups[groupBy];
     return g !== undefined && (!options.groups || options.groups.includes(g));
   });
-  if (eligible.length === 0) throw new Error(`sampling.groupBy: no case has the group attribute "${groupBy}"`);
+  if (eligible.length === 0) throw new LincoInputError(`sampling.groupBy: no case has the group attribute "${groupBy}"`);
   const testSize = options.testSize ?? Math.min(300, Math.floor(eligible.length * 0.2));
   if (!Number.isInteger(testSize) || testSize < 1 || testSize >= eligible.length) {
-    throw new Error(`sampling.testSize must be an integer in [1, ${eligible.length - 1}], got ${testSize}`);
+    throw new LincoInputError(`sampling.testSize must be an integer in [1, ${eligible.length - 1}], got ${testSize}`);
   }
   const shuffled = sample(rng, eligible, eligible.length);
   const testRows = shuffled.slice(0, testSize).sort((a, b) => a - b);
@@ -92,7 +93,7 @@ export function planJudges(cases: JudgmentCase[], options: SamplingOptions): Jud
   const dropped = names.filter((g) => byGroup.get(g)!.length < minPer).map((g) => ({ group: g, available: byGroup.get(g)!.length }));
   const kept = names.filter((g) => byGroup.get(g)!.length >= minPer);
   if (kept.length < 2) {
-    throw new Error(`sampling.groupBy "${groupBy}": need at least 2 groups with ≥ ${minPer} training cases, got ${kept.length} (${names.map((g) => `${g}: ${byGroup.get(g)!.length}`).join(', ')})`);
+    throw new LincoInputError(`sampling.groupBy "${groupBy}": need at least 2 groups with ≥ ${minPer} training cases, got ${kept.length} (${names.map((g) => `${g}: ${byGroup.get(g)!.length}`).join(', ')})`);
   }
   if (options.permuteLabels !== undefined) {
     // Placebo groups: the kept groups' training rows, shuffled and dealt back in the real
@@ -107,8 +108,8 @@ export function planJudges(cases: JudgmentCase[], options: SamplingOptions): Jud
   }
   const smallest = Math.min(...kept.map((g) => byGroup.get(g)!.length));
   const perJudge = options.perJudge ?? smallest;
-  if (!Number.isInteger(perJudge) || perJudge < 1) throw new Error(`sampling.perJudge must be a positive integer, got ${perJudge}`);
-  if (perJudge > smallest) throw new Error(`sampling.perJudge ${perJudge} exceeds the smallest group's ${smallest} training cases`);
+  if (!Number.isInteger(perJudge) || perJudge < 1) throw new LincoInputError(`sampling.perJudge must be a positive integer, got ${perJudge}`);
+  if (perJudge > smallest) throw new LincoInputError(`sampling.perJudge ${perJudge} exceeds the smallest group's ${smallest} training cases`);
   // A case's (possibly placebo) group, for de-biasing methods that weight by group.
   const label = new Map<number, string>();
   for (const g of kept) for (const r of byGroup.get(g)!) label.set(r, g);

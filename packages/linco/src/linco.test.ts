@@ -36,25 +36,26 @@ describe('linco', () => {
     expect(events.at(-1)).toBe('done');
   });
 
-  it('de-biasing lowers LInCo on a synthetic set with injected bias', async () => {
+  it('reweighting and Group DRO pull judges that see other groups together; the adversary trains a shared encoder', async () => {
     const cases = generateCases({ count: 700, seed: 3, regions, inject: { region: 0.6 } });
-    const base = { ...options, baselineRepeats: 0 };
-    const adv = await lincoBeforeAfter(cases, { ...base, debias: { method: 'adversarial', adversaryWeight: 1 } });
-    expect(adv.after.overall.term).toBeLessThan(adv.before.overall.term * 0.8);
-    const mixed = { ...base, sampling: { ...base.sampling, crossGroupShare: 0.25 } };
+    const mixed = { ...options, baselineRepeats: 0, sampling: { ...options.sampling, crossGroupShare: 0.25 } };
     const rw = await lincoBeforeAfter(cases, { ...mixed, debias: { method: 'reweight' } });
     expect(rw.after.overall.term).toBeLessThan(rw.before.overall.term * 0.9);
     const dro = await lincoBeforeAfter(cases, { ...mixed, debias: { method: 'group-dro' } });
     expect(dro.after.overall.term).toBeLessThan(dro.before.overall.term * 0.9);
+    const adv = await linco(cases, { ...options, baselineRepeats: 0, train: { epochs: 2 }, debias: { method: 'adversarial' } });
+    expect(adv.info).toMatchObject({ encoder: 'shared', debias: 'adversarial' });
+    await expect(linco(cases, { ...options, encoder: 'separate', debias: { method: 'adversarial' } })).rejects.toThrow(/needs encoder 'shared'/);
   });
 
   it('compares with placebo random splits (split + case variance) and judges charge sets on multi-charge cases', async () => {
     const cases = generateCases({ count: 500, seed: 5, regions, multiChargeRate: 0.4, inject: { region: 0.5, chargeFlip: 1.5 } });
-    const f = await linco(cases, { ...options, sampling: { groupBy: 'region', testSize: 60 }, train: { epochs: 4, learningRate: 0.05 }, baselineRepeats: 2 });
+    const f = await linco(cases, { ...options, sampling: { groupBy: 'region', testSize: 60 }, train: { epochs: 4, learningRate: 0.05 }, baselineRepeats: 3 });
+    await expect(linco(cases, { ...options, baselineRepeats: 2 })).rejects.toThrow(/at least 3, got 2/);
     expect(f.info['charges']).toBe('multi');
     expect(f.info['baselineSplit']).toBe('permute');
     expect(f.baseline!.interval).toBe('split+cases');
-    expect(f.baseline!.repeats).toHaveLength(2);
+    expect(f.baseline!.repeats).toHaveLength(3);
     expect(f.baseline!.splitSd!.term).toBeGreaterThan(0);
     expect(f.baseline!.ci.term[0]).toBeLessThan(f.baseline!.overall.term);
     expect(f.excess!.p!.term).toBeGreaterThanOrEqual(0);
@@ -72,12 +73,12 @@ describe('linco', () => {
     const oneAvg = await linco(cases, { ...quick, baselineRepeats: 0, combineReplicates: 'average' });
     // One replicate: the two ways coincide.
     expect(oneAvg.overall).toEqual(one.overall);
-    const ens = await linco(cases, { ...quick, baselineRepeats: 2, baselineSplit: 'uniform', replicates: 2 });
+    const ens = await linco(cases, { ...quick, baselineRepeats: 3, baselineSplit: 'uniform', replicates: 2 });
     const avg = await linco(cases, { ...quick, baselineRepeats: 0, replicates: 2, combineReplicates: 'average' });
-    expect(ens.info).toMatchObject({ replicates: 2, combineReplicates: 'ensemble', baselineSplit: 'uniform', baselineRepeats: 2 });
+    expect(ens.info).toMatchObject({ replicates: 2, combineReplicates: 'ensemble', baselineSplit: 'uniform', baselineRepeats: 3 });
     expect(avg.info['combineReplicates']).toBe('average');
     expect(avg.overall.term).not.toBe(ens.overall.term);
-    expect(ens.baseline!.repeats).toHaveLength(2);
+    expect(ens.baseline!.repeats).toHaveLength(3);
     await expect(linco(cases, { ...quick, combineReplicates: 'vote' as 'average' })).rejects.toThrow(/combineReplicates/);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildFrame, caseChargeDisagreement, caseScores, caseTermDisagreement, jaccardDistance, termDistance } from './metric.js';
+import { buildFrame, caseChargeDisagreement, caseScores, caseTermDisagreement, jaccardDistance, METRIC_RANGE, termDistance } from './metric.js';
 import { compareWithNull } from './stats.js';
 import type { Term } from './types.js';
 
@@ -139,11 +139,11 @@ describe('LincoFrame', () => {
     expect(frame.excess!.overall.charge).toBeCloseTo(1 / 3, 12);
   });
 
-  it('with ≥ 2 random splits, reports the null interval, split sd and p of compareWithNull', () => {
+  it('with ≥ 3 random splits, reports the null interval, split sd and p of compareWithNull', () => {
     const scores = caseScores(preds);
     const panels = [0.5, 0.7, 0.6].map((k) => ({ term: scores.term.map((t) => t * k), charge: scores.charge.map((c) => c * k) }));
     const frame = buildFrame({ scores, baseline: panels, bootstrap: { samples: 300, seed: 4 } });
-    const c = compareWithNull(scores.term, panels.map((p) => p.term), { samples: 300, seed: 4 });
+    const c = compareWithNull(scores.term, panels.map((p) => p.term), { samples: 300, seed: 4, range: METRIC_RANGE.term });
     expect(frame.baseline!.interval).toBe('split+cases');
     expect(frame.baseline!.ci.term).toEqual(c.nullInterval);
     expect(frame.baseline!.splitSd!.term).toBeCloseTo(c.splitSd, 12);

@@ -11,7 +11,7 @@
  * `'majority'` is 1 − the majority's share, `'entropy'` the vote entropy over ln K.
  * The coefficient is the mean over cases.
  */
-import { bootstrapDifference, bootstrapMean, type BootstrapOptions, compareWithNull, type Estimate, mean, type NullComparison } from './stats.js';
+import { bootstrapDifference, bootstrapMean, type BootstrapOptions, clampInterval, compareWithNull, type Estimate, mean, type NullComparison } from './stats.js';
 import type { Term } from './types.js';
 
 export interface TermMetricOptions {
@@ -39,6 +39,12 @@ export interface MetricOptions {
 
 export type MetricName = 'term' | 'charge';
 export const METRICS: readonly MetricName[] = ['term', 'charge'];
+/**
+ * The values each metric can take: a term distance is ≥ 0; a charge disagreement (a share
+ * of judge pairs, a Jaccard distance, a normalized entropy) lies in [0, 1]. Intervals are
+ * cut to these ranges.
+ */
+export const METRIC_RANGE: Record<MetricName, readonly [number, number]> = { term: [0, Infinity], charge: [0, 1] };
 
 function checkTermOptions(o: TermMetricOptions): Required<TermMetricOptions> {
   const r: Required<TermMetricOptions> = {
@@ -229,8 +235,11 @@ export class LincoFrame {
       | {
           overall: MetricValues;
           ci: Record<MetricName, [number, number]>;
-          /** Two-sided p-value of "no excess" (with ≥ 2 random splits). */
+          /** Two-sided p-value of "no excess" (with ≥ 3 random splits). */
           p?: MetricValues;
+          /** Standard error of the excess (split, seed and case variance) and its t degrees of freedom. */
+          sd?: MetricValues;
+          df?: number;
         }
       | undefined,
     readonly info: Record<string, unknown> = {},
@@ -297,7 +306,7 @@ export function buildFrame(input: FrameInput): LincoFrame {
     for (const m of METRICS) {
       const reps = input.baseline.map((s) => s[m]);
       if (withSplits) {
-        const c = compareWithNull(scores[m], reps, input.bootstrap);
+        const c = compareWithNull(scores[m], reps, { ...input.bootstrap, range: METRIC_RANGE[m] });
         nulls[m] = c;
         b[m] = { value: c.baseline, ci: c.nullInterval };
         e[m] = { value: c.excess, ci: c.excessCi };
@@ -306,6 +315,7 @@ export function buildFrame(input: FrameInput): LincoFrame {
         b[m] = bootstrapMean(reps, input.bootstrap);
         e[m] = bootstrapDifference([scores[m]], reps, input.bootstrap);
       }
+      b[m].ci = clampInterval(b[m].ci, METRIC_RANGE[m]);
     }
     // Baseline breakdowns: the mean over repeats of each case's score, then group means.
     const avg = (m: MetricName) => Float64Array.from(scores[m], (_, i) => mean(input.baseline!.map((s) => s[m][i]!)));
@@ -320,7 +330,9 @@ export function buildFrame(input: FrameInput): LincoFrame {
     excess = {
       overall: { term: e.term.value, charge: e.charge.value },
       ci: { term: e.term.ci, charge: e.charge.ci },
-      ...(withSplits ? { p: { term: nulls.term.p, charge: nulls.charge.p } } : {}),
+      ...(withSplits
+        ? { p: { term: nulls.term.p, charge: nulls.charge.p }, sd: { term: nulls.term.excessSd, charge: nulls.charge.excessSd }, df: nulls.term.df }
+        : {}),
     };
   }
   return new LincoFrame(

@@ -1,5 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapDifference, bootstrapMean, compareWithNull, incompleteBeta, quantileSorted, ranks, sampleVariance, spearman, studentTCdf, studentTQuantile } from './stats.js';
+import {
+  bootstrapDifference,
+  bootstrapMean,
+  bootstrapSpearman,
+  bootstrapVarianceOfMean,
+  clampInterval,
+  compareWithNull,
+  differenceOfEstimates,
+  incompleteBeta,
+  quantileSorted,
+  ranks,
+  sampleVariance,
+  spearman,
+  studentTCdf,
+  studentTQuantile,
+  tInterval,
+} from './stats.js';
 
 describe('bootstrap', () => {
   const noisy = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5 + 1);
@@ -30,6 +46,21 @@ describe('bootstrap', () => {
     expect(e.value).toBeCloseTo(1.5);
     expect(e.ci[0]).toBeCloseTo(1);
     expect(e.ci[1]).toBeCloseTo(2);
+  });
+
+  it('draws every case, the last one included', () => {
+    // Only the last of 5 cases is non-zero: a resampler that never drew it would give [0, 0].
+    const last = Float64Array.from([0, 0, 0, 0, 1]);
+    const m = bootstrapMean([last], { samples: 2000, seed: 3 });
+    expect(m.ci[1]).toBeGreaterThanOrEqual(0.4);
+    const d = bootstrapDifference([last], [new Float64Array(5)], { samples: 2000, seed: 3 });
+    expect(d.ci[1]).toBeGreaterThanOrEqual(0.4);
+    // The mean of n draws of a Bernoulli(1/5) case has variance (1/5)(4/5)/5 = 0.032.
+    expect(bootstrapVarianceOfMean(last, { samples: 4000, seed: 3 })).toBeCloseTo(0.032, 2);
+    // Every resample of the first four alone is 0: the last case is what moves the interval.
+    expect(bootstrapMean([last.subarray(0, 4)], { samples: 500 }).ci).toEqual([0, 0]);
+    const s = bootstrapSpearman([1, 2, 3, 4, 5], [0, 0, 0, 0, 1], { samples: 500, seed: 2 });
+    expect(s.ci[1]).toBeGreaterThan(0);
   });
 
   it('pairs cases in the difference', () => {
@@ -73,6 +104,60 @@ describe('Student t', () => {
     expect(incompleteBeta(0.3, 1, 1)).toBeCloseTo(0.3, 12);
     expect(incompleteBeta(0.3, 2.5, 1)).toBeCloseTo(0.3 ** 2.5, 12);
     expect(() => studentTQuantile(1, 3)).toThrow(/p must be in/);
+  });
+});
+
+describe('intervals inside the range of the metric', () => {
+  it('clamps to the range and never inverts', () => {
+    expect(clampInterval([-4.8, 6.3], [0, 1])).toEqual([0, 1]);
+    expect(clampInterval([0.2, 0.4], [0, 1])).toEqual([0.2, 0.4]);
+    expect(clampInterval([-0.5, -0.1], [0, 1])).toEqual([0, 0]);
+    expect(clampInterval([1.2, 1.5], [0, 1])).toEqual([1, 1]);
+  });
+
+  it('keeps the null interval of a [0, 1] metric inside [0, 1] even with few, spread panels', () => {
+    const panel = (v: number) => new Float64Array(20).fill(v);
+    const wide = compareWithNull(panel(0.5), [panel(0.02), panel(0.9), panel(0.4)], { samples: 100, range: [0, 1] });
+    expect(wide.nullInterval[0]).toBeGreaterThanOrEqual(0);
+    expect(wide.nullInterval[1]).toBeLessThanOrEqual(1);
+    expect(wide.excessCi[0]).toBeGreaterThanOrEqual(-1);
+    expect(wide.excessCi[1]).toBeLessThanOrEqual(1);
+    // Without a range the same panels give an interval far outside it.
+    const raw = compareWithNull(panel(0.5), [panel(0.02), panel(0.9), panel(0.4)], { samples: 100 });
+    expect(raw.nullInterval[0]).toBeLessThan(-0.5);
+  });
+});
+
+describe('correlations and differences with intervals', () => {
+  it('bootstraps Spearman over pairs', () => {
+    const x = Array.from({ length: 60 }, (_, i) => i % 5);
+    const y = x.map((v, i) => -v + 0.3 * Math.sin(i * 3.7));
+    const s = bootstrapSpearman(x, y, { samples: 500, seed: 4 });
+    expect(s.rho).toBeCloseTo(spearman(x, y), 12);
+    expect(s.rho).toBeLessThan(-0.8);
+    expect(s.ci[0]).toBeLessThanOrEqual(s.rho);
+    expect(s.ci[1]).toBeGreaterThanOrEqual(s.rho);
+    expect(s.ci[1]).toBeLessThan(0);
+    // Pairs with a missing value are left out.
+    expect(bootstrapSpearman([1, Number.NaN, 3, 4], [1, 2, 3, 4], { samples: 50 }).n).toBe(3);
+  });
+
+  it('subtracts two t estimates with Welch–Satterthwaite degrees of freedom', () => {
+    const d = differenceOfEstimates({ value: 0.3, sd: 0.03, df: 7 }, { value: 0.1, sd: 0.04, df: 3 });
+    expect(d.value).toBeCloseTo(0.2, 12);
+    expect(d.sd).toBeCloseTo(0.05, 12);
+    // (0.0009 + 0.0016)² / (0.0009²/7 + 0.0016²/3)
+    expect(d.df).toBeCloseTo(0.0025 ** 2 / (0.0009 ** 2 / 7 + 0.0016 ** 2 / 3), 10);
+    expect(d.ci[0]).toBeCloseTo(0.2 - studentTQuantile(0.975, d.df) * 0.05, 10);
+    expect(d.p).toBeCloseTo(2 * (1 - studentTCdf(4, d.df)), 10);
+  });
+
+  it('gives a t interval over seeds', () => {
+    const t = tInterval([0.1, 0.2, 0.3]);
+    expect(t.value).toBeCloseTo(0.2, 12);
+    expect(t.df).toBe(2);
+    expect(t.ci[1] - t.value).toBeCloseTo(studentTQuantile(0.975, 2) * Math.sqrt(0.01 / 3), 10);
+    expect(tInterval([0.5]).ci.every(Number.isNaN)).toBe(true);
   });
 });
 

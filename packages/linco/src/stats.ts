@@ -217,6 +217,17 @@ export function bootstrapVarianceOfMean(values: ArrayLike<number>, options: Boot
   return sampleVariance(stats);
 }
 
+/**
+ * The part of an interval inside the range the quantity can take (a disagreement share in
+ * [0, 1], a term distance ≥ 0). Cutting at the range never loses coverage: the true value
+ * cannot lie outside it. A degenerate interval collapses onto the nearer bound.
+ */
+export function clampInterval(ci: [number, number], range: readonly [number, number]): [number, number] {
+  const lo = Math.min(Math.max(ci[0], range[0]), range[1]);
+  const hi = Math.max(Math.min(ci[1], range[1]), range[0]);
+  return [lo, Math.max(lo, hi)];
+}
+
 export interface NullComparison {
   /** Mean LInCo of the R random-split panels. */
   baseline: number;
@@ -226,6 +237,8 @@ export interface NullComparison {
   excess: number;
   excessCi: [number, number];
   p: number;
+  /** Standard error of the excess: √(σ²(1 + 1/R) + v_pair). */
+  excessSd: number;
   /** Between-split standard deviation of a panel's LInCo (splits × seeds), R − 1 df. */
   splitSd: number;
   /** Case-resampling standard deviations: of the baseline mean, and of the paired difference. */
@@ -245,9 +258,17 @@ export interface NullComparison {
  * split and the training-seed noise). Case resampling (drawing another held-out set) adds
  * the bootstrap variance of the mean over cases: of mean(B) for the null interval, of the
  * paired per-case difference for the excess. Intervals use Student's t with R − 1 df,
- * because σ² is estimated from R panels.
+ * because σ² is estimated from R panels. With `range`, both intervals are cut to what the
+ * metric can take (see clampInterval).
  */
-export function compareWithNull(group: ArrayLike<number>, panels: ArrayLike<number>[], options: BootstrapOptions = {}): NullComparison {
+export function compareWithNull(
+  group: ArrayLike<number>,
+  panels: ArrayLike<number>[],
+  options: BootstrapOptions & {
+    /** Range of the metric: the null interval is cut to it, the excess interval to ±its width. */
+    range?: readonly [number, number];
+  } = {},
+): NullComparison {
   const { confidence } = checkBootstrap(options);
   const r = panels.length;
   if (r < 2) throw new Error(`compareWithNull: needs at least 2 random-split panels for the between-split variance, got ${r}`);
@@ -267,15 +288,87 @@ export function compareWithNull(group: ArrayLike<number>, panels: ArrayLike<numb
   const excessSd = Math.sqrt(splitVar * (1 + 1 / r) + pairedVar);
   const excess = g - baseline;
   const p = excessSd === 0 ? (excess === 0 ? 1 : 0) : 2 * (1 - studentTCdf(Math.abs(excess) / excessSd, df));
+  const range = options.range ?? [-Infinity, Infinity];
+  const width = range[1] - range[0];
   return {
     baseline,
-    nullInterval: [baseline - q * nullSd, baseline + q * nullSd],
+    nullInterval: clampInterval([baseline - q * nullSd, baseline + q * nullSd], range),
     excess,
-    excessCi: [excess - q * excessSd, excess + q * excessSd],
+    excessCi: clampInterval([excess - q * excessSd, excess + q * excessSd], [-width, width]),
     p,
+    excessSd,
     splitSd: Math.sqrt(splitVar),
     caseSd: Math.sqrt(caseVar),
     pairedCaseSd: Math.sqrt(pairedVar),
     df,
   };
+}
+
+/**
+ * Spearman's ρ between paired values with a percentile bootstrap interval over the pairs
+ * (resampling pairs keeps their dependence). Pairs with a non-finite value are left out.
+ */
+export function bootstrapSpearman(x: ArrayLike<number>, y: ArrayLike<number>, options: BootstrapOptions = {}): { rho: number; ci: [number, number]; n: number } {
+  const { samples, confidence } = checkBootstrap(options);
+  if (x.length !== y.length) throw new Error(`bootstrapSpearman: lengths differ (${x.length} vs ${y.length})`);
+  const keep: number[] = [];
+  for (let i = 0; i < x.length; i++) if (Number.isFinite(x[i]!) && Number.isFinite(y[i]!)) keep.push(i);
+  const n = keep.length;
+  const xs = keep.map((i) => x[i]!);
+  const ys = keep.map((i) => y[i]!);
+  const rho = spearman(xs, ys);
+  if (n < 3) return { rho, ci: [Number.NaN, Number.NaN], n };
+  const rng = createRng(options.seed ?? 19);
+  const stats: number[] = [];
+  const bx = new Float64Array(n);
+  const by = new Float64Array(n);
+  for (let b = 0; b < samples; b++) {
+    for (let i = 0; i < n; i++) {
+      const j = rng.int(0, n);
+      bx[i] = xs[j]!;
+      by[i] = ys[j]!;
+    }
+    const r = spearman(bx, by);
+    // A resample with one value on either side has no defined ρ; it carries no information.
+    if (Number.isFinite(r)) stats.push(r);
+  }
+  stats.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return { rho, ci: stats.length ? [quantileSorted(stats, alpha), quantileSorted(stats, 1 - alpha)] : [Number.NaN, Number.NaN], n };
+}
+
+export interface TEstimate {
+  value: number;
+  /** Standard error. */
+  sd: number;
+  /** Degrees of freedom of the t distribution the interval uses. */
+  df: number;
+}
+
+/**
+ * a − b for two independent t estimates: standard error √(sa² + sb²), degrees of freedom by
+ * Welch–Satterthwaite, the two-sided t interval and p-value of "no difference".
+ */
+export function differenceOfEstimates(a: TEstimate, b: TEstimate, confidence = 0.95): { value: number; sd: number; df: number; ci: [number, number]; p: number } {
+  const value = a.value - b.value;
+  const va = a.sd ** 2;
+  const vb = b.sd ** 2;
+  const sd = Math.sqrt(va + vb);
+  const den = (va > 0 ? va ** 2 / a.df : 0) + (vb > 0 ? vb ** 2 / b.df : 0);
+  const df = den > 0 ? (va + vb) ** 2 / den : Math.min(a.df, b.df);
+  if (sd === 0) return { value, sd, df, ci: [value, value], p: value === 0 ? 1 : 0 };
+  const q = studentTQuantile(1 - (1 - confidence) / 2, df);
+  return { value, sd, df, ci: [value - q * sd, value + q * sd], p: 2 * (1 - studentTCdf(Math.abs(value) / sd, df)) };
+}
+
+/** Mean of values with its t interval over them (n − 1 df), and the p-value of "mean 0". */
+export function tInterval(values: readonly number[], confidence = 0.95): { value: number; sd: number; df: number; ci: [number, number]; p: number } {
+  const n = values.length;
+  const value = mean(values);
+  if (n < 2) return { value, sd: Number.NaN, df: 0, ci: [Number.NaN, Number.NaN], p: Number.NaN };
+  const sd = Math.sqrt(sampleVariance(values) / n);
+  const df = n - 1;
+  if (sd === 0) return { value, sd, df, ci: [value, value], p: value === 0 ? 1 : 0 };
+  const q = studentTQuantile(1 - (1 - confidence) / 2, df);
+  return { value, sd, df, ci: [value - q * sd, value + q * sd], p: 2 * (1 - studentTCdf(Math.abs(value) / sd, df)) };
 }

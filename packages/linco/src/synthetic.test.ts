@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CHARGES, combineTerms, generateCases, severityBand, severityModulation } from './synthetic.js';
+import { severityBand } from './severity.js';
+import { CHARGES, combineTerms, generateCases, severityModulation } from './synthetic.js';
 
 const meanLogTerm = (cases: ReturnType<typeof generateCases>) => {
   const fixed = cases.filter((c) => !c.term.life && !c.term.death);

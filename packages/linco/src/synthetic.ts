@@ -117,11 +117,6 @@ const REGIONS_ZH: Record<string, string> = {
   Beijing: '北京', Liaoning: '辽宁', Hunan: '湖南', Guangdong: '广东', Sichuan: '四川', Guangxi: '广西', Zhejiang: '浙江',
 };
 
-export type SeverityBand = 'light' | 'medium' | 'heavy';
-export function severityBand(severity: number): SeverityBand {
-  return severity <= 2 ? 'light' : severity === 3 ? 'medium' : 'heavy';
-}
-
 export interface InjectionOptions {
   /** Strength of regional tendencies: terms scale by up to exp(±region). Default 0. */
   region?: number;
@@ -320,9 +315,4 @@ export function generateCases(options: SyntheticOptions): JudgmentCase[] {
     });
   }
   return cases;
-}
-
-/** Severity of a charge name from the catalogue (zh or en), or undefined. */
-export function chargeSeverity(name: string): number | undefined {
-  return CHARGES.find((c) => c.zh === name || c.en === name)?.severity;
 }

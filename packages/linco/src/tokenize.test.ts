@@ -15,8 +15,13 @@ describe('tokenize', () => {
   });
 
   it('hashes deterministically into range', () => {
-    expect(hashToken('盗窃')).toBe(hashToken('盗窃'));
-    expect(hashToken('盗窃')).not.toBe(hashToken('窃盗'));
+    // Pinned: saved judges' embeddings are indexed by these hashes, so a change must fail here.
+    // FNV-1a (32-bit) over UTF-16 code units; 'a' → 0xe40c292c is the published test vector.
+    expect(hashToken('')).toBe(0x811c9dc5);
+    expect(hashToken('a')).toBe(0xe40c292c);
+    expect(hashToken('盗窃')).toBe(3199116367);
+    expect(hashToken('窃盗')).toBe(2703255423);
+    expect(hashToken('盗窃', 7)).toBe(781620324);
     const f = hashedFeatures('被告人盗窃财物', 64);
     expect(f.length).toBe(7 + 6);
     expect([...f].every((x) => x >= 0 && x < 64)).toBe(true);

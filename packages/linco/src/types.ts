@@ -1,7 +1,9 @@
 /**
  * The judgment-case data model. It mirrors CAIL2018 (`fact`, `meta.accusation`,
- * `meta.relevant_articles`, `meta.term_of_imprisonment`) plus the group attributes that
- * FairLex's CAIL subset adds (region, gender) and the judgment year.
+ * `meta.relevant_articles`, `meta.term_of_imprisonment`, `meta.criminals`,
+ * `meta.punish_of_money`) plus the group attributes that FairLex's CAIL subset adds
+ * (region, gender) and the judgment year. Attributes the metadata lacks are read from the
+ * fact text when asked for (see attributes.ts and groups.ts).
  */
 
 /** A sentence. Life imprisonment and death are kinds of their own, not large month counts. */
@@ -24,11 +26,21 @@ export interface JudgmentCase {
   /** Relevant criminal-law article numbers. */
   articles: number[];
   term: Term;
-  /** Group attributes (region, gender, ...) and anything else to split or break down by. */
+  /** Group attributes from the metadata (region, gender, ...), to split or break down by. */
   groups: Record<string, string>;
+  /** Year of the judgment when the metadata has one (otherwise read from the text on demand). */
   year?: number;
-  /** Severity of the primary charge, 1 (lightest) .. 5, when known. */
+  /**
+   * Severity 1 (lightest) .. 5 when the data set defines its own (the synthetic generator
+   * does); otherwise it comes from the law (severity.ts).
+   */
   severity?: number;
+  /** The defendants' names (CAIL's `meta.criminals`). */
+  defendants?: string[];
+  /** Fine in yuan (CAIL's `meta.punish_of_money`). */
+  fine?: number;
+  /** The record as read, for grouping by any of its fields (`--group-by meta.punish_of_money`). */
+  record?: Record<string, unknown>;
 }
 
 export function termKind(term: Term): TermKind {

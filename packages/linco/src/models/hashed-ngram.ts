@@ -59,6 +59,10 @@ export class HashedNgramModel implements LjpModel {
   }
 
   forward(prepared: PreparedTexts, rows: ArrayLike<number>): LjpOutputs {
+    return this.decode(this.encode(prepared, rows));
+  }
+
+  encode(prepared: PreparedTexts, rows: ArrayLike<number>): tf.Tensor2D {
     const bags = (prepared as PreparedBags).ids;
     let nnz = 0;
     for (let r = 0; r < rows.length; r++) nnz += bags[rows[r]!]!.length;
@@ -75,11 +79,23 @@ export class HashedNgramModel implements LjpModel {
     }
     let h = embeddingBag(this.table as tf.Tensor2D, { ids, segments: seg, weights, numSegments: rows.length });
     if (this.w1 && this.b1) h = tf.relu(tf.add(tf.matMul(h, this.w1), this.b1)) as tf.Tensor2D;
-    return this.heads.apply(h);
+    return h;
+  }
+
+  decode(hidden: tf.Tensor2D): LjpOutputs {
+    return this.heads.apply(hidden);
+  }
+
+  encoderVariables(): tf.Variable[] {
+    return [this.table, ...(this.w1 && this.b1 ? [this.w1, this.b1] : [])];
+  }
+
+  headVariables(): tf.Variable[] {
+    return this.heads.variables();
   }
 
   trainableVariables(): tf.Variable[] {
-    return [this.table, ...(this.w1 && this.b1 ? [this.w1, this.b1] : []), ...this.heads.variables()];
+    return [...this.encoderVariables(), ...this.headVariables()];
   }
 
   dispose(): void {

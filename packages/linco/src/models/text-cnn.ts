@@ -72,6 +72,10 @@ export class TextCnnModel implements LjpModel {
   }
 
   forward(prepared: PreparedTexts, rows: ArrayLike<number>): LjpOutputs {
+    return this.decode(this.encode(prepared, rows));
+  }
+
+  encode(prepared: PreparedTexts, rows: ArrayLike<number>): tf.Tensor2D {
     const all = (prepared as PreparedTokens).ids;
     const ids = new Int32Array(rows.length * this.maxLength);
     for (let r = 0; r < rows.length; r++) ids.set(all[rows[r]!]!, r * this.maxLength);
@@ -83,11 +87,23 @@ export class TextCnnModel implements LjpModel {
       const conv = tf.conv1d(x, k as tf.Tensor3D, 1, 'valid');
       return tf.max(tf.relu(tf.add(conv, this.biases[i]!)), 1) as tf.Tensor2D;
     });
-    return this.heads.apply(tf.concat(pooled, 1) as tf.Tensor2D);
+    return tf.concat(pooled, 1) as tf.Tensor2D;
+  }
+
+  decode(hidden: tf.Tensor2D): LjpOutputs {
+    return this.heads.apply(hidden);
+  }
+
+  encoderVariables(): tf.Variable[] {
+    return [this.embedding, ...this.kernels, ...this.biases];
+  }
+
+  headVariables(): tf.Variable[] {
+    return this.heads.variables();
   }
 
   trainableVariables(): tf.Variable[] {
-    return [this.embedding, ...this.kernels, ...this.biases, ...this.heads.variables()];
+    return [...this.encoderVariables(), ...this.headVariables()];
   }
 
   dispose(): void {

@@ -25,8 +25,16 @@ export interface LjpModel {
   readonly numCharges: number;
   /** Encodes facts once (tokenization, hashing, padding). */
   prepare(facts: string[]): PreparedTexts;
-  /** Forward pass on rows `rows` of a prepared set. Call inside tf.tidy. */
+  /** Forward pass on rows `rows` of a prepared set: `decode(encode(...))`. Call inside tf.tidy. */
   forward(prepared: PreparedTexts, rows: ArrayLike<number>): LjpOutputs;
+  /** The encoder: texts → the hidden representation the heads read (rows × hidden). */
+  encode(prepared: PreparedTexts, rows: ArrayLike<number>): tf.Tensor2D;
+  /** The heads on a hidden representation (this model's or another model's encoder's). */
+  decode(hidden: tf.Tensor2D): LjpOutputs;
+  /** The encoder's variables (shared by a panel whose judges share one encoder). */
+  encoderVariables(): tf.Variable[];
+  /** The heads' variables. */
+  headVariables(): tf.Variable[];
   trainableVariables(): tf.Variable[];
   dispose(): void;
 }
