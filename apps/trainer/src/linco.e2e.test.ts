@@ -117,7 +117,7 @@ describe('kiln linco analyze', () => {
     const fake = await startFakeEvalServer();
     try {
       const out = join(tempDir(), 'analyze');
-      const r = await kiln(['linco', 'analyze', ...SMALL, '--data', CAIL, '--attributes', 'region,gender', '--out', out, '--server', fake.url]);
+      const r = await kiln(['linco', 'analyze', ...SMALL, '--data', CAIL, '--attributes', 'region,gender', '--out', out, '--server', fake.url, '--token', 't']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/1\. Inconsistency by group.*\n {2}region +3 judges × \d+ cases; LInCo term \d\.\d{4}, excess -?\d\.\d{4} \[/);
       expect(r.stdout).toMatch(/\n {2}gender +2 judges × \d+ cases/);
