@@ -86,6 +86,7 @@ export class NativeBackend extends MathBackendCPU implements NativeKernelBackend
   }
 
   override readSync(dataId: DataId): BackendValues {
+    // biome-ignore lint/plugin/noSyncRead: this is the backend's own readSync (host memory)
     const out = super.readSync(dataId);
     if (this.recycler) {
       this.recycler.escaped(this.data.get(dataId)?.values);

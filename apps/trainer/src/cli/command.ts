@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { readConfigFile } from './config-file.js';
 import { UsageError } from './errors.js';
+import { TOKEN_VARIABLE, resolveToken } from './token.js';
 import { type Config, type FieldTable, checkConfigObject, coerceFlag, describeType, fieldDefaults, flagName } from '@kiln/tensor';
 
 export interface CommandContext {
@@ -53,7 +54,7 @@ export function renderHelp(spec: CommandSpec): string {
   lines.push('  -p, --preset NAME     start from a preset (built-in data, no file needed)');
   if (spec.resumable) {
     lines.push('      --resume          continue from the checkpoint in --out (same data order and optimizer state)');
-    lines.push('      --token TOKEN     bearer token for --server (or KILN_TOKEN)');
+    lines.push(`      --token TOKEN     bearer token for --server (or ${TOKEN_VARIABLE})`);
   }
   lines.push('  -q, --quiet           no progress bar');
   lines.push('', 'Config keys (flag form --kebab-case):');
@@ -74,7 +75,7 @@ export function renderHelp(spec: CommandSpec): string {
   return lines.join('\n') + '\n';
 }
 
-export type Parsed = { help: true } | { help: false; ctx: Omit<CommandContext, 'stdout' | 'stderr'> };
+export type Parsed = { help: true } | { help: false; ctx: Omit<CommandContext, 'stdout' | 'stderr'>; warnings: string[] };
 
 export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<string, string | undefined>): Parsed {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { ...COMMON_FLAGS };
@@ -141,6 +142,10 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
   for (const [key, field] of Object.entries(spec.schema)) {
     if (field.required && config[key] === undefined) throw new UsageError(`--${flagName(key, field)} is required (${field.doc})`);
   }
+  const { token, warning } = resolveToken(values.token as string | undefined, env);
+  if (config.server && !token) {
+    throw new UsageError(`--server needs the eval server's token: --token TOKEN or ${TOKEN_VARIABLE} (a server started without one keeps a generated token in <its data dir>/token)`);
+  }
   return {
     help: false,
     ctx: {
@@ -150,7 +155,8 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
       configFile,
       resume: Boolean(values.resume),
       quiet: Boolean(values.quiet),
-      token: (values.token as string | undefined) ?? env.KILN_TOKEN,
+      token,
     },
+    warnings: config.server && warning ? [warning] : [],
   };
 }
