@@ -10,6 +10,8 @@ import { type Config, type FieldTable, checkConfigObject, coerceFlag, describeTy
 
 export interface CommandContext {
   config: Config;
+  /** Config keys set by a flag on the command line (not by a default, preset or config file). */
+  flagKeys: ReadonlySet<string>;
   /** Where the values came from, for the run record. */
   preset: string | undefined;
   configFile: string | undefined;
@@ -87,9 +89,20 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
       options[flag] = { type: 'string' };
     }
   }
+  // A string option's value may be a quoted list of flags (`--from-megatron "--a 1 --b"`);
+  // parseArgs refuses a value that starts with '-', so such values are joined as `--opt=value`.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i]!.startsWith('--') ? argv[i]!.slice(2) : '';
+    const next = argv[i + 1];
+    if (options[name]?.type === 'string' && next !== undefined && next.startsWith('-') && /\s/.test(next)) {
+      args.push(`--${name}=${next}`);
+      i++;
+    } else args.push(argv[i]!);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''));
   }
@@ -113,14 +126,17 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
   if (configFile !== undefined) {
     config = { ...config, ...checkConfigObject(spec.schema, readConfigFile(configFile), configFile) } as Config;
   }
+  const flagKeys = new Set<string>();
   for (const [key, field] of Object.entries(spec.schema)) {
     const flag = flagName(key, field);
     if (field.type === 'boolean') {
       if (values[flag] && values[`no-${flag}`]) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
       if (values[flag]) config[key] = true;
       if (values[`no-${flag}`]) config[key] = false;
+      if (values[flag] || values[`no-${flag}`]) flagKeys.add(key);
     } else if (values[flag] !== undefined) {
       config[key] = coerceFlag(field, values[flag] as string, flag, key);
+      flagKeys.add(key);
     }
   }
   for (const [key, field] of Object.entries(spec.schema)) {
@@ -134,6 +150,7 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
     help: false,
     ctx: {
       config,
+      flagKeys,
       preset: presetName,
       configFile,
       resume: Boolean(values.resume),
