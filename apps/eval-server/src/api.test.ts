@@ -230,7 +230,7 @@ describe('evaluation jobs', () => {
       label: { dtype: 'I32', shape: [all.label!.length], data: all.label! },
       offset: { dtype: 'I32', shape: [all.offset.length], data: all.offset },
     });
-    const expected = pc.evaluate(tuned.config, { backbone: tuned.backbone, head: tuned.head, data: { train: [], val } }).single;
+    const expected = (await pc.evaluate(tuned.config, { backbone: tuned.backbone, head: tuned.head, data: { train: [], val } })).single;
 
     const id = await newRun('point-cloud checkpoint');
     expect((await call(server, 'PUT', `/api/runs/${id}/artifacts/finetune.safetensors`, { raw: readFileSync(ckptPath) })).status).toBe(201);

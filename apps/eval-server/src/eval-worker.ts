@@ -137,8 +137,8 @@ async function runPointcloud(input: EvalWorkerInput): Promise<void> {
       offset: Int32Array.of(end - start),
       ...(color ? { color: color.subarray(3 * start, 3 * end) } : {}),
     };
-    const features = pc.extractFeatures(config, backbone, [scene], false, 1);
-    const pred = pc.predictWith(head, features);
+    const features = await pc.extractFeatures(config, backbone, [scene], false, 1);
+    const pred = await pc.predictWith(head, features);
     predictions.set(pred, start);
     matrix.add(scene.label, pred);
     post({ type: 'progress', progress: (0.9 * (s + 1)) / offset.length, message: `scene ${s + 1}/${offset.length}` });

@@ -5,10 +5,10 @@
  * kernel runs on the backend under test from the same host data. Missing backends are
  * skipped with the reason printed.
  */
-import { createRng, initBackend, tf } from '@kiln/tensor';
+import { createRng, initBackend, testBackendName, tf } from '@kiln/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { groupedMatMul, groupedMatMulOp } from './moe/grouped-matmul.js';
-import { gatherRowsOp, moeUnpermute, planPermutation, scatterRowsOp } from './moe/permute.js';
+import { gatherRowsOp, moePermute, moeUnpermute, planPermutation, scatterRowsOp } from './moe/permute.js';
 import { swigluGradOp, swigluOp } from './moe/swiglu.js';
 import { type TopkRouterOptions, topkRouter, topkRouterOp } from './moe/topk-router.js';
 import { castFp8Op } from './quant/fp8.js';
@@ -30,7 +30,9 @@ async function available(name: string): Promise<boolean> {
   }
 }
 
-const BACKENDS = ['cpu', 'kiln-native', 'webgpu'];
+// The default run checks the CPU-memory backends' kernels; the `test:webgpu` pass
+// (KILN_TEST_BACKEND=webgpu) checks the WGSL kernels.
+const BACKENDS = testBackendName() === 'cpu' ? ['cpu', 'kiln-native'] : [testBackendName()];
 const present: Record<string, boolean> = {};
 for (const b of BACKENDS) present[b] = await available(b);
 
@@ -167,6 +169,28 @@ for (const backend of BACKENDS) {
     });
 
     it.each([
+      [[3, 0, 5, 1], 2],
+      [[0, 4, 0], 0],
+      [[2, 2], 3],
+    ] as const)('groupedMatMul with int32 tensor sizes %j and %i rows past the groups: forward and gradients match the reference', async (sizes, extra) => {
+      const M = (sizes as readonly number[]).reduce((a, b) => a + b, 0) + extra;
+      const [K, N] = [6, 5];
+      const hx = normal([M, K], 40 + extra);
+      const hw = normal([sizes.length, K, N], 41);
+      const hdy = normal([M, N], 42);
+      const all = (ref: boolean) => () => {
+        const s = tf.tensor1d([...sizes], 'int32');
+        const f = (a: Tensor, b: Tensor) => (ref ? groupedMatMulOp.reference({ x: a, w: b, sizes: s }, { mode: 'nn' }) : groupedMatMul(a, b, s));
+        const x = T(hx);
+        const w = T(hw);
+        const dy = T(hdy);
+        return [f(x, w), ...tf.grads((a: Tensor, b: Tensor) => tf.sum(tf.mul(f(a, b), dy)))([x, w])];
+      };
+      const { want, got } = await both(backend, all(true), all(false));
+      expectClose(got, want, 1e-5);
+    });
+
+    it.each([
       [{ topk: 2 }, 6],
       [{ topk: 3, usePreSoftmax: true, scalingFactor: 2 }, 7],
       [{ topk: 2, scoreFunction: 'sigmoid' as const, numGroups: 4, groupTopk: 2 }, 8],
@@ -217,6 +241,21 @@ for (const backend of BACKENDS) {
         const { want, got } = await both(backend, all(true), all(false));
         expectClose(got, want, 1e-5);
       }
+    });
+
+    it('moePermute builds its plan from host values: read in place on the CPU backends, passed as a plan on a GPU', async () => {
+      await tf.setBackend(backend);
+      const map = tf.tensor2d([1, 0, 1, 1, 0, 1, 1, 0], [4, 2]);
+      const probs = tf.tensor2d([0.6, 0, 0.5, 0.5, 0, 0.9, 0.7, 0], [4, 2]);
+      const tokens = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [4, 2]);
+      const plan = planPermutation(await map.data(), 4, 2, {}, await probs.data());
+      const r = moePermute(tokens, map, { probs, plan });
+      expect(Array.from(await r.permuted.data())).toEqual([1, 2, 3, 4, 7, 8, 3, 4, 5, 6]);
+      expect(Array.from(await r.permutedProbs!.data())).toEqual(Array.from(Float32Array.from([0.6, 0.5, 0.7, 0.5, 0.9])));
+      const onDevice = backend === 'webgpu';
+      if (onDevice) expect(() => moePermute(tokens, tf.add(map, 0), { probs })).toThrow(/'routingMap' \[4, 2\] is on the webgpu device; pass 'plan'/);
+      else expect(moePermute(tokens, map, { probs }).plan).toEqual(plan);
+      tf.dispose([map, probs, tokens, r.permuted, r.sortedIndices, r.permutedProbs!]);
     });
 
     // zero rows on the CPU-memory backends only (tfjs's webgpu backend cannot bind empty buffers)

@@ -92,6 +92,7 @@ export class NativeBackend extends MathBackendCPU implements NativeKernelBackend
    * stays recyclable; any other array goes out as itself and is never recycled.
    */
   override readSync(dataId: DataId): BackendValues {
+    // biome-ignore lint/plugin/noSyncRead: this is the backend's own readSync (host memory)
     const out = super.readSync(dataId);
     if (this.recycler) {
       if (this.recycler.isPartialView(out)) return this.copyOut(out as Float32Array);
