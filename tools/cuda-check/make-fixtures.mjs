@@ -10,8 +10,8 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { castFp8Op, decodeMiniFloat, E4M3, E5M2, groupedMatMulOp, planPermutation, scatterRowsOp, selectiveScanOp, topkRouterOp } from '../../packages/gpu-kernels/dist/index.js';
-import { createRng, tf } from '../../packages/tensor/dist/index.js';
+import { castFp8Op, decodeMiniFloat, E4M3, E5M2, groupedMatMulOp, planPermutation, scatterRowsOp, selectiveScanOp, topkRouterOp } from '@kiln/gpu-kernels';
+import { createRng, tf } from '@kiln/tensor';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.join(here, 'fixtures');
