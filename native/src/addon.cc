@@ -7,6 +7,10 @@
 #include <utility>
 #include <vector>
 
+#ifndef _WIN32
+#include <dlfcn.h>
+#endif
+
 #include "gemm.h"
 #include "gemm_choice.h"
 #include "kiln_addon.h"
@@ -373,7 +377,27 @@ KILN_EXPORT_FUNCTION(matmul, MatMul);
 
 }  // namespace kiln
 
+// Keeps this shared object mapped until the process ends.
+//
+// Node unloads (dlclose) an addon when the last environment that loaded it goes away: a
+// worker thread that was the only user of the addon unmaps it in its cleanup, before its
+// V8 isolate is torn down. The teardown then releases every ArrayBuffer still alive, and
+// those made by allocF32 (pool.cc) call back into this library to return their block,
+// which by then would be unmapped code: the whole process died with SIGSEGV whenever a
+// worker that had used kiln-native exited (an evaluation job in the eval server).
+// A second dlopen with RTLD_NODELETE makes the loader keep the code; its handle is never
+// closed on purpose. Loading in several workers shares one mapping, as before.
+static void pin_library() {
+#ifndef _WIN32
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&pin_library), &self) != 0 && self.dli_fname != nullptr) {
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
+  }
+#endif
+}
+
 static Napi::Object InitKilnNative(Napi::Env env, Napi::Object exports) {
+  pin_library();
   // OpenBLAS starts with one thread per core; KILN_NUM_THREADS applies to it as well.
   kiln::gemm_set_threads(kiln::num_threads());
   kiln::run_registrations(env, exports);

@@ -349,23 +349,6 @@ export const KERNEL_CASES: KernelCase[] = [
     },
   },
   {
-    name: 'quantizeNvfp4',
-    make(r, size) {
-      const tile = r.next() < 0.5;
-      const rows = size === 'small' ? (tile ? 16 * r.int(0, 3) : r.int(1, 4)) : 64;
-      const cols = size === 'small' ? 16 * r.int(1, 3) : 1024;
-      const blocks = tile ? (rows / 16) * (cols / 16) : rows * (cols / 16);
-      if (rows === 0) {
-        // rows must be >= 1: keep the call valid
-        return { args: [f32(r, 16), zeros(16), zeros(1), zeros(1), 1, 16, 0, false, 0], outputs: [1, 2, 3] };
-      }
-      return {
-        args: [f32(r, rows * cols, -10, 10), zeros(rows * cols), zeros(blocks), zeros(1), rows, cols, tile ? 1 : 0, r.next() < 0.5, r.int(0, 1000)],
-        outputs: [1, 2, 3],
-      };
-    },
-  },
-  {
     name: 'selectiveScanForward',
     make(r, size) {
       const s = scanInputs(r, size);

@@ -146,7 +146,7 @@ if (sections.includes('severity')) {
  * `debias` (cross-entropy of the probe after 300 full-batch Adam steps; ln 4 = 1.386 is
  * chance for four regions): whether the adversary removed the group from the representation.
  */
-function probeLoss(cases, debias) {
+async function probeLoss(cases, debias) {
   const vocab = chargeVocabulary(cases);
   const regionOf = cases.map((c) => REGIONS.indexOf(c.groups.region));
   const models = REGIONS.map(() => createModel(common.model, { numCharges: vocab.length, seed: 7 }));
@@ -155,7 +155,7 @@ function probeLoss(cases, debias) {
     const rows = cases.flatMap((_, i) => (regionOf[i] === g ? [i] : [])).slice(0, 380);
     return { rows: Int32Array.from(rows), labels: encodeLabels(rows.map((i) => cases[i]), vocab), groups: Int32Array.from(rows.map((i) => regionOf[i])), numGroups: REGIONS.length };
   });
-  trainPanel(models, pool, judges, { ...common.train, sharedEncoder: true, seed: 5, ...(debias ? { debias } : {}) });
+  await trainPanel(models, pool, judges, { ...common.train, sharedEncoder: true, seed: 5, ...(debias ? { debias } : {}) });
   const h = tf.tidy(() => models[0].encode(pool, cases.map((_, i) => i)));
   const y = tf.oneHot(tf.tensor1d(regionOf, 'int32'), REGIONS.length);
   const w = tf.variable(tf.zeros([h.shape[1], REGIONS.length]));
@@ -190,9 +190,9 @@ async function debiasSection(key, groupCuesInText) {
     ],
   });
   const probe = {
-    none: probeLoss(cases),
-    reverse: probeLoss(cases, { method: 'adversarial', adversaryObjective: 'reverse' }),
-    confusion: probeLoss(cases, { method: 'adversarial', adversaryObjective: 'confusion' }),
+    none: await probeLoss(cases),
+    reverse: await probeLoss(cases, { method: 'adversarial', adversaryObjective: 'reverse' }),
+    confusion: await probeLoss(cases, { method: 'adversarial', adversaryObjective: 'confusion' }),
   };
   results[key] = { injected: { region: 0.5 }, groupCuesInText, crossGroupShare: 0.25, seeds: 3, randomSplits: 4, rows, probe, chance: Math.log(REGIONS.length) };
   done(key, t);

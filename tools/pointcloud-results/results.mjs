@@ -51,9 +51,9 @@ for (let seed = 0; seed < seeds; seed++) {
   const preNo = await pretrain(base, { data, overrides: { pretrain: { crossScene: false } }, onStep: progress('pretrain per-scene') });
   const scratchModel = buildModel(base.model, createRng(seed).fork());
   const probe = {
-    scratch: linearProbe(base, scratchModel, data),
-    'pre-training without CSP': linearProbe(base, preNo.backbone, data),
-    csp: linearProbe(base, preCsp.backbone, data),
+    scratch: await linearProbe(base, scratchModel, data),
+    'pre-training without CSP': await linearProbe(base, preNo.backbone, data),
+    csp: await linearProbe(base, preCsp.backbone, data),
   };
   probe['CSP without SPD'] = probe.csp;
   probe['CSP + SPD'] = probe.csp;
@@ -66,7 +66,7 @@ for (let seed = 0; seed < seeds; seed++) {
   for (const m of methods) {
     const r = runs[m];
     const ft = await finetune(base, { data, pretrained: r.pretrained, overrides: { finetune: { mode: r.mode } }, onStep: progress(`finetune ${m}`) });
-    const ev = evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data });
+    const ev = await evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data });
     const row = {
       seed,
       mIoU: ev.single.mIoU,

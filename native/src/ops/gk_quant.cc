@@ -1,9 +1,8 @@
-// @kiln/gpu-kernels: FP8 (E4M3 / E5M2) casts and NVFP4 quantization, round to nearest
-// even (or stochastic with the shared counter hash), saturating, NaN preserved. Bit-exact
-// with packages/gpu-kernels/src/quant/minifloat.ts.
+// @kiln/gpu-kernels: FP8 (E4M3 / E5M2) casts, round to nearest even (or stochastic with the
+// shared counter hash), saturating, NaN preserved. Bit-exact with
+// packages/gpu-kernels/src/quant/minifloat.ts.
 #include <cmath>
 #include <limits>
-#include <vector>
 
 #include "kiln_addon.h"
 #include "parallel.h"
@@ -16,7 +15,6 @@ struct Format {
 };
 constexpr Format kE4M3{3, -6, 448.0f};
 constexpr Format kE5M2{2, -14, 57344.0f};
-constexpr Format kE2M1{1, 0, 6.0f};
 
 // Wellons' lowbias32 on (index ^ seed·golden): a uniform in [0, 1) per element.
 inline float hash_uniform(uint32_t seed, uint32_t index) {
@@ -65,55 +63,6 @@ Napi::Value CastFp8(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// quantizeNvfp4(x, values, blockScales, globalScale[1], rows, cols, blockShape: 0 1x16 | 1 16x16, stochastic, seed)
-Napi::Value QuantizeNvfp4(const Napi::CallbackInfo& info) {
-  const char* fn = "quantizeNvfp4";
-  auto x = kiln::arg_f32(info, 0, fn, "x");
-  auto values = kiln::arg_f32(info, 1, fn, "values");
-  auto scales = kiln::arg_f32(info, 2, fn, "blockScales");
-  auto global = kiln::arg_f32(info, 3, fn, "globalScale");
-  const int64_t rows = kiln::arg_int(info, 4, fn, "rows", 1);
-  const int64_t cols = kiln::arg_int(info, 5, fn, "cols", 16);
-  const bool tile = kiln::arg_choice(info, 6, fn, "blockShape", 2) == 1;
-  const bool stochastic = kiln::arg_bool(info, 7, fn, "stochastic");
-  const uint32_t seed = kiln::arg_seed(info, 8, fn, "seed");
-  // Every element must fall in a whole block: a partial block would index past blockScales.
-  if (cols % 16 != 0 || (tile && rows % 16 != 0)) {
-    throw Napi::RangeError::New(info.Env(), std::string("quantizeNvfp4: cols") + (tile ? " and rows" : "") +
-                                                " must be multiples of 16, got rows " + std::to_string(rows) + ", cols " + std::to_string(cols));
-  }
-  const int64_t bc = cols / 16, blocks = tile ? (rows / 16) * bc : rows * bc;
-  kiln::check_shape(info.Env(), fn, "x", x.length, {rows, cols});
-  kiln::check_shape(info.Env(), fn, "values", values.length, {rows, cols});
-  kiln::check_length(info.Env(), fn, "blockScales", scales.length, blocks);
-  kiln::check_length(info.Env(), fn, "globalScale", global.length, 1);
-  auto block_of = [&](int64_t i) { return tile ? ((i / cols) / 16) * bc + (i % cols) / 16 : i / 16; };
-  std::vector<float> bamax(blocks, 0.0f);
-  float amax = 0.0f;
-  for (int64_t i = 0; i < rows * cols; i++) {
-    const float a = std::fabs(x.data[i]);
-    amax = std::fmax(amax, a);  // fmax ignores NaN, as Math.max would not: NaN inputs stay NaN below
-    float& m = bamax[block_of(i)];
-    m = std::fmax(m, a);
-  }
-  const float sGlobal = amax > 0.0f ? amax / (448.0f * 6.0f) : 1.0f;
-  global.data[0] = sGlobal;
-  for (int64_t b = 0; b < blocks; b++) scales.data[b] = round_to((bamax[b] / 6.0f) / sGlobal, kE4M3, -1.0f);
-  kiln::parallel_for(0, rows * cols, 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; i++) {
-      const float denom = scales.data[block_of(i)] * sGlobal;
-      if (denom == 0.0f) {
-        values.data[i] = 0.0f;
-        continue;
-      }
-      const float u = stochastic ? hash_uniform(seed, static_cast<uint32_t>(i)) : -1.0f;
-      values.data[i] = round_to(x.data[i] / denom, kE2M1, u) * denom;
-    }
-  });
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 KILN_EXPORT_FUNCTION(castFp8, CastFp8);
-KILN_EXPORT_FUNCTION(quantizeNvfp4, QuantizeNvfp4);

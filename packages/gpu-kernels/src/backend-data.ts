@@ -2,10 +2,9 @@
  * Access to tensor data inside kernels of CPU-memory backends (`cpu` and `kiln-native`,
  * which is a `MathBackendCPU` subclass): read an input's values and wrap new ones.
  */
-import type { tf } from '@kiln/tensor';
+import { hostArray, type tf } from '@kiln/tensor';
 
 export interface CpuBackendLike {
-  readSync(dataId: object): ArrayLike<number> & { length: number };
   makeTensorInfo(shape: number[], dtype: string, values: Float32Array | Int32Array | Uint8Array): tf.TensorInfo;
 }
 
@@ -13,9 +12,11 @@ export function cpuBackend(backend: unknown): CpuBackendLike {
   return backend as CpuBackendLike;
 }
 
-/** The array a CPU-memory backend stores for `info`, read in place (not through readSync). */
-function stored(backend: CpuBackendLike, info: tf.TensorInfo): unknown {
-  return (backend as { data?: { get(id: object): { values?: unknown } | undefined } }).data?.get(info.dataId)?.values;
+/** The host array of `info` on a CPU-memory backend, for a kernel of that backend. */
+function stored(backend: CpuBackendLike, info: tf.TensorInfo): ArrayLike<number> {
+  const values = hostArray(info, backend);
+  if (!values) throw new Error(`a CPU-memory kernel ran on a backend that keeps no host array for its input [${info.shape}] (${info.dtype})`);
+  return values;
 }
 
 /**
@@ -25,17 +26,13 @@ function stored(backend: CpuBackendLike, info: tf.TensorInfo): unknown {
  */
 export function readF32(backend: CpuBackendLike, info: tf.TensorInfo | undefined): Float32Array | undefined {
   if (!info) return undefined;
-  const direct = stored(backend, info);
-  if (direct instanceof Float32Array) return direct;
-  const v = backend.readSync(info.dataId);
-  return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+  const v = stored(backend, info);
+  return v instanceof Float32Array ? v : Float32Array.from(v);
 }
 
 export function readI32(backend: CpuBackendLike, info: tf.TensorInfo): Int32Array {
-  const direct = stored(backend, info);
-  if (direct instanceof Int32Array) return direct;
-  const v = backend.readSync(info.dataId);
-  return v instanceof Int32Array ? v : Int32Array.from(v as ArrayLike<number>);
+  const v = stored(backend, info);
+  return v instanceof Int32Array ? v : Int32Array.from(v);
 }
 
 export function inputInfo(inputs: tf.NamedTensorInfoMap, name: string): tf.TensorInfo | undefined {

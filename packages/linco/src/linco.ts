@@ -114,7 +114,7 @@ interface PanelContext {
 }
 
 /** Trains one panel and returns every judge's outputs on the held-out cases. */
-function runPanel(ctx: PanelContext, name: string, judges: { rows: number[]; caseGroups?: string[] }[], debias?: DebiasOptions): JudgeOutputs[] {
+async function runPanel(ctx: PanelContext, name: string, judges: { rows: number[]; caseGroups?: string[] }[], debias?: DebiasOptions): Promise<JudgeOutputs[]> {
   const seed = (ctx.options.seed ?? 1) + 1009 * (ctx.seedOffset ?? 0);
   // Same initialization for every judge of a panel: differences then come from data, not from init.
   const models = judges.map(() => ctx.makeModel(seed));
@@ -130,7 +130,7 @@ function runPanel(ctx: PanelContext, name: string, judges: { rows: number[]; cas
   });
   const epochs = ctx.options.train?.epochs ?? 12;
   try {
-    trainPanel(models, ctx.pool, data, {
+    await trainPanel(models, ctx.pool, data, {
       ...ctx.options.train,
       seed: (ctx.options.seed ?? 1) + 17 + 7919 * (ctx.seedOffset ?? 0),
       sharedEncoder: ctx.sharedEncoder,
@@ -138,7 +138,7 @@ function runPanel(ctx: PanelContext, name: string, judges: { rows: number[]; cas
       onEpoch: (epoch, loss) => ctx.options.onProgress?.({ stage: 'train', panel: name, epoch, epochs, loss }),
     });
     ctx.options.onProgress?.({ stage: 'predict', panel: name });
-    return panelOutputs(models, ctx.pool, ctx.testRows, { multi: ctx.multi, sharedEncoder: ctx.sharedEncoder });
+    return await panelOutputs(models, ctx.pool, ctx.testRows, { multi: ctx.multi, sharedEncoder: ctx.sharedEncoder });
   } finally {
     for (const m of models) m.dispose();
   }
@@ -237,20 +237,20 @@ export async function lincoRun(input: JudgmentCase[], options: LincoOptions): Pr
   const combine = options.combineReplicates ?? 'ensemble';
   if (combine !== 'ensemble' && combine !== 'average') throw new LincoInputError(`combineReplicates must be 'ensemble' or 'average', got ${JSON.stringify(combine)}`);
   // One panel = `replicates` trainings (resample s, seed s) of every judge.
-  const panel = (name: string, judgesOf: (s: number) => { rows: number[]; caseGroups?: string[] }[], debias?: DebiasOptions): CaseScores => {
+  const panel = async (name: string, judgesOf: (s: number) => { rows: number[]; caseGroups?: string[] }[], debias?: DebiasOptions): Promise<CaseScores> => {
     const runs: JudgeOutputs[][] = [];
-    for (let s = 0; s < replicates; s++) runs.push(runPanel({ ...ctx, seedOffset: s }, replicates > 1 ? `${name}/${s}` : name, judgesOf(s), debias));
+    for (let s = 0; s < replicates; s++) runs.push(await runPanel({ ...ctx, seedOffset: s }, replicates > 1 ? `${name}/${s}` : name, judgesOf(s), debias));
     const decide = (outs: JudgeOutputs[]) => combineJudgeOutputs(outs, { multi: ctx.multi });
     if (combine === 'average') return averageScores(runs.map((run) => scorePanel(ctx, run.map((o) => decide([o])))));
     // Ensemble: each judge decides from the mean of its replicate models' probabilities.
     return scorePanel(ctx, runs[0]!.map((_, j) => decide(runs.map((run) => run[j]!))));
   };
-  const scores = panel('groups', (s) => (s === 0 ? plan : planJudges(cases, { ...sampling, resample: s })).judges, debias);
+  const scores = await panel('groups', (s) => (s === 0 ? plan : planJudges(cases, { ...sampling, resample: s })).judges, debias);
   const baseline: CaseScores[] = [];
   for (let r = 0; r < repeats; r++) {
     // Trained as the group panel is (de-biasing included), on placebo groups.
     baseline.push(
-      panel(
+      await panel(
         `random-${r}`,
         (s) =>
           split === 'permute'

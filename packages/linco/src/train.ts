@@ -150,7 +150,7 @@ function panelVariables(models: LjpModel[], sharedEncoder: boolean): tf.Variable
   return sharedEncoder ? [...models[0]!.encoderVariables(), ...models.flatMap((m) => m.headVariables())] : models.flatMap((m) => m.trainableVariables());
 }
 
-export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeData[], options: TrainOptions = {}): TrainResult {
+export async function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeData[], options: TrainOptions = {}): Promise<TrainResult> {
   if (models.length !== data.length) throw new Error(`trainPanel: ${models.length} models for ${data.length} datasets`);
   if (models.length === 0) throw new Error('trainPanel: no judges');
   const epochs = options.epochs ?? 12;
@@ -312,17 +312,17 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
         value.dispose();
         for (const g of Object.values(grads)) g.dispose();
         const t = taskOut[0]!;
-        epochLoss += t.dataSync()[0]! / k;
+        epochLoss += (await t.data())[0]! / k;
         t.dispose();
         if (advOut[0]) {
-          epochAdv += advOut[0].dataSync()[0]!;
+          epochAdv += (await advOut[0].data())[0]!;
           advOut[0].dispose();
         }
-        groupLossOut.forEach((gl, j) => {
-          if (!gl) return;
+        for (const [j, gl] of groupLossOut.entries()) {
+          if (!gl) continue;
           const q = droWeights[j]!;
           const present = new Set(take(data[j]!.groups!, batches[j]!));
-          const vals = gl.dataSync();
+          const vals = await gl.data();
           let z = 0;
           for (let g = 0; g < q.length; g++) {
             if (present.has(g)) q[g]! *= Math.exp(droStep * vals[g]!);
@@ -330,7 +330,7 @@ export function trainPanel(models: LjpModel[], pool: PreparedTexts, data: JudgeD
           }
           for (let g = 0; g < q.length; g++) q[g]! /= z;
           gl.dispose();
-        });
+        }
         steps++;
       }
       losses.push(epochLoss / stepsPerEpoch);
@@ -390,10 +390,11 @@ export function chargeSetsFromLogits(logits: ArrayLike<number>, numCharges: numb
 }
 
 /** Every judge predicts the same rows. */
-export function predictPanel(models: LjpModel[], pool: PreparedTexts, rows: Int32Array, options: number | PredictOptions = {}): JudgePrediction[] {
+export async function predictPanel(models: LjpModel[], pool: PreparedTexts, rows: Int32Array, options: number | PredictOptions = {}): Promise<JudgePrediction[]> {
   const o = typeof options === 'number' ? { chunk: options } : options;
   const chunk = o.chunk ?? 256;
-  return models.map((model, j) => {
+  const predictions: JudgePrediction[] = [];
+  for (const [j, model] of models.entries()) {
     const charge = new Int32Array(rows.length);
     const kind = new Int32Array(rows.length);
     const months = new Float32Array(rows.length);
@@ -404,18 +405,19 @@ export function predictPanel(models: LjpModel[], pool: PreparedTexts, rows: Int3
         const out = judgeForward(models, j, pool, part, o.sharedEncoder);
         return [tf.argMax(out.chargeLogits, 1), tf.argMax(out.kindLogits, 1), out.logTerm, out.chargeLogits];
       });
-      if (o.multi) chargeSets.push(...chargeSetsFromLogits(z!.dataSync(), model.numCharges, o.threshold));
+      if (o.multi) chargeSets.push(...chargeSetsFromLogits(await z!.data(), model.numCharges, o.threshold));
       z!.dispose();
-      charge.set(c!.dataSync() as Int32Array, start);
-      kind.set(kd!.dataSync() as Int32Array, start);
-      const lt = t!.dataSync();
+      charge.set((await c!.data()) as Int32Array, start);
+      kind.set((await kd!.data()) as Int32Array, start);
+      const lt = await t!.data();
       for (let i = 0; i < part.length; i++) months[start + i] = Math.max(0, Math.expm1(lt[i]!));
       c!.dispose();
       kd!.dispose();
       t!.dispose();
     }
-    return o.multi ? { charge, chargeSets, kind, months } : { charge, kind, months };
-  });
+    predictions.push(o.multi ? { charge, chargeSets, kind, months } : { charge, kind, months });
+  }
+  return predictions;
 }
 
 /** A judge model's probabilistic outputs on some rows (for ensembles of replicate models). */
@@ -430,9 +432,10 @@ export interface JudgeOutputs {
 }
 
 /** Every model's probabilities on the same rows. */
-export function panelOutputs(models: LjpModel[], pool: PreparedTexts, rows: Int32Array, options: { chunk?: number; multi?: boolean; sharedEncoder?: boolean } = {}): JudgeOutputs[] {
+export async function panelOutputs(models: LjpModel[], pool: PreparedTexts, rows: Int32Array, options: { chunk?: number; multi?: boolean; sharedEncoder?: boolean } = {}): Promise<JudgeOutputs[]> {
   const chunk = options.chunk ?? 256;
-  return models.map((model, j) => {
+  const outputs: JudgeOutputs[] = [];
+  for (const [j, model] of models.entries()) {
     const c = model.numCharges;
     const k = TERM_KINDS.length;
     const chargeProb = new Float32Array(rows.length * c);
@@ -444,15 +447,16 @@ export function panelOutputs(models: LjpModel[], pool: PreparedTexts, rows: Int3
         const out = judgeForward(models, j, pool, part, options.sharedEncoder);
         return [options.multi ? tf.sigmoid(out.chargeLogits) : tf.softmax(out.chargeLogits), tf.softmax(out.kindLogits), out.logTerm];
       });
-      chargeProb.set(cp!.dataSync(), start * c);
-      kindProb.set(kp!.dataSync(), start * k);
-      logTerm.set(t!.dataSync(), start);
+      chargeProb.set(await cp!.data(), start * c);
+      kindProb.set(await kp!.data(), start * k);
+      logTerm.set(await t!.data(), start);
       cp!.dispose();
       kp!.dispose();
       t!.dispose();
     }
-    return { chargeProb, kindProb, logTerm, numCharges: c };
-  });
+    outputs.push({ chargeProb, kindProb, logTerm, numCharges: c });
+  }
+  return outputs;
 }
 
 function argmaxRow(a: Float32Array | Float64Array, row: number, width: number): number {

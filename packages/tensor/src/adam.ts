@@ -7,6 +7,7 @@
  * On backends without the fused kernel it runs tfjs's own update unchanged.
  */
 import type { NamedTensorMap, Variable } from '@tensorflow/tfjs-core';
+import { hostArray } from './host-array.js';
 import { FUSED_ADAM_KERNEL } from './native-backend-kernels.js';
 import { tf } from './tf.js';
 
@@ -54,11 +55,13 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
     const s = this as unknown as AdamState;
     const names = Array.isArray(variableGradients) ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
     tf.tidy(() => {
-      // The same float32 scalars tfjs computes, read once for all weights.
+      // The same float32 scalars tfjs computes, read once for all weights. The fused kernel
+      // exists only on kiln-native, whose tensors live in host memory: their arrays are read
+      // in place, which is no device transfer.
       const oneMinusAccBeta1 = tf.sub(1, s.accBeta1);
       const oneMinusAccBeta2 = tf.sub(1, s.accBeta2);
-      const c1 = oneMinusAccBeta1.dataSync()[0]!;
-      const c2 = oneMinusAccBeta2.dataSync()[0]!;
+      const c1 = hostScalar(oneMinusAccBeta1);
+      const c2 = hostScalar(oneMinusAccBeta2);
       names.forEach((name, i) => {
         const value = tf.engine().registeredVariables[name];
         if (!value) throw new Error(`adam: no variable named '${name}' is registered`);
@@ -102,6 +105,13 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
     });
     this.incrementIterations();
   }
+}
+
+/** The value of a scalar on a CPU-memory backend, read from its host array in place. */
+function hostScalar(t: tf.Tensor): number {
+  const values = hostArray(t);
+  if (!values) throw new Error(`adam: the fused update needs a CPU-memory backend, not '${tf.getBackend()}'`);
+  return values[0]!;
 }
 
 /** tfjs-core's AdamOptimizer update for one weight, op for op (for inputs the kernel does not take). */

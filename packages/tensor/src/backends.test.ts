@@ -55,4 +55,13 @@ describe('initBackend', () => {
     const y = tf.matMul(tf.ones([4, 8]), tf.ones([8, 2]));
     expect(Array.from(await y.data())).toEqual(new Array(8).fill(8));
   });
+
+  it.skipIf(!hasWebGpu)('asks the adapter for its storage-buffer limit: a program with 10 bindings runs', async () => {
+    await initBackend({ env: { KILN_BACKEND: 'webgpu' } });
+    const limits = (tf.backend() as unknown as { device: { limits: { maxStorageBuffersPerShaderStage: number } } }).device.limits;
+    expect(limits.maxStorageBuffersPerShaderStage).toBeGreaterThan(8);
+    // tfjs's AddN binds every input plus the output: 9 + 1 buffers (computed on the device).
+    const xs = Array.from({ length: 9 }, (_, i) => tf.fill([1000], i + 1));
+    expect(Array.from(await tf.addN(xs).data()).slice(0, 2)).toEqual([45, 45]);
+  });
 });

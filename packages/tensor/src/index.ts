@@ -46,5 +46,9 @@ export type { SafetensorsDtype, SafetensorsEntry, SafetensorsFile, SafetensorsIn
 export { float32ToFloat16Bits, float16BitsToFloat32, float32ToBfloat16Bits, bfloat16BitsToFloat32 } from './half.js';
 export { memorySnapshot, measurePeakBytes, timeIt } from './probes.js';
 export type { MemorySnapshot, Timing } from './probes.js';
+export { countReads, describeReads } from './read-counter.js';
+export { hostArray, isHostMemoryBackend } from './host-array.js';
+export type { ReadCount, ReadRecord } from './read-counter.js';
+export { TEST_BACKEND_ENV, testBackendName, initTestBackend, testBackendAvailable, suitesForTestBackend } from './test-backend.js';
 export { runWgsl } from './wgsl.js';
 export type { WgslProgram } from './wgsl.js';

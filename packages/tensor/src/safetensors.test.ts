@@ -2,7 +2,6 @@ import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backends.js';
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits } from './half.js';
 import {
   decodeSafetensors,
@@ -14,12 +13,13 @@ import {
   saveSafetensors,
   tensorToEntry,
 } from './safetensors.js';
+import { initTestBackend } from './test-backend.js';
 import { tf } from './tf.js';
 
 let dir: string;
 
 beforeAll(async () => {
-  await initBackend({ env: { KILN_BACKEND: 'cpu' } });
+  await initTestBackend();
   dir = await mkdtemp(join(tmpdir(), 'kiln-safetensors-'));
 });
 

@@ -19,6 +19,9 @@ interface GpuLike {
 interface AdapterLike {
   info?: { vendor?: string; architecture?: string; description?: string; device?: string; isFallbackAdapter?: boolean };
   isFallbackAdapter?: boolean;
+  features: { has(name: string): boolean };
+  limits: Record<string, number>;
+  requestDevice(descriptor: object): Promise<unknown>;
 }
 
 type WebGpuModule = typeof import('@tensorflow/tfjs-backend-webgpu');
@@ -85,5 +88,45 @@ export async function registerWebGpuBackend(): Promise<{ summary: WebGpuAdapterS
   if (!tf.findBackendFactory('webgpu')) {
     return { reason: 'tfjs-backend-webgpu did not register a backend although navigator.gpu exists' };
   }
+  replaceBackendFactory(loadedModule);
   return { summary: found.summary };
+}
+
+/** The limits tfjs-backend-webgpu's own factory asks the adapter for, and the one it leaves out. */
+const REQUIRED_LIMITS = [
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeInvocationsPerWorkgroup',
+  // Without it a device gets WebGPU's default of 8 storage buffers per shader stage, and a
+  // program with more bindings (tfjs's AddN of 8 tensors, a kernel with 8 inputs) fails
+  // validation and leaves its output unwritten. Adapters offer 16 or more.
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+let factoryReplaced = false;
+
+/**
+ * Registers the `webgpu` backend's factory again, as tfjs-backend-webgpu's own does it but
+ * asking for the adapter's storage-buffer limit too. Only before the backend is first made.
+ */
+function replaceBackendFactory(module: WebGpuModule): void {
+  if (factoryReplaced || (tf.engine() as unknown as { registry: Record<string, unknown> }).registry.webgpu) return;
+  factoryReplaced = true;
+  tf.removeBackend('webgpu');
+  tf.registerBackend(
+    'webgpu',
+    async () => {
+      const nav = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator;
+      const adapter = await nav!.gpu!.requestAdapter({ powerPreference: tf.env().get('WEBGPU_USE_LOW_POWER_GPU') ? 'low-power' : 'high-performance' });
+      if (!adapter) throw new Error('navigator.gpu.requestAdapter() found no adapter');
+      const requiredFeatures = ['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f));
+      const requiredLimits = Object.fromEntries(REQUIRED_LIMITS.map((name) => [name, adapter.limits[name]]));
+      const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+      return new module.WebGPUBackend(device as ConstructorParameters<WebGpuModule['WebGPUBackend']>[0], adapter.info as ConstructorParameters<WebGpuModule['WebGPUBackend']>[1]);
+    },
+    3,
+  );
 }

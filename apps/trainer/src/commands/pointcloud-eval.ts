@@ -98,7 +98,7 @@ export async function runEvaluation(ctx: CommandContext, recorder: RunRecorder, 
   const lines = [`mIoU ${pct(m.mIoU)}  mAcc ${pct(m.mAcc)}  OA ${pct(m.OA)}  (${result.scenes} whole validation scenes, ${result.points} labelled points, fragment voting over ${result.fragments} fragments)`];
   if (config.data.type === 'synthetic') {
     // The research metrics of the synthetic benchmark (point-wise, no voxelization).
-    const r = evaluate(config, { backbone: model.backbone, head: model.head, data: syntheticSplits(config) });
+    const r = await evaluate(config, { backbone: model.backbone, head: model.head, data: syntheticSplits(config) });
     Object.assign(summary, { singleMIoU: r.single.mIoU, batchMIoU: r.batch.mIoU, batchGap: r.gap, featureShift: r.featureShift, consistency: r.consistency });
     Object.assign(logged, { singleMIoU: r.single.mIoU, batchMIoU: r.batch.mIoU, batchGap: r.gap });
     lines.push(`point-wise single-scene mIoU ${pct(r.single.mIoU)}; batch-of-${config.eval.batchScenes} inference: mIoU ${pct(r.batch.mIoU)} (gap ${r.gap >= 0 ? '+' : ''}${pct(r.gap)})`);

@@ -7,7 +7,7 @@
  * the data movement is two ops with kernels on every backend: `moeGatherRows` and its
  * adjoint `moeScatterRows`.
  */
-import { defineOp, type Op, type OpKernel, tf } from '@kiln/tensor';
+import { defineOp, hostArray, type Op, type OpKernel, tf } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
 import { hostKernels } from '../host-kernels.js';
 import { cpuBackend, inputInfo, nativeOutput, readF32, readI32 } from '../backend-data.js';
@@ -213,9 +213,25 @@ export interface MoePermuteResult {
 }
 
 /**
+ * The values a host plan is built from. On a CPU-memory backend they are read in place (no
+ * transfer); a GPU backend would have to wait for the device inside the forward pass, so
+ * there the caller reads them once, asynchronously, and passes `plan`.
+ */
+function hostValues(t: Tensor, name: string): ArrayLike<number> {
+  const values = hostArray(t);
+  if (!values) {
+    throw new Error(
+      `moePermute: the plan is built on the host, and '${name}' ${fmtShape(t.shape)} is on the ${tf.getBackend()} device; pass 'plan' (planPermutation(await routingMap.data(), T, E, options, await probs?.data()))`,
+    );
+  }
+  return values;
+}
+
+/**
  * Tokens [T, H] and a routing map [T, E] (bool or 0/1) → rows grouped by expert. With
- * `probs` [T, E] the rows' probabilities come along (for `moeUnpermute`). Reads the routing
- * map on the host (synchronously; on webgpu pass `plan` from `planPermutation` instead).
+ * `probs` [T, E] the rows' probabilities come along (for `moeUnpermute`). The plan is built
+ * on the host: from the routing map on a CPU-memory backend, or given as `plan` (from
+ * `planPermutation` on values read with `await routingMap.data()`) on a GPU backend.
  */
 export function moePermute(
   tokens: Tensor,
@@ -241,7 +257,7 @@ export function moePermute(
   if (opts.dropPolicy && opts.dropPolicy !== 'position' && opts.dropPolicy !== 'probs') {
     throw new Error(`${op}: 'dropPolicy' must be 'position' or 'probs', got '${String(opts.dropPolicy)}'`);
   }
-  const plan = given ?? planPermutation(routingMap.dataSync() as ArrayLike<number>, T, E, opts, probs?.dataSync());
+  const plan = given ?? planPermutation(hostValues(routingMap, 'routingMap'), T, E, opts, probs && hostValues(probs, 'probs'));
   const sortedIndices = tf.tensor1d(plan.sortedIndices, 'int32');
   const permuted = gatherRowsOp({ x: tokens, indices: sortedIndices }, {});
   const result: MoePermuteResult = { permuted, sortedIndices, tokensPerExpert: plan.rowsPerExpert, plan };

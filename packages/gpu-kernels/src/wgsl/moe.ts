@@ -17,24 +17,31 @@ function emptyOr(backend: unknown, shape: number[], dtype: 'float32' | 'int32', 
   return upload(backend, shape, dtype, dtype === 'int32' ? new Int32Array(0) : new Float32Array(0));
 }
 
-/** One thread per output element; a row finds its group in the offsets table. */
+/**
+ * One thread per output element. The group sizes are an int32 buffer — the `sizes` input
+ * (a plan on the device) or the host sizes uploaded — and a row finds its group by summing
+ * them; rows past the last group are zero ('nn', 'nt') or ignored ('tn').
+ */
 export const groupedWgsl: OpKernel = ({ inputs, backend, attrs }) => {
   const { groupSizes, mode } = attrs as unknown as GroupedAttrs;
-  const sizes = Array.from(groupSizes);
   const x = inputInfo(inputs, 'x')!;
   const w = inputInfo(inputs, 'w')!;
-  const shape = groupedOutShape(x.shape, w.shape, sizes, mode);
+  const given = inputInfo(inputs, 'sizes');
+  const G = given ? given.shape[0]! : groupSizes!.length;
+  const shape = groupedOutShape(x.shape, w.shape, G, mode);
   const K = mode === 'nt' ? w.shape[1]! : x.shape[1]!;
   const N = mode === 'tn' ? w.shape[1]! : w.shape[2]!;
   return emptyOr(backend, shape, 'float32', () => {
-    const offsets = new Int32Array(sizes.length + 1);
-    sizes.forEach((s, g) => {
-      offsets[g + 1] = offsets[g]! + s;
-    });
-    const off = upload(backend, [offsets.length], 'int32', offsets);
+    const sizes = given ?? upload(backend, [Math.max(G, 1)], 'int32', G ? Int32Array.from(groupSizes!) : new Int32Array(1));
+    // g = the group of row r, or G when r lies past every group.
     const findGroup = `
-  var g = 0;
-  for (var j = 0; j < uniforms.groups; j = j + 1) { if (r >= OFF[j + 1]) { g = j + 1; } }`;
+  var g = uniforms.groups;
+  var end = 0;
+  for (var j = 0; j < uniforms.groups; j = j + 1) {
+    end = end + SZ[j];
+    if (r < end) { g = j; break; }
+  }
+  if (g == uniforms.groups) { result[index] = 0.0; return; }`;
     const body =
       mode === 'nn'
         ? `
@@ -54,22 +61,25 @@ export const groupedWgsl: OpKernel = ({ inputs, backend, attrs }) => {
   let g = index / (uniforms.kk * uniforms.nn);
   let k = (index / uniforms.nn) % uniforms.kk;
   let n = index % uniforms.nn;
+  var start = 0;
+  for (var j = 0; j < g; j = j + 1) { start = start + SZ[j]; }
+  let stop = min(start + SZ[g], uniforms.rows);
   var acc = 0.0;
-  for (var r = OFF[g]; r < OFF[g + 1]; r = r + 1) { acc = acc + X[r * uniforms.kk + k] * W[r * uniforms.nn + n]; }
+  for (var r = start; r < stop; r = r + 1) { acc = acc + X[r * uniforms.kk + k] * W[r * uniforms.nn + n]; }
   result[index] = acc;`;
     const out = runProgram(backend, {
       key: `grouped_${mode}`,
       inputs: [
         ['X', x],
         ['W', w],
-        ['OFF', off],
+        ['SZ', sizes],
       ],
       outShape: shape,
       threads: sizeOf(shape),
-      ints: { groups: sizes.length, kk: K, nn: N },
+      ints: { groups: G, kk: K, nn: N, rows: x.shape[0]! },
       body,
     });
-    dispose(backend, off);
+    if (!given) dispose(backend, sizes);
     return out;
   });
 };

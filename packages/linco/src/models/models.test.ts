@@ -65,7 +65,7 @@ describe('multi-label charges', () => {
     expect(chargeSetsFromLogits([0.2, 0.3], 2, 0.6)).toEqual([[1]]);
   });
 
-  it('encodes every charge and learns charge sets', () => {
+  it('encodes every charge and learns charge sets', async () => {
     const cases = generateCases({ count: 300, seed: 9, multiChargeRate: 0.5 });
     const vocab = chargeVocabulary(cases);
     expect(hasMultiCharge(cases)).toBe(true);
@@ -79,27 +79,27 @@ describe('multi-label charges', () => {
     const model = createModel({ type: 'hashed-ngram', buckets: 1024, dim: 16 }, { numCharges: v, seed: 3 });
     const pool = model.prepare(cases.map((c) => c.fact));
     const rows = Int32Array.from(cases.keys());
-    trainPanel([model], pool, [{ rows, labels }], { epochs: 12, learningRate: 0.05 });
-    const [pred] = predictPanel([model], pool, rows, { multi: true });
+    await trainPanel([model], pool, [{ rows, labels }], { epochs: 12, learningRate: 0.05 });
+    const [pred] = await predictPanel([model], pool, rows, { multi: true });
     const exact = pred!.chargeSets!.filter((s, i) => s.map((k) => vocab[k]).join() === [...cases[i]!.charges].sort().join()).length / rows.length;
     expect(exact).toBeGreaterThan(0.6);
     // A two-charge case's predicted set can hold both charges.
     expect(pred!.chargeSets!.some((s) => s.length === 2)).toBe(true);
     model.dispose();
-    expect(() => trainPanel([model, model], pool, [{ rows, labels }, { rows, labels: encodeLabels(cases, vocab) }])).toThrow(/judge 1 lacks charge sets/);
+    await expect(trainPanel([model, model], pool, [{ rows, labels }, { rows, labels: encodeLabels(cases, vocab) }])).rejects.toThrow(/judge 1 lacks charge sets/);
   });
 });
 
 describe('ensembles of replicate models', () => {
-  it('one model decides as predictPanel; several decide from their mean probabilities', () => {
+  it('one model decides as predictPanel; several decide from their mean probabilities', async () => {
     const cases = generateCases({ count: 60, seed: 2, multiChargeRate: 0.5 });
     const vocab = chargeVocabulary(cases);
     const models = [3, 4].map((seed) => createModel({ type: 'hashed-ngram', buckets: 256, dim: 8 }, { numCharges: vocab.length, seed }));
     const pool = models[0]!.prepare(cases.map((c) => c.fact));
     const rows = Int32Array.from(cases.keys());
     for (const multi of [false, true]) {
-      const outs = panelOutputs(models, pool, rows, { multi });
-      const direct = predictPanel(models, pool, rows, { multi });
+      const outs = await panelOutputs(models, pool, rows, { multi });
+      const direct = await predictPanel(models, pool, rows, { multi });
       outs.forEach((o, j) => {
         const one = combineJudgeOutputs([o], { multi });
         expect(Array.from(one.charge)).toEqual(Array.from(direct[j]!.charge));
@@ -134,15 +134,15 @@ describe('training reduces the loss', () => {
     { type: 'text-cnn', vocab: 256, embed: 8, filters: 8, widths: [2, 3], maxLength: 40 },
   ];
   for (const spec of specs) {
-    it(`${spec.type}${'head' in spec ? ` (${spec.head})` : ''}`, () => {
+    it(`${spec.type}${'head' in spec ? ` (${spec.head})` : ''}`, async () => {
       const model = createModel(spec, { numCharges: vocab.length, seed: 3 });
       const pool = model.prepare(cases.map((c) => c.fact));
       const rows = Int32Array.from(cases.keys());
       const before = tf.memory().numTensors;
-      const result = trainPanel([model], pool, [{ rows, labels }], { epochs: spec.type === 'text-cnn' ? 4 : 10, learningRate: 0.03 });
+      const result = await trainPanel([model], pool, [{ rows, labels }], { epochs: spec.type === 'text-cnn' ? 4 : 10, learningRate: 0.03 });
       expect(tf.memory().numTensors).toBe(before); // no leaks across steps
       expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! * 0.6);
-      const [pred] = predictPanel([model], pool, rows);
+      const [pred] = await predictPanel([model], pool, rows);
       const acc = pred!.charge.filter((c, i) => c === labels.charge[i]).length / rows.length;
       expect(acc).toBeGreaterThan(0.5); // 10 charges: chance is 0.1
       model.dispose();
@@ -157,7 +157,7 @@ describe('training reduces the loss', () => {
 describe('TextCNN', () => {
   const spec = { type: 'text-cnn', vocab: 64, embed: 6, filters: 4, widths: [2, 3], maxLength: 12 } as const;
 
-  it('learns a separable toy task: the charge and term are named by one character pair', () => {
+  it('learns a separable toy task: the charge and term are named by one character pair', async () => {
     // Theft cases say 盗窃 somewhere among filler characters, fraud cases 诈骗; terms 6 and 24 months.
     const filler = '被告人在某地某日实施行为经查属实';
     const facts = Array.from({ length: 40 }, (_, i) => {
@@ -171,9 +171,9 @@ describe('TextCNN', () => {
     const pool = model.prepare(facts);
     const rows = Int32Array.from(facts.keys());
     const labels = encodeLabels(cases, vocab);
-    const result = trainPanel([model], pool, [{ rows, labels }], { epochs: 30, batchSize: 8, learningRate: 0.05, seed: 2 });
+    const result = await trainPanel([model], pool, [{ rows, labels }], { epochs: 30, batchSize: 8, learningRate: 0.05, seed: 2 });
     expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! / 5);
-    const [pred] = predictPanel([model], pool, rows);
+    const [pred] = await predictPanel([model], pool, rows);
     expect(Array.from(pred!.charge)).toEqual(Array.from(labels.charge));
     pred!.months.forEach((m, i) => {
       expect(Math.abs(Math.log1p(m) - Math.log1p(cases[i]!.term.months)), `case ${i}`).toBeLessThan(0.25);
@@ -224,16 +224,16 @@ describe('a panel with a shared encoder', () => {
   const data = rows.map((r) => ({ rows: Int32Array.from(r), labels: encodeLabels(r.map((i) => cases[i]!), vocab), groups: Int32Array.from(r.map((i) => groupOf[i]!)), numGroups: 2 }));
   const panel = () => [0, 1].map(() => createModel({ type: 'hashed-ngram', buckets: 512, dim: 16 }, { numCharges: vocab.length, seed: 5 }));
 
-  it('trains one encoder through every judge and predicts through it', () => {
+  it('trains one encoder through every judge and predicts through it', async () => {
     const models = panel();
     const pool = models[0]!.prepare(cases.map((c) => c.fact));
     const unused = models[1]!.encoderVariables()[0]!.dataSync().slice();
     const used = models[0]!.encoderVariables()[0]!.dataSync().slice();
-    trainPanel(models, pool, data, { epochs: 2, learningRate: 0.05, sharedEncoder: true });
+    await trainPanel(models, pool, data, { epochs: 2, learningRate: 0.05, sharedEncoder: true });
     // Judge 1's own encoder is never read, so never trained; judge 0's (the shared one) is.
     expect(Array.from(models[1]!.encoderVariables()[0]!.dataSync())).toEqual(Array.from(unused));
     expect(Array.from(models[0]!.encoderVariables()[0]!.dataSync())).not.toEqual(Array.from(used));
-    const shared = panelOutputs(models, pool, Int32Array.from([0, 1, 2]), { sharedEncoder: true });
+    const shared = await panelOutputs(models, pool, Int32Array.from([0, 1, 2]), { sharedEncoder: true });
     const hidden = tf.tidy(() => models[0]!.encode(pool, [0, 1, 2]));
     const expected = tf.tidy(() => models[1]!.decode(hidden).logTerm.dataSync());
     expect(Array.from(shared[1]!.logTerm)).toEqual(Array.from(expected).map((x) => expect.closeTo(x, 5)));
@@ -241,26 +241,26 @@ describe('a panel with a shared encoder', () => {
     for (const m of models) m.dispose();
   });
 
-  it('passes the group classifier\'s gradient to the shared encoder only through the reversal', () => {
-    const encoderAfter = (debias?: { method: 'adversarial'; adversaryWeight: number; adversarySchedule: 'constant' }) => {
+  it('passes the group classifier\'s gradient to the shared encoder only through the reversal', async () => {
+    const encoderAfter = async (debias?: { method: 'adversarial'; adversaryWeight: number; adversarySchedule: 'constant' }) => {
       const models = panel();
       const pool = models[0]!.prepare(cases.map((c) => c.fact));
-      trainPanel(models, pool, data, { epochs: 2, learningRate: 0.05, sharedEncoder: true, seed: 3, ...(debias ? { debias } : {}) });
+      await trainPanel(models, pool, data, { epochs: 2, learningRate: 0.05, sharedEncoder: true, seed: 3, ...(debias ? { debias } : {}) });
       const weights = Array.from(models[0]!.encoderVariables()[0]!.dataSync());
       for (const m of models) m.dispose();
       return weights;
     };
-    const plain = encoderAfter();
+    const plain = await encoderAfter();
     // λ = 0: the classifier trains (its own steps too) but the encoder sees none of it.
-    expect(encoderAfter({ method: 'adversarial', adversaryWeight: 0, adversarySchedule: 'constant' })).toEqual(plain);
-    const pushed = encoderAfter({ method: 'adversarial', adversaryWeight: 1, adversarySchedule: 'constant' });
+    expect(await encoderAfter({ method: 'adversarial', adversaryWeight: 0, adversarySchedule: 'constant' })).toEqual(plain);
+    const pushed = await encoderAfter({ method: 'adversarial', adversaryWeight: 1, adversarySchedule: 'constant' });
     expect(pushed.some((w, i) => Math.abs(w - plain[i]!) > 1e-4)).toBe(true);
     const models = panel();
-    expect(() => trainPanel(models, models[0]!.prepare(['x']), data, { debias: { method: 'adversarial' } })).toThrow(/needs sharedEncoder/);
+    await expect(trainPanel(models, models[0]!.prepare(['x']), data, { debias: { method: 'adversarial' } })).rejects.toThrow(/needs sharedEncoder/);
     for (const m of models) m.dispose();
   });
 
-  it('confusion makes the shared representation less telling of the group: a fresh probe decodes it worse', () => {
+  it('confusion makes the shared representation less telling of the group: a fresh probe decodes it worse', async () => {
     // Two groups whose facts differ only in the procuratorate's region; labels ignore it.
     const acts = ['盗窃财物', '诈骗钱款', '驾车肇事', '殴打他人'];
     const toy = Array.from({ length: 96 }, (_, i) => ({
@@ -274,10 +274,10 @@ describe('a panel with a shared encoder', () => {
       const r = toy.flatMap((c, i) => (c.g === g ? [i] : []));
       return { rows: Int32Array.from(r), labels: encodeLabels(r.map((i) => toy[i]!), toyVocab), groups: Int32Array.from(r.map((i) => toy[i]!.g)), numGroups: 2 };
     });
-    const probeLoss = (weight: number) => {
+    const probeLoss = async (weight: number) => {
       const models = [0, 1].map(() => createModel({ type: 'hashed-ngram', buckets: 256, dim: 8 }, { numCharges: toyVocab.length, seed: 5 }));
       const pool = models[0]!.prepare(toy.map((c) => c.fact));
-      trainPanel(models, pool, toyData, { epochs: 12, batchSize: 16, learningRate: 0.05, sharedEncoder: true, seed: 2, debias: { method: 'adversarial', adversaryWeight: weight, adversaryObjective: 'confusion' } });
+      await trainPanel(models, pool, toyData, { epochs: 12, batchSize: 16, learningRate: 0.05, sharedEncoder: true, seed: 2, debias: { method: 'adversarial', adversaryWeight: weight, adversaryObjective: 'confusion' } });
       const h = tf.tidy(() => models[0]!.encode(pool, toy.map((_, i) => i)));
       const y = tf.oneHot(tf.tensor1d(toy.map((c) => c.g), 'int32'), 2);
       const w = tf.variable(tf.zeros([8, 2]));
@@ -290,8 +290,8 @@ describe('a panel with a shared encoder', () => {
       for (const m of models) m.dispose();
       return loss;
     };
-    const blind = probeLoss(1);
-    const free = probeLoss(0);
+    const blind = await probeLoss(1);
+    const free = await probeLoss(0);
     // ln 2 = 0.693 is chance for two groups.
     expect(free).toBeLessThan(0.45);
     expect(blind).toBeGreaterThan(free + 0.1);

@@ -24,9 +24,16 @@ export interface FeatureSet {
 /**
  * Backbone features of every scene, B scenes per forward pass: `crossScene` false scans each
  * scene alone (identical to one scene per pass), true serializes the B scenes into one
- * sequence (in the given order).
+ * sequence (in the given order). Each pass's features are read back asynchronously (a GPU
+ * backend cannot read synchronously in Node).
  */
-export function extractFeatures(config: PointCloudSslConfig, backbone: PointBackbone, scenes: readonly PointCloudBatch[], crossScene: boolean, batchScenes: number): FeatureSet {
+export async function extractFeatures(
+  config: PointCloudSslConfig,
+  backbone: PointBackbone,
+  scenes: readonly PointCloudBatch[],
+  crossScene: boolean,
+  batchScenes: number,
+): Promise<FeatureSet> {
   const channels = backbone.outChannels;
   const parts: Float32Array[] = [];
   const labels: Int32Array[] = [];
@@ -36,7 +43,7 @@ export function extractFeatures(config: PointCloudSslConfig, backbone: PointBack
     const batch = concatScenes(group);
     const input = modelInput(batch, config, { crossScene });
     const feat = tf.tidy(() => backbone.forward(input.feat, input.structure));
-    parts.push(feat.dataSync() as Float32Array);
+    parts.push((await feat.data()) as Float32Array);
     feat.dispose();
     input.feat.dispose();
     labels.push(batch.label ?? new Int32Array(batch.coord.length / 3).fill(-1));
@@ -60,11 +67,11 @@ export function extractFeatures(config: PointCloudSslConfig, backbone: PointBack
 }
 
 /** Arg-max predictions of a linear head on a feature set. */
-export function predictWith(head: ParamStore, set: FeatureSet, logits: (h: ParamStore, x: Tensor) => Tensor = segLogits): Int32Array {
-  return tf.tidy(() => {
-    const x = tf.tensor2d(set.features, [set.label.length, set.channels]);
-    return tf.argMax(logits(head, x), 1).dataSync() as Int32Array;
-  }) as unknown as Int32Array;
+export async function predictWith(head: ParamStore, set: FeatureSet, logits: (h: ParamStore, x: Tensor) => Tensor = segLogits): Promise<Int32Array> {
+  const pred = tf.tidy(() => tf.argMax(logits(head, tf.tensor2d(set.features, [set.label.length, set.channels])), 1));
+  const values = (await pred.data()) as Int32Array;
+  pred.dispose();
+  return values;
 }
 
 export function metricsOf(pred: Int32Array, label: Int32Array, classes: number): SegMetrics {
@@ -89,14 +96,14 @@ export interface EvaluateOptions {
   data?: Splits;
 }
 
-export function evaluate(config: PointCloudSslConfig, options: EvaluateOptions): EvaluationResult {
+export async function evaluate(config: PointCloudSslConfig, options: EvaluateOptions): Promise<EvaluationResult> {
   const data = options.data ?? syntheticSplits(config);
   const B = config.eval.batchScenes;
-  const single = extractFeatures(config, options.backbone, data.val, false, B);
-  const batched = extractFeatures(config, options.backbone, data.val, true, B);
+  const single = await extractFeatures(config, options.backbone, data.val, false, B);
+  const batched = await extractFeatures(config, options.backbone, data.val, true, B);
   const k = config.numClasses;
-  const s = metricsOf(predictWith(options.head, single), single.label, k);
-  const b = metricsOf(predictWith(options.head, batched), batched.label, k);
+  const s = metricsOf(await predictWith(options.head, single), single.label, k);
+  const b = metricsOf(await predictWith(options.head, batched), batched.label, k);
   let num = 0;
   let den = 0;
   for (let i = 0; i < single.features.length; i++) {
@@ -121,10 +128,10 @@ export interface LinearProbeResult {
  * Linear probing: a linear classifier trained (full-batch Adam) on frozen single-scene
  * features of the training scenes, scored on the validation scenes.
  */
-export function linearProbe(config: PointCloudSslConfig, backbone: PointBackbone, data: Splits = syntheticSplits(config)): LinearProbeResult {
+export async function linearProbe(config: PointCloudSslConfig, backbone: PointBackbone, data: Splits = syntheticSplits(config)): Promise<LinearProbeResult> {
   const B = config.eval.batchScenes;
-  const train = extractFeatures(config, backbone, data.train, false, B);
-  const val = extractFeatures(config, backbone, data.val, false, B);
+  const train = await extractFeatures(config, backbone, data.train, false, B);
+  const val = await extractFeatures(config, backbone, data.val, false, B);
   const head: ParamStore = new Map();
   initLinear(head, createRng(config.seed + 17), 'probe', train.channels, config.numClasses);
   const x = tf.tensor2d(train.features, [train.label.length, train.channels]);
@@ -137,7 +144,7 @@ export function linearProbe(config: PointCloudSslConfig, backbone: PointBackbone
     opt.minimize(() => segmentationCrossEntropy(linear(head, 'probe', xs), train.label) as tf.Scalar, false, [...head.values()]);
   }
   const norm = (h: ParamStore, v: Tensor) => linear(h, 'probe', tf.div(tf.sub(v, mean), std));
-  const metrics = metricsOf(predictWith(head, val, norm), val.label, config.numClasses);
+  const metrics = metricsOf(await predictWith(head, val, norm), val.label, config.numClasses);
   tf.dispose([x, mean, variance, std, xs]);
   opt.dispose();
   for (const v of head.values()) v.dispose();

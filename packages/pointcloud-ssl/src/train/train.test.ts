@@ -70,12 +70,12 @@ describe('training', () => {
     // the student starts as the teacher, then drifts from it: alignment > 0 after the first step
     expect(ft.history[0]!.align).toBeLessThan(0.05);
     expect(ft.history.at(-1)!.align).toBeGreaterThan(0);
-    const ev = evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data });
+    const ev = await evaluate(ft.config, { backbone: ft.backbone, head: ft.head, data });
     expect(ev.single.mIoU).toBeGreaterThanOrEqual(0);
     expect(ev.single.mIoU).toBeLessThanOrEqual(1);
     expect(ev.gap).toBeCloseTo(ev.batch.mIoU - ev.single.mIoU);
     expect(ev.featureShift).toBeGreaterThan(0); // batch serialization changes the features
-    const probe = linearProbe(cfg, pre.backbone, data);
+    const probe = await linearProbe(cfg, pre.backbone, data);
     expect(probe.metrics.OA).toBeGreaterThan(0);
 
     const path = join(dir, 'ft.safetensors');

@@ -1,6 +1,8 @@
 /**
- * torch.topk's exact selection order on CPU, so that ties resolve as in Megatron-Core run
- * on PyTorch. PyTorch's CPU kernel (ATen TopKImpl.h) fills (value, index) pairs and then, with
+ * Top-k selection with a chosen order for equal values: 'lowest-index' (equal values in index
+ * order, as sorted GPU top-k results and every kernel of this package) or 'torch-cpu',
+ * torch.topk's exact selection order on CPU, so that ties resolve as in Megatron-Core run on
+ * PyTorch. PyTorch's CPU kernel (ATen TopKImpl.h) fills (value, index) pairs and then, with
  * the comparator "x before y iff (isnan(x) && !isnan(y)) || x > y":
  *   - when k·64 ≤ n: std::partial_sort of the first k;
  *   - otherwise: std::nth_element at k−1, then (if sorted) std::sort of the first k−1.
@@ -178,29 +180,23 @@ function stdSort(a: Pair[], first: number, last: number): void {
 
 /** How equal values are ordered by `topkIndices`. */
 export type TopkTieOrder = 'torch-cpu' | 'lowest-index';
-
-let tieOrder: TopkTieOrder = 'torch-cpu';
-
-/**
- * Choose the tie order of every top-k in this package: 'torch-cpu' (default) replays PyTorch's
- * CPU kernel; 'lowest-index' puts equal values in index order (a stable order, as sorted GPU
- * top-k results usually are).
- */
-export function setTopkTieOrder(order: TopkTieOrder): void {
-  if (order !== 'torch-cpu' && order !== 'lowest-index') throw new Error(`setTopkTieOrder: order must be 'torch-cpu' or 'lowest-index', got '${String(order)}'`);
-  tieOrder = order;
-}
-
-export function getTopkTieOrder(): TopkTieOrder {
-  return tieOrder;
-}
+export const TOPK_TIE_ORDERS: readonly TopkTieOrder[] = ['lowest-index', 'torch-cpu'];
 
 /**
- * The k positions torch.topk (CPU, largest=True) returns for `values[offset + i·stride]`,
- * i < n, in torch's output order. `sorted = false` skips the final sort as torch does.
- * Used for rows (stride 1) and for columns (stride = row length).
+ * The positions of the k largest of `values[offset + i·stride]`, i < n (NaN counts as the
+ * largest, as in torch), largest first. With 'torch-cpu' (the default), the k positions
+ * torch.topk (CPU, largest=True) returns, in its output order; `sorted = false` skips the
+ * final sort as torch does. Used for rows (stride 1) and for columns (stride = row length).
  */
-export function topkIndices(values: ArrayLike<number>, n: number, k: number, offset = 0, stride = 1, sorted = true): number[] {
+export function topkIndices(
+  values: ArrayLike<number>,
+  n: number,
+  k: number,
+  offset = 0,
+  stride = 1,
+  sorted = true,
+  tieOrder: TopkTieOrder = 'torch-cpu',
+): number[] {
   if (!(Number.isInteger(k) && k >= 0 && k <= n)) throw new RangeError(`topk: k (${k}) must be an integer in [0, ${n}]`);
   if (k === 0) return [];
   const q: Pair[] = new Array(n);
