@@ -49,9 +49,9 @@ Napi::Value CastFp8(const Napi::CallbackInfo& info) {
   auto x = kiln::arg_f32(info, 0, fn, "x");
   auto out = kiln::arg_f32(info, 1, fn, "out");
   const float scale = static_cast<float>(kiln::arg_number(info, 2, fn, "scale"));
-  const Format f = kiln::arg_int(info, 3, fn, "format") == 0 ? kE4M3 : kE5M2;
+  const Format f = kiln::arg_choice(info, 3, fn, "format", 2) == 0 ? kE4M3 : kE5M2;
   const bool stochastic = kiln::arg_bool(info, 4, fn, "stochastic");
-  const uint32_t seed = static_cast<uint32_t>(static_cast<int64_t>(kiln::arg_number(info, 5, fn, "seed")));
+  const uint32_t seed = kiln::arg_seed(info, 5, fn, "seed");
   kiln::check_length(info.Env(), fn, "out", out.length, x.length);
   if (!(scale > 0.0f) || !std::isfinite(scale)) throw Napi::RangeError::New(info.Env(), "castFp8: scale must be finite and > 0");
   kiln::parallel_for(0, x.length, 16384, [&](int64_t i0, int64_t i1) {
