@@ -31,7 +31,8 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "src"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      # _ALL: any C++ exception (std::bad_alloc from a huge scratch buffer) becomes a JS Error.
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],
       "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags": ["-O3", "-fno-math-errno", "-fno-trapping-math", "<(kiln_march)"],

@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/eval-worker.ts', 'src/main.ts'],
+  entry: ['src/index.ts', 'src/eval-job.ts', 'src/series-reader.ts', 'src/main.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

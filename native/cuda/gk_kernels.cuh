@@ -37,8 +37,4 @@ void topk_router(const float* logits, const float* bias, float* probs, int* indi
 // format 0 e4m3, 1 e5m2. Dequantized output.
 void cast_fp8(const float* x, float* out, int64_t n, float scale, int format, bool stochastic, uint32_t seed);
 
-// blockShape 0: 1x16 along rows of [rows, cols]; 1: 16x16 tiles. blockScales [blocks], globalScale [1].
-void quantize_nvfp4(const float* x, float* values, float* blockScales, float* globalScale, int rows, int cols, int blockShape,
-                    bool stochastic, uint32_t seed);
-
 }  // namespace gk_cuda

@@ -1,9 +1,15 @@
 // Module entry: runs every registration (kiln_addon.h) and exports the addon's core
 // functions (build info, thread pool, GEMM path, batched matmul).
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
+
+#ifndef _WIN32
+#include <dlfcn.h>
+#endif
 
 #include "gemm.h"
 #include "gemm_choice.h"
@@ -23,6 +29,15 @@ std::vector<Registration>& registry() {
   // Function-local so registrars in other translation units can run first.
   static std::vector<Registration> r;
   return r;
+}
+
+// A number as JavaScript would print it (std::to_string gives "nan" and 6 decimals).
+std::string number_text(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
 }
 
 [[noreturn]] void type_error(const Napi::CallbackInfo& info, const char* fn, const char* name, const char* want) {
@@ -62,16 +77,28 @@ void run_registrations(Napi::Env env, Napi::Object exports) {
   }
 }
 
+// An empty typed array may have no memory at all (a null data pointer). Kernels pass their
+// arrays to memset/memcpy, where even a 0-byte null pointer is undefined behaviour, so an
+// empty array gets the address of this unused word instead.
+namespace {
+alignas(64) uint32_t g_empty_array[16];
+
+template <typename T>
+T* non_null(T* data) {
+  return data ? data : reinterpret_cast<T*>(g_empty_array);
+}
+}  // namespace
+
 ArrayView<float> arg_f32(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
   TypedArrayArg t;
   if (!typed_array(info, index, t) || t.type != napi_float32_array) type_error(info, fn, name, "a Float32Array");
-  return {static_cast<float*>(t.data), t.length};
+  return {non_null(static_cast<float*>(t.data)), t.length};
 }
 
 ArrayView<int32_t> arg_i32(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
   TypedArrayArg t;
   if (!typed_array(info, index, t) || t.type != napi_int32_array) type_error(info, fn, name, "an Int32Array");
-  return {static_cast<int32_t*>(t.data), t.length};
+  return {non_null(static_cast<int32_t*>(t.data)), t.length};
 }
 
 ArrayView<uint32_t> arg_word(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
@@ -80,7 +107,7 @@ ArrayView<uint32_t> arg_word(const Napi::CallbackInfo& info, size_t index, const
       (t.type != napi_float32_array && t.type != napi_int32_array && t.type != napi_uint32_array)) {
     type_error(info, fn, name, "a Float32Array, Int32Array or Uint32Array");
   }
-  return {static_cast<uint32_t*>(t.data), t.length};
+  return {non_null(static_cast<uint32_t*>(t.data)), t.length};
 }
 
 double arg_number(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
@@ -93,9 +120,11 @@ double arg_number(const Napi::CallbackInfo& info, size_t index, const char* fn, 
 
 int64_t arg_int(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name, int64_t min_value) {
   const double v = arg_number(info, index, fn, name);
-  if (v != static_cast<double>(static_cast<int64_t>(v)) || v < static_cast<double>(min_value)) {
-    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be an integer >= " +
-                                                std::to_string(min_value) + ", got " + std::to_string(v));
+  // Range first: converting NaN, an infinity or anything past 2^63 to int64_t is undefined.
+  if (!(v >= static_cast<double>(min_value) && v <= static_cast<double>(kMaxArgInt)) || v != std::floor(v)) {
+    const std::string bound = v > static_cast<double>(kMaxArgInt) ? "<= 2^53" : ">= " + std::to_string(min_value);
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be an integer " + bound +
+                                                ", got " + number_text(v));
   }
   return static_cast<int64_t>(v);
 }
@@ -127,6 +156,70 @@ void check_length(Napi::Env env, const char* fn, const char* name, size_t got, s
     throw Napi::RangeError::New(env, std::string(fn) + ": " + name + " has " + std::to_string(got) +
                                          " elements, expected " + std::to_string(want));
   }
+}
+
+int64_t shape_size(Napi::Env env, const char* fn, const char* what, std::initializer_list<int64_t> dims) {
+  return shape_size(env, fn, what, dims.begin(), dims.size());
+}
+
+int64_t shape_size(Napi::Env env, const char* fn, const char* what, const int64_t* dims, size_t rank) {
+  int64_t size = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    const int64_t d = dims[i];
+    if (d < 0) {
+      throw Napi::RangeError::New(env, std::string(fn) + ": " + what + " has a negative dimension " + std::to_string(d));
+    }
+    if (d != 0 && size > kMaxArgInt / d) {
+      throw Napi::RangeError::New(env, std::string(fn) + ": " + what + " has more than 2^53 elements");
+    }
+    size *= d;
+  }
+  // A zero dimension makes the product 0 even when the others overflow together: keep
+  // checking them, so that a later loop over the non-zero dimensions stays bounded.
+  for (size_t i = 0; i < rank; ++i) {
+    if (dims[i] > kMaxArgInt) throw Napi::RangeError::New(env, std::string(fn) + ": " + what + " has a dimension past 2^53");
+  }
+  return size;
+}
+
+void check_shape(Napi::Env env, const char* fn, const char* name, size_t got, std::initializer_list<int64_t> dims) {
+  check_length(env, fn, name, got, static_cast<size_t>(shape_size(env, fn, name, dims)));
+}
+
+void check_optional(Napi::Env env, const char* fn, const char* name, size_t got, size_t want) {
+  if (got != 0 && got != want) {
+    throw Napi::RangeError::New(env, std::string(fn) + ": " + name + " has " + std::to_string(got) +
+                                         " elements, expected " + std::to_string(want) + " or none");
+  }
+}
+
+void check_indices(Napi::Env env, const char* fn, const char* name, const int32_t* values, size_t n, int64_t limit) {
+  for (size_t i = 0; i < n; ++i) {
+    if (values[i] < 0 || values[i] >= limit) {
+      throw Napi::RangeError::New(env, std::string(fn) + ": " + name + "[" + std::to_string(i) + "] = " +
+                                           std::to_string(values[i]) + " is outside [0, " + std::to_string(limit) + ")");
+    }
+  }
+}
+
+int64_t arg_choice(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name, int64_t count) {
+  const int64_t v = arg_int(info, index, fn, name, 0);
+  if (v >= count) {
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be one of 0.." +
+                                                std::to_string(count - 1) + ", got " + std::to_string(v));
+  }
+  return v;
+}
+
+uint32_t arg_seed(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
+  const double v = arg_number(info, index, fn, name);
+  if (!std::isfinite(v) || v != std::floor(v)) {
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + name + " must be an integer, got " + number_text(v));
+  }
+  // ToUint32: exact for every integral double (fmod is exact).
+  double m = std::fmod(v, 4294967296.0);
+  if (m < 0) m += 4294967296.0;
+  return static_cast<uint32_t>(m);
 }
 
 namespace {
@@ -251,9 +344,12 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
                                                 " do not broadcast");
   }
   const int64_t batch = std::max(ba, bb);
-  check_length(info.Env(), fn, "a", a.length, static_cast<size_t>(ba * m * k));
-  check_length(info.Env(), fn, "b", b.length, static_cast<size_t>(bb * k * n));
-  check_length(info.Env(), fn, "out", out.length, static_cast<size_t>(batch * m * n));
+  check_shape(info.Env(), fn, "a", a.length, {ba, m, k});
+  check_shape(info.Env(), fn, "b", b.length, {bb, k, n});
+  check_shape(info.Env(), fn, "out", out.length, {batch, m, n});
+  // BLAS takes int dimensions.
+  if (std::max({m, n, k}) > INT32_MAX) throw Napi::RangeError::New(info.Env(), "matmul: m, n and k must be below 2^31");
+  if (out.length == 0) return info.Env().Undefined();
   const int64_t lda = ta ? m : k, ldb = tb ? k : n;
   auto one = [&](int64_t i) {
     sgemm(ta, tb, m, n, k, alpha, a.data + (ba == 1 ? 0 : i) * m * k, lda, b.data + (bb == 1 ? 0 : i) * k * n, ldb,
@@ -281,7 +377,27 @@ KILN_EXPORT_FUNCTION(matmul, MatMul);
 
 }  // namespace kiln
 
+// Keeps this shared object mapped until the process ends.
+//
+// Node unloads (dlclose) an addon when the last environment that loaded it goes away: a
+// worker thread that was the only user of the addon unmaps it in its cleanup, before its
+// V8 isolate is torn down. The teardown then releases every ArrayBuffer still alive, and
+// those made by allocF32 (pool.cc) call back into this library to return their block,
+// which by then would be unmapped code: the whole process died with SIGSEGV whenever a
+// worker that had used kiln-native exited (an evaluation job in the eval server).
+// A second dlopen with RTLD_NODELETE makes the loader keep the code; its handle is never
+// closed on purpose. Loading in several workers shares one mapping, as before.
+static void pin_library() {
+#ifndef _WIN32
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&pin_library), &self) != 0 && self.dli_fname != nullptr) {
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE);
+  }
+#endif
+}
+
 static Napi::Object InitKilnNative(Napi::Env env, Napi::Object exports) {
+  pin_library();
   // OpenBLAS starts with one thread per core; KILN_NUM_THREADS applies to it as well.
   kiln::gemm_set_threads(kiln::num_threads());
   kiln::run_registrations(env, exports);

@@ -80,9 +80,13 @@ void col2im_add(const Geometry& g, const float* dcol, int64_t p0, int64_t p1, fl
 }
 
 void check_sizes(Napi::Env env, const char* fn, const Geometry& g, size_t x_len, size_t w_len, size_t y_len) {
-  check_length(env, fn, "x", x_len, static_cast<size_t>(g.batch * g.in_h * g.in_w * g.in_c));
-  check_length(env, fn, "filter", w_len, static_cast<size_t>(g.patch() * g.out_c));
-  check_length(env, fn, "y", y_len, static_cast<size_t>(g.pixels() * g.out_c));
+  check_shape(env, fn, "x", x_len, {g.batch, g.in_h, g.in_w, g.in_c});
+  check_shape(env, fn, "filter", w_len, {g.f_h, g.f_w, g.in_c, g.out_c});
+  check_shape(env, fn, "y", y_len, {g.batch, g.out_h, g.out_w, g.out_c});
+  // With out_c = 0 the arrays bound neither the pixel count nor the patch size: these
+  // products must not overflow either.
+  shape_size(env, fn, "the output pixels", {g.batch, g.out_h, g.out_w});
+  shape_size(env, fn, "the filter patch", {g.f_h, g.f_w, g.in_c});
 }
 
 // conv2d(x, filter, out, geometry)
@@ -95,6 +99,10 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   check_sizes(info.Env(), fn, g, x.length, w.length, out.length);
   const int64_t P = g.pixels(), K = g.patch();
   if (P == 0 || g.out_c == 0) return info.Env().Undefined();
+  if (K == 0) {  // no input channels: every output is an empty sum
+    std::fill(out.data, out.data + out.length, 0.0f);
+    return info.Env().Undefined();
+  }
   if (g.pointwise()) {
     sgemm(false, false, P, g.out_c, K, 1.f, x.data, K, w.data, g.out_c, 0.f, out.data, g.out_c);
     return info.Env().Undefined();
@@ -119,7 +127,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   check_sizes(info.Env(), fn, g, dx.length, w.length, dy.length);
   const int64_t P = g.pixels(), K = g.patch();
   std::memset(dx.data, 0, dx.length * sizeof(float));
-  if (P == 0 || K == 0) return info.Env().Undefined();
+  if (P == 0 || K == 0 || g.out_c == 0) return info.Env().Undefined();
   if (g.pointwise()) {
     sgemm(false, true, P, K, g.out_c, 1.f, dy.data, g.out_c, w.data, g.out_c, 0.f, dx.data, K);
     return info.Env().Undefined();

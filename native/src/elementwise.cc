@@ -166,17 +166,22 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   if (sa.size() != shape.size() || sb.size() != shape.size()) {
     throw Napi::RangeError::New(env, "binary: outShape, aStrides and bStrides must have the same length");
   }
-  int64_t total = 1, reach_a = 0, reach_b = 0;
   for (size_t d = 0; d < shape.size(); ++d) {
-    total *= shape[d];
-    if (shape[d] > 0) {
+    if (sa[d] < 0 || sb[d] < 0) throw Napi::RangeError::New(env, "binary: strides must be >= 0");
+  }
+  const int64_t total = shape_size(env, fn, "outShape", shape.data(), shape.size());
+  check_length(env, fn, "out", out.length, static_cast<size_t>(total));
+  if (total > 0) {
+    // The last element each input is read at. Every term is >= 0 and below 2^62 (an int32
+    // times an int32), and the sums stop at the first one past the input: no overflow.
+    int64_t reach_a = 0, reach_b = 0;
+    bool inside = a.length > 0 && b.length > 0;
+    for (size_t d = 0; d < shape.size() && inside; ++d) {
       reach_a += (shape[d] - 1) * sa[d];
       reach_b += (shape[d] - 1) * sb[d];
+      inside = static_cast<size_t>(reach_a) < a.length && static_cast<size_t>(reach_b) < b.length;
     }
-  }
-  check_length(env, fn, "out", out.length, static_cast<size_t>(total));
-  if (total > 0 && (static_cast<size_t>(reach_a) >= a.length || static_cast<size_t>(reach_b) >= b.length)) {
-    throw Napi::RangeError::New(env, "binary: strides reach past the end of an input");
+    if (!inside) throw Napi::RangeError::New(env, "binary: strides reach past the end of an input");
   }
   if (op == "add") binary_kernel(Add{}, a.data, b.data, out.data, shape, sa, sb);
   else if (op == "sub") binary_kernel(Sub{}, a.data, b.data, out.data, shape, sa, sb);

@@ -7,10 +7,10 @@
 // is split into items of (MC rows of C) x (a run of B panels) x (a slice of K), handed out
 // dynamically (Plan); for each K block an item copies its MC x KC block of a non-transposed
 // A into row panels of a per-thread buffer (a transposed A is read in place) and runs the
-// micro-kernel over every (B panel, A micro-panel) pair, B panel outermost so it stays in
-// L1 while the A micro-panels stream from L2. Every K block of an item runs on the same
-// thread, so the first one writes C (beta == 0 needs no separate pass) and the rest
-// accumulate.
+// micro-kernel over every (A micro-panel, B panel) pair, A micro-panel outermost so it
+// stays in L1 while the item's B panels stream from L2. Every K block of an item runs on
+// the same thread, so the first one writes C (beta == 0 needs no separate pass) and the
+// rest accumulate.
 #include "gemm.h"
 
 #include <algorithm>
@@ -288,19 +288,21 @@ void blocked_sgemm(const KernelSet& ks, bool trans_a, bool trans_b, int64_t m, i
           const int64_t kc = std::min<int64_t>(kKC, k - pc);
           const bool accumulate = pc > slice * plan.kslice || b0 != 0.f;
           if (!a_direct) pack_a(a, lda, trans_a, ic, mcur, pc, kc, alpha, mr, apack);
-          for (int64_t jp = jp0; jp < jp1; ++jp) {
-            const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jp * nr));
-            const bool in_place = b_direct && cols == nr;
-            const float* bpanel = in_place ? b + pc * ldb + jc + jp * nr : bpack + pc * npad + jp * kc * nr;
-            const int64_t b_step = in_place ? ldb : nr;
-            float* cblock = cout + ic * ldo + jp * nr;
-            for (int64_t ir = 0; ir < mcur; ir += mr) {
-              const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
-              const float* apanel = a_direct  ? a + pc * lda + ic + ir
-                                    : trans_a ? apack + ir * kc
-                                              : apack + ir * kAPanelStride;
-              const int64_t a_step = a_direct ? lda : trans_a ? mr : 1;
-              kernel(kc, apanel, a_step, bpanel, b_step, cblock + ir * ldo, ldo, rows, cols, accumulate);
+          // A micro-panel outermost: its MR x KC values (12 KB for AVX-512) stay in L1 while
+          // the chunk's B panels stream from L2; measured against B panel outermost (1024^3,
+          // one thread, CPU time on a loaded machine): 176-180 vs 166-172 GFLOP/s.
+          for (int64_t ir = 0; ir < mcur; ir += mr) {
+            const int rows = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
+            const float* apanel = a_direct  ? a + pc * lda + ic + ir
+                                  : trans_a ? apack + ir * kc
+                                            : apack + ir * kAPanelStride;
+            const int64_t a_step = a_direct ? lda : trans_a ? mr : 1;
+            for (int64_t jp = jp0; jp < jp1; ++jp) {
+              const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jp * nr));
+              const bool in_place = b_direct && cols == nr;
+              const float* bpanel = in_place ? b + pc * ldb + jc + jp * nr : bpack + pc * npad + jp * kc * nr;
+              const int64_t b_step = in_place ? ldb : nr;
+              kernel(kc, apanel, a_step, bpanel, b_step, cout + (ic + ir) * ldo + jp * nr, ldo, rows, cols, accumulate);
             }
           }
         }

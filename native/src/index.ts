@@ -229,8 +229,13 @@ export type NativeLoadResult =
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Where a source build of the addon lives (whether or not it exists). */
-export const addonPath = path.join(packageRoot, 'build', 'Release', 'kiln_native.node');
+/**
+ * Where the built addon lives (whether or not it exists). `KILN_NATIVE_ADDON` names another
+ * build of it instead: the sanitizer build (scripts/sanitize.mjs) runs the tests this way.
+ */
+export const addonPath = process.env.KILN_NATIVE_ADDON
+  ? path.resolve(process.env.KILN_NATIVE_ADDON)
+  : path.join(packageRoot, 'build', 'Release', 'kiln_native.node');
 
 /**
  * The CPU feature flags (x86-64 Linux, from /proc/cpuinfo) each prebuilt level needs: the
@@ -304,7 +309,9 @@ export function loadNative(env: NodeJS.ProcessEnv = process.env): NativeLoadResu
   if (cached) return cached;
   const candidates: { file: string; source: 'build' | 'prebuilt' }[] = [
     ...(existsSync(addonPath) ? [{ file: addonPath, source: 'build' as const }] : []),
-    ...prebuiltCandidates().map((file) => ({ file, source: 'prebuilt' as const })),
+    // A build named by KILN_NATIVE_ADDON (the sanitizer's) is the only candidate: falling
+    // back to a prebuilt binary would test something else.
+    ...(process.env.KILN_NATIVE_ADDON ? [] : prebuiltCandidates().map((file) => ({ file, source: 'prebuilt' as const }))),
   ];
   if (candidates.length === 0) {
     cached = { ok: false, reason: explainMissingAddon() };

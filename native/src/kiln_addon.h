@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 namespace kiln {
@@ -52,7 +53,7 @@ ArrayView<float> arg_f32(const Napi::CallbackInfo& info, size_t index, const cha
 ArrayView<int32_t> arg_i32(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name);
 // Any TypedArray whose elements are 4 bytes wide (Float32Array, Int32Array, Uint32Array).
 ArrayView<uint32_t> arg_word(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name);
-// An integral Number argument (>= min_value).
+// An integral Number argument in [min_value, kMaxArgInt] (NaN, infinities and fractions are refused).
 int64_t arg_int(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name, int64_t min_value = 0);
 double arg_number(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name);
 bool arg_bool(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name);
@@ -60,6 +61,34 @@ std::string arg_string(const Napi::CallbackInfo& info, size_t index, const char*
 
 // Throws a RangeError "<fn>: <name> has <got> elements, expected <want>" when they differ.
 void check_length(Napi::Env env, const char* fn, const char* name, size_t got, size_t want);
+
+// ---- Shape checks. Every size a kernel computes from its arguments goes through these, so
+// no product can overflow and no array is read or written past its end: a bad call is a
+// JavaScript RangeError, never a crash (src/fuzz.test.ts calls every export with random,
+// mismatched and out-of-range arguments to keep it so).
+
+// The largest integer arg_int accepts: 2^53, below which every integer is exact in a double.
+constexpr int64_t kMaxArgInt = int64_t{1} << 53;
+
+// The number of elements of a shape. Throws a RangeError naming <fn> and <what> when a
+// dimension is negative or the product exceeds kMaxArgInt.
+int64_t shape_size(Napi::Env env, const char* fn, const char* what, std::initializer_list<int64_t> dims);
+int64_t shape_size(Napi::Env env, const char* fn, const char* what, const int64_t* dims, size_t rank);
+
+// check_length against the product of dims (computed by shape_size).
+void check_shape(Napi::Env env, const char* fn, const char* name, size_t got, std::initializer_list<int64_t> dims);
+
+// An optional array: empty (absent) or exactly `want` elements.
+void check_optional(Napi::Env env, const char* fn, const char* name, size_t got, size_t want);
+
+// Throws a RangeError naming the first entry of values[0..n) outside [0, limit).
+void check_indices(Napi::Env env, const char* fn, const char* name, const int32_t* values, size_t n, int64_t limit);
+
+// An integer argument in [0, count) selecting one of `count` modes.
+int64_t arg_choice(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name, int64_t count);
+
+// An integral Number reduced modulo 2^32, as JavaScript's `seed >>> 0` (random-stream seeds).
+uint32_t arg_seed(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name);
 
 }  // namespace kiln
 

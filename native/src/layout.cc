@@ -43,13 +43,13 @@ Napi::Value Transpose(const Napi::CallbackInfo& info) {
   const int rank = static_cast<int>(shape_v.length);
   if (static_cast<int>(perm_v.length) != rank) throw Napi::RangeError::New(env, "transpose: perm and shape differ in length");
   std::vector<bool> seen(rank, false);
-  int64_t total = 1;
   for (int d = 0; d < rank; ++d) {
     const int p = perm_v.data[d];
     if (p < 0 || p >= rank || seen[p]) throw Napi::RangeError::New(env, "transpose: perm is not a permutation of 0.." + std::to_string(rank - 1));
     seen[p] = true;
-    total *= shape_v.data[d];
   }
+  const std::vector<int64_t> dims(shape_v.data, shape_v.data + rank);
+  const int64_t total = shape_size(env, fn, "shape", dims.data(), dims.size());
   check_length(env, fn, "x", x.length, static_cast<size_t>(total));
   check_length(env, fn, "out", out.length, static_cast<size_t>(total));
   if (total == 0) return env.Undefined();
@@ -144,9 +144,9 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
                 dim = arg_int(info, 5, fn, "dim"), slice = arg_int(info, 6, fn, "slice"),
                 count = arg_int(info, 7, fn, "count");
   Napi::Env env = info.Env();
-  check_length(env, fn, "x", x.length, static_cast<size_t>(batch * outer * dim * slice));
-  check_length(env, fn, "indices", idx.length, static_cast<size_t>(batch * count));
-  check_length(env, fn, "out", out.length, static_cast<size_t>(batch * outer * count * slice));
+  check_shape(env, fn, "x", x.length, {batch, outer, dim, slice});
+  check_shape(env, fn, "indices", idx.length, {batch, count});
+  check_shape(env, fn, "out", out.length, {batch, outer, count, slice});
   for (size_t i = 0; i < idx.length; ++i) {
     const int32_t v = idx.data[i];
     if (v < 0 || v >= dim) {
@@ -154,6 +154,8 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
                                            std::to_string(dim - 1) + "]");
     }
   }
+  // An empty output (slice 0, say) leaves `outer` unbounded by any array: nothing to copy.
+  if (out.length == 0) return env.Undefined();
   const int64_t rows = batch * outer * count;
   parallel_for(0, rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(slice, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
@@ -224,9 +226,11 @@ Napi::Value UnsortedSegmentSum(const Napi::CallbackInfo& info) {
   const int64_t segments = arg_int(info, 3, fn, "numSegments"), inner = arg_int(info, 4, fn, "inner");
   Napi::Env env = info.Env();
   const int64_t n = static_cast<int64_t>(ids.length);
-  check_length(env, fn, "x", x.length, static_cast<size_t>(n * inner));
-  check_length(env, fn, "out", out.length, static_cast<size_t>(segments * inner));
+  check_shape(env, fn, "x", x.length, {n, inner});
+  check_shape(env, fn, "out", out.length, {segments, inner});
   std::memset(out.data, 0, out.length * 4);
+  // With no input or no output element, `inner` is bounded by neither array: nothing to add.
+  if (x.length == 0 || out.length == 0) return env.Undefined();
   // Threads own disjoint column ranges, so no two write the same output element.
   const int64_t col_grain = std::max<int64_t>(16, kGrain / std::max<int64_t>(n, 1));
   parallel_for(0, inner, col_grain, [&](int64_t c0, int64_t c1) {

@@ -128,6 +128,13 @@ void check(Napi::Env env, napi_status status, const char* what) {
 Napi::Value AllocF32(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int64_t n = arg_int(info, 0, "allocF32", "n", 1);
+  // The longest typed array Node >= 20 makes on 64-bit (V8's TypedArray::kMaxLength, 2^32),
+  // written out so the addon stays Node-API only and one binary serves every Node version.
+  constexpr uint64_t kMaxTypedArrayLength = uint64_t{1} << 32;
+  if (static_cast<uint64_t>(n) > kMaxTypedArrayLength) {
+    throw Napi::RangeError::New(env, "allocF32: argument n must be at most " + std::to_string(kMaxTypedArrayLength) +
+                                         " (the largest typed array), got " + std::to_string(n));
+  }
   const size_t bytes = static_cast<size_t>(n) * sizeof(float);
   const size_t capacity = capacity_for(bytes);
   napi_value buffer = nullptr;

@@ -150,8 +150,8 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   else if (name == "min") op = Op::Min;
   else if (name == "prod") op = Op::Prod;
   else throw Napi::RangeError::New(info.Env(), "reduce: unknown op '" + name + "'");
-  check_length(info.Env(), fn, "x", x.length, static_cast<size_t>(outer * n * inner));
-  check_length(info.Env(), fn, "out", out.length, static_cast<size_t>(outer * inner));
+  check_shape(info.Env(), fn, "x", x.length, {outer, n, inner});
+  check_shape(info.Env(), fn, "out", out.length, {outer, inner});
   if (outer * inner == 0) return info.Env().Undefined();
   if (inner == 1) reduce_inner1(op, x.data, out.data, outer, n);
   else reduce_strided(op, x.data, out.data, outer, n, inner);
@@ -164,8 +164,8 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   auto x = arg_f32(info, 0, fn, "x");
   auto out = arg_f32(info, 1, fn, "out");
   const int64_t rows = arg_int(info, 2, fn, "rows"), cols = arg_int(info, 3, fn, "cols", 1);
-  check_length(info.Env(), fn, "x", x.length, static_cast<size_t>(rows * cols));
-  check_length(info.Env(), fn, "out", out.length, static_cast<size_t>(rows * cols));
+  check_shape(info.Env(), fn, "x", x.length, {rows, cols});
+  check_shape(info.Env(), fn, "out", out.length, {rows, cols});
   parallel_for(0, rows, std::max<int64_t>(1, kGrain / (4 * cols)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = x.data + r * cols;

@@ -11,8 +11,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { groupedMatMul, selectiveScan, selectiveScanOp } from '../../packages/gpu-kernels/dist/index.js';
-import { createRng, initBackend, tf, timeIt } from '../../packages/tensor/dist/index.js';
+import { groupedMatMul, selectiveScan, selectiveScanOp } from '@kiln/gpu-kernels';
+import { createRng, initBackend, tf, timeIt } from '@kiln/tensor';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');

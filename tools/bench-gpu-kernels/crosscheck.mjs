@@ -9,8 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { selectiveScan, topkRouter } from '../../packages/gpu-kernels/dist/index.js';
-import { createRng, initBackend } from '../../packages/tensor/dist/index.js';
+import { selectiveScan, topkRouter } from '@kiln/gpu-kernels';
+import { createRng, initBackend } from '@kiln/tensor';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const backend = await initBackend({ prefer: 'kiln-native' });

@@ -12,7 +12,6 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '@kiln/tensor';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 const option = (name) => {
   const i = argv.indexOf(`--${name}`);
@@ -60,7 +59,7 @@ if (argv[0] === '--child') {
 
 // ---- parent
 const rounds = Number(option('rounds') ?? 3);
-const builds = [{ label: 'this checkout', dist: path.resolve(here, '../../packages/tensor/dist/index.js') }];
+const builds = [{ label: 'this checkout', dist: fileURLToPath(import.meta.resolve('@kiln/tensor')) }];
 const against = option('against');
 if (against) builds.push({ label: against, dist: path.resolve(against, 'packages/tensor/dist/index.js') });
 const loadStart = os.loadavg()[0];

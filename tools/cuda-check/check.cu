@@ -220,20 +220,6 @@ static void check_fp8(const std::string& dir, const char* name) {
   compare("stochastic (seed 3)", ro.get(), fx["rand_sr"].f, 0);
 }
 
-static void check_nvfp4(const std::string& dir, const char* name) {
-  Fixture fx = load(dir + "/nvfp4-" + name + ".bin");
-  std::printf("quantizeNvfp4 %s\n", name);
-  auto& x = fx["x"];
-  int rows = x.shape[0], cols = x.shape[1], block = (int)fx["block"].f[0];
-  Dev<float> dx(x.f), v(x.size()), sc(fx["scales"].size()), g(1);
-  quantize_nvfp4(dx.p, v.p, sc.p, g.p, rows, cols, block, false, 0);
-  compare("values", v.get(), fx["values"].f, 0);
-  compare("block scales", sc.get(), fx["scales"].f, 0);
-  compare("global scale", g.get(), fx["global"].f, 0);
-  quantize_nvfp4(dx.p, v.p, sc.p, g.p, rows, cols, block, true, 4);
-  compare("values, stochastic (seed 4)", v.get(), fx["values_sr"].f, 0);
-}
-
 template <typename F>
 static double time_ms(F&& fn, int runs) {
   fn();  // warm-up
@@ -289,11 +275,9 @@ static void bench() {
   }
   {
     int64_t n = 1 << 24;
-    Dev<float> x(randn(n, 0, 3, 11)), out(n), sc(n / 16), g(1);
+    Dev<float> x(randn(n, 0, 3, 11)), out(n);
     double t = time_ms([&] { cast_fp8(x.p, out.p, n, 37.5f, 0, false, 0); }, 20);
     std::printf("  castFp8 e4m3 16M elements             %.3f ms   %.1f GB/s\n", t, 8.0 * n / (t * 1e6));
-    double q = time_ms([&] { quantize_nvfp4(x.p, out.p, sc.p, g.p, 4096, 4096, 0, false, 0); }, 20);
-    std::printf("  quantizeNvfp4 1x16 4096x4096         %.3f ms\n", q);
   }
 }
 
@@ -312,7 +296,6 @@ int main(int argc, char** argv) {
   check_rows(dir);
   for (const char* c : {"softmax", "presoftmax", "sigmoid-group", "sqrtsoftplus", "sigmoid-top1"}) check_router(dir, c);
   for (const char* c : {"e4m3", "e5m2"}) check_fp8(dir, c);
-  for (const char* c : {"1x16", "16x16"}) check_nvfp4(dir, c);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) {
     std::printf("CUDA error: %s\n", cudaGetErrorString(err));

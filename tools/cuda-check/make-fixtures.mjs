@@ -10,8 +10,8 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { castFp8Op, decodeMiniFloat, E4M3, E5M2, groupedMatMulOp, planPermutation, quantizeNvfp4Op, scatterRowsOp, selectiveScanOp, topkRouterOp } from '../../packages/gpu-kernels/dist/index.js';
-import { createRng, tf } from '../../packages/tensor/dist/index.js';
+import { castFp8Op, decodeMiniFloat, E4M3, E5M2, groupedMatMulOp, planPermutation, scatterRowsOp, selectiveScanOp, topkRouterOp } from '@kiln/gpu-kernels';
+import { createRng, tf } from '@kiln/tensor';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.join(here, 'fixtures');
@@ -182,21 +182,3 @@ for (const [format, f, code] of [
   });
 }
 
-// ---- NVFP4: 1x16 and 16x16, nearest and stochastic
-for (const [name, shape, blockShape] of [
-  ['1x16', [5, 48], '1x16'],
-  ['16x16', [32, 48], '16x16'],
-]) {
-  const rng = createRng(shape[0]);
-  const x = tf.mul(rng.normal(shape), tf.exp(rng.normal(shape, 0, 1.5)));
-  const [v, bs, g] = quantizeNvfp4Op.reference({ x }, { blockShape });
-  const [sv] = quantizeNvfp4Op.reference({ x }, { blockShape, stochastic: true, seed: 4 });
-  write(`nvfp4-${name}`, {
-    x: f32(x),
-    block: vals([1], [blockShape === '16x16' ? 1 : 0]),
-    values: f32(v),
-    scales: f32(bs),
-    global: vals([1], [g.dataSync()[0]]),
-    values_sr: f32(sv),
-  });
-}

@@ -25,8 +25,8 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '../..');
-const pkg = await import(path.join(root, 'packages/pointcloud-ssl/dist/index.js'));
-const { createRng } = await import(path.join(root, 'packages/tensor/dist/index.js'));
+const pkg = await import('@kiln/pointcloud-ssl');
+const { createRng } = await import('@kiln/tensor');
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -3,7 +3,7 @@
  *   serialization codes for z, z-trans, hilbert, hilbert-trans on ~10^5 points (4 scenes of
  *   the synthetic generator at 2 cm) vs PyTorch (2 threads), plus the whole batch
  *   serialization (codes + argsort + inverse for 4 orders), and grid sampling vs numpy.
- * Also checks that the peer's codes equal ours (checksums), since both follow FACTS.md.
+ * Also checks that the peer's codes equal ours (checksums), since both follow the same published serialization (docs/reference.md).
  * Prints median and best times, the ratio of best times (> 1 means Kiln is faster) and a
  * Markdown table for the package README.
  * Run after building: pnpm --filter @kiln/pointcloud-ssl... build && pnpm --filter @kiln/pointcloud-ssl bench
@@ -16,8 +16,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const pkg = await import(path.join(here, '../../packages/pointcloud-ssl/dist/index.js'));
-const { createRng } = await import('@kiln/tensor').catch(() => import(path.join(here, '../../packages/tensor/dist/index.js')));
+const pkg = await import('@kiln/pointcloud-ssl');
+const { createRng } = await import('@kiln/tensor');
 
 const argPoints = process.argv.indexOf('--points');
 const perScene = argPoints > 0 ? Number(process.argv[argPoints + 1]) : 25000;

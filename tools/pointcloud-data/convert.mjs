@@ -8,10 +8,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pc = await import(path.join(here, '../../packages/pointcloud-ssl/dist/index.js'));
+const pc = await import('@kiln/pointcloud-ssl');
 
 function option(args, name, fallback) {
   const i = args.indexOf(`--${name}`);

@@ -1,7 +1,10 @@
 // Small canvas charts for the dashboard: no build step, no dependencies.
+import { nearestIndex, smooth, timeLabel, xCoordinates } from './view-model.js';
 
 const AXIS = '#6b7385';
 const GRID = '#e3e6ec';
+/** Latin first, then CJK faces, as in style.css: Chinese group and charge names must not fall back to boxes. */
+export const FONT_STACK = 'system-ui, "Noto Sans", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif';
 export const PALETTE = ['#c2410c', '#2563eb', '#16a34a', '#9333ea', '#ca8a04', '#0891b2', '#db2777', '#4b5563', '#65a30d', '#7c3aed', '#ea580c', '#0d9488', '#b91c1c', '#1d4ed8', '#a16207', '#be185d'];
 
 /** Prepares a canvas for crisp drawing at the device's pixel ratio; returns ctx and size in CSS px. */
@@ -15,7 +18,7 @@ function setup(canvas) {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, width, height);
-  ctx.font = '11px system-ui, sans-serif';
+  ctx.font = `11px ${FONT_STACK}`;
   return { ctx, width, height };
 }
 
@@ -29,54 +32,199 @@ function niceTicks(min, max, count = 5) {
   return ticks;
 }
 
+/** [min, max] of the finite values, in one pass (no spread: it overflows the stack past ~10^5 values). */
+export function extent(values) {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+/**
+ * Per pixel column, the first, minimum, maximum and last value of the points that fall in it:
+ * a line drawn through these has the same pixels as one drawn through every point, at a
+ * cost bounded by the width.
+ */
+export function pixelColumns(steps, values, x0, x1, columns) {
+  const first = new Float64Array(columns).fill(Number.NaN);
+  const min = new Float64Array(columns).fill(Number.NaN);
+  const max = new Float64Array(columns).fill(Number.NaN);
+  const last = new Float64Array(columns).fill(Number.NaN);
+  const scale = columns / (x1 - x0 || 1);
+  for (let i = 0; i < steps.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    const c = Math.min(columns - 1, Math.max(0, Math.floor((steps[i] - x0) * scale)));
+    if (Number.isNaN(first[c])) {
+      first[c] = v;
+      min[c] = v;
+      max[c] = v;
+    } else {
+      if (v < min[c]) min[c] = v;
+      if (v > max[c]) max[c] = v;
+    }
+    last[c] = v;
+  }
+  return { first, min, max, last };
+}
+
 function fmt(v) {
   const a = Math.abs(v);
   return a !== 0 && (a >= 1e4 || a < 1e-3) ? v.toExponential(1) : Number(v.toPrecision(4)).toString();
 }
 
-/** A line chart of one metric: steps on x, values on y (log y for positive losses with a wide range). */
-export function lineChart(canvas, { title, steps, values }) {
+/**
+ * Line charts of one metric: one or more lines ({ label, color, steps, values, times? },
+ * steps ascending) on a shared axis — the step, or with `x: 'time'` the wall time each
+ * point was logged — or a single `steps`/`values` pair. Any number of points:
+ * past two per pixel column, each column is drawn as its min–max span. `smoothing` (0..1)
+ * draws the exponential moving average over a faint raw line, as TensorBoard does; `log`
+ * puts y on a log10 scale (values ≤ 0 are left out). The chart keeps what it drew on the
+ * canvas (`canvas.chart`) for the hover read-out (readoutAt).
+ */
+export function lineChart(canvas, { title, steps, values, lines, smoothing = 0, log = false, x = 'step' }) {
+  const all = (lines ?? [{ label: title, color: PALETTE[0], steps, values }]).map((l) => ({ ...l, ...xCoordinates(l, x) }));
   const { ctx, width, height } = setup(canvas);
   const pad = { l: 52, r: 12, t: 20, b: 26 };
-  const finite = values.filter(Number.isFinite);
-  let lo = Math.min(...finite);
-  let hi = Math.max(...finite);
+  ctx.fillStyle = AXIS;
+  ctx.fillText(title, pad.l, 13);
+  canvas.chart = undefined;
+  const ys = (v) => (log ? (v > 0 ? Math.log10(v) : Number.NaN) : v);
+  const drawn = all
+    .filter((l) => l.xs.length > 0)
+    .map((l) => {
+      const smoothed = smoothing > 0 ? smooth(l.values, smoothing) : undefined;
+      return { ...l, raw: Array.from(l.values, ys), smooth: smoothed && smoothed.map(ys), smoothed };
+    });
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  let x0 = Number.POSITIVE_INFINITY;
+  let x1 = Number.NEGATIVE_INFINITY;
+  for (const l of drawn) {
+    const [a, b] = extent(l.raw);
+    lo = Math.min(lo, a);
+    hi = Math.max(hi, b);
+    x0 = Math.min(x0, l.xs[0]);
+    x1 = Math.max(x1, l.xs[l.xs.length - 1]);
+  }
+  if (!(hi >= lo)) {
+    const why = all.some((l) => l.steps.length) && x === 'time' && drawn.length === 0 ? 'no points with a wall time (logged before times were kept)' : log ? 'no positive values (log scale)' : 'no finite values';
+    ctx.fillText(why, pad.l, height / 2);
+    return;
+  }
   if (lo === hi) {
     lo -= Math.abs(lo) * 0.1 || 1;
     hi += Math.abs(hi) * 0.1 || 1;
   }
-  const x0 = steps[0];
-  const x1 = steps[steps.length - 1] === x0 ? x0 + 1 : steps[steps.length - 1];
-  const sx = (s) => pad.l + ((s - x0) / (x1 - x0)) * (width - pad.l - pad.r);
+  if (x1 === x0) x1 = x0 + 1;
+  const plotW = width - pad.l - pad.r;
+  const sx = (s) => pad.l + ((s - x0) / (x1 - x0)) * plotW;
   const sy = (v) => height - pad.b - ((v - lo) / (hi - lo)) * (height - pad.t - pad.b);
-  ctx.fillStyle = AXIS;
-  ctx.fillText(title, pad.l, 13);
   ctx.strokeStyle = GRID;
   ctx.lineWidth = 1;
-  for (const t of niceTicks(lo, hi)) {
+  const yTicks = log ? logTicks(lo, hi) : niceTicks(lo, hi);
+  for (const t of yTicks) {
     ctx.beginPath();
     ctx.moveTo(pad.l, sy(t));
     ctx.lineTo(width - pad.r, sy(t));
     ctx.stroke();
-    ctx.fillText(fmt(t), 4, sy(t) + 4);
+    ctx.fillText(fmt(log ? 10 ** t : t), 4, sy(t) + 4);
   }
-  for (const t of niceTicks(x0, x1, 6)) ctx.fillText(fmt(t), sx(t) - 8, height - 8);
-  ctx.strokeStyle = PALETTE[0];
+  const xLabel = x === 'time' ? (t) => timeLabel(t, x1 - x0) : fmt;
+  for (const t of niceTicks(x0, x1, 6)) ctx.fillText(xLabel(t), sx(t) - 8, height - 8);
+  const columns = Math.max(1, Math.round(plotW));
+  for (const l of drawn) {
+    if (l.smooth) {
+      ctx.globalAlpha = 0.25;
+      path(ctx, l.xs, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
+      ctx.globalAlpha = 1;
+      path(ctx, l.xs, l.smooth, l.color, sx, sy, columns, pad.l, x0, x1);
+    } else {
+      path(ctx, l.xs, l.raw, l.color, sx, sy, columns, pad.l, x0, x1);
+    }
+  }
+  if (drawn.length > 1) {
+    // The legend, right-aligned on the title's line, as far as it fits.
+    let x = width - pad.r;
+    ctx.textAlign = 'right';
+    for (let i = drawn.length - 1; i >= 0; i--) {
+      const label = drawn[i].label.length > 28 ? `${drawn[i].label.slice(0, 27)}…` : drawn[i].label;
+      const w = ctx.measureText(label).width;
+      if (x - w - 14 < pad.l + ctx.measureText(title).width + 8) break;
+      ctx.fillStyle = drawn[i].color;
+      ctx.fillRect(x - w - 12, 6, 9, 9);
+      ctx.fillStyle = AXIS;
+      ctx.fillText(label, x, 14);
+      x -= w + 20;
+    }
+    ctx.textAlign = 'left';
+  }
+  canvas.chart = { x0, x1, x, left: pad.l, plotW, lines: drawn };
+}
+
+/** One line: per point, or per pixel column (first, min–max span, last) when denser. */
+function path(ctx, steps, ys, color, sx, sy, columns, left, x0, x1) {
+  ctx.strokeStyle = color;
   ctx.lineWidth = 1.6;
   ctx.beginPath();
-  steps.forEach((s, i) => {
-    const v = values[i];
-    if (!Number.isFinite(v)) return;
-    if (i === 0) ctx.moveTo(sx(s), sy(v));
-    else ctx.lineTo(sx(s), sy(v));
-  });
+  let started = false;
+  if (steps.length > 2 * columns) {
+    const col = pixelColumns(steps, ys, x0, x1, columns);
+    for (let c = 0; c < columns; c++) {
+      if (Number.isNaN(col.first[c])) continue;
+      const x = left + c + 0.5;
+      if (started) ctx.lineTo(x, sy(col.first[c]));
+      else ctx.moveTo(x, sy(col.first[c]));
+      started = true;
+      ctx.moveTo(x, sy(col.min[c]));
+      ctx.lineTo(x, sy(col.max[c]));
+      ctx.moveTo(x, sy(col.last[c]));
+    }
+  } else {
+    for (let i = 0; i < steps.length; i++) {
+      const v = ys[i];
+      if (!Number.isFinite(v)) continue;
+      if (started) ctx.lineTo(sx(steps[i]), sy(v));
+      else ctx.moveTo(sx(steps[i]), sy(v));
+      started = true;
+    }
+  }
   ctx.stroke();
-  if (steps.length === 1) {
-    ctx.fillStyle = PALETTE[0];
+  if (steps.length === 1 && Number.isFinite(ys[0])) {
+    ctx.fillStyle = color;
     ctx.beginPath();
-    ctx.arc(sx(steps[0]), sy(values[0]), 3, 0, 2 * Math.PI);
+    ctx.arc(sx(steps[0]), sy(ys[0]), 3, 0, 2 * Math.PI);
     ctx.fill();
   }
+}
+
+/** Powers of ten within [lo, hi] (log10 units); niceTicks when the range spans less than one decade. */
+function logTicks(lo, hi) {
+  const ticks = [];
+  for (let t = Math.ceil(lo); t <= Math.floor(hi); t++) ticks.push(t);
+  return ticks.length >= 2 ? ticks : niceTicks(lo, hi);
+}
+
+/**
+ * What a chart shows at a horizontal position (CSS pixels from the canvas's left edge):
+ * per line, the point nearest in step, with its raw and smoothed value.
+ */
+export function readoutAt(canvas, offsetX) {
+  const chart = canvas.chart;
+  if (!chart) return undefined;
+  const at = chart.x0 + ((offsetX - chart.left) / chart.plotW) * (chart.x1 - chart.x0);
+  const rows = [];
+  for (const l of chart.lines) {
+    const i = nearestIndex(l.xs, at);
+    if (i < 0) continue;
+    const time = chart.x === 'time' ? { time: l.xs[i] } : {};
+    rows.push({ label: l.label, color: l.color, step: l.steps[i], value: l.values[i], ...time, ...(l.smoothed ? { smoothed: l.smoothed[i] } : {}) });
+  }
+  return { at, rows };
 }
 
 /** Horizontal bars in [0, 1], one per class, with the value written at the end. */
@@ -122,7 +270,7 @@ function heatColor(t) {
 
 /** Layers × experts heatmap of routed-token fractions; the colour scale is relative to a uniform load. */
 export function expertHeatmap(canvas, layers) {
-  const experts = Math.max(...layers.map((l) => l.load.length));
+  const experts = extent(layers.map((l) => l.load.length))[1];
   canvas.style.height = `${Math.max(120, layers.length * 22 + 50)}px`;
   const { ctx, width, height } = setup(canvas);
   const left = 60;
@@ -160,8 +308,7 @@ export function ciChart(canvas, { overall, groups, baseline }) {
   const left = 120;
   const right = width - 20;
   const all = [overall, ...(baseline ? [baseline] : []), ...groups].flatMap((g) => [g.lo, g.hi, g.value]).filter(Number.isFinite);
-  let lo = Math.min(...all);
-  let hi = Math.max(...all);
+  let [lo, hi] = extent(all);
   if (lo === hi) {
     lo -= 1;
     hi += 1;

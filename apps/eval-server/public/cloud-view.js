@@ -1,6 +1,7 @@
 // The 3-D view of a segmented point cloud: three.js Points coloured by class, slowly
 // turning; drag to rotate. preserveDrawingBuffer lets tests read the pixels back.
-import * as THREE from 'three';
+// three.js comes from this server's node_modules (/vendor/three/), never a CDN.
+import * as THREE from '/vendor/three/three.module.js';
 import { PALETTE } from './charts.js';
 
 export function createCloudView(canvas) {

@@ -2,8 +2,11 @@
  * Every file the server reads or writes lives under its data folder. Names from requests
  * are checked against a strict pattern and the resolved path must stay inside the folder,
  * so `..`, absolute paths, encoded slashes and NUL bytes are refused with a 400.
+ *
+ * Folders the server creates are 0700 and files 0600: runs, metrics and checkpoints are
+ * readable by the server's user only.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -13,13 +16,40 @@ export class UnsafePathError extends Error {
   override name = 'UnsafePathError';
 }
 
+/** The data folder cannot be used (it is a file, or cannot be created); the message says why. */
+export class DataFolderError extends Error {
+  override name = 'DataFolderError';
+}
+
+export const FOLDER_MODE = 0o700;
+export const FILE_MODE = 0o600;
+
+function makeFolder(path: string, what: string): void {
+  try {
+    mkdirSync(path, { recursive: true, mode: FOLDER_MODE });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new DataFolderError(`${what} ${path} is a file, not a folder`);
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') throw new DataFolderError(`${what} ${path} cannot be created (${code}: no permission)`);
+    throw new DataFolderError(`${what} ${path} cannot be created: ${(err as Error).message}`);
+  }
+  if (!statSync(path).isDirectory()) throw new DataFolderError(`${what} ${path} is a file, not a folder`);
+}
+
 export class DataFolder {
   readonly root: string;
 
   constructor(root: string) {
     this.root = resolve(root);
-    mkdirSync(this.root, { recursive: true });
-    mkdirSync(resolve(this.root, 'artifacts'), { recursive: true });
+    makeFolder(this.root, 'data folder');
+    makeFolder(resolve(this.root, 'artifacts'), 'data folder entry');
+  }
+
+  /** Creates the folder of a run's artifacts (0700) and returns it. */
+  ensureArtifactDir(runId: string): string {
+    const dir = this.artifactDir(runId);
+    makeFolder(dir, 'artifact folder');
+    return dir;
   }
 
   get databasePath(): string {

@@ -73,10 +73,11 @@ describe('load', () => {
     const sorted = [...full].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
     for (const count of full) expect(count).toBeGreaterThan(median / 5);
-    const { series } = (await call(server, 'GET', `/api/runs/${id}/metrics`)).body;
+    const { series } = (await call(server, 'GET', `/api/runs/${id}/metrics?name=loss&limit=100000`)).body;
     const steps: number[] = series.loss.steps;
     expect(steps.length).toBe(REQUESTS * POINTS_PER_REQUEST);
     expect(new Set(steps).size).toBe(REQUESTS * POINTS_PER_REQUEST); // every batch once
     expect(steps[steps.length - 1]).toBe(REQUESTS * POINTS_PER_REQUEST - 1);
+    expect(series.loss.next).toBeNull();
   });
 });

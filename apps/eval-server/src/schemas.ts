@@ -2,8 +2,17 @@
  * JSON schemas of every request body. Fastify validates with them before a handler runs
  * and answers 400 naming the field (`body/points/3/value must be number`).
  */
+import { KEY_PATTERN, MAX_KEY_LENGTH, MAX_METRIC_LENGTH, METRIC_PATTERN } from './series-name.js';
+
 const finite = { type: 'number' } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+/** Steps are exact integers: beyond 2^53 − 1 JSON numbers lose integers silently. */
+const step = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+/**
+ * A client's id for one request (a metrics batch, a run, a result): sent again with a
+ * retried request, it makes the server answer the first outcome instead of storing twice.
+ */
+export const requestId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' } as const;
 
 export const idParams = {
   type: 'object',
@@ -19,6 +28,23 @@ export const createRunBody = {
     name,
     kind: { type: 'string', minLength: 1, maxLength: 100, default: 'generic' },
     config: { type: 'object', default: {} },
+    requestId,
+  },
+} as const;
+
+/** Tags and a note on a run: at least one of them; what is given replaces what was there. */
+export const annotateRunBody = {
+  type: 'object',
+  minProperties: 1,
+  additionalProperties: false,
+  properties: {
+    tags: {
+      type: 'array',
+      maxItems: 32,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\u0000-\\u001f\\u007f,]+$' },
+    },
+    note: { type: 'string', maxLength: 10_000, pattern: '^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$' },
   },
 } as const;
 
@@ -29,6 +55,7 @@ export const metricsBody = {
   required: ['points'],
   additionalProperties: false,
   properties: {
+    batchId: requestId,
     points: {
       type: 'array',
       minItems: 1,
@@ -38,9 +65,13 @@ export const metricsBody = {
         required: ['step', 'name', 'value'],
         additionalProperties: false,
         properties: {
-          step: { type: 'integer', minimum: 0 },
-          name: { type: 'string', minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_./:-]+$' },
+          step,
+          name: { type: 'string', minLength: 1, maxLength: MAX_METRIC_LENGTH, pattern: METRIC_PATTERN },
+          /** Which series of the metric (`judge=region:浙江省`, `rank=3`): one line each in the dashboard. */
+          key: { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH, pattern: KEY_PATTERN },
           value: finite,
+          /** When the point was logged, ms since 1970 (default: when it arrives). */
+          time: { type: 'number', minimum: 0, maximum: 8.64e15 },
         },
       },
     },
@@ -54,6 +85,7 @@ export const pointcloudResultBody = {
   additionalProperties: false,
   properties: {
     kind: { const: 'pointcloud' },
+    requestId,
     split: { type: 'string', maxLength: 100 },
     miou: { type: 'number', minimum: 0, maximum: 1 },
     accuracy: { type: 'number', minimum: 0, maximum: 1 },
@@ -79,7 +111,8 @@ export const moeResultBody = {
   additionalProperties: false,
   properties: {
     kind: { const: 'moe' },
-    step: { type: 'integer', minimum: 0 },
+    requestId,
+    step,
     layers: {
       type: 'array',
       minItems: 1,
@@ -97,9 +130,11 @@ export const moeResultBody = {
   },
 } as const;
 
+/** An estimate with its interval; lo ≤ hi is checked by the route (a schema cannot compare fields). */
 const estimateWithCi = {
   type: 'object',
   required: ['value', 'lo', 'hi'],
+  additionalProperties: false,
   properties: { value: finite, lo: finite, hi: finite, n: { type: 'integer', minimum: 0 } },
 } as const;
 
@@ -113,6 +148,7 @@ export const lincoResultBody = {
   additionalProperties: false,
   properties: {
     kind: { const: 'linco' },
+    requestId,
     /** Which LInCo metric ('term', 'charge'). */
     metric: { type: 'string', minLength: 1, maxLength: 100 },
     confidence: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },

@@ -4,6 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MOE_CONFIG_FIELDS, MOE_CONFIG_KEYS } from '@kiln/moe-core';
 import { loadSafetensors } from '@kiln/tensor';
 import { describe, expect, it } from 'vitest';
 import { countLines, kiln, losses, spawnKiln, startFakeEvalServer, tempDir, waitFor } from './test-support.js';
@@ -124,12 +125,77 @@ describe('kiln moe train', () => {
     const noCheckpoint = await kiln(['moe', 'train', '--preset', 'tiny', '--resume', '--out', join(tempDir(), 'empty')]);
     expect(noCheckpoint.code).toBe(2);
     expect(noCheckpoint.stderr).toContain('--resume: no checkpoint');
-    const changed = await kiln(['moe', 'train', '--preset', 'tiny', '--resume', '--out', out, '--d-model', '64']);
+    const changed = await kiln(['moe', 'train', '--preset', 'tiny', '--resume', '--out', out, '--hidden-size', '64']);
     expect(changed.code, changed.stderr).toBe(2);
     expect(changed.stderr).toContain('config.dModel');
     const bad = await kiln(['moe', 'train', '--preset', 'tiny', '--topk', '9']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain("config key 'topk'");
+    expect(bad.stderr).toContain('topk: topk (9) must be ≤ numExperts (4)');
+  });
+});
+
+describe('kiln moe train: every MoEConfig field, usage errors, Megatron-LM flags', () => {
+  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+  it('--help lists every MoEConfig field as a flag with its doc', async () => {
+    const help = await kiln(['moe', 'train', '--help']);
+    expect(help.code).toBe(0);
+    for (const key of MOE_CONFIG_KEYS) {
+      expect(help.stdout, key).toMatch(new RegExp(`\\n  ${key} +--${kebab(key)}\\b`));
+      expect(help.stdout).toContain(MOE_CONFIG_FIELDS[key].doc);
+    }
+    expect(help.stdout).toContain('--from-megatron');
+  });
+
+  it('bad settings are usage errors (exit 2) naming the problem, never a stack trace', async () => {
+    for (const [args, message] of [
+      [['--topk', '1'], 'routerPreSoftmax: must be true when topk is 1 with softmax scores'],
+      [['--corpus', '/no/such/corpus.txt'], '--corpus /no/such/corpus.txt: no such file'],
+      [['--ep', '2'], "config key 'ep' is 2 but 1 process run: expert-parallel groups of 2 need a multiple of 2 MPI ranks"],
+      [['--etp', '2'], "config key 'etp' is 2: kiln moe train runs context, expert and data parallelism only, not expert tensor parallelism"],
+      [['--fp8', 'e5m2'], "flag --fp8 must be one of 'e4m3', 'hybrid', or null, got \"e5m2\""],
+      [['--fp8', 'e4m3', '--recompute-modules', 'moe_act'], "delayed FP8 scaling does not support 'moe_act' recompute"],
+      [['--from-megatron', '--moe-router-topk two'], "--from-megatron: Megatron flags: --moe-router-topk two: 'two' is not a number"],
+    ] as const) {
+      const r = await kiln(['moe', 'train', ...TINY, ...args]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('config-file keys reach the MoE layer: FP8 with moe_act recompute and offloading, no grouped GEMM', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'moe.yaml');
+    writeFileSync(file, 'fp8: hybrid\nfp8Recipe: tensorwise\nrecomputeModules: [moe_act]\noffloadModules: [expert_fc1]\nsteps: 2\n');
+    const r = await kiln(['moe', 'train', ...TINY, '--config', file, '--out', join(dir, 'run')]);
+    expect(r.code, r.stderr).toBe(0);
+    const run = JSON.parse(readFileSync(join(dir, 'run', 'run.json'), 'utf8'));
+    expect(run.config).toMatchObject({ fp8: 'hybrid', fp8Recipe: 'tensorwise', recomputeModules: ['moe_act'], offloadModules: ['expert_fc1'] });
+    const loop = await kiln(['moe', 'train', ...TINY, '--no-grouped-gemm', '--steps', '2', '--out', join(dir, 'loop')]);
+    expect(loop.code, loop.stderr).toBe(0);
+  });
+
+  it('export-megatron prints the flags that differ from Megatron-LM defaults, and --from-megatron reads them back', async () => {
+    const plain = await kiln(['moe', 'export-megatron', '--preset', 'tiny']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout.trim()).toBe(
+      '--num-layers 1 --hidden-size 32 --num-experts 4 --moe-ffn-hidden-size 32 --moe-aux-loss-coeff 0.01 --moe-grouped-gemm --moe-token-dispatcher-type alltoall --swiglu',
+    );
+    const flags = ['--topk', '4', '--num-experts', '16', '--router-score-function', 'sigmoid', '--router-enable-expert-bias', '--fp8', 'hybrid', '--fp8-recipe', 'mxfp8', '--recompute-modules', 'moe_act,shared_experts', '--shared-expert-size', '128'];
+    const exported = await kiln(['moe', 'export-megatron', ...flags]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stdout).toContain('--recompute-granularity selective --recompute-modules moe_act shared_experts');
+    const back = await kiln(['moe', 'export-megatron', '--from-megatron', exported.stdout.trim()]);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toBe(exported.stdout);
+    // Megatron's own defaults for what the flags leave out, and flags on the command line still win
+    const json = await kiln(['moe', 'export-megatron', '--from-megatron', '--num-experts 8 --hidden-size 64 --lr 3e-4', '--topk', '3', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout).args.join(' ')).toBe('--num-layers 2 --hidden-size 64 --num-experts 8 --moe-ffn-hidden-size 256 --moe-router-topk 3 --openai-gelu');
+    expect(json.stderr).toContain('--lr: not an MoE-layer setting, ignored');
+    const trained = await kiln(['moe', 'train', ...TINY, '--steps', '2', '--from-megatron', '--num-layers 1 --hidden-size 32 --num-experts 4 --moe-ffn-hidden-size 32 --swiglu --moe-grouped-gemm', '--out', join(tempDir(), 'mega')]);
+    expect(trained.code, trained.stderr).toBe(0);
   });
 });
 

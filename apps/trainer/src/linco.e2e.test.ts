@@ -42,6 +42,12 @@ describe('kiln linco run', () => {
       expect(saved.excess.ci.term[0]).toBeGreaterThan(0);
       // 8 epochs × (the region panel + 3 random splits).
       expect(losses(out)).toHaveLength(32);
+      // One loss series per panel, each over its own epochs (restarted trainings never share a line).
+      const lossPoints = fake.requests.filter((q) => q.url.endsWith('/metrics')).flatMap((q) => q.body.points).filter((p: { name: string }) => p.name === 'loss');
+      const byKey = new Map<string, number[]>();
+      for (const p of lossPoints) byKey.set(p.key, [...(byKey.get(p.key) ?? []), p.step]);
+      expect([...byKey.keys()].sort()).toEqual(['panel=groups', 'panel=random-0', 'panel=random-1', 'panel=random-2']);
+      for (const steps of byKey.values()) expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       const results = fake.requests.filter((q) => q.url === '/api/runs/run-1/results/linco').map((q) => q.body);
       expect(results.map((b) => b.metric)).toEqual(['term', 'charge']);
       for (const b of results) {
@@ -111,7 +117,7 @@ describe('kiln linco analyze', () => {
     const fake = await startFakeEvalServer();
     try {
       const out = join(tempDir(), 'analyze');
-      const r = await kiln(['linco', 'analyze', ...SMALL, '--data', CAIL, '--attributes', 'region,gender', '--out', out, '--server', fake.url]);
+      const r = await kiln(['linco', 'analyze', ...SMALL, '--data', CAIL, '--attributes', 'region,gender', '--out', out, '--server', fake.url, '--token', 't']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/1\. Inconsistency by group.*\n {2}region +3 judges × \d+ cases; LInCo term \d\.\d{4}, excess -?\d\.\d{4} \[/);
       expect(r.stdout).toMatch(/\n {2}gender +2 judges × \d+ cases/);

@@ -1,10 +1,11 @@
 /**
- * `mpirun -np 2` and `-np 4` of `kiln moe train`: data parallel over MPI ranks follows the
- * same loss curve as one process training on the same global batch. Skipped, with the
+ * `mpirun -np 2` and `-np 4` of `kiln moe train`: data parallel over MPI ranks, and context ×
+ * expert × data parallel (`--cp 2 --ep 2`), follow the same loss curve as one process training
+ * on the same global batch. Skipped, with the
  * reason printed, where mpirun or @kiln/mpi's addon is missing (CI installs Open MPI).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kiln, losses, mpiSkipReason, tempDir } from './test-support.js';
@@ -39,5 +40,34 @@ describe.skipIf(reason !== '')('kiln moe train under mpirun', () => {
       expect(existsSync(join(out, 'model.safetensors'))).toBe(true);
       expect(existsSync(join(out, `rank-${np - 1}`, 'metrics.jsonl'))).toBe(true);
     }
+  });
+
+  it('--cp 2 --ep 2 on 4 ranks (context, expert and data parallel) follows the single-process loss curve', async () => {
+    const args = [...ARGS, '--steps', '3'];
+    const single = tempDir();
+    const one = await kiln([...args, '--out', single], { KILN_BACKEND: 'cpu' });
+    expect(one.code, one.stderr).toBe(0);
+    const reference = losses(single);
+    const out = tempDir();
+    const run = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '4', process.execPath, bin, ...args, '--cp', '2', '--ep', '2', '--out', out], {
+      encoding: 'utf8',
+      timeout: 240_000,
+      env: { ...process.env, KILN_BACKEND: 'cpu' },
+    });
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+    const curve = losses(out);
+    expect(curve).toHaveLength(3);
+    for (const [i, loss] of curve.entries()) expect(Math.abs(loss - reference[i]!)).toBeLessThan(2e-4 * Math.max(1, reference[i]!));
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(record.config).toMatchObject({ cp: 2, ep: 2, dp: 2 });
+    // an expert-parallel checkpoint holds weights only: --resume is a usage error on every rank
+    const resume = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '-np', '2', process.execPath, bin, ...args, '--ep', '2', '--resume', '--out', out], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, KILN_BACKEND: 'cpu' },
+    });
+    expect(resume.status, resume.stderr).toBe(2);
+    expect(resume.stderr).toContain('--resume: expert-parallel runs (--ep > 1) checkpoint the gathered weights only');
+    expect(resume.stderr).not.toMatch(/\n\s+at /);
   });
 });

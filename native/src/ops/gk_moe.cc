@@ -23,9 +23,10 @@ Napi::Value GroupedMatMul(const Napi::CallbackInfo& info) {
   auto w = kiln::arg_f32(info, 1, fn, "w");
   auto out = kiln::arg_f32(info, 2, fn, "out");
   auto sizes = kiln::arg_i32(info, 3, fn, "groupSizes");
-  const int64_t mode = kiln::arg_int(info, 4, fn, "mode");
+  const int64_t mode = kiln::arg_choice(info, 4, fn, "mode", 3);
   const int64_t K = kiln::arg_int(info, 5, fn, "K", 1);
   const int64_t N = kiln::arg_int(info, 6, fn, "N", 1);
+  if (K > INT32_MAX || N > INT32_MAX) throw Napi::RangeError::New(info.Env(), "groupedMatMul: K and N must be below 2^31");
   const int64_t G = sizes.length;
   std::vector<int64_t> start(G + 1, 0);
   for (int64_t g = 0; g < G; g++) {
@@ -34,17 +35,17 @@ Napi::Value GroupedMatMul(const Napi::CallbackInfo& info) {
   }
   const int64_t M = start[G];
   if (mode == 0) {
-    kiln::check_length(info.Env(), fn, "x", x.length, M * K);
-    kiln::check_length(info.Env(), fn, "w", w.length, G * K * N);
-    kiln::check_length(info.Env(), fn, "out", out.length, M * N);
+    kiln::check_shape(info.Env(), fn, "x", x.length, {M, K});
+    kiln::check_shape(info.Env(), fn, "w", w.length, {G, K, N});
+    kiln::check_shape(info.Env(), fn, "out", out.length, {M, N});
   } else if (mode == 1) {
-    kiln::check_length(info.Env(), fn, "x", x.length, M * N);
-    kiln::check_length(info.Env(), fn, "w", w.length, G * K * N);
-    kiln::check_length(info.Env(), fn, "out", out.length, M * K);
+    kiln::check_shape(info.Env(), fn, "x", x.length, {M, N});
+    kiln::check_shape(info.Env(), fn, "w", w.length, {G, K, N});
+    kiln::check_shape(info.Env(), fn, "out", out.length, {M, K});
   } else {
-    kiln::check_length(info.Env(), fn, "x", x.length, M * K);
-    kiln::check_length(info.Env(), fn, "w", w.length, M * N);
-    kiln::check_length(info.Env(), fn, "out", out.length, G * K * N);
+    kiln::check_shape(info.Env(), fn, "x", x.length, {M, K});
+    kiln::check_shape(info.Env(), fn, "w", w.length, {M, N});
+    kiln::check_shape(info.Env(), fn, "out", out.length, {G, K, N});
   }
   auto one = [&](int64_t g) {
     const int64_t r0 = start[g], rows = sizes.data[g];
@@ -78,10 +79,9 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   auto out = kiln::arg_f32(info, 2, fn, "out");
   const int64_t H = kiln::arg_int(info, 3, fn, "H", 1);
   const int64_t T = x.length / H, R = idx.length;
-  kiln::check_length(info.Env(), fn, "out", out.length, R * H);
-  for (int64_t r = 0; r < R; r++) {
-    if (idx.data[r] < 0 || idx.data[r] >= T) throw Napi::RangeError::New(info.Env(), "moeGatherRows: indices[" + std::to_string(r) + "] = " + std::to_string(idx.data[r]) + " is outside [0, " + std::to_string(T) + ")");
-  }
+  kiln::check_shape(info.Env(), fn, "x", x.length, {T, H});
+  kiln::check_shape(info.Env(), fn, "out", out.length, {R, H});
+  kiln::check_indices(info.Env(), fn, "indices", idx.data, idx.length, T);
   kiln::parallel_for(0, R, std::max<int64_t>(1, 16384 / H), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) std::copy(x.data + idx.data[r] * H, x.data + (idx.data[r] + 1) * H, out.data + r * H);
   });
@@ -98,11 +98,10 @@ Napi::Value ScatterRows(const Napi::CallbackInfo& info) {
   auto out = kiln::arg_f32(info, 3, fn, "out");
   const int64_t H = kiln::arg_int(info, 4, fn, "H", 1);
   const int64_t R = idx.length, T = out.length / H;
-  kiln::check_length(info.Env(), fn, "x", x.length, R * H);
-  if (w.length) kiln::check_length(info.Env(), fn, "weights", w.length, R);
-  for (int64_t r = 0; r < R; r++) {
-    if (idx.data[r] < 0 || idx.data[r] >= T) throw Napi::RangeError::New(info.Env(), "moeScatterRows: indices[" + std::to_string(r) + "] = " + std::to_string(idx.data[r]) + " is outside [0, " + std::to_string(T) + ")");
-  }
+  kiln::check_shape(info.Env(), fn, "x", x.length, {R, H});
+  kiln::check_shape(info.Env(), fn, "out", out.length, {T, H});
+  kiln::check_optional(info.Env(), fn, "weights", w.length, R);
+  kiln::check_indices(info.Env(), fn, "indices", idx.data, idx.length, T);
   std::fill(out.data, out.data + out.length, 0.0f);
   kiln::parallel_for(0, H, 64, [&](int64_t h0, int64_t h1) {
     for (int64_t r = 0; r < R; r++) {
@@ -124,8 +123,8 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
   auto out = kiln::arg_f32(info, 1, fn, "out");
   const int64_t F = kiln::arg_int(info, 2, fn, "F", 1);
   const int64_t R = static_cast<int64_t>(h.length) / (2 * F);
-  kiln::check_length(info.Env(), fn, "h", h.length, R * 2 * F);
-  kiln::check_length(info.Env(), fn, "out", out.length, R * F);
+  kiln::check_shape(info.Env(), fn, "h", h.length, {R, 2, F});
+  kiln::check_shape(info.Env(), fn, "out", out.length, {R, F});
   kiln::parallel_for(0, R, std::max<int64_t>(1, 16384 / F), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* g = h.data + r * 2 * F;
@@ -149,9 +148,9 @@ Napi::Value SwigluGrad(const Napi::CallbackInfo& info) {
   auto out = kiln::arg_f32(info, 2, fn, "out");
   const int64_t F = kiln::arg_int(info, 3, fn, "F", 1);
   const int64_t R = static_cast<int64_t>(h.length) / (2 * F);
-  kiln::check_length(info.Env(), fn, "h", h.length, R * 2 * F);
-  kiln::check_length(info.Env(), fn, "dy", dy.length, R * F);
-  kiln::check_length(info.Env(), fn, "out", out.length, R * 2 * F);
+  kiln::check_shape(info.Env(), fn, "h", h.length, {R, 2, F});
+  kiln::check_shape(info.Env(), fn, "dy", dy.length, {R, F});
+  kiln::check_shape(info.Env(), fn, "out", out.length, {R, 2, F});
   kiln::parallel_for(0, R, std::max<int64_t>(1, 16384 / F), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* g = h.data + r * 2 * F;
@@ -188,19 +187,24 @@ Napi::Value TopkRouter(const Napi::CallbackInfo& info) {
   auto indices = kiln::arg_i32(info, 3, fn, "indices");
   const int64_t E = kiln::arg_int(info, 4, fn, "E", 1);
   const int64_t k = kiln::arg_int(info, 5, fn, "k", 1);
-  const int64_t scoreFn = kiln::arg_int(info, 6, fn, "scoreFunction");
+  const int64_t scoreFn = kiln::arg_choice(info, 6, fn, "scoreFunction", 3);
   const bool pre = kiln::arg_bool(info, 7, fn, "usePreSoftmax");
   const int64_t G = kiln::arg_int(info, 8, fn, "numGroups");
   const int64_t gk = kiln::arg_int(info, 9, fn, "groupTopk");
   const float scaling = static_cast<float>(kiln::arg_number(info, 10, fn, "scalingFactor"));
   const int64_t T = logits.length / E;
-  kiln::check_length(info.Env(), fn, "probs", probs.length, T * E);
-  kiln::check_length(info.Env(), fn, "indices", indices.length, T * k);
-  if (k > E || (gk && (G <= 0 || E % G != 0 || gk > G || k / gk < 1))) throw Napi::RangeError::New(info.Env(), "topkRouter: inconsistent topk / numGroups / groupTopk");
+  kiln::check_shape(info.Env(), fn, "logits", logits.length, {T, E});
+  kiln::check_optional(info.Env(), fn, "expertBias", bias.length, E);
+  kiln::check_shape(info.Env(), fn, "probs", probs.length, {T, E});
+  kiln::check_shape(info.Env(), fn, "indices", indices.length, {T, k});
+  // With group-limited routing each chosen group contributes its top k / groupTopk experts,
+  // so that many must exist per group (E / numGroups).
+  if (k > E || (gk && (G <= 0 || E % G != 0 || gk > G || k / gk < 1 || k / gk > E / G))) throw Napi::RangeError::New(info.Env(), "topkRouter: inconsistent topk / numGroups / groupTopk");
+  const int64_t groups = gk ? G : 1;  // numGroups matters only with a group limit
   std::fill(probs.data, probs.data + probs.length, 0.0f);
   kiln::parallel_for(0, T, 64, [&](int64_t t0, int64_t t1) {
-    std::vector<float> row(E), sel(E), groupScores(G > 0 ? G : 1), masked(E);
-    std::vector<int32_t> order, chosen(k), inGroup(E), keep(G > 0 ? G : 1);
+    std::vector<float> row(E), sel(E), groupScores(groups), masked(E);
+    std::vector<int32_t> order, chosen(k), inGroup(E), keep(groups);
     for (int64_t t = t0; t < t1; t++) {
       const float* l = logits.data + t * E;
       if (scoreFn == 0) {

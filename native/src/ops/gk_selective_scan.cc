@@ -149,14 +149,21 @@ ScanArgs read_args(const Napi::CallbackInfo& info, const char* fn, ScanShape& s,
   s.N = kiln::arg_int(info, first_int + 2, fn, "dstate", 1);
   s.L = kiln::arg_int(info, first_int + 3, fn, "length", 1);
   a.softplus = kiln::arg_bool(info, first_int + 4, fn, "deltaSoftplus");
-  s.chunk = kiln::arg_int(info, first_int + 5, fn, "chunk", 1);
+  // A chunk longer than the sequence is the whole sequence (and sizes the scratch tiles).
+  s.chunk = std::min(kiln::arg_int(info, first_int + 5, fn, "chunk", 1), s.L);
   s.nc = (s.L + s.chunk - 1) / s.chunk;
-  const size_t bdl = s.batch * s.dim * s.L, bnl = s.batch * s.N * s.L;
-  kiln::check_length(info.Env(), fn, "u", kiln::arg_f32(info, 0, fn, "u").length, bdl);
-  kiln::check_length(info.Env(), fn, "delta", kiln::arg_f32(info, 1, fn, "delta").length, bdl);
-  kiln::check_length(info.Env(), fn, "A", kiln::arg_f32(info, 2, fn, "A").length, s.dim * s.N);
-  kiln::check_length(info.Env(), fn, "B", kiln::arg_f32(info, 3, fn, "B").length, bnl);
-  kiln::check_length(info.Env(), fn, "C", kiln::arg_f32(info, 4, fn, "C").length, bnl);
+  Napi::Env env = info.Env();
+  kiln::check_shape(env, fn, "u", kiln::arg_f32(info, 0, fn, "u").length, {s.batch, s.dim, s.L});
+  kiln::check_shape(env, fn, "delta", kiln::arg_f32(info, 1, fn, "delta").length, {s.batch, s.dim, s.L});
+  kiln::check_shape(env, fn, "A", kiln::arg_f32(info, 2, fn, "A").length, {s.dim, s.N});
+  kiln::check_shape(env, fn, "B", kiln::arg_f32(info, 3, fn, "B").length, {s.batch, s.N, s.L});
+  kiln::check_shape(env, fn, "C", kiln::arg_f32(info, 4, fn, "C").length, {s.batch, s.N, s.L});
+  const size_t bdl = s.batch * s.dim * s.L;
+  kiln::check_optional(env, fn, "D", kiln::arg_f32(info, 5, fn, "D").length, s.dim);
+  kiln::check_optional(env, fn, "z", kiln::arg_f32(info, 6, fn, "z").length, bdl);
+  kiln::check_optional(env, fn, "deltaBias", kiln::arg_f32(info, 7, fn, "deltaBias").length, s.dim);
+  kiln::check_optional(env, fn, "initialState", kiln::arg_f32(info, 8, fn, "initialState").length,
+                       kiln::shape_size(env, fn, "initialState", {s.batch, s.dim, s.N}));
   return a;
 }
 
@@ -168,8 +175,8 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   ScanArgs a = read_args(info, fn, s, 11);
   auto out = kiln::arg_f32(info, 9, fn, "out");
   auto last = kiln::arg_f32(info, 10, fn, "lastState");
-  kiln::check_length(info.Env(), fn, "out", out.length, s.batch * s.dim * s.L);
-  kiln::check_length(info.Env(), fn, "lastState", last.length, s.batch * s.dim * s.N);
+  kiln::check_shape(info.Env(), fn, "out", out.length, {s.batch, s.dim, s.L});
+  kiln::check_shape(info.Env(), fn, "lastState", last.length, {s.batch, s.dim, s.N});
   std::vector<float> dt(s.batch * s.dim * s.L), hStart(s.batch * s.dim * s.nc * s.N);
   effective_delta(a, s, dt.data());
   chunk_start_states(a, s, dt.data(), hStart.data(), last.data);
@@ -212,8 +219,8 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   kiln::check_length(info.Env(), fn, "dD", dD.length, s.dim);
   kiln::check_length(info.Env(), fn, "dz", dz.length, bdl);
   kiln::check_length(info.Env(), fn, "ddeltaBias", dbias.length, s.dim);
-  kiln::check_length(info.Env(), fn, "dInitialState", dh0.length, s.batch * s.dim * N);
-  if (dLast) kiln::check_length(info.Env(), fn, "dLast", dLastV.length, s.batch * s.dim * N);
+  kiln::check_shape(info.Env(), fn, "dInitialState", dh0.length, {s.batch, s.dim, N});
+  if (dLast) kiln::check_length(info.Env(), fn, "dLast", dLastV.length, dh0.length);
 
   std::vector<float> dt(bdl), hStart(s.batch * s.dim * s.nc * N);
   effective_delta(a, s, dt.data());

@@ -13,7 +13,6 @@ import { swigluGradOp, swigluOp } from './moe/swiglu.js';
 import { type TopkRouterOptions, topkRouter, topkRouterOp } from './moe/topk-router.js';
 import { castFp8Op } from './quant/fp8.js';
 import { decodeMiniFloat, E4M3, E5M2 } from './quant/minifloat.js';
-import { quantizeNvfp4, quantizeNvfp4Op } from './quant/nvfp4.js';
 import { selectiveScanBackward, selectiveScanOp } from './scan/selective-scan.js';
 
 type Tensor = tf.Tensor;
@@ -133,7 +132,7 @@ for (const backend of BACKENDS) {
 
     it('every op runs a kernel here', async () => {
       await tf.setBackend(backend);
-      for (const op of [selectiveScanOp, selectiveScanBackward, groupedMatMulOp, gatherRowsOp, scatterRowsOp, swigluOp, swigluGradOp, topkRouterOp, castFp8Op, quantizeNvfp4Op]) {
+      for (const op of [selectiveScanOp, selectiveScanBackward, groupedMatMulOp, gatherRowsOp, scatterRowsOp, swigluOp, swigluGradOp, topkRouterOp, castFp8Op]) {
         expect(op.hasKernel(), op.opName).toBe(true);
       }
     });
@@ -292,29 +291,6 @@ for (const backend of BACKENDS) {
           op({ x: T(rand), scale: tf.tensor([37.5]) }, { format }),
           op({ x: T(rand), scale: tf.tensor([37.5]) }, { format, stochastic: true, seed: 3 }),
         ];
-      };
-      const { want, got } = await both(backend, all(true), all(false));
-      expect(got).toEqual(want);
-    });
-
-    it.each([
-      ['1x16', [5, 48]],
-      ['16x16', [32, 32]],
-    ] as const)('quantizeNvfp4 %s %j matches the reference exactly', async (blockShape, shape) => {
-      const a = normal([...shape], 9);
-      const b = normal([...shape], 10, 0, 1.5);
-      const hx: Host = { shape: [...shape], data: a.data.map((v, i) => v * Math.exp(b.data[i]!)) };
-      const all = (ref: boolean) => () => {
-        const x = T(hx);
-        const out: Tensor[] = [];
-        for (const attrs of [{ blockShape }, { blockShape, stochastic: true, seed: 4 }]) {
-          if (ref) out.push(...quantizeNvfp4Op.reference({ x }, attrs));
-          else {
-            const r = quantizeNvfp4(x, attrs);
-            out.push(r.values, r.blockScales, r.globalScale);
-          }
-        }
-        return out;
       };
       const { want, got } = await both(backend, all(true), all(false));
       expect(got).toEqual(want);

@@ -12,14 +12,31 @@ export { groupedMatMul, groupedMatMulOp } from './moe/grouped-matmul.js';
 export { moePermute, moeUnpermute, planPermutation, gatherRowsOp, scatterRowsOp } from './moe/permute.js';
 export type { MoePermuteResult, PermuteOptions, PermutePlan } from './moe/permute.js';
 export { swiglu, swigluBackward, swigluOp, swigluGradOp } from './moe/swiglu.js';
-export { topkRouter, topkRouterOp, SCORE_FUNCTIONS } from './moe/topk-router.js';
+export { topkRouter, topkRouterOp, groupLimitedTopkRow, SCORE_FUNCTIONS } from './moe/topk-router.js';
 export type { ScoreFunction, TopkRouterOptions, TopkRouting } from './moe/topk-router.js';
+export { topkIndices, TOPK_TIE_ORDERS } from './moe/topk-select.js';
+export type { TopkTieOrder } from './moe/topk-select.js';
 export { castFp8, castFp8Op } from './quant/fp8.js';
 export type { CastFp8Options } from './quant/fp8.js';
-export { quantizeNvfp4, quantizeNvfp4Op } from './quant/nvfp4.js';
-export type { BlockShape, Nvfp4Result } from './quant/nvfp4.js';
-export { E4M3, E5M2, E2M1, FP8_FORMATS, roundToFormat, decodeMiniFloat, encodeMiniFloat, hashUniform } from './quant/minifloat.js';
-export type { Fp8Format, MiniFloatFormat } from './quant/minifloat.js';
+export {
+  E4M3,
+  E5M2,
+  E2M1,
+  FP8_FORMATS,
+  MINIFLOAT_FORMATS,
+  formatOf,
+  castToMiniFloat,
+  castArray,
+  roundToFormat,
+  decodeMiniFloat,
+  encodeMiniFloat,
+  enumerateMiniFloat,
+  decodeE8M0,
+  encodeE8M0Ceil,
+  floorLog2,
+  hashUniform,
+} from './quant/minifloat.js';
+export type { Fp8Format, MiniFloatFormat, MiniFloatName, CastOptions } from './quant/minifloat.js';
 export { causalConv1d, causalConv1dOp, causalConv1dBackwardOp } from './mamba/causal-conv1d.js';
 export type { CausalConvAttrs, ConvActivation } from './mamba/causal-conv1d.js';
 export { selectiveScanChannelsLast, selectiveScanChannelsLastOp, selectiveScanChannelsLastBackwardOp } from './mamba/scan-channels-last.js';

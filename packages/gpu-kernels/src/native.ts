@@ -28,7 +28,6 @@ export interface GpuKernelsAddon {
     usePreSoftmax: boolean, numGroups: number, groupTopk: number, scalingFactor: number,
   ): void;
   castFp8(x: F32, out: F32, scale: number, format: number, stochastic: boolean, seed: number): void;
-  quantizeNvfp4(x: F32, values: F32, blockScales: F32, globalScale: F32, rows: number, cols: number, blockShape: number, stochastic: boolean, seed: number): void;
   causalConv1dForward(x: F32, weight: F32, bias: F32, out: F32, rows: number, L: number, C: number, K: number, silu: boolean): void;
   causalConv1dBackward(
     x: F32, weight: F32, bias: F32, dy: F32, dx: F32, dweight: F32, dbias: F32, rows: number, L: number, C: number, K: number, silu: boolean,

@@ -15,7 +15,6 @@ describe('kernelSupport', () => {
       'swigluGrad',
       'topkRouter',
       'castFp8',
-      'quantizeNvfp4',
       'selectiveScanChannelsLast',
       'selectiveScanChannelsLastBackward',
       'causalConv1d',

@@ -16,7 +16,6 @@ const PUBLIC_OPS = [
   'swigluGrad',
   'topkRouter',
   'castFp8',
-  'quantizeNvfp4',
   'selectiveScanChannelsLast',
   'selectiveScanChannelsLastBackward',
   'causalConv1d',

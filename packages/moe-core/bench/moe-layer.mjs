@@ -31,8 +31,17 @@ function flops(s) {
   return 3 * fwd;
 }
 
-/** `depth` MoE layers with residual connections (depth 1: the bare layer, as the torch peer). */
-function build(s, extra = {}, depth = 1) {
+/** Identity whose gradient records the tensor bytes when backward reaches it (the bytes held for backward). */
+function backwardStartProbe(record) {
+  const f = tf.customGrad((x) => ({ value: tf.clone(x), gradFunc: (dy) => (record(tf.memory().numBytes), dy) }));
+  return (x) => f(x);
+}
+
+/**
+ * `depth` MoE layers with residual connections (depth 1: the bare layer, as the torch peer).
+ * `held()`: the tensor bytes alive when the last step's backward started (with `probe`).
+ */
+function build(s, extra = {}, depth = 1, probe = false) {
   const config = validateMoEConfig({ numExperts: s.experts, topk: s.topk, hiddenSize: s.hidden, ffnHiddenSize: s.ffn, ...extra });
   const rng = createRng(0);
   const stack = Array.from({ length: depth }, () => {
@@ -42,14 +51,16 @@ function build(s, extra = {}, depth = 1) {
   const x = tf.variable(createRng(1).normal([s.tokens, s.hidden]));
   const dy = createRng(2).normal([s.tokens, s.hidden]);
   const vars = [x, ...stack.flatMap((l) => weightList(l.weights))];
-  const forward = () => (depth === 1 ? stack[0].layer.forward(x) : stack.reduce((h, l) => tf.add(h, l.layer.forward(h)), x));
+  let heldBytes = 0;
+  const atOutput = probe ? backwardStartProbe((b) => (heldBytes = b)) : (y) => y;
+  const forward = () => atOutput(depth === 1 ? stack[0].layer.forward(x) : stack.reduce((h, l) => tf.add(h, l.layer.forward(h)), x));
   // backward from the output cotangent dy, as the torch peer's layer(x).backward(dy)
   const step = async () => {
     const grads = tf.grads(() => forward())(vars, dy);
     await grads[0].data();
     for (const g of grads) g.dispose();
   };
-  return { step, offloaded: () => stack.reduce((n, l) => n + l.layer.offloader.offloadedBytes, 0) };
+  return { step, held: () => heldBytes, offloaded: () => stack.reduce((n, l) => n + l.layer.offloader.offloadedBytes, 0) };
 }
 
 /**
@@ -138,22 +149,24 @@ const variants = [
   ["offload ['expert_fc1']", { offloadModules: ['expert_fc1'] }],
   ["offload ['moe_act']", { offloadModules: ['moe_act'] }],
   ["offload ['fused_group_mlp']", { offloadModules: ['fused_group_mlp'] }],
+  ["moe_act + offload ['expert_fc1']", { recomputeModules: ['moe_act'], offloadModules: ['expert_fc1'] }],
 ];
 console.log(`\nmemory/time trade-offs (reduced size, ${depth} MoE layers with residuals, forward+backward, ${choice.name} backend):`);
-console.log('variant                      peak tensor MiB   saved MiB   median ms   time added   host MiB moved/step');
+console.log('variant                          peak tensor MiB   saved MiB   held for backward MiB   median ms   time added   host MiB moved/step');
 let base = null;
 for (const [label, extra] of variants) {
-  const { step, offloaded } = build(s, extra, depth);
+  const { step, held, offloaded } = build(s, extra, depth, true);
   await step();
   const { peakBytes, startBytes } = await measurePeakBytes(step);
   const peak = peakBytes - startBytes;
+  const heldMiB = (held() - startBytes) / 2 ** 20;
   // steps so far: 1 warm-up, 1 measured for memory; then 2 more warm-ups and the timed runs
   const timedRuns = Math.max(runs, 9);
   const t = await timeIt(step, { warmup: 2, runs: timedRuns });
   base ??= { peak, ms: t.medianMs };
   const moved = offloaded() / (4 + timedRuns);
   console.log(
-    `${label.padEnd(28)} ${(peak / 2 ** 20).toFixed(2).padStart(15)} ${((base.peak - peak) / 2 ** 20).toFixed(2).padStart(11)} ${t.medianMs.toFixed(1).padStart(11)} ${(((t.medianMs - base.ms) / base.ms) * 100).toFixed(1).padStart(11)}% ${(moved / 2 ** 20).toFixed(2).padStart(15)}`,
+    `${label.padEnd(32)} ${(peak / 2 ** 20).toFixed(2).padStart(11)} ${((base.peak - peak) / 2 ** 20).toFixed(2).padStart(11)} ${heldMiB.toFixed(2).padStart(23)} ${t.medianMs.toFixed(1).padStart(11)} ${(((t.medianMs - base.ms) / base.ms) * 100).toFixed(1).padStart(11)}% ${(moved / 2 ** 20).toFixed(2).padStart(15)}`,
   );
 }
 

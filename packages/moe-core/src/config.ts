@@ -1,9 +1,16 @@
 /**
  * The one validated configuration object of an MoE layer. Field names are Megatron-Core's
  * `moe_*` / parallelism arguments in camelCase with the `moe` prefix dropped, so users of
- * Megatron recognise every knob. `validateMoEConfig` fills defaults and rejects invalid values
- * and combinations with an error that names the field.
+ * Megatron recognise every knob. Each field's type, default, range and doc live once in
+ * `MOE_CONFIG_FIELDS` (config-fields.ts); `validateMoEConfig` checks values against that table,
+ * fills its defaults, checks the combinations Megatron checks, and throws an error that names
+ * every offending field.
  */
+import { ConfigError, type FieldSpec, checkValue, fieldDefaults, isConfigError } from '@kiln/tensor';
+import { LOAD_BALANCING_TYPES, MOE_CONFIG_FIELDS, MOE_CONFIG_KEYS, type MoEConfigKey, OFFLOAD_MODULES, RECOMPUTE_MODULES } from './config-fields.js';
+
+export { LOAD_BALANCING_TYPES, MOE_CONFIG_FIELDS, MOE_CONFIG_KEYS, OFFLOAD_MODULES, RECOMPUTE_MODULES };
+export type { MoEConfigKey };
 
 /** Router score function (`moe_router_score_function`). */
 export type RouterScoreFunction = 'softmax' | 'sigmoid' | 'sqrtsoftplus';
@@ -166,8 +173,13 @@ export interface MoEConfig {
   numLayers: number;
 }
 
-/** What a user passes: the required sizes, everything else optional. */
-export type MoEConfigInput = Partial<MoEConfig> & Pick<MoEConfig, 'numExperts' | 'hiddenSize'>;
+/** What a user passes: the required sizes, everything else optional (null asks for the derived default). */
+export type MoEConfigInput = { [K in keyof MoEConfig]?: MoEConfig[K] | (K extends 'ffnHiddenSize' | 'etp' ? null : never) } & Pick<MoEConfig, 'numExperts' | 'hiddenSize'>;
+
+// The interface and the field table name the same keys (a compile-time check).
+type SameKeys<A, B> = [Exclude<A, B>, Exclude<B, A>] extends [never, never] ? true : never;
+const tableMatchesInterface: SameKeys<keyof MoEConfig, MoEConfigKey> = true;
+void tableMatchesInterface;
 
 /** One problem found in a config: the field and why. */
 export interface MoEConfigIssue {
@@ -175,12 +187,15 @@ export interface MoEConfigIssue {
   message: string;
 }
 
-/** Thrown by `validateMoEConfig`; `issues` lists every problem, the message names each field. */
-export class MoEConfigError extends Error {
+/**
+ * Thrown by `validateMoEConfig`; `issues` lists every problem, the message names each field.
+ * A @kiln/tensor `ConfigError`, so command lines report it as a usage error.
+ */
+export class MoEConfigError extends ConfigError {
+  override name = 'MoEConfigError';
   readonly issues: MoEConfigIssue[];
   constructor(issues: MoEConfigIssue[]) {
-    super(`invalid MoEConfig: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`);
-    this.name = 'MoEConfigError';
+    super(`invalid MoEConfig: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, issues[0]?.field);
     this.issues = issues;
   }
   /** The first offending field. */
@@ -189,61 +204,11 @@ export class MoEConfigError extends Error {
   }
 }
 
-export const LOAD_BALANCING_TYPES: readonly LoadBalancingType[] = [
-  'aux_loss',
-  'seq_aux_loss',
-  'global_aux_loss',
-  'sinkhorn',
-  'none',
-];
-export const RECOMPUTE_MODULES: readonly RecomputeModule[] = ['moe_act', 'experts', 'shared_experts', 'moe'];
-export const OFFLOAD_MODULES: readonly OffloadModule[] = ['expert_fc1', 'moe_act', 'fused_group_mlp'];
-
-/** Megatron's defaults (TransformerConfig), with Kiln's for fields Megatron leaves to the caller. */
-export const MOE_CONFIG_DEFAULTS: Omit<MoEConfig, 'numExperts' | 'hiddenSize' | 'ffnHiddenSize' | 'etp'> = {
-  topk: 2,
-  routerScoreFunction: 'softmax',
-  routerPreSoftmax: false,
-  routerNumGroups: null,
-  routerGroupTopk: null,
-  routerTopkScalingFactor: null,
-  routerEnableExpertBias: false,
-  routerBiasUpdateRate: 1e-3,
-  routerLoadBalancingType: 'aux_loss',
-  auxLossCoeff: 0,
-  zLossCoeff: null,
-  inputJitterEps: null,
-  capacityFactor: null,
-  padToCapacity: false,
-  dropPolicy: 'probs',
-  padExpertRowsToMultiple: null,
-  activation: 'swiglu',
-  groupedGemm: true,
-  sharedExpertSize: null,
-  sharedExpertGate: false,
-  sharedExpertOverlap: false,
-  tokenDispatcherType: 'alltoall',
-  ep: 1,
-  tp: 1,
-  dp: 1,
-  pp: 1,
-  cp: 1,
-  order: 'tp-cp-ep-dp-pp',
-  recomputeModules: [],
-  offloadModules: [],
-  fp8: null,
-  fp8Recipe: 'delayed',
-  fp8Margin: 0,
-  fp8AmaxHistoryLen: 1,
-  fp8AmaxComputeAlgo: 'most_recent',
-  fp4: null,
-  fp4Recipe: 'nvfp4',
-  calculatePerTokenLoss: false,
-  numLayers: 1,
-};
-
-const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
-const isFiniteNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/**
+ * The table's defaults for every field that has a fixed one (`ffnHiddenSize` and `etp` are
+ * derived: 4 × hiddenSize and tp).
+ */
+export const MOE_CONFIG_DEFAULTS = fieldDefaults(MOE_CONFIG_FIELDS) as unknown as Omit<MoEConfig, 'numExperts' | 'hiddenSize' | 'ffnHiddenSize' | 'etp'>;
 
 /** The load-balancing types of a config as a list. */
 export function loadBalancingTypes(config: Pick<MoEConfig, 'routerLoadBalancingType'>): LoadBalancingType[] {
@@ -288,73 +253,66 @@ export function quantizationAlignSize(config: Pick<MoEConfig, 'fp8' | 'fp8Recipe
   return 1;
 }
 
-/** All problems of a config (defaults already applied); empty when valid. */
+/** Each value checked against its field in the table: type, range, allowed values. */
+function fieldIssues(c: Record<string, unknown>): MoEConfigIssue[] {
+  const issues: MoEConfigIssue[] = [];
+  for (const key of Object.keys(c)) {
+    if (!Object.hasOwn(MOE_CONFIG_FIELDS, key)) {
+      issues.push({ field: key as keyof MoEConfig, message: `unknown field '${key}'; fields: ${MOE_CONFIG_KEYS.join(', ')}` });
+      continue;
+    }
+    try {
+      checkValue((MOE_CONFIG_FIELDS as Record<string, FieldSpec>)[key]!, c[key], '', key);
+    } catch (err) {
+      if (!isConfigError(err)) throw err;
+      issues.push({ field: key as keyof MoEConfig, message: err.message.trim() });
+    }
+  }
+  for (const key of MOE_CONFIG_KEYS) {
+    if (c[key] === undefined) issues.push({ field: key, message: `is required (${MOE_CONFIG_FIELDS[key].doc})` });
+  }
+  return issues;
+}
+
+/**
+ * All problems of a complete config (defaults applied and derived values filled); empty when
+ * valid. First every value against its field, then the combinations: Megatron's
+ * `TransformerConfig.__post_init__` checks plus a few feasibility checks.
+ */
 export function checkMoEConfig(c: MoEConfig): MoEConfigIssue[] {
+  const perField = fieldIssues(c as unknown as Record<string, unknown>);
+  if (perField.length > 0) return perField;
   const issues: MoEConfigIssue[] = [];
   const bad = (field: keyof MoEConfig, message: string) => issues.push({ field, message });
-  const known = new Set<string>([...Object.keys(MOE_CONFIG_DEFAULTS), 'numExperts', 'hiddenSize', 'ffnHiddenSize', 'etp']);
-  for (const k of Object.keys(c)) {
-    if (!known.has(k)) bad(k as keyof MoEConfig, `unknown field '${k}'`);
-  }
 
-  for (const f of ['numExperts', 'topk', 'hiddenSize', 'ffnHiddenSize', 'ep', 'tp', 'etp', 'dp', 'pp', 'cp', 'numLayers'] as const) {
-    if (!isPosInt(c[f])) bad(f, `must be a positive integer, got ${String(c[f])}`);
-  }
-  if (isPosInt(c.numExperts) && isPosInt(c.topk) && c.topk > c.numExperts) {
-    bad('topk', `topk (${c.topk}) must be ≤ numExperts (${c.numExperts})`);
-  }
-  if (!['softmax', 'sigmoid', 'sqrtsoftplus'].includes(c.routerScoreFunction)) {
-    bad('routerScoreFunction', `must be 'softmax', 'sigmoid' or 'sqrtsoftplus', got '${String(c.routerScoreFunction)}'`);
-  }
-  if (typeof c.routerPreSoftmax !== 'boolean') bad('routerPreSoftmax', 'must be a boolean');
-
-  // Group-limited routing (Megatron TransformerConfig.__post_init__ checks, plus feasibility).
+  // Routing.
+  if (c.topk > c.numExperts) bad('topk', `topk (${c.topk}) must be ≤ numExperts (${c.numExperts})`);
   if (c.routerGroupTopk !== null) {
-    if (!isPosInt(c.routerGroupTopk)) bad('routerGroupTopk', `must be a positive integer or null, got ${String(c.routerGroupTopk)}`);
     if (c.routerNumGroups === null) {
       bad('routerNumGroups', 'must be set when routerGroupTopk is set (group-limited routing)');
-    } else if (!isPosInt(c.routerNumGroups)) {
-      bad('routerNumGroups', `must be a positive integer or null, got ${String(c.routerNumGroups)}`);
     } else {
-      if (isPosInt(c.numExperts) && c.numExperts % c.routerNumGroups !== 0) {
+      if (c.numExperts % c.routerNumGroups !== 0) {
         bad('routerNumGroups', `numExperts (${c.numExperts}) must be divisible by routerNumGroups (${c.routerNumGroups})`);
       }
-      if (isPosInt(c.routerGroupTopk) && c.routerGroupTopk > c.routerNumGroups) {
+      if (c.routerGroupTopk > c.routerNumGroups) {
         bad('routerGroupTopk', `routerGroupTopk (${c.routerGroupTopk}) must be ≤ routerNumGroups (${c.routerNumGroups})`);
       }
-      if (isPosInt(c.routerGroupTopk) && isPosInt(c.topk) && c.topk < c.routerGroupTopk) {
+      if (c.topk < c.routerGroupTopk) {
         bad('routerGroupTopk', `group score sums the top (topk / routerGroupTopk) experts; topk (${c.topk}) < routerGroupTopk (${c.routerGroupTopk}) makes it 0`);
       }
-      if (
-        isPosInt(c.routerGroupTopk) &&
-        isPosInt(c.numExperts) &&
-        c.numExperts % c.routerNumGroups === 0 &&
-        c.routerGroupTopk * (c.numExperts / c.routerNumGroups) < c.topk
-      ) {
+      if (c.numExperts % c.routerNumGroups === 0 && c.routerGroupTopk * (c.numExperts / c.routerNumGroups) < c.topk) {
         bad('routerGroupTopk', `the kept groups hold ${c.routerGroupTopk * (c.numExperts / c.routerNumGroups)} experts, fewer than topk (${c.topk})`);
       }
     }
-  } else if (c.routerNumGroups !== null && !isPosInt(c.routerNumGroups)) {
-    bad('routerNumGroups', `must be a positive integer or null, got ${String(c.routerNumGroups)}`);
-  }
-
-  if (c.routerTopkScalingFactor !== null && !(isFiniteNum(c.routerTopkScalingFactor) && c.routerTopkScalingFactor > 0)) {
-    bad('routerTopkScalingFactor', `must be a positive number or null, got ${String(c.routerTopkScalingFactor)}`);
   }
   if (c.routerEnableExpertBias && c.routerScoreFunction === 'softmax') {
     bad('routerEnableExpertBias', "expert bias (aux-loss-free routing) needs routerScoreFunction 'sigmoid' or 'sqrtsoftplus', not 'softmax'");
   }
-  if (!(isFiniteNum(c.routerBiasUpdateRate) && c.routerBiasUpdateRate >= 0)) {
-    bad('routerBiasUpdateRate', `must be a number ≥ 0, got ${String(c.routerBiasUpdateRate)}`);
-  }
 
-  // Load balancing types and coefficients.
+  // Load-balancing types and coefficients.
   const types = loadBalancingTypes(c);
-  for (const t of types) {
-    if (!LOAD_BALANCING_TYPES.includes(t)) bad('routerLoadBalancingType', `unknown type '${String(t)}'; use one of ${LOAD_BALANCING_TYPES.join(', ')}`);
-  }
   if (Array.isArray(c.routerLoadBalancingType)) {
-    if (c.routerLoadBalancingType.length === 0) bad('routerLoadBalancingType', 'an empty list; use \'none\'');
+    if (c.routerLoadBalancingType.length === 0) bad('routerLoadBalancingType', "an empty list; use 'none'");
     if (new Set(types).size !== types.length) bad('routerLoadBalancingType', 'lists a type twice');
     if (!Array.isArray(c.auxLossCoeff) || c.auxLossCoeff.length !== c.routerLoadBalancingType.length) {
       bad('auxLossCoeff', `must be a list of the same length as routerLoadBalancingType (${c.routerLoadBalancingType.length})`);
@@ -366,9 +324,6 @@ export function checkMoEConfig(c: MoEConfig): MoEConfigIssue[] {
     bad('auxLossCoeff', 'is a list but routerLoadBalancingType is a single type');
   }
   const coeffs = Array.isArray(c.auxLossCoeff) ? c.auxLossCoeff : [c.auxLossCoeff];
-  for (const v of coeffs) {
-    if (!(isFiniteNum(v) && v >= 0)) bad('auxLossCoeff', `must be ≥ 0, got ${String(v)}`);
-  }
   if (types.includes('sinkhorn') && coeffs.some((v) => v > 0)) {
     bad('auxLossCoeff', 'Sinkhorn routing does not support an aux loss: set auxLossCoeff to 0');
   }
@@ -378,38 +333,19 @@ export function checkMoEConfig(c: MoEConfig): MoEConfigIssue[] {
   if (types.includes('sinkhorn') && c.routerGroupTopk !== null) {
     bad('routerGroupTopk', 'group-limited routing does not apply to Sinkhorn routing');
   }
-  if (c.zLossCoeff !== null && !(isFiniteNum(c.zLossCoeff) && c.zLossCoeff >= 0)) {
-    bad('zLossCoeff', `must be a number ≥ 0 or null, got ${String(c.zLossCoeff)}`);
-  }
-  if (c.inputJitterEps !== null && !(isFiniteNum(c.inputJitterEps) && c.inputJitterEps > 0 && c.inputJitterEps < 1)) {
-    bad('inputJitterEps', `must be in (0, 1) or null, got ${String(c.inputJitterEps)}`);
-  }
-  if (
-    c.topk === 1 &&
-    c.routerScoreFunction === 'softmax' &&
-    !c.routerPreSoftmax &&
-    c.routerLoadBalancingType !== 'sinkhorn'
-  ) {
+  if (c.topk === 1 && c.routerScoreFunction === 'softmax' && !c.routerPreSoftmax && c.routerLoadBalancingType !== 'sinkhorn') {
     bad('routerPreSoftmax', 'must be true when topk is 1 with softmax scores (softmax over one logit has zero gradient)');
   }
 
   // Capacity.
   if (c.capacityFactor !== null) {
-    if (!(isFiniteNum(c.capacityFactor) && c.capacityFactor > 0)) {
-      bad('capacityFactor', `must be a positive number or null (dropless), got ${String(c.capacityFactor)}`);
-    }
+    if (!(c.capacityFactor > 0)) bad('capacityFactor', `must be a positive number or null (dropless), got ${c.capacityFactor}`);
     if (types.includes('sinkhorn')) {
       bad('capacityFactor', "only works with aux_loss, seq_aux_loss, global_aux_loss or none load balancing, not 'sinkhorn'");
     }
   }
   if (c.padToCapacity && c.capacityFactor === null) bad('padToCapacity', 'needs capacityFactor to be set');
-  if (c.dropPolicy !== 'probs' && c.dropPolicy !== 'position') {
-    bad('dropPolicy', `must be 'probs' or 'position', got '${String(c.dropPolicy)}'`);
-  }
   if (c.padExpertRowsToMultiple !== null) {
-    if (!isPosInt(c.padExpertRowsToMultiple)) {
-      bad('padExpertRowsToMultiple', `must be a positive integer or null, got ${String(c.padExpertRowsToMultiple)}`);
-    }
     if (c.tokenDispatcherType === 'allgather') {
       bad('padExpertRowsToMultiple', "is not supported by the 'allgather' dispatcher (as in Megatron)");
     }
@@ -417,104 +353,73 @@ export function checkMoEConfig(c: MoEConfig): MoEConfigIssue[] {
   }
 
   // Experts.
-  if (c.activation !== 'swiglu' && c.activation !== 'gelu') bad('activation', `must be 'swiglu' or 'gelu', got '${String(c.activation)}'`);
-  if (c.sharedExpertSize !== null && !isPosInt(c.sharedExpertSize)) {
-    bad('sharedExpertSize', `must be a positive integer (shared experts × width) or null, got ${String(c.sharedExpertSize)}`);
-  }
   if (c.sharedExpertGate && c.sharedExpertSize === null) bad('sharedExpertGate', 'needs sharedExpertSize');
   if (c.sharedExpertOverlap) {
     if (c.sharedExpertSize === null) bad('sharedExpertOverlap', 'needs sharedExpertSize');
     if (c.tokenDispatcherType !== 'alltoall') bad('sharedExpertOverlap', "only works with the 'alltoall' dispatcher");
   }
-  if (c.tokenDispatcherType !== 'allgather' && c.tokenDispatcherType !== 'alltoall') {
-    bad('tokenDispatcherType', `must be 'allgather' or 'alltoall', got '${String(c.tokenDispatcherType)}'`);
-  }
 
   // Parallelism.
-  if (isPosInt(c.numExperts) && isPosInt(c.ep) && c.numExperts % c.ep !== 0) {
-    bad('ep', `numExperts (${c.numExperts}) must be divisible by ep (${c.ep})`);
+  if (c.numExperts % c.ep !== 0) bad('ep', `numExperts (${c.numExperts}) must be divisible by ep (${c.ep})`);
+  const world = c.tp * c.cp * c.dp * c.pp;
+  const expertModel = c.etp * c.ep * c.pp;
+  if (world % expertModel !== 0) {
+    bad('ep', `world size tp·cp·dp·pp = ${world} is not divisible by etp·ep·pp = ${expertModel} (expert-data-parallel size must be an integer)`);
+  } else if (!c.order.endsWith('pp') && c.pp > 1 && world / expertModel !== c.dp) {
+    bad('order', 'when pp is not last in the order, attention and expert data-parallel sizes must be equal');
   }
-  if ([c.tp, c.cp, c.dp, c.pp, c.ep, c.etp].every(isPosInt)) {
-    const world = c.tp * c.cp * c.dp * c.pp;
-    const expertModel = c.etp * c.ep * c.pp;
-    if (world % expertModel !== 0) {
-      bad('ep', `world size tp·cp·dp·pp = ${world} is not divisible by etp·ep·pp = ${expertModel} (expert-data-parallel size must be an integer)`);
-    } else if (!c.order.endsWith('pp') && c.pp > 1 && world / expertModel !== c.dp) {
-      bad('order', 'when pp is not last in the order, attention and expert data-parallel sizes must be equal');
-    }
+  const dims = c.order.toLowerCase().split('-');
+  for (const d of dims) {
+    if (!['tp', 'cp', 'ep', 'dp', 'pp'].includes(d)) bad('order', `unknown dimension '${d}' in '${c.order}'`);
   }
-  if (typeof c.order !== 'string') {
-    bad('order', 'must be a string such as tp-cp-ep-dp-pp');
-  } else {
-    const toks = c.order.toLowerCase().split('-');
-    for (const t of toks) {
-      if (!['tp', 'cp', 'ep', 'dp', 'pp'].includes(t)) bad('order', `unknown dimension '${t}' in '${c.order}'`);
-    }
-    if (new Set(toks).size !== toks.length) bad('order', `repeats a dimension: '${c.order}'`);
-    for (const d of ['tp', 'cp', 'ep', 'dp', 'pp'] as const) {
-      if (!toks.includes(d) && (c[d] as number) > 1) bad('order', `${d} is ${c[d]} but '${c.order}' does not name it`);
-    }
-    if (!toks.includes('tp') && c.etp > 1) bad('order', `etp is ${c.etp} but '${c.order}' does not name tp`);
+  if (new Set(dims).size !== dims.length) bad('order', `repeats a dimension: '${c.order}'`);
+  for (const d of ['tp', 'cp', 'ep', 'dp', 'pp'] as const) {
+    if (!dims.includes(d) && c[d] > 1) bad('order', `${d} is ${c[d]} but '${c.order}' does not name it`);
   }
+  if (!dims.includes('tp') && c.etp > 1) bad('order', `etp is ${c.etp} but '${c.order}' does not name tp`);
 
-  // Memory.
-  if (!Array.isArray(c.recomputeModules)) bad('recomputeModules', 'must be a list');
-  else {
-    for (const m of c.recomputeModules) {
-      if (!RECOMPUTE_MODULES.includes(m)) bad('recomputeModules', `unknown module '${String(m)}'; use ${RECOMPUTE_MODULES.join(', ')}`);
-    }
-    if (c.recomputeModules.includes('moe_act') && !c.groupedGemm) bad('recomputeModules', "'moe_act' needs groupedGemm");
-    if (c.recomputeModules.includes('shared_experts') && c.sharedExpertOverlap) {
-      bad('recomputeModules', "'shared_experts' recompute cannot work with sharedExpertOverlap");
-    }
-    if (c.fp8 && c.fp8Recipe === 'delayed' && c.recomputeModules.includes('moe_act')) {
-      bad('recomputeModules', "delayed FP8 scaling does not support 'moe_act' recompute");
-    }
+  // Memory (Megatron's recompute_modules checks).
+  if (c.recomputeModules.includes('moe_act') && !c.groupedGemm) bad('recomputeModules', "'moe_act' needs groupedGemm (as in Megatron)");
+  if (c.recomputeModules.includes('shared_experts') && c.sharedExpertOverlap) {
+    bad('recomputeModules', "'shared_experts' recompute cannot work with sharedExpertOverlap");
   }
-  if (!Array.isArray(c.offloadModules)) bad('offloadModules', 'must be a list');
-  else {
-    for (const m of c.offloadModules) {
-      if (!OFFLOAD_MODULES.includes(m)) bad('offloadModules', `unknown module '${String(m)}'; use ${OFFLOAD_MODULES.join(', ')}`);
-    }
+  if (c.fp8 && c.fp8Recipe === 'delayed' && c.recomputeModules.includes('moe_act')) {
+    bad('recomputeModules', "delayed FP8 scaling does not support 'moe_act' recompute (as in Megatron); use another fp8Recipe");
   }
 
   // Low precision.
-  if (c.fp8 !== null && c.fp8 !== 'e4m3' && c.fp8 !== 'hybrid') bad('fp8', `must be 'e4m3', 'hybrid' or null, got '${String(c.fp8)}'`);
-  if (!['delayed', 'tensorwise', 'blockwise', 'mxfp8'].includes(c.fp8Recipe)) {
-    bad('fp8Recipe', `must be 'delayed', 'tensorwise', 'blockwise' or 'mxfp8', got '${String(c.fp8Recipe)}'`);
-  }
-  if (!(Number.isInteger(c.fp8Margin) && c.fp8Margin >= 0)) bad('fp8Margin', `must be an integer ≥ 0, got ${String(c.fp8Margin)}`);
-  if (!isPosInt(c.fp8AmaxHistoryLen)) bad('fp8AmaxHistoryLen', `must be a positive integer, got ${String(c.fp8AmaxHistoryLen)}`);
-  if (c.fp8AmaxComputeAlgo !== 'max' && c.fp8AmaxComputeAlgo !== 'most_recent') {
-    bad('fp8AmaxComputeAlgo', `must be 'max' or 'most_recent', got '${String(c.fp8AmaxComputeAlgo)}'`);
-  }
-  if (c.fp4 !== null && c.fp4 !== 'e2m1') bad('fp4', `must be 'e2m1' or null, got '${String(c.fp4)}'`);
-  if (c.fp4Recipe !== 'nvfp4') bad('fp4Recipe', `must be 'nvfp4', got '${String(c.fp4Recipe)}'`);
   if (c.fp4 !== null && c.fp8 !== null) bad('fp4', 'fp4 and fp8 cannot both be enabled');
   return issues;
 }
 
 /**
- * Fill Megatron's defaults, normalise (negative capacityFactor → dropless, etp → tp when
- * unset), check every field and combination, and return the complete config. Throws
- * `MoEConfigError` naming each offending field.
+ * Fill the defaults, normalise as Megatron does (negative capacityFactor → dropless, etp → tp
+ * and ffnHiddenSize → 4 × hiddenSize when unset, one-element lists of load-balancing types and
+ * coefficients → the element), check every field and combination, and return the complete
+ * config. Throws `MoEConfigError` naming each offending field.
  */
 export function validateMoEConfig(input: MoEConfigInput): MoEConfig {
-  if (input === null || typeof input !== 'object') {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new MoEConfigError([{ field: 'numExperts', message: 'config must be an object' }]);
   }
-  const merged = { ...MOE_CONFIG_DEFAULTS, etp: input.tp ?? 1, ...input } as MoEConfig;
-  for (const [k, v] of Object.entries(input)) {
-    if (v === undefined) (merged as unknown as Record<string, unknown>)[k] = (MOE_CONFIG_DEFAULTS as unknown as Record<string, unknown>)[k];
+  const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+  const merged = { ...MOE_CONFIG_DEFAULTS, ...given } as Record<string, unknown>;
+  // Each given value must fit its field before anything is derived from it.
+  const early = fieldIssues({ ...merged, ffnHiddenSize: merged.ffnHiddenSize ?? null, etp: merged.etp ?? null });
+  if (early.length > 0) throw new MoEConfigError(early);
+  const c = merged as unknown as MoEConfig;
+  if (c.etp === null || c.etp === undefined) c.etp = c.tp;
+  if (c.ffnHiddenSize === null || c.ffnHiddenSize === undefined) c.ffnHiddenSize = 4 * c.hiddenSize;
+  if (c.capacityFactor !== null && c.capacityFactor < 0) c.capacityFactor = null;
+  if (Array.isArray(c.routerLoadBalancingType) && c.routerLoadBalancingType.length === 1) c.routerLoadBalancingType = c.routerLoadBalancingType[0]!;
+  if (Array.isArray(c.auxLossCoeff) && c.auxLossCoeff.length === 1 && !Array.isArray(c.routerLoadBalancingType)) c.auxLossCoeff = c.auxLossCoeff[0]!;
+  for (const k of ['routerLoadBalancingType', 'auxLossCoeff', 'recomputeModules', 'offloadModules'] as const) {
+    const v = c[k];
+    if (Array.isArray(v)) (c as unknown as Record<string, unknown>)[k] = [...v];
   }
-  if (input.etp === undefined) merged.etp = merged.tp;
-  if (input.ffnHiddenSize === undefined && typeof merged.hiddenSize === 'number') merged.ffnHiddenSize = 4 * merged.hiddenSize;
-  if (typeof merged.capacityFactor === 'number' && merged.capacityFactor < 0) merged.capacityFactor = null;
-  merged.recomputeModules = Array.isArray(merged.recomputeModules) ? [...merged.recomputeModules] : merged.recomputeModules;
-  merged.offloadModules = Array.isArray(merged.offloadModules) ? [...merged.offloadModules] : merged.offloadModules;
-  const issues = checkMoEConfig(merged);
+  const issues = checkMoEConfig(c);
   if (issues.length > 0) throw new MoEConfigError(issues);
-  return merged;
+  return c;
 }
 
 /** Alias of `validateMoEConfig` for call sites that read better as construction. */
@@ -528,80 +433,4 @@ export function expertDataParallelSize(c: Pick<MoEConfig, 'tp' | 'cp' | 'dp' | '
 /** Local experts per expert-parallel rank. */
 export function numLocalExperts(c: Pick<MoEConfig, 'numExperts' | 'ep'>): number {
   return c.numExperts / c.ep;
-}
-
-/**
- * The Megatron-LM command-line flag of each field (`--moe-router-topk` for `topk`, …), for
- * translating a config to and from Megatron launch scripts. Fields without a Megatron flag
- * (Kiln-only) are absent.
- */
-export const MEGATRON_FLAGS: Partial<Record<keyof MoEConfig, string>> = {
-  numExperts: '--num-experts',
-  topk: '--moe-router-topk',
-  routerScoreFunction: '--moe-router-score-function',
-  routerPreSoftmax: '--moe-router-pre-softmax',
-  routerNumGroups: '--moe-router-num-groups',
-  routerGroupTopk: '--moe-router-group-topk',
-  routerTopkScalingFactor: '--moe-router-topk-scaling-factor',
-  routerEnableExpertBias: '--moe-router-enable-expert-bias',
-  routerBiasUpdateRate: '--moe-router-bias-update-rate',
-  routerLoadBalancingType: '--moe-router-load-balancing-type',
-  auxLossCoeff: '--moe-aux-loss-coeff',
-  zLossCoeff: '--moe-z-loss-coeff',
-  inputJitterEps: '--moe-input-jitter-eps',
-  capacityFactor: '--moe-expert-capacity-factor',
-  padToCapacity: '--moe-pad-expert-input-to-capacity',
-  dropPolicy: '--moe-token-drop-policy',
-  hiddenSize: '--hidden-size',
-  ffnHiddenSize: '--moe-ffn-hidden-size',
-  groupedGemm: '--moe-grouped-gemm',
-  sharedExpertSize: '--moe-shared-expert-intermediate-size',
-  sharedExpertGate: '--moe-shared-expert-gate',
-  sharedExpertOverlap: '--moe-shared-expert-overlap',
-  tokenDispatcherType: '--moe-token-dispatcher-type',
-  ep: '--expert-model-parallel-size',
-  tp: '--tensor-model-parallel-size',
-  etp: '--expert-tensor-parallel-size',
-  pp: '--pipeline-model-parallel-size',
-  cp: '--context-parallel-size',
-  recomputeModules: '--recompute-modules',
-  offloadModules: '--offload-modules',
-  fp8: '--fp8-format',
-  fp8Recipe: '--fp8-recipe',
-  fp8Margin: '--fp8-margin',
-  fp8AmaxHistoryLen: '--fp8-amax-history-len',
-  fp8AmaxComputeAlgo: '--fp8-amax-compute-algo',
-  fp4: '--fp4-format',
-  fp4Recipe: '--fp4-recipe',
-  calculatePerTokenLoss: '--calculate-per-token-loss',
-  numLayers: '--num-layers',
-};
-
-/**
- * Megatron-LM flags for the fields that differ from Megatron's defaults (booleans as bare
- * flags when true, lists space-separated). `padExpertRowsToMultiple` becomes
- * `--moe-router-padding-for-quantization` when it equals the recipe's alignment.
- */
-export function toMegatronArgs(config: MoEConfig): string[] {
-  const args: string[] = [];
-  const defaults = MOE_CONFIG_DEFAULTS as unknown as Record<string, unknown>;
-  for (const [field, flag] of Object.entries(MEGATRON_FLAGS) as [keyof MoEConfig, string][]) {
-    const v = config[field] as unknown;
-    if (v === null || v === undefined) continue;
-    if (field in defaults && JSON.stringify(defaults[field]) === JSON.stringify(v) && field !== 'numExperts') continue;
-    if (field === 'etp' && v === config.tp) continue;
-    if (typeof v === 'boolean') {
-      if (v) args.push(flag);
-      continue;
-    }
-    if (Array.isArray(v)) {
-      if (v.length > 0) args.push(flag, ...v.map(String));
-      continue;
-    }
-    args.push(flag, String(v));
-  }
-  if (config.padExpertRowsToMultiple !== null && config.padExpertRowsToMultiple === quantizationAlignSize(config)) {
-    args.push('--moe-router-padding-for-quantization');
-  }
-  return args;
 }

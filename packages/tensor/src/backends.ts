@@ -1,6 +1,6 @@
 /**
  * Backend selection: the best backend this machine can run, best first, with the reason
- * each better one was passed over. Order and rationale are in DESIGN.md.
+ * each better one was passed over. Order and rationale: docs/architecture.md, "Backends".
  */
 import { tf } from './tf.js';
 import { registerNativeBackend } from './native-backend.js';

@@ -60,9 +60,9 @@ export class NativeBackend extends MathBackendCPU implements NativeKernelBackend
 
   /**
    * A float32 array of n elements for a native kernel that writes every element (contents
-   * undefined): the array of a disposed output when one of that size is free, else a new
-   * one. Small arrays are recycled too: a fresh `new Float32Array(4096)` costs about as much
-   * as the whole add that fills it, and its garbage makes V8 collect more often.
+   * undefined): over the memory of a disposed output of n's size class when one is free,
+   * else new. Small arrays are recycled too: a fresh `new Float32Array(4096)` costs about as
+   * much as the whole add that fills it, and its garbage makes V8 collect more often.
    */
   outputArray(n: number): Float32Array {
     return this.recycler ? this.recycler.take(n) : this.allocate(n);
@@ -85,14 +85,28 @@ export class NativeBackend extends MathBackendCPU implements NativeKernelBackend
     this.recycler?.registered(values);
   }
 
+  /**
+   * What dataSync(), data(), bufferSync() and moves to another backend see. An output served
+   * as a view of a longer recycled block goes out as a copy of exactly its elements (code
+   * such as tfjs-core's `Tensor.bytes()` reads a typed array's whole `.buffer`), and the block
+   * stays recyclable; any other array goes out as itself and is never recycled.
+   */
   override readSync(dataId: DataId): BackendValues {
     // biome-ignore lint/plugin/noSyncRead: this is the backend's own readSync (host memory)
     const out = super.readSync(dataId);
     if (this.recycler) {
+      if (this.recycler.isPartialView(out)) return this.copyOut(out as Float32Array);
       this.recycler.escaped(this.data.get(dataId)?.values);
       this.recycler.escaped(out);
     }
     return out;
+  }
+
+  /** A copy of `values` over a buffer of its own exact length (never recycled: not taken from the recycler). */
+  private copyOut(values: Float32Array): Float32Array {
+    const copy = this.allocate(values.length);
+    copy.set(values);
+    return copy;
   }
 
   override disposeData(dataId: DataId, force = false): boolean {

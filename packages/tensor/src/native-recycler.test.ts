@@ -1,28 +1,156 @@
 /**
- * Output recycling on kiln-native: a disposed tensor's array is reused only when nothing
+ * Output recycling on kiln-native: a disposed tensor's memory is reused only when nothing
  * outside the backend can see it. Arrays read with dataSync()/data(), shared by a slice
- * view or a second tensor, are never handed out again; everything else is.
+ * view or a second tensor, are never handed out again; everything else is, by size class,
+ * so outputs whose lengths drift from step to step reuse it too.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POOLED_MIN_ELEMENTS } from './native-backend-kernels.js';
 import { NATIVE_BACKEND_NAME, type NativeBackend, registerNativeBackend } from './native-backend.js';
-import { OutputRecycler } from './native-recycler.js';
+import { OutputRecycler, capacityFor } from './native-recycler.js';
 import { tf } from './tf.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
+describe('capacityFor', () => {
+  it('rounds up to 8 classes per power of two, at most 12.5 % unused, whole pages above 32 KiB', () => {
+    for (let n = 1; n <= 16; n++) expect(capacityFor(n)).toBe(n);
+    let previous = 0;
+    const classes = new Set<number>();
+    const wrong: string[] = [];
+    for (let n = 1; n <= 1 << 16; n++) {
+      const c = capacityFor(n);
+      if (c < n || c < previous) wrong.push(`${n}: ${c} (not monotone or too small)`);
+      if (capacityFor(c) !== c) wrong.push(`${n}: ${c} is not its own class`);
+      if (n > 16 && (c - n) / c >= 0.125) wrong.push(`${n}: ${c} wastes too much`);
+      if (n > 8192 && (c * 4) % 4096 !== 0) wrong.push(`${n}: ${c} is not whole pages`);
+      if (n > 1 << 15) classes.add(c);
+      previous = c;
+    }
+    expect(wrong).toEqual([]);
+    expect([...classes]).toEqual([9, 10, 11, 12, 13, 14, 15, 16].map((k) => k << 12)); // (2^15, 2^16]
+    const big = 12_345_679;
+    expect(capacityFor(big)).toBe(12_582_912); // 2^24 / 16 = 1,048,576-element steps
+  });
+});
+
 describe('OutputRecycler', () => {
   const make = (limitBytes?: number) => {
-    let allocated = 0;
+    const sizes: number[] = [];
     const r = new OutputRecycler((n) => {
-      allocated++;
+      sizes.push(n);
       return new Float32Array(n);
     }, limitBytes);
-    return { r, allocated: () => allocated };
+    return { r, allocated: () => sizes.length, sizes };
   };
+  /** Takes an array of n elements, registers it for a tensor and releases it again. */
+  const cycle = (r: OutputRecycler, n: number) => {
+    const a = r.take(n);
+    r.registered(a);
+    r.released(a);
+    return a;
+  };
+
+  it('serves drifting lengths from the free blocks of their size class, as views of the asked length', () => {
+    const { r, sizes } = make();
+    const first = r.take(12_700);
+    expect(first.length).toBe(12_700);
+    expect(sizes).toEqual([capacityFor(12_700)]); // allocated at its class's capacity
+    expect(first.buffer.byteLength).toBe(capacityFor(12_700) * 4);
+    first.fill(1);
+    r.registered(first);
+    r.released(first);
+    // Lengths drifting around 12,700 (one class: (12,288, 13,312]) reuse that one block.
+    for (const n of [12_650, 13_000, 12_300, 13_312, 12_289]) {
+      const a = r.take(n);
+      expect(a.length).toBe(n);
+      expect(a.byteOffset).toBe(0);
+      expect(a.buffer).toBe(first.buffer);
+      a.fill(n);
+      r.registered(a);
+      r.released(a);
+    }
+    expect(r.stats()).toMatchObject({ hits: 5, misses: 1, recycled: 6 });
+    // Another class gets a block of its own.
+    const other = r.take(14_000);
+    expect(other.buffer).not.toBe(first.buffer);
+    expect(sizes).toEqual([capacityFor(12_700), capacityFor(14_000)]);
+    // The same length again gets the same array object back.
+    const a = r.take(12_289);
+    r.registered(a);
+    r.released(a);
+    expect(r.take(12_289)).toBe(a);
+    // With its own class empty, a request takes a free block of up to two classes up...
+    r.registered(other);
+    r.released(other);
+    const smaller = r.take(12_500);
+    expect(smaller.buffer).toBe(other.buffer);
+    expect(smaller.length).toBe(12_500);
+    r.registered(smaller);
+    r.released(smaller); // ...which goes back to its own class
+    expect(r.take(14_300).buffer).toBe(other.buffer);
+    // ...but never one further up, nor a smaller one.
+    const huge = cycle(r, 20_000);
+    const tiny = cycle(r, 9_000);
+    const between = r.take(12_000);
+    expect([huge.buffer, tiny.buffer]).not.toContain(between.buffer);
+    expect(between.buffer.byteLength).toBe(capacityFor(12_000) * 4);
+  });
+
+  it('never reuses a view that was read out, registered twice, sliced, or never registered', () => {
+    const { r } = make();
+    const kinds: Float32Array[] = [];
+    for (const use of [
+      (a: Float32Array) => r.escaped(a),
+      (a: Float32Array) => r.registered(a),
+      (a: Float32Array) => r.registered(a.subarray(0, 10)),
+      (a: Float32Array) => r.registered(new Float32Array(a.buffer)), // the whole block, past the view
+    ]) {
+      const a = r.take(1000);
+      expect(a.buffer.byteLength).toBeGreaterThan(a.byteLength); // a partial view
+      r.registered(a);
+      use(a);
+      r.released(a);
+      kinds.push(a);
+    }
+    const unregistered = r.take(1000);
+    r.released(unregistered);
+    kinds.push(unregistered);
+    for (let i = 0; i < 5; i++) expect(kinds.map((k) => k.buffer)).not.toContain(r.take(1000).buffer);
+    expect(r.stats()).toMatchObject({ recycled: 0, skipped: 5, hits: 0 });
+  });
+
+  it('tells a partial view (whose buffer is longer) from a whole block', () => {
+    const { r } = make();
+    const partial = r.take(1000);
+    const whole = r.take(capacityFor(1000));
+    expect(r.isPartialView(partial)).toBe(true);
+    expect(r.isPartialView(whole)).toBe(false);
+    expect(r.isPartialView(partial.subarray(0, 10))).toBe(false); // not the array handed out
+    expect(r.isPartialView(new Float32Array(1000))).toBe(false);
+  });
+
+  it('bounds the cache under drifting sizes, evicting the blocks freed longest ago so they can be collected', async () => {
+    const limit = 4 * capacityFor(20_000) * 4;
+    const { r } = make(limit);
+    const refs: WeakRef<ArrayBufferLike>[] = [];
+    // Each length its own class, never asked for again: the cache must not grow past limit.
+    let n = 1000;
+    for (let i = 0; i < 40; i++) {
+      refs.push(new WeakRef(cycle(r, n).buffer));
+      n = capacityFor(n) + 1;
+      if (n > 20_000) n = 1000 + i;
+      expect(r.stats().cachedBytes).toBeLessThanOrEqual(limit);
+    }
+    expect(r.stats().evicted).toBeGreaterThan(10);
+    await new Promise((resolve) => setImmediate(resolve)); // WeakRef targets live until the job ends
+    gc();
+    const collected = refs.filter((ref) => ref.deref() === undefined).length;
+    expect(collected).toBeGreaterThanOrEqual(r.stats().evicted); // evicted blocks are not held on to
+  });
 
   it('reuses an array once its only tensor released it', () => {
     const { r, allocated } = make();
@@ -148,6 +276,62 @@ describe.skipIf(!native)('recycling on kiln-native', () => {
     }
     expect(held.every((v) => v === 6)).toBe(true);
     x.dispose();
+  });
+
+  it('reuses outputs whose lengths drift from round to round (one size class)', () => {
+    const lengths = Array.from({ length: 20 }, (_, k) => N + 150 * k);
+    expect(new Set(lengths.map(capacityFor)).size).toBe(1);
+    const run = (n: number) => {
+      const x = tf.tensor(ramp(0).subarray(0, Math.min(n, N)));
+      const xs = tf.tidy(() => tf.pad(x, [[0, n - Math.min(n, N)]], 1));
+      const out = tf.tidy(() => tf.relu(tf.add(tf.mul(xs, 2), -5)));
+      const got = out.dataSync();
+      tf.dispose([x, xs, out]);
+      return got;
+    };
+    run(N); // warm the class
+    const before = backend.outputPoolStats().recycler!;
+    for (const n of lengths) {
+      const got = run(n);
+      expect(got.length).toBe(n);
+      expect(got[0]).toBe(0);
+      expect(got[10]).toBe(15);
+      expect(got[n - 1]).toBe(n - 1 < N ? 2 * (n - 1) - 5 : 0);
+    }
+    const after = backend.outputPoolStats().recycler!;
+    expect(after.hits - before.hits).toBeGreaterThanOrEqual(2 * lengths.length - 2); // mul, add: native outputs
+    expect(after.misses - before.misses).toBeLessThanOrEqual(4);
+  });
+
+  it('hands out a partial view as a copy of exactly its elements, and keeps recycling its block', async () => {
+    expect(capacityFor(N)).toBeGreaterThan(N); // N's outputs are partial views
+    const a = tf.tensor(ramp(0));
+    const t = tf.add(a, 1);
+    const recycledBefore = backend.outputPoolStats().recycler!.recycled;
+    const held = t.dataSync();
+    expect(held.length).toBe(N);
+    expect(held.buffer.byteLength).toBe(held.byteLength);
+    expect(((await t.bytes()) as Uint8Array).byteLength).toBe(4 * N); // tfjs-core reads the whole buffer
+    expect(new Float32Array(t.bufferSync().values.buffer)).toEqual(ramp(1));
+    t.dispose();
+    expect(backend.outputPoolStats().recycler!.recycled).toBe(recycledBefore + 1);
+    churn(20, -5);
+    expect(held).toEqual(ramp(1));
+    a.dispose();
+  });
+
+  it('never reuses an output of a whole class capacity once it was read out', () => {
+    const M = capacityFor(N);
+    const a = tf.tensor(Float32Array.from({ length: M }, (_, i) => i));
+    const t = tf.mul(a, 2);
+    const held = t.dataSync();
+    const skippedBefore = backend.outputPoolStats().recycler!.skipped;
+    t.dispose();
+    expect(backend.outputPoolStats().recycler!.skipped).toBe(skippedBefore + 1);
+    const x = tf.fill([M], -1);
+    for (let i = 0; i < 30; i++) tf.tidy(() => tf.relu(tf.add(tf.mul(x, 2), 1)));
+    expect(held[M - 1]).toBe(2 * (M - 1));
+    tf.dispose([a, x]);
   });
 
   it('never overwrites an array the user holds from dataSync() or data() after disposing its tensor', async () => {

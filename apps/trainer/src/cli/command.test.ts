@@ -34,6 +34,15 @@ describe('command line', () => {
     expect(() => parseCommandLine(spec, ['--orders', 'z,peano'], {})).toThrow("flag --orders must be a list of values from 'z', 'hilbert', got [\"z\",\"peano\"]");
   });
 
+  it('reports which keys came from flags, and takes a quoted list of flags as a string value', () => {
+    const parsed = parseCommandLine(spec, ['--lr', '0.5', '--no-shuffle', '--name', '--a 1 --b'], {});
+    if (parsed.help) throw new Error('unexpected help');
+    expect([...parsed.ctx.flagKeys].sort()).toEqual(['lr', 'name', 'shuffle']);
+    expect(parsed.ctx.config.name).toBe('--a 1 --b');
+    // a lone dash value is still refused (it may be a forgotten value)
+    expect(() => parseCommandLine(spec, ['--name', '--lr'], {})).toThrow(/argument is ambiguous/);
+  });
+
   it('requires required fields and lists every field in --help', () => {
     const needs: CommandSpec = { ...spec, schema: { ...schema, data: { type: 'string', required: true, doc: 'data folder' } } };
     expect(() => parseCommandLine(needs, [], {})).toThrow('--data is required (data folder)');

@@ -5,10 +5,13 @@
 import { parseArgs } from 'node:util';
 import { readConfigFile } from './config-file.js';
 import { UsageError } from './errors.js';
+import { TOKEN_VARIABLE, resolveToken } from './token.js';
 import { type Config, type FieldTable, checkConfigObject, coerceFlag, describeType, fieldDefaults, flagName } from '@kiln/tensor';
 
 export interface CommandContext {
   config: Config;
+  /** Config keys set by a flag on the command line (not by a default, preset or config file). */
+  flagKeys: ReadonlySet<string>;
   /** Where the values came from, for the run record. */
   preset: string | undefined;
   configFile: string | undefined;
@@ -51,7 +54,7 @@ export function renderHelp(spec: CommandSpec): string {
   lines.push('  -p, --preset NAME     start from a preset (built-in data, no file needed)');
   if (spec.resumable) {
     lines.push('      --resume          continue from the checkpoint in --out (same data order and optimizer state)');
-    lines.push('      --token TOKEN     bearer token for --server (or KILN_TOKEN)');
+    lines.push(`      --token TOKEN     bearer token for --server (or ${TOKEN_VARIABLE})`);
   }
   lines.push('  -q, --quiet           no progress bar');
   lines.push('', 'Config keys (flag form --kebab-case):');
@@ -72,7 +75,7 @@ export function renderHelp(spec: CommandSpec): string {
   return lines.join('\n') + '\n';
 }
 
-export type Parsed = { help: true } | { help: false; ctx: Omit<CommandContext, 'stdout' | 'stderr'> };
+export type Parsed = { help: true } | { help: false; ctx: Omit<CommandContext, 'stdout' | 'stderr'>; warnings: string[] };
 
 export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<string, string | undefined>): Parsed {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { ...COMMON_FLAGS };
@@ -86,9 +89,20 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
       options[flag] = { type: 'string' };
     }
   }
+  // A string option's value may be a quoted list of flags (`--from-megatron "--a 1 --b"`);
+  // parseArgs refuses a value that starts with '-', so such values are joined as `--opt=value`.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i]!.startsWith('--') ? argv[i]!.slice(2) : '';
+    const next = argv[i + 1];
+    if (options[name]?.type === 'string' && next !== undefined && next.startsWith('-') && /\s/.test(next)) {
+      args.push(`--${name}=${next}`);
+      i++;
+    } else args.push(argv[i]!);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''));
   }
@@ -112,28 +126,37 @@ export function parseCommandLine(spec: CommandSpec, argv: string[], env: Record<
   if (configFile !== undefined) {
     config = { ...config, ...checkConfigObject(spec.schema, readConfigFile(configFile), configFile) } as Config;
   }
+  const flagKeys = new Set<string>();
   for (const [key, field] of Object.entries(spec.schema)) {
     const flag = flagName(key, field);
     if (field.type === 'boolean') {
       if (values[flag] && values[`no-${flag}`]) throw new UsageError(`--${flag} and --no-${flag} contradict each other`);
       if (values[flag]) config[key] = true;
       if (values[`no-${flag}`]) config[key] = false;
+      if (values[flag] || values[`no-${flag}`]) flagKeys.add(key);
     } else if (values[flag] !== undefined) {
       config[key] = coerceFlag(field, values[flag] as string, flag, key);
+      flagKeys.add(key);
     }
   }
   for (const [key, field] of Object.entries(spec.schema)) {
     if (field.required && config[key] === undefined) throw new UsageError(`--${flagName(key, field)} is required (${field.doc})`);
   }
+  const { token, warning } = resolveToken(values.token as string | undefined, env);
+  if (config.server && !token) {
+    throw new UsageError(`--server needs the eval server's token: --token TOKEN or ${TOKEN_VARIABLE} (a server started without one keeps a generated token in <its data dir>/token)`);
+  }
   return {
     help: false,
     ctx: {
       config,
+      flagKeys,
       preset: presetName,
       configFile,
       resume: Boolean(values.resume),
       quiet: Boolean(values.quiet),
-      token: (values.token as string | undefined) ?? env.KILN_TOKEN,
+      token,
     },
+    warnings: config.server && warning ? [warning] : [],
   };
 }

@@ -76,6 +76,7 @@ export async function runCli(argv: string[], io: Io, commands: CommandSpec[], gr
       io.stdout.write(renderHelp(spec));
       return EXIT.ok;
     }
+    for (const warning of parsed.warnings) io.stderr.write(`warning: ${warning}\n`);
     return await spec.handler({ ...parsed.ctx, stdout: io.stdout, stderr: io.stderr });
   } catch (err) {
     if (err instanceof UsageError || isConfigError(err)) return usage((err as Error).message, hint);
@@ -83,7 +84,10 @@ export async function runCli(argv: string[], io: Io, commands: CommandSpec[], gr
       io.stderr.write(`kiln: ${err.message}\n`);
       return EXIT.failed;
     }
-    io.stderr.write(`kiln ${spec.path.join(' ')} failed: ${(err as Error).stack ?? String(err)}\n`);
+    // A system call that failed (disk full, a file removed underneath) is a condition, not a bug: its message, no stack.
+    const sys = err as NodeJS.ErrnoException;
+    const detail = typeof sys.code === 'string' && typeof sys.syscall === 'string' ? sys.message : (sys.stack ?? String(err));
+    io.stderr.write(`kiln ${spec.path.join(' ')} failed: ${detail}\n`);
     return EXIT.failed;
   }
 }

@@ -100,7 +100,9 @@ function trainingProgress(recorder: RunRecorder, c: Config, panels: number) {
   const onProgress: LincoOptions['onProgress'] = (e) => {
     if (e.stage !== 'train') return;
     done += 1;
-    recorder.log(done, { panel: e.panel, epoch: e.epoch, loss: e.loss });
+    // Each panel (the group panel, every random split) trains from scratch: its loss is a
+    // series of its own over its epochs, not a stretch of one zig-zagging line.
+    recorder.log(e.epoch + 1, { loss: e.loss }, '', `panel=${e.panel}`);
     progress.update(Math.min(done, epochs * panels), `${e.panel} loss ${e.loss.toFixed(4)}`);
   };
   return { progress, onProgress, done: () => done };

@@ -18,7 +18,7 @@ import type { CommandContext, CommandSpec } from '../cli/command.js';
 import { EXIT, UsageError } from '../cli/errors.js';
 import type { MetricRecord } from '../harness/metrics-log.js';
 import { RunRecorder } from '../harness/recorder.js';
-import { HARNESS_FIELDS, runDirectory } from '../harness/run.js';
+import { HARNESS_FIELDS, nothingToResume, prepareRunDirectory, runDirectory } from '../harness/run.js';
 import { DATA_KEYS, FINETUNE_KEYS, PRETRAIN_KEYS, SAMPLING_KEYS, SYNTHETIC_KEYS, checkpointConfig, libraryConfig, presetsFor } from './pointcloud-config.js';
 import { modelFromCheckpoint, predictToPly, runEvaluation } from './pointcloud-eval.js';
 import { type Phase, STATE_FILE, WEIGHTS_FILE, clearStates, isInterrupted, loadState, loadWeights, runFinetune, runPretrain, withStopRequest } from './pointcloud-phases.js';
@@ -76,6 +76,7 @@ async function onEveryRank(rootCtx: CommandContext, command: string, body: (ctx:
   const world = await processCommunicator();
   try {
     const stateDir = runDirectory(command, rootCtx.config);
+    prepareRunDirectory(stateDir);
     const ctx = world.rank === 0 ? rootCtx : quietRank(rootCtx, stateDir, world.rank);
     if (world.size > 1) ctx.stdout.write(`data parallel over ${world.size} MPI ranks\n`);
     return await body(ctx, world.size > 1 ? world : undefined, stateDir);
@@ -115,6 +116,7 @@ const allCommand: CommandSpec = {
       const pretrained = ctx.resume && !finetuned ? await loadWeights(join(dir, WEIGHTS_FILE.pretrain), 'pretrain', config) : undefined;
       const ftState = pretrained ? await loadState(dir, 'finetune', config) : undefined;
       const preState = ctx.resume && !finetuned && !pretrained ? await loadState(dir, 'pretrain', config) : undefined;
+      if (ctx.resume && !finetuned && !pretrained && !preState) throw nothingToResume(dir, 'finished phase or training state from this config');
       const keep = !ctx.resume
         ? undefined
         : finetuned
@@ -173,6 +175,7 @@ const pretrainCommand: CommandSpec = {
         return EXIT.ok;
       }
       const resume = ctx.resume ? await loadState(dir, 'pretrain', config) : undefined;
+      if (ctx.resume && !resume) throw nothingToResume(dir, `${WEIGHTS_FILE.pretrain} or ${STATE_FILE.pretrain} from this config`);
       const keep = ctx.resume ? keepLines([], { phase: 'pretrain', step: resume?.state.step ?? 0 }) : undefined;
       if (!ctx.resume && !group?.rank) clearStates(dir);
       const recorder = await RunRecorder.open({ command: 'pointcloud pretrain', kind: 'pointcloud', ...ctx, serverRunId: resume?.serverRunId }, keep);
@@ -209,6 +212,7 @@ const finetuneCommand: CommandSpec = {
       await startBackend(ctx);
       const done = ctx.resume ? await loadWeights(join(dir, WEIGHTS_FILE.finetune), 'finetune', config) : undefined;
       const resume = ctx.resume && !done ? await loadState(dir, 'finetune', config) : undefined;
+      if (ctx.resume && !done && !resume) throw nothingToResume(dir, `${WEIGHTS_FILE.finetune} or ${STATE_FILE.finetune} from this config`);
       const keep = !ctx.resume ? undefined : keepLines(done ? ['finetune'] : [], { phase: 'finetune', step: resume?.state.step ?? 0 });
       if (!ctx.resume && !group?.rank) clearStates(dir);
       const recorder = await RunRecorder.open({ command: 'pointcloud finetune', kind: 'pointcloud', ...ctx, serverRunId: resume?.serverRunId }, keep);

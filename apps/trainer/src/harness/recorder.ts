@@ -4,13 +4,12 @@
  * eval-server sink — the same files and server calls as `runTraining`, for code the
  * harness does not drive step by step.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Config, writeFileAtomic } from '@kiln/tensor';
 import { type MetricRecord, MetricsLog } from './metrics-log.js';
 import { Progress } from './progress.js';
-import { runDirectory } from './run.js';
-import { ServerSink } from './server-sink.js';
+import { openSink, prepareRunDirectory, runDirectory } from './run.js';
+import type { ServerSink } from './server-sink.js';
 
 export interface RecorderOptions {
   command: string;
@@ -40,13 +39,10 @@ export class RunRecorder {
    */
   static async open(options: RecorderOptions, keep?: (record: MetricRecord) => boolean): Promise<RunRecorder> {
     const r = new RunRecorder(options);
-    mkdirSync(r.dir, { recursive: true });
+    prepareRunDirectory(r.dir);
     await r.metrics.keepWhere(keep ?? (() => false));
     await r.writeJson('run.json', { command: options.command, kind: options.kind, config: options.config, startedAt: new Date().toISOString() });
-    if (options.config.server) {
-      r.sink = new ServerSink({ url: String(options.config.server), token: options.token, warn: (m) => options.stderr.write(`warning: ${m}\n`) });
-      await r.sink.start(`${options.command} seed ${options.config.seed ?? 0}`, options.kind, options.config, options.serverRunId);
-    }
+    r.sink = await openSink(options, `${options.command} seed ${options.config.seed ?? 0}`, options.kind, options.serverRunId);
     return r;
   }
 
@@ -64,12 +60,17 @@ export class RunRecorder {
     return new Progress(label, total, start, { stream: this.options.stdout, quiet: this.options.quiet });
   }
 
-  /** One metrics line, and its numeric values to the server under `prefix/name`. */
-  log(step: number, values: Record<string, number | string>, prefix = ''): void {
-    this.metrics.append({ step, time: new Date().toISOString(), ...values });
+  /**
+   * One metrics line, and its numeric values to the server under `prefix/name`. A `key`
+   * makes them one series of several of the same metric (`panel=groups`): each key is its
+   * own line in the dashboard, with steps of its own.
+   */
+  log(step: number, values: Record<string, number | string>, prefix = '', key?: string): void {
+    const time = Date.now();
+    this.metrics.append({ step, time: new Date(time).toISOString(), ...(key === undefined ? {} : { key }), ...values });
     const points = Object.entries(values)
       .filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
-      .map(([name, value]) => ({ step, name: prefix ? `${prefix}/${name}` : name, value }));
+      .map(([name, value]) => ({ step, name: prefix ? `${prefix}/${name}` : name, value, time, ...(key === undefined ? {} : { key }) }));
     this.sink?.push(points);
   }
 
@@ -88,6 +89,6 @@ export class RunRecorder {
   }
 
   async close(): Promise<void> {
-    await this.sink?.flush();
+    await this.sink?.close();
   }
 }

@@ -2,6 +2,7 @@ import { createRng, initBackend, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { relErr } from '../test-utils.js';
 import { type TopkRouterOptions, topkRouter, topkRouterOp } from './topk-router.js';
+import { topkIndices } from './topk-select.js';
 
 type Tensor = tf.Tensor;
 
@@ -111,6 +112,25 @@ describe('topkRouter on cpu', () => {
     expect(refIdx!.arraySync()).toEqual(r.topIndices.arraySync());
     // Equal probabilities for tied experts.
     expect(Array.from(r.probs.dataSync()).slice(5, 7)).toEqual([0.5, 0.5]);
+  });
+
+  it("tieOrder 'torch-cpu' orders equal scores as torch.topk's CPU kernel does, on the kernel and the reference alike", () => {
+    const logits = tf.tensor([
+      [1, 2, 2, 2, 0],
+      [0, 0, 0, 0, 0],
+    ]);
+    const r = topkRouter(logits, { topk: 2, tieOrder: 'torch-cpu' });
+    // the replay of torch's kernel (checked against 254 torch.topk results in @kiln/moe-core's tests)
+    const rows = logits.arraySync() as number[][];
+    expect(r.topIndices.arraySync()).toEqual(rows.map((row) => topkIndices(row, 5, 2)));
+    expect(r.topIndices.arraySync()).not.toEqual(topkRouter(logits, { topk: 2 }).topIndices.arraySync());
+    const [, refIdx] = topkRouterOp.reference({ logits }, { topk: 2, tieOrder: 'torch-cpu' });
+    expect(refIdx!.arraySync()).toEqual(r.topIndices.arraySync());
+    // group sums in fp32 and torch's order for the groups too
+    const g = topkRouter(tf.tensor([[1, 1, 1, 1, 1, 1, 1, 1]]), { topk: 2, numGroups: 4, groupTopk: 2, tieOrder: 'torch-cpu' });
+    const [, gRef] = topkRouterOp.reference({ logits: tf.tensor([[1, 1, 1, 1, 1, 1, 1, 1]]) }, { topk: 2, numGroups: 4, groupTopk: 2, tieOrder: 'torch-cpu' });
+    expect(g.topIndices.arraySync()).toEqual(gRef!.arraySync());
+    expect(() => topkRouter(logits, { topk: 2, tieOrder: 'random' as never })).toThrow(/'tieOrder' must be one of lowest-index, torch-cpu/);
   });
 
   it('ignores expertBias under softmax and usePreSoftmax under sigmoid, as Megatron-Core’s function does', async () => {

@@ -3,9 +3,11 @@
  * `group_limited_topk`) as one op: score function, optional group limit and expert bias,
  * top-k, normalization and scaling factor. fp32 throughout.
  *
- * Ties: among equal scores the lower expert index (or group index) wins. torch.topk leaves
- * tie order unspecified (its CPU kernel returns them in no fixed order), so this is the
- * deterministic choice; every backend here makes the same one.
+ * Ties: with `tieOrder: 'lowest-index'` (the default) the lower expert index (or group
+ * index) wins among equal scores — the deterministic choice every backend's kernel makes.
+ * `tieOrder: 'torch-cpu'` replays torch.topk's CPU kernel instead (and sums group scores in
+ * fp32, as torch does), so that ties resolve as in Megatron-Core on PyTorch; it runs on the
+ * host (cpu and kiln-native backends).
  */
 import { defineOp, type OpKernel, tf, vjp } from '@kiln/tensor';
 import { oneHot } from '../tf-helpers.js';
@@ -15,6 +17,7 @@ import { EMPTY_F32, nativeOps } from '../native.js';
 import { routerWgsl } from '../wgsl/moe.js';
 import { fmtShape, requireFloat, requirePositiveInt, requireRank, requireShape, requireTensor } from '../checks.js';
 import { untaped } from '../nested-grad.js';
+import { TOPK_TIE_ORDERS, type TopkTieOrder, topkIndices } from './topk-select.js';
 
 type Tensor = tf.Tensor;
 
@@ -29,6 +32,8 @@ export type RouterAttrs = {
   numGroups?: number;
   groupTopk?: number;
   scalingFactor?: number;
+  /** How equal scores are ordered: 'lowest-index' (default, every kernel) or 'torch-cpu' (host only). */
+  tieOrder?: TopkTieOrder;
 };
 
 const OP = 'topkRouter';
@@ -54,21 +59,12 @@ export function validateRouter(inputs: Partial<Record<'logits' | 'expertBias', T
     if (Math.floor(k / gk) < 1) throw new Error(`${OP}: 'topk' = ${k} must be at least 'groupTopk' = ${gk} (each group is scored by its top topk/groupTopk experts)`);
     if (k > gk * (E / G)) throw new Error(`${OP}: 'topk' = ${k} exceeds the ${gk * (E / G)} experts in the ${gk} kept groups`);
   }
+  if (attrs.tieOrder !== undefined && !TOPK_TIE_ORDERS.includes(attrs.tieOrder)) {
+    throw new Error(`${OP}: 'tieOrder' must be one of ${TOPK_TIE_ORDERS.join(', ')}, got '${String(attrs.tieOrder)}'`);
+  }
   if (attrs.scalingFactor !== undefined && !Number.isFinite(attrs.scalingFactor)) {
     throw new Error(`${OP}: 'scalingFactor' must be finite, got ${attrs.scalingFactor}`);
   }
-}
-
-/** Indices of the k largest values, larger first, ties to the lower index. */
-function topkIndices(values: Float64Array | Float32Array, k: number): number[] {
-  const order = Array.from(values.keys());
-  order.sort((a, b) => {
-    const va = values[a]!;
-    const vb = values[b]!;
-    if (va !== vb) return va > vb ? -1 : 1;
-    return a - b;
-  });
-  return order.slice(0, k);
 }
 
 function softplus(x: number): number {
@@ -101,7 +97,8 @@ export function routeHost(
       for (let e = 0; e < E; e++) row[e] = fn === 'sigmoid' ? Math.fround(1 / (1 + Math.exp(-row[e]!))) : Math.fround(Math.sqrt(softplus(row[e]!)));
       for (let e = 0; e < E; e++) sel[e] = bias ? Math.fround(row[e]! + bias[e]!) : row[e]!;
     }
-    const chosen = attrs.groupTopk ? groupLimited(sel, E, k, attrs.numGroups!, attrs.groupTopk) : topkIndices(sel, k);
+    const order = attrs.tieOrder ?? 'lowest-index';
+    const chosen = attrs.groupTopk ? groupLimitedTopkRow(sel, E, k, attrs.numGroups!, attrs.groupTopk, order) : topkIndices(sel, E, k, 0, 1, true, order);
     const gates = chosen.map((e) => row[e]!);
     if (fn === 'softmax' && !attrs.usePreSoftmax) {
       const m = Math.max(...gates);
@@ -129,18 +126,24 @@ function softmaxInPlace(v: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) v[i] = Math.exp(v[i]! - m) / s;
 }
 
-function groupLimited(scores: Float32Array, E: number, k: number, G: number, gk: number): number[] {
+/**
+ * Megatron's `group_limited_topk` for one token: group score = sum of the group's top
+ * ⌊k / gk⌋ scores (in fp32 with 'torch-cpu', as torch sums; in double, rounded once, as the
+ * kernels do otherwise), keep the best gk groups, top-k over their experts.
+ */
+export function groupLimitedTopkRow(scores: Float32Array, E: number, k: number, G: number, gk: number, order: TopkTieOrder): number[] {
   const per = E / G;
   const inGroup = Math.floor(k / gk);
-  const groupScores = new Float64Array(G);
+  const groupScores = new Float32Array(G);
   for (let g = 0; g < G; g++) {
-    const part = scores.subarray(g * per, (g + 1) * per);
-    groupScores[g] = topkIndices(part, inGroup).reduce((s, i) => s + part[i]!, 0);
+    let s = 0;
+    for (const i of topkIndices(scores, per, inGroup, g * per, 1, true, order)) s = order === 'torch-cpu' ? Math.fround(s + scores[g * per + i]!) : s + scores[g * per + i]!;
+    groupScores[g] = s;
   }
-  const keep = new Set(topkIndices(groupScores, gk));
+  const keep = new Set(topkIndices(groupScores, G, gk, 0, 1, true, order));
   const masked = new Float32Array(E);
   for (let e = 0; e < E; e++) masked[e] = keep.has(Math.floor(e / per)) ? scores[e]! : Number.NEGATIVE_INFINITY;
-  return topkIndices(masked, k);
+  return topkIndices(masked, E, k, 0, 1, true, order);
 }
 
 const NEG_INF = Number.NEGATIVE_INFINITY;
@@ -199,7 +202,17 @@ function selectFromLogits(logits: Tensor, expertBias: Tensor | undefined, attrs:
     const s = fn === 'sigmoid' ? tf.sigmoid(logits) : tf.sqrt(tf.softplus(logits));
     selScores = expertBias ? tf.add(s, expertBias) : s;
   }
-  return selectReference(selScores, attrs.topk, attrs);
+  if (attrs.tieOrder !== 'torch-cpu') return selectReference(selScores, attrs.topk, attrs);
+  // torch's CPU tie order is a host algorithm: the scores are read back and chosen there.
+  const [T, E] = selScores.shape as [number, number];
+  const host = Float32Array.from(selScores.dataSync() as ArrayLike<number>);
+  const out = new Int32Array(T * attrs.topk);
+  for (let t = 0; t < T; t++) {
+    const row = host.subarray(t * E, (t + 1) * E);
+    const chosen = attrs.groupTopk ? groupLimitedTopkRow(row, E, attrs.topk, attrs.numGroups!, attrs.groupTopk, 'torch-cpu') : topkIndices(row, E, attrs.topk);
+    out.set(chosen, t * attrs.topk);
+  }
+  return tf.tensor2d(out, [T, attrs.topk], 'int32');
 }
 
 export const routerCpu: OpKernel = ({ inputs, backend, attrs }) => {
@@ -207,7 +220,8 @@ export const routerCpu: OpKernel = ({ inputs, backend, attrs }) => {
   const logits = inputInfo(inputs, 'logits')!;
   const [T, E] = logits.shape as [number, number];
   const a = attrs as unknown as RouterAttrs;
-  const native = nativeOps(backend, 'topkRouter');
+  // The addon's kernel orders ties by index; torch's CPU order runs here on the host.
+  const native = a.tieOrder === 'torch-cpu' ? undefined : nativeOps(backend, 'topkRouter');
   if (native) {
     const probs = new Float32Array(T * E);
     const indices = new Int32Array(T * a.topk);
@@ -225,7 +239,15 @@ export const topkRouterOp = defineOp<'logits' | 'expertBias', RouterAttrs, Tenso
   nonDifferentiable: ['expertBias'],
   validate: validateRouter,
   reference: routerReference,
-  kernels: { ...hostKernels(routerCpu), webgpu: routerWgsl },
+  kernels: {
+    ...hostKernels(routerCpu),
+    webgpu: (args) => {
+      if ((args.attrs as unknown as RouterAttrs).tieOrder === 'torch-cpu') {
+        throw new Error(`${OP}: tieOrder 'torch-cpu' replays PyTorch's CPU kernel on the host (cpu or kiln-native backend); on webgpu use 'lowest-index'`);
+      }
+      return routerWgsl(args);
+    },
+  },
   // The selection is piecewise constant; the gates are differentiated for that selection.
   gradient: ({ inputs, outputs, dy, attrs }) => {
     const [dLogits] = vjp((l) => [probsForSelection(l, outputs[1]!, attrs)], [inputs.logits!], [dy[0]!]);

@@ -1,11 +1,9 @@
-/** WGSL kernels of the FP8 cast and NVFP4 quantization, bit-exact with the host code. */
+/** WGSL kernel of the FP8 cast, bit-exact with the host code. */
 import type { OpKernel } from '@kiln/tensor';
 import { inputInfo } from '../backend-data.js';
 import type { CastAttrs } from '../quant/fp8.js';
-import { E2M1, E4M3, FP8_FORMATS, type MiniFloatFormat } from '../quant/minifloat.js';
-import { blockLayout } from '../quant/block-layout.js';
-import type { Nvfp4Attrs } from '../quant/nvfp4.js';
-import { dispose, runProgram, upload } from './program.js';
+import { FP8_FORMATS, type MiniFloatFormat } from '../quant/minifloat.js';
+import { runProgram, upload } from './program.js';
 
 /** Rounding to a small float format: nearest-even (WGSL's round) or ⌊q + u⌋, saturating. */
 const ROUND = `
@@ -64,74 +62,4 @@ export const castWgsl: OpKernel = ({ inputs, backend, attrs }) => {
   let u = ${a.stochastic ? 'gk_hash_uniform(uniforms.seed, index)' : '0.0'};
   result[index] = gk_round(X[index] * s, ${fmtArgs(f)}, u, ${Boolean(a.stochastic)}) / s;`,
   });
-};
-
-export const nvfp4Wgsl: OpKernel = ({ inputs, backend, attrs }) => {
-  const x = inputInfo(inputs, 'x')!;
-  const a = attrs as unknown as Nvfp4Attrs;
-  const tile = (a.blockShape ?? '1x16') === '16x16';
-  const { scaleShape, blocks } = blockLayout(x.shape, a.blockShape ?? '1x16');
-  const cols = x.shape[x.shape.length - 1]!;
-  const size = x.shape.reduce((p, q) => p * q, 1);
-  const blockOf = tile ? '((i / uniforms.cols) / 16) * (uniforms.cols / 16) + (i % uniforms.cols) / 16' : 'i / 16';
-  const elementOf = tile
-    ? '((b / (uniforms.cols / 16)) * 16 + j / 16) * uniforms.cols + (b % (uniforms.cols / 16)) * 16 + j % 16'
-    : 'b * 16 + j';
-  const ints = { cols, blocks, seed: a.seed ?? 0 };
-  const bamax = runProgram(backend, {
-    key: `nvfp4_bamax_${tile}`,
-    inputs: [['X', x]],
-    outShape: [blocks],
-    threads: blocks,
-    ints,
-    body: `
-  let b = index;
-  var m = 0.0;
-  for (var j = 0; j < ${tile ? 256 : 16}; j = j + 1) { m = max(m, abs(X[${elementOf}])); }
-  result[index] = m;`,
-  });
-  const global = runProgram(backend, {
-    key: 'nvfp4_global',
-    inputs: [['BA', bamax]],
-    outShape: [],
-    threads: 1,
-    ints,
-    body: `
-  var m = 0.0;
-  for (var b = 0; b < uniforms.blocks; b = b + 1) { m = max(m, BA[b]); }
-  result[0] = select(1.0, m / 2688.0, m > 0.0);`,
-  });
-  const scales = runProgram(backend, {
-    key: 'nvfp4_scales',
-    inputs: [
-      ['BA', bamax],
-      ['GS', global],
-    ],
-    outShape: scaleShape,
-    threads: blocks,
-    ints,
-    prelude: ROUND,
-    body: `
-  result[index] = gk_round((BA[index] / 6.0) / GS[0], ${fmtArgs(E4M3)}, 0.0, false);`,
-  });
-  const values = runProgram(backend, {
-    key: `nvfp4_values_${tile}_${Boolean(a.stochastic)}`,
-    inputs: [
-      ['X', x],
-      ['SB', scales],
-      ['GS', global],
-    ],
-    outShape: [...x.shape],
-    threads: size,
-    ints,
-    prelude: ROUND,
-    body: `
-  let i = index;
-  let denom = SB[${blockOf}] * GS[0];
-  if (denom == 0.0) { result[index] = 0.0; return; }
-  let u = ${a.stochastic ? 'gk_hash_uniform(uniforms.seed, index)' : '0.0'};
-  result[index] = gk_round(X[index] / denom, ${fmtArgs(E2M1)}, u, ${Boolean(a.stochastic)}) * denom;`,
-  });
-  dispose(backend, bamax);
-  return [values, scales, global];
 };

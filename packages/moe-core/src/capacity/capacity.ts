@@ -6,7 +6,7 @@
  */
 import { tf } from '@kiln/tensor';
 import type { DropPolicy } from '../config.js';
-import { topkIndices } from '../router/select.js';
+import { topkIndices } from '@kiln/gpu-kernels';
 
 /**
  * capacity = ceil(tokens / experts · factor), raised to minCapacity when given. `tokens`

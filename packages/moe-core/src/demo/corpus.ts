@@ -40,3 +40,17 @@ export function splitCorpus(tokens: Uint8Array, validationFraction = 0.05): { tr
 export function decodeBytes(tokens: ArrayLike<number>): string {
   return Buffer.from(Uint8Array.from(tokens)).toString('latin1');
 }
+
+/**
+ * log p(byte) of the bytes' frequencies, add-one smoothed: the output bias the demo LM starts
+ * from. A model whose bias starts at zero first learns these frequencies through one direction
+ * shared by every token's hidden state (Adam moves each bias entry by at most the learning
+ * rate per step, far slower than that shared direction grows); the router then sees the same
+ * input for every token and sends them all to the same experts, which no aux loss can undo.
+ */
+export function unigramLogProbs(tokens: Uint8Array): Float32Array {
+  const counts = new Float64Array(256).fill(1);
+  for (const t of tokens) counts[t]! += 1;
+  const total = tokens.length + 256;
+  return Float32Array.from(counts, (c) => Math.log(c / total));
+}

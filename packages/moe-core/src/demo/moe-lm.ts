@@ -95,8 +95,11 @@ export class MoeLm {
     return out;
   }
 
-  /** tokens [B, S] int32 → logits [B·S, vocab]. */
-  logits(tokens: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * tokens [B, S] int32 → logits [B·S, vocab]. `training: false` runs the MoE layers in
+   * evaluation mode (no jitter, no aux / z losses, no token counting).
+   */
+  logits(tokens: tf.Tensor2D, options: { training?: boolean } = {}): tf.Tensor2D {
     const [B, S] = tokens.shape;
     if (S > this.shape.context) throw new Error(`MoeLm: sequence length ${S} exceeds context ${this.shape.context}`);
     const { heads, vocab } = this.shape;
@@ -106,14 +109,14 @@ export class MoeLm {
     for (const b of this.blocks) {
       const [q, k, v] = qkvProjection(h, b.norm1, b.wq, b.wk, b.wv);
       h = attentionResidual(h, q!, k!, v!, b.proj, { batch: B, heads, spans: whole, keyLength: S });
-      h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S }));
+      h = tf.add(h, b.moe.forward(rmsNorm(h, b.norm2) as tf.Tensor2D, { seqLength: S, order: 'bs', training: options.training ?? true }));
     }
     return lmHead(h, this.finalNorm, this.embed, this.headBias);
   }
 
   /** Mean next-token cross-entropy (nats) of inputs [B, S] against targets [B, S]. */
-  loss(inputs: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
-    return crossEntropy(this.logits(inputs), targets, this.shape.vocab);
+  loss(inputs: tf.Tensor2D, targets: tf.Tensor2D, options: { training?: boolean } = {}): tf.Scalar {
+    return crossEntropy(this.logits(inputs, options), targets, this.shape.vocab);
   }
 
   /**
@@ -150,7 +153,7 @@ export class MoeLm {
     for (let i = 0; i < n; i++) {
       const ctx = out.slice(-this.shape.context);
       const probs = tf.tidy(() => {
-        const logits = tf.slice(this.logits(tf.tensor2d(ctx, [1, ctx.length], 'int32')), [ctx.length - 1, 0], [1, -1]);
+        const logits = tf.slice(this.logits(tf.tensor2d(ctx, [1, ctx.length], 'int32'), { training: false }), [ctx.length - 1, 0], [1, -1]);
         return temperature > 0 ? tf.softmax(tf.div(logits, temperature)).dataSync() : logits.dataSync();
       });
       let next = 0;

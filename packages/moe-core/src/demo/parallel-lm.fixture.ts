@@ -27,7 +27,7 @@ export async function parallelTrainProgram({ rank, comm }: RankContext, args: Pa
       rank,
       losses: result.reports.map((r) => r.loss),
       expertLoad: result.reports.at(-1)!.expertLoad,
-      auxLoss: result.reports.map((r) => r.routerLosses[0]?.aux_loss ?? 0),
+      auxLoss: result.reports.map((r) => r.routerLosses[0]?.aux_loss ?? r.routerLosses[0]?.seq_aux_loss ?? 0),
       weights,
     });
   }

@@ -134,7 +134,7 @@ describe('context parallelism on worker threads equals one process (loss curve a
         trainMoeLm(config).then((r) => {
           const weights: Record<string, number[]> = {};
           for (const [name, v] of Object.entries(r.model.namedTensors())) weights[name] = Array.from(v.dataSync());
-          return { losses: r.reports.map((x) => x.loss), weights, auxLoss: r.reports.map((x) => x.routerLosses[0]!.aux_loss ?? 0), load: r.reports.at(-1)!.expertLoad };
+          return { losses: r.reports.map((x) => x.loss), weights, auxLoss: r.reports.map((x) => x.routerLosses[0]!.aux_loss ?? x.routerLosses[0]!.seq_aux_loss ?? 0), load: r.reports.at(-1)!.expertLoad };
         }),
       );
     }
@@ -146,7 +146,16 @@ describe('context parallelism on worker threads equals one process (loss curve a
   const noAux: Partial<MoeLmTrainConfig> = { ...BASE, moe: { ...BASE_MOE, auxLossCoeff: 0 } };
   // each group of layouts shares one start of its worker threads
   const groups: [string, number, Partial<MoeLmTrainConfig>[]][] = [
-    ['cp 2 and cp 2 × ep 2 (2 ranks)', 2, [{ ...BASE, contextParallel: 2 }, { ...BASE, contextParallel: 2, expertParallel: 2 }]],
+    [
+      'cp 2, cp 2 × ep 2, and cp 2 with the sequence aux loss (2 ranks)',
+      2,
+      [
+        { ...BASE, contextParallel: 2 },
+        { ...BASE, contextParallel: 2, expertParallel: 2 },
+        // every sequence's counts summed over its CP ranks; rows batch-major on each rank
+        { ...BASE, moe: { ...BASE_MOE, routerLoadBalancingType: 'seq_aux_loss' }, contextParallel: 2 },
+      ],
+    ],
     [
       'cp 4, cp 4 × ep 2, and cp 2 × dp 2 with ep 4 (one expert per rank, no aux loss) (4 ranks)',
       4,

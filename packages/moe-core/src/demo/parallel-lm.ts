@@ -299,11 +299,11 @@ export class ParallelLmStep {
               const router = layer.router;
               await counts.exchange(() => {
                 tf.tidy(() => {
-                  router.routing(router.gating(input, layer.weights.router as tf.Tensor2D), { seqLength: localLength, record: false });
+                  router.routing(router.gating(input, layer.weights.router as tf.Tensor2D), { seqLength: localLength, order: 'bs', record: false });
                 });
               });
             }
-            const pass = await layer.forward(input, { seqLength: localLength });
+            const pass = await layer.forward(input, { seqLength: localLength, order: 'bs' });
             passes[l] = pass;
             return [pass.output];
           },
@@ -377,6 +377,19 @@ export class ParallelLmStep {
       routerLosses.push(losses);
     });
     return { loss: summed[0]! / world.size, tokensPerExpert, routerLosses };
+  }
+
+  /**
+   * End of a global batch (`MoELayer.endStep` on every rank): the expert bias moves with the
+   * world's token counts (`updateExpertBias`), the routers' global aux-loss counts start over and
+   * delayed-scaling FP8 histories roll once. Collective over the world.
+   */
+  async endStep(): Promise<void> {
+    await this.updateExpertBias();
+    for (const layer of this.layers) {
+      layer.router.resetGlobalAuxLossTracker();
+      layer.experts.endStep();
+    }
   }
 
   /**

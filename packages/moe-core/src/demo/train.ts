@@ -1,6 +1,6 @@
 import { type RngState, type SafetensorsEntry, createRng, entryToTensor, loadSafetensors, saveSafetensors, tf } from '@kiln/tensor';
 import type { MoEConfigInput } from '../config.js';
-import { decodeBytes, defaultCorpusPath, loadByteCorpus, splitCorpus } from './corpus.js';
+import { decodeBytes, defaultCorpusPath, loadByteCorpus, splitCorpus, unigramLogProbs } from './corpus.js';
 import type { Communicator } from '../comm/communicator.js';
 import { LocalCommunicator } from '../comm/communicator.js';
 import { averageGradients, averageScalar, batchShard, type DataParallelGroup } from './data-parallel.js';
@@ -65,7 +65,16 @@ export interface MoeLmTrainResult {
   backend: string;
   parameters: { total: number; active: number };
   sample: string;
+  /**
+   * Per layer: fraction of the tokens routed to each expert over the last `LOAD_WINDOW` steps
+   * (or all of them in a shorter run) — the load balance at the end of the run, without the
+   * noise of one batch's content.
+   */
+  expertLoad: number[][];
 }
+
+/** Steps whose routed tokens `MoeLmTrainResult.expertLoad` sums. */
+export const LOAD_WINDOW = 50;
 
 const moe = (m: Omit<MoEConfigInput, 'hiddenSize'>) => m;
 
@@ -199,6 +208,8 @@ export async function trainMoeLm(
   const { train, validation } = splitCorpus(tokens);
   const rng = createRng(c.seed);
   const model = new MoeLm(c, rng.fork());
+  // the output bias starts at the byte frequencies, so hidden states need no shared direction for them (see unigramLogProbs)
+  tf.tidy(() => model.headBias.assign(tf.tensor1d(unigramLogProbs(train))));
   const cp = c.contextParallel ?? 1;
   const ep = c.expertParallel ?? 1;
   let parallel: ParallelLmStep | null = null;
@@ -222,7 +233,7 @@ export async function trainMoeLm(
   const validationLoss = () =>
     tf.tidy(() => {
       const { x, y } = sampleBatch(validation, c.batch, c.context, createRng(evalRng.getState()));
-      return model.loss(x, y).dataSync()[0]!;
+      return model.loss(x, y, { training: false }).dataSync()[0]!;
     });
   const dp = hooks.dataParallel;
   if (dp && !parallel) batchShard(c.batch, dp); // fails early when the batch does not split evenly
@@ -319,6 +330,7 @@ export async function trainMoeLm(
     return state.step;
   }
   let lastStep = startStep;
+  const recentCounts: number[][][] = [];
 
   for (let step = startStep + 1; step <= c.steps; step++) {
     if (hooks.signal?.aborted) break;
@@ -346,11 +358,12 @@ export async function trainMoeLm(
     }
     x.dispose();
     y.dispose();
-    // aux-loss-free balancing (DeepSeek-V3): one expert-bias update per global batch
-    if (parallel) await parallel.updateExpertBias();
-    else for (const blk of model.blocks) blk.moe.router.expertBias?.update();
+    // end of the global batch: expert-bias update, fresh global aux-loss counts, delayed FP8 scales
+    if (parallel) await parallel.endStep();
+    else for (const blk of model.blocks) blk.moe.endStep();
     const ms = performance.now() - t0;
     const tokensPerSecond = (c.batch * c.context) / (ms / 1000);
+    const stepCounts = model.blocks.map((b, l) => Array.from(parallelReport ? parallelReport.tokensPerExpert[l]! : b.moe.stats.tokensPerExpert));
     const report: MoeLmStepReport = {
       step,
       loss,
@@ -358,8 +371,7 @@ export async function trainMoeLm(
       tokensPerSecond,
       tflops: (tokensPerSecond * flopsPerToken) / 1e12,
       mfu: (tokensPerSecond * flopsPerToken) / peak,
-      expertLoad: model.blocks.map((b, l) => {
-        const counts = Array.from(parallelReport ? parallelReport.tokensPerExpert[l]! : b.moe.stats.tokensPerExpert);
+      expertLoad: stepCounts.map((counts) => {
         const total = counts.reduce((a, v) => a + v, 0) || 1;
         return counts.map((v) => v / total);
       }),
@@ -370,6 +382,8 @@ export async function trainMoeLm(
       report.validationLoss = validationLoss();
     }
     reports.push(report);
+    recentCounts.push(stepCounts);
+    if (recentCounts.length > LOAD_WINDOW) recentCounts.shift();
     lastStep = step;
     hooks.onStep?.(report);
     if (c.checkpointEvery && step % c.checkpointEvery === 0) await save(step);
@@ -390,5 +404,10 @@ export async function trainMoeLm(
     backend: tf.getBackend(),
     parameters: model.parameterCounts(),
     sample,
+    expertLoad: model.blocks.map((_, l) => {
+      const sums = recentCounts.reduce((acc, counts) => acc.map((v, e) => v + counts[l]![e]!), new Array<number>(c.moe.numExperts).fill(0));
+      const total = sums.reduce((a, v) => a + v, 0) || 1;
+      return sums.map((v) => v / total);
+    }),
   };
 }

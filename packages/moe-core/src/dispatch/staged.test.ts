@@ -57,6 +57,45 @@ describe('StagedGraph', () => {
     expect(Object.keys(graph.timings).sort()).toEqual(['comm', 'first', 'last', 'side']);
   });
 
+  it('runs a step marked `overlaps` after the adjoint of that communication is started, in backward too', async () => {
+    const events: string[] = [];
+    const comm: CommStep = {
+      kind: 'comm',
+      name: 'comm',
+      inputs: ['a'],
+      outputs: ['b'],
+      forward: async ([a]) => [tf.mul(a!, 2)],
+      backward: async ([d]) => {
+        events.push('adjoint started');
+        await new Promise((r) => setTimeout(r, 20));
+        events.push('adjoint done');
+        return [tf.mul(d!, 2)];
+      },
+    };
+    const side: LocalStep = {
+      kind: 'local',
+      name: 'side',
+      inputs: ['x'],
+      outputs: ['s'],
+      overlaps: 'comm',
+      run: ([x]) => {
+        events.push('side');
+        return [tf.sin(x!)];
+      },
+    };
+    const first: LocalStep = { kind: 'local', name: 'first', inputs: ['x'], outputs: ['a'], run: ([x]) => [tf.tanh(x!)] };
+    const last: LocalStep = { kind: 'local', name: 'last', inputs: ['b', 's'], outputs: ['y'], run: ([b, s]) => [tf.mul(b!, s!)] };
+    const x = createRng(3).normal([2, 3]);
+    const graph = new StagedGraph([first, comm, side, last]);
+    await graph.forward({ x }, ['y']);
+    events.length = 0;
+    const { x: gx } = await graph.backward({ y: tf.onesLike(x) }, ['x']);
+    expect(events).toEqual(['adjoint started', 'side', 'adjoint done']);
+    const [ref] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.mul(tf.tanh(a), 2), tf.sin(a))))([x]);
+    expect(tf.max(tf.abs(tf.sub(gx!, ref!))).dataSync()[0]).toBeLessThan(1e-6);
+    expect(() => new StagedGraph([first, side, comm])).toThrow(/side overlaps 'comm', which is not a communication step before it/);
+  });
+
   it('rejects a value produced twice', () => {
     const s: LocalStep = { kind: 'local', name: 'a', inputs: [], outputs: ['v'], run: () => [tf.scalar(1)] };
     expect(() => new StagedGraph([s, { ...s, name: 'b' }])).toThrow(/'v' is produced twice \(by b\)/);

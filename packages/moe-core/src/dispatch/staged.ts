@@ -8,6 +8,12 @@ export interface LocalStep {
   inputs: string[];
   outputs: string[];
   run(xs: tf.Tensor[]): tf.Tensor[];
+  /**
+   * The communication step this one hides: placed after it in the list, it runs while that
+   * step's messages are in flight in forward; in backward it runs after that step's adjoint
+   * has been started, so it hides the reverse communication too.
+   */
+  overlaps?: string;
 }
 
 /** A communication step: asynchronous, with its own adjoint (e.g. all-to-all ↔ reverse all-to-all). */
@@ -32,8 +38,9 @@ export type StepTimings = Record<string, { forwardMs: number; backwardMs: number
  * the step under a fresh tape and takes the vector–Jacobian product with the incoming
  * cotangents (so only step boundaries are stored, at the price of one extra forward of each
  * local step). Communication steps are started without waiting: a later local step that does
- * not need their result (the shared experts) runs while the messages are in flight, in
- * forward and in backward.
+ * not need their result (the shared experts) runs while the messages are in flight; in
+ * backward, a step marked `overlaps` waits until the adjoint of the communication it hides
+ * has been started, and then runs while that is in flight.
  */
 export class StagedGraph {
   readonly timings: StepTimings = {};
@@ -43,10 +50,16 @@ export class StagedGraph {
 
   constructor(readonly steps: Step[]) {
     const produced = new Set<string>();
-    for (const s of steps) {
+    for (const [i, s] of steps.entries()) {
       for (const o of s.outputs) {
         if (produced.has(o)) throw new Error(`StagedGraph: value '${o}' is produced twice (by ${s.name})`);
         produced.add(o);
+      }
+      if (s.kind === 'local' && s.overlaps !== undefined) {
+        const j = steps.findIndex((c) => c.name === s.overlaps);
+        if (j < 0 || steps[j]!.kind !== 'comm' || j > i) {
+          throw new Error(`StagedGraph: step ${s.name} overlaps '${s.overlaps}', which is not a communication step before it`);
+        }
       }
     }
   }
@@ -121,20 +134,34 @@ export class StagedGraph {
       const parts = await Promise.all(list);
       return parts.length === 1 ? parts[0]! : tf.addN(parts);
     };
+    const runLocal = async (step: LocalStep) => {
+      const dys = await Promise.all(step.outputs.map((o) => total(o)));
+      if (dys.every((d) => d === null)) return;
+      const xs = this.stepInputs.get(step.name)!;
+      const t0 = performance.now();
+      const dxs = vjp((ins) => step.run(ins), xs, dys);
+      this.time(step.name, 'backwardMs', performance.now() - t0);
+      step.inputs.forEach((n, i) => {
+        add(n, Promise.resolve(dxs[i]!));
+      });
+    };
+    // Steps that hide a communication wait for its adjoint to start (or for a step that
+    // produces one of their inputs, which needs their cotangents).
+    const deferred: LocalStep[] = [];
+    const runDeferred = async (when: (d: LocalStep) => boolean) => {
+      for (const d of deferred.filter(when)) {
+        deferred.splice(deferred.indexOf(d), 1);
+        await runLocal(d);
+      }
+    };
     for (let s = this.steps.length - 1; s >= 0; s--) {
       const step = this.steps[s]!;
-      const dysP = Promise.all(step.outputs.map((o) => total(o)));
+      await runDeferred((d) => d.inputs.some((n) => step.outputs.includes(n)));
       if (step.kind === 'local') {
-        const dys = await dysP;
-        if (dys.every((d) => d === null)) continue;
-        const xs = this.stepInputs.get(step.name)!;
-        const t0 = performance.now();
-        const dxs = vjp((ins) => step.run(ins), xs, dys);
-        this.time(step.name, 'backwardMs', performance.now() - t0);
-        step.inputs.forEach((n, i) => {
-          add(n, Promise.resolve(dxs[i]!));
-        });
+        if (step.overlaps !== undefined) deferred.push(step);
+        else await runLocal(step);
       } else {
+        const dysP = Promise.all(step.outputs.map((o) => total(o)));
         const dxsP = dysP.then(async (dys) => {
           const filled = dys.map((d, i) => d ?? tf.zeros(this.shapes.get(step.outputs[i]!)!));
           const t0 = performance.now();
@@ -145,9 +172,12 @@ export class StagedGraph {
         step.inputs.forEach((n, i) => {
           add(n, dxsP.then((d) => d[i]!));
         });
+        // one macrotask turn lets the adjoint issue its sends before local work takes the thread
         await new Promise<void>((r) => setImmediate(r));
+        await runDeferred((d) => d.overlaps === step.name);
       }
     }
+    await runDeferred(() => true);
     const out: Record<string, tf.Tensor> = {};
     for (const n of wrt) {
       const g = await total(n);

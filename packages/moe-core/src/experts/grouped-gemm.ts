@@ -31,10 +31,11 @@ export const kernelGroupedGemm: GroupedGemm = {
 };
 
 /**
- * The reference (and test oracle): slices and tf.matMul per group, differentiated by tfjs.
+ * One tf.matMul per expert in a loop, differentiated by tfjs: what `groupedGemm: false` runs
+ * (Megatron's SequentialMLP), and the test oracle of the grouped kernel.
  */
-export const referenceGroupedGemm: GroupedGemm = {
-  name: 'reference',
+export const perExpertGemm: GroupedGemm = {
+  name: 'per-expert',
   matmul: (x, w, groupSizes, options = {}) => {
     const groups = groupSizes.length;
     const tb = options.transposeB ?? false;
@@ -86,7 +87,7 @@ let active: GroupedGemm = kernelGroupedGemm;
 export function getGroupedGemm(): GroupedGemm {
   return active;
 }
-/** Swap in another grouped GEMM (tests compare `referenceGroupedGemm` with the kernel). */
+/** Swap in another grouped GEMM (tests compare `perExpertGemm` with the kernel). */
 export function setGroupedGemm(g: GroupedGemm): void {
   active = g;
 }

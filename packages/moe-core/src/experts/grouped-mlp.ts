@@ -4,8 +4,11 @@ import { ActivationOffloader, type HostTensor } from '../memory/offload.js';
 import { activationBackward, applyActivation } from './activation.js';
 import { type GroupedGemm, getGroupedGemm } from './grouped-gemm.js';
 
-/** A matrix product the experts use; a low-precision recipe swaps in quantize–dequantize GEMMs. */
-export type ExpertMatMul = (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+/** The grouped GEMMs of the two expert layers (the same object for both unless quantized per GEMM). */
+export interface ExpertGemms {
+  fc1: GroupedGemm;
+  fc2: GroupedGemm;
+}
 
 /** Memory options of the grouped MLP (from MoEConfig.recomputeModules / offloadModules). */
 export interface GroupedMlpMemory {
@@ -18,57 +21,44 @@ export interface GroupedMlpMemory {
 }
 
 /**
- * The routed experts as one grouped GEMM over expert-contiguous rows (Megatron's GroupedMLP /
- * TEGroupedMLP): rows of expert g are multiplied by fc1[g] ([H, F₁], F₁ = 2F for SwiGLU),
- * activated, multiplied by fc2[g] ([F, H]). Empty experts are fine.
+ * The routed experts over expert-contiguous rows (Megatron's GroupedMLP / TEGroupedMLP, or
+ * SequentialMLP with the per-expert GEMM): rows of expert g are multiplied by fc1[g] ([H, F₁],
+ * F₁ = 2F for SwiGLU), activated, multiplied by fc2[g] ([F, H]). Empty experts are fine. The
+ * GEMMs come from `gemms`: gpu-kernels' grouped kernel (the default), the per-expert loop, or
+ * quantized (FP8 / NVFP4) grouped GEMMs.
  *
- * Three ways to run it:
- * - `forward` — tf ops, differentiated by tfjs (optionally through `matMul`, e.g. FP8/NVFP4
- *   quantize–dequantize GEMMs, which then run per expert);
+ * Two ways to run it:
+ * - `forward` — differentiated by tfjs;
  * - `forwardManaged` — a hand-written backward (customGrad) that decides what is saved:
  *   fc1 input and output always, the activation output unless `recomputeActivation`, each
- *   optionally parked on the host (activation offloading).
+ *   optionally parked on the host (activation offloading); backward frees each saved or
+ *   reloaded activation as soon as it has used it.
  */
 export class GroupedMlp {
+  private readonly fixed: ExpertGemms | null;
+
   constructor(
     readonly activation: ExpertActivation,
-    readonly matMul: ExpertMatMul | null = null,
-    /** Grouped GEMM override; default: the registered one (gpu-kernels' groupedMatMul). */
-    readonly groupedGemm: GroupedGemm | null = null,
-  ) {}
+    /** The GEMMs; default: the registered grouped GEMM (gpu-kernels' groupedMatMul) for both. */
+    gemms: ExpertGemms | GroupedGemm | null = null,
+  ) {
+    this.fixed = gemms === null ? null : 'fc1' in gemms ? gemms : { fc1: gemms, fc2: gemms };
+  }
 
-  private gemm(): GroupedGemm {
-    return this.groupedGemm ?? getGroupedGemm();
+  /** The GEMMs this MLP runs. */
+  get gemms(): ExpertGemms {
+    if (this.fixed) return this.fixed;
+    const g = getGroupedGemm();
+    return { fc1: g, fc2: g };
   }
 
   forward(x: tf.Tensor2D, fc1: tf.Tensor3D, fc2: tf.Tensor3D, rowsPerExpert: ArrayLike<number>): tf.Tensor2D {
     checkShapes(x, fc1, fc2, rowsPerExpert, this.activation);
-    return tf.tidy(() => {
-      if (this.matMul) return this.perExpert(x, fc1, fc2, rowsPerExpert, this.matMul);
-      const gg = this.gemm();
-      const h = gg.matmul(x, fc1, rowsPerExpert);
-      return gg.matmul(applyActivation(this.activation, h), fc2, rowsPerExpert);
-    });
+    const { fc1: g1, fc2: g2 } = this.gemms;
+    return tf.tidy(() => g2.matmul(applyActivation(this.activation, g1.matmul(x, fc1, rowsPerExpert)), fc2, rowsPerExpert));
   }
 
-  /** Per-expert loop for custom matmuls (quantized GEMMs need per-expert scales anyway). */
-  private perExpert(x: tf.Tensor2D, fc1: tf.Tensor3D, fc2: tf.Tensor3D, rows: ArrayLike<number>, mm: ExpertMatMul): tf.Tensor2D {
-    const outs: tf.Tensor2D[] = [];
-    let start = 0;
-    for (let g = 0; g < rows.length; g++) {
-      const n = rows[g]!;
-      if (n === 0) continue;
-      const xg = tf.slice(x, [start, 0], [n, x.shape[1]]);
-      const w1 = tf.reshape(tf.slice(fc1, [g, 0, 0], [1, fc1.shape[1], fc1.shape[2]]), [fc1.shape[1], fc1.shape[2]]) as tf.Tensor2D;
-      const w2 = tf.reshape(tf.slice(fc2, [g, 0, 0], [1, fc2.shape[1], fc2.shape[2]]), [fc2.shape[1], fc2.shape[2]]) as tf.Tensor2D;
-      outs.push(mm(applyActivation(this.activation, mm(xg, w1)), w2));
-      start += n;
-    }
-    if (outs.length === 0) return tf.zeros([0, fc2.shape[2]]) as tf.Tensor2D;
-    return (outs.length === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor2D;
-  }
-
-  /** Same values and gradients as `forward` (fp32 GEMMs), with explicit control of saved activations. */
+  /** Same values and gradients as `forward`, with explicit control of saved activations. */
   forwardManaged(x: tf.Tensor2D, fc1: tf.Tensor3D, fc2: tf.Tensor3D, rowsPerExpert: ArrayLike<number>, memory: GroupedMlpMemory = {}): tf.Tensor2D {
     checkShapes(x, fc1, fc2, rowsPerExpert, this.activation);
     const kind = this.activation;
@@ -79,13 +69,13 @@ export class GroupedMlp {
     const parkH = offload.has('moe_act') || offload.has('fused_group_mlp');
     const keepA = !memory.recomputeActivation;
     const parkA = keepA && offload.has('fused_group_mlp');
-    const gg = this.gemm();
+    const { fc1: g1, fc2: g2 } = this.gemms;
     const run = tf.customGrad((...args: unknown[]) => {
       const save = args.pop() as (ts: tf.Tensor[]) => void;
       const [xi, w1, w2] = args as [tf.Tensor2D, tf.Tensor3D, tf.Tensor3D];
-      const h = gg.matmul(xi, w1, rows);
+      const h = g1.matmul(xi, w1, rows);
       const a = applyActivation(kind, h);
-      const y = gg.matmul(a, w2, rows);
+      const y = g2.matmul(a, w2, rows);
       // What backward needs: x (fc1 wgrad), h (activation grad), a (fc2 wgrad; or recompute from h).
       const hostX: HostTensor | null = parkX ? offloader.offload(xi) : null;
       const hostH: HostTensor | null = parkH ? offloader.offload(h) : null;
@@ -98,19 +88,26 @@ export class GroupedMlp {
       save(onDevice);
       return {
         value: y,
-        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-          const dY = dy as tf.Tensor2D;
-          const [sw1, sw2] = saved as [tf.Tensor3D, tf.Tensor3D];
-          const sx = (hostX ? offloader.reload(hostX) : saved[slot.x]!) as tf.Tensor2D;
-          const sh = (hostH ? offloader.reload(hostH) : saved[slot.h]!) as tf.Tensor2D;
-          const sa = (hostA ? offloader.reload(hostA) : keepA ? saved[slot.a]! : applyActivation(kind, sh)) as tf.Tensor2D;
-          const dA = gg.matmul(dY, sw2, rows, { transposeB: true });
-          const dW2 = gg.weightGrad(sa, dY, rows);
-          const dH = activationBackward(kind, sh, dA);
-          const dX = gg.matmul(dH, sw1, rows, { transposeB: true });
-          const dW1 = gg.weightGrad(sx, dH, rows);
-          return [dX, dW1, dW2];
-        },
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) =>
+          // tfjs keeps what a backward creates, and the tape's saved tensors, until the whole
+          // backward pass ends: the activations are freed here as soon as they are used, so
+          // the bytes parked on the host or recomputed are not all back on the backend by then.
+          tf.tidy(() => {
+            const dY = dy as tf.Tensor2D;
+            const [sw1, sw2] = saved as [tf.Tensor3D, tf.Tensor3D];
+            const sx = (hostX ? offloader.reload(hostX) : saved[slot.x]!) as tf.Tensor2D;
+            const sh = (hostH ? offloader.reload(hostH) : saved[slot.h]!) as tf.Tensor2D;
+            const sa = (hostA ? offloader.reload(hostA) : keepA ? saved[slot.a]! : applyActivation(kind, sh)) as tf.Tensor2D;
+            const dA = g2.matmul(dY, sw2, rows, { transposeB: true });
+            const dW2 = g2.weightGrad(sa, dY, rows);
+            sa.dispose();
+            const dH = activationBackward(kind, sh, dA);
+            sh.dispose();
+            const dX = g1.matmul(dH, sw1, rows, { transposeB: true });
+            const dW1 = g1.weightGrad(sx, dH, rows);
+            sx.dispose();
+            return [dX, dW1, dW2];
+          }),
       };
     });
     return (run as unknown as (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor2D)(x, fc1, fc2);

@@ -2,7 +2,9 @@ import { createRng, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runRanks } from '../comm/run-ranks.js';
 import { type MoEConfigInput, validateMoEConfig } from '../config.js';
+import type { Communicator } from '../comm/communicator.js';
 import type { ExpertParallelProgramArgs, ExpertParallelProgramResult } from './ep-program.js';
+import { ExpertParallelMoE } from './expert-parallel.js';
 import { MoELayer } from './moe-layer.js';
 import { initMoEWeights } from './weights.js';
 
@@ -137,4 +139,49 @@ describe('expert parallelism over worker threads', () => {
       expect(Object.keys(got.results[0]!.timings)).toEqual(expect.arrayContaining(['etpAllGather', 'experts', 'etpReduceScatter']));
     }
   }, 120_000);
+});
+
+describe('shared-expert overlap', () => {
+  /** A one-rank group whose all-to-all takes 30 ms, logging when each one is in flight. */
+  function slowCommunicator(log: { what: string; start: number; end: number }[]): Communicator {
+    return {
+      rank: 0,
+      size: 1,
+      allGather: async (d) => [d],
+      allReduce: async (d) => d,
+      barrier: async () => undefined,
+      allToAllV: async (chunks) => {
+        const start = performance.now();
+        await new Promise((r) => setTimeout(r, 30));
+        log.push({ what: 'allToAll', start, end: performance.now() });
+        return chunks.map((c) => Float32Array.from(c));
+      },
+    };
+  }
+
+  for (const overlap of [true, false]) {
+    it(`${overlap ? 'hides an all-to-all behind the shared experts in forward and in backward' : 'without overlap runs the shared experts before the dispatch all-to-all'}`, async () => {
+      const log: { what: string; start: number; end: number }[] = [];
+      const config = validateMoEConfig({ ...base, tokenDispatcherType: 'alltoall', sharedExpertOverlap: overlap });
+      const layer = new ExpertParallelMoE(config, initMoEWeights(config, createRng(7), { std: 0.3 }), slowCommunicator(log));
+      const shared = layer.shared!;
+      const run = shared.forward.bind(shared);
+      shared.forward = (...args) => {
+        const start = performance.now();
+        const out = run(...args);
+        log.push({ what: 'shared', start, end: performance.now() });
+        return out;
+      };
+      const pass = await layer.forward(tf.tensor2d(tokens, [T, H]));
+      const forwardLog = log.length;
+      await pass.backward(tf.tensor2d(dOutput, [T, H]));
+      const inFlight = (s: { start: number; end: number }) => log.some((c) => c.what === 'allToAll' && c.start <= s.start && s.end <= c.end);
+      const sharedRuns = log.filter((e) => e.what === 'shared');
+      // forward: one shared run; backward: its re-run under a fresh tape for the vector–Jacobian product
+      expect(sharedRuns).toHaveLength(2);
+      const [fwd, bwd] = [sharedRuns.find((e) => log.indexOf(e) < forwardLog)!, sharedRuns.find((e) => log.indexOf(e) >= forwardLog)!];
+      expect(inFlight(fwd)).toBe(overlap);
+      if (overlap) expect(inFlight(bwd)).toBe(true);
+    });
+  }
 });

@@ -6,9 +6,10 @@ import { type StepTimings, StagedGraph } from '../dispatch/staged.js';
 import { EtpExchange } from '../dispatch/etp-exchange.js';
 import { AllGatherDispatcher, AllToAllDispatcher, type TokenDispatcher } from '../dispatch/token-dispatcher.js';
 import type { GroupedGemm } from '../experts/grouped-gemm.js';
-import type { ExpertMatMul } from '../experts/grouped-mlp.js';
 import { ActivationOffloader } from '../memory/offload.js';
-import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage, expertMatMulFor } from './moe-layer.js';
+import { createQuantRecipe } from '../quant/qdq.js';
+import { ExpertsStage, type MoELayerStats, PermuteStage, SharedExpertsStage, expertGemmsFor } from './moe-layer.js';
+import type { TokenOrder } from '../losses/load-balancing.js';
 import type { MoEMetricsTracker } from '../losses/metrics.js';
 import { drawInputJitter } from '../router/jitter.js';
 import { type RouterCollectives, TopKRouter } from '../router/router.js';
@@ -17,7 +18,6 @@ import type { MoEWeights } from './weights.js';
 
 export interface ExpertParallelOptions {
   rng?: Rng;
-  expertMatMul?: ExpertMatMul | null;
   offloader?: ActivationOffloader;
   permuter?: Permuter;
   groupedGemm?: GroupedGemm;
@@ -125,7 +125,8 @@ export class ExpertParallelMoE {
     this.router = new TopKRouter(c, { weightVariable: weights.router, layerNumber: options.layerNumber, tracker: options.tracker, collectives: options.collectives });
     const permuter = options.permuter ?? getPermuter();
     this.permute = new PermuteStage(c, permuter);
-    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng), options.groupedGemm ?? null);
+    const recipe = createQuantRecipe(c, options.rng);
+    this.experts = new ExpertsStage(c, this.offloader, expertGemmsFor(c, recipe, options.groupedGemm), recipe);
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
     this.dispatcher =
       c.tokenDispatcherType === 'allgather'
@@ -141,14 +142,23 @@ export class ExpertParallelMoE {
     return new ExpertParallelMoE(config, weights, groups, options);
   }
 
-  async forward(hidden: tf.Tensor2D, options: { seqLength?: number } = {}): Promise<ExpertParallelPass> {
+  /** End of a training step: expert-bias update, fresh global aux-loss counts, delayed FP8 scales (see `MoELayer.endStep`). */
+  endStep(): void {
+    this.router.updateExpertBias();
+    this.router.resetGlobalAuxLossTracker();
+    this.experts.endStep();
+  }
+
+  /** One forward on this rank; `training: false` evaluates (no jitter, aux/z losses or token counting), as `MoELayer.forward`. */
+  async forward(hidden: tf.Tensor2D, options: { seqLength?: number; order?: TokenOrder; training?: boolean } = {}): Promise<ExpertParallelPass> {
     const c = this.config;
     const w = this.weights;
     const T = hidden.shape[0];
     if (hidden.rank !== 2 || hidden.shape[1] !== c.hiddenSize) {
       throw new Error(`ExpertParallelMoE.forward: hidden shape [${hidden.shape}] is not [tokens, hiddenSize ${c.hiddenSize}]`);
     }
-    const jitter = drawInputJitter([T, c.hiddenSize], c.inputJitterEps, this.rng);
+    const training = options.training ?? true;
+    const jitter = training ? drawInputJitter([T, c.hiddenSize], c.inputJitterEps, this.rng) : null;
     let routed = false;
     const stats: MoELayerStats = { tokensPerExpert: new Float32Array(c.numExperts), losses: {}, capacity: null };
     const route = {
@@ -157,7 +167,7 @@ export class ExpertParallelMoE {
       inputs: ['hidden', 'router'],
       outputs: ['probs'],
       run: ([h, r]: tf.Tensor[]) => {
-        const out = routeTokens(this.router, h as tf.Tensor2D, r as tf.Tensor2D, { jitter, seqLength: options.seqLength, record: !routed });
+        const out = routeTokens(this.router, h as tf.Tensor2D, r as tf.Tensor2D, { jitter, seqLength: options.seqLength, order: options.order, training, record: !routed });
         if (!routed) {
           routed = true;
           stats.tokensPerExpert = this.router.lastTokensPerExpert;
@@ -192,6 +202,8 @@ export class ExpertParallelMoE {
           inputs: sharedNames,
           outputs: ['sharedOutput'],
           run: ([h, a, b, g]: tf.Tensor[]) => [this.shared!.forward(h as tf.Tensor2D, a!, b!, g ?? null)],
+          // with overlap: after the dispatch all-to-all is started, forward and backward
+          ...(c.sharedExpertOverlap ? { overlaps: 'tokenDispatch' } : {}),
         }
       : null;
     const output = {
@@ -202,7 +214,8 @@ export class ExpertParallelMoE {
       run: (xs: tf.Tensor[]) => [xs.length === 2 ? tf.add(xs[0]!, xs[1]!) : tf.clone(xs[0]!)],
     };
     const [pre, dispatch, post] = this.dispatcher.dispatchSteps();
-    // With overlap the shared experts run after the all-to-all is started and before it is awaited.
+    // With overlap the shared experts run after the all-to-all is started and before it is
+    // awaited; in backward after the reverse all-to-all is started (StagedGraph's `overlaps`).
     const steps = [route, pre!, ...(shared && !c.sharedExpertOverlap ? [shared] : []), dispatch!, ...(shared && c.sharedExpertOverlap ? [shared] : []), post!, ...expertSteps, ...this.dispatcher.combineSteps(), output];
     const graph = new StagedGraph(steps);
     const feeds: Record<string, tf.Tensor> = { hidden, router: w.router, fc1: w.fc1, fc2: w.fc2 };

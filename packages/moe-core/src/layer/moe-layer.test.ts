@@ -249,3 +249,159 @@ describe('memory: recomputation and offloading', () => {
     expect(off.hostBytes).toBe(0);
   });
 });
+
+describe('groupedGemm: false', () => {
+  it('runs a per-expert loop of tf.matMul instead of the grouped kernel, with the same values and gradients', async () => {
+    const x = createRng(30).normal([24, 8]) as tf.Tensor2D;
+    const dy = createRng(31).normal([24, 8]);
+    const run = (groupedGemm: boolean) => {
+      const { weights, layer } = build({ ...base, groupedGemm });
+      const vars = weightList(weights);
+      return { layer, vars, step: () => tf.variableGrads(() => tf.sum(tf.mul(layer.forward(x), dy)) as tf.Scalar, vars) };
+    };
+    const grouped = run(true);
+    const loop = run(false);
+    expect(grouped.layer.experts.mlp.gemms.fc1.name).toBe('gpu-kernels');
+    expect(loop.layer.experts.mlp.gemms.fc1.name).toBe('per-expert');
+    const kernelsOf = async (r: ReturnType<typeof run>) => {
+      let out!: ReturnType<ReturnType<typeof run>['step']>;
+      const info = await tf.profile(() => {
+        out = r.step();
+        return out.value;
+      });
+      return { names: info.kernelNames, kernels: info.kernels, out };
+    };
+    const a = await kernelsOf(grouped);
+    const b = await kernelsOf(loop);
+    // the grouped path runs gpu-kernels' op; the loop one BatchMatMul per expert and GEMM, forward and backward
+    expect(a.names).toContain('KilnGroupedMatMul');
+    expect(b.names).not.toContain('KilnGroupedMatMul');
+    expect(b.kernels.filter((k) => k.name === 'BatchMatMul').length).toBeGreaterThanOrEqual(2 * 4 * 2);
+    expectClose(b.out.value, a.out.value);
+    for (const v of grouped.vars) expectClose(b.out.grads[loop.vars[grouped.vars.indexOf(v)]!.name]!, a.out.grads[v.name]!, 1e-4);
+  });
+});
+
+describe('evaluation mode', () => {
+  it('training: false applies no jitter, attaches no aux or z loss, counts no tokens and leaves the stats alone', () => {
+    const cfg: MoEConfigInput = {
+      ...base,
+      routerScoreFunction: 'sigmoid',
+      routerEnableExpertBias: true,
+      routerLoadBalancingType: ['aux_loss', 'global_aux_loss'],
+      auxLossCoeff: [0.5, 0.5],
+      zLossCoeff: 0.1,
+      inputJitterEps: 0.2,
+    };
+    const config = validateMoEConfig(cfg);
+    const weights = initMoEWeights(config, createRng(3), { std: 0.3 });
+    const tracker = new MoEMetricsTracker();
+    const layer = new MoELayer(config, weights, { rng: createRng(4), tracker });
+    const plain = new MoELayer(validateMoEConfig({ ...base, routerScoreFunction: 'sigmoid' }), weights);
+    const x = createRng(32).normal([16, 8]) as tf.Tensor2D;
+    const dy = createRng(33).normal([16, 8]);
+    layer.forward(x); // one training forward: counts and stats
+    const stats = layer.stats;
+    const bias = layer.router.expertBias!;
+    const counted = Array.from(bias.localTokensPerExpert);
+    const steps = layer.router.globalAuxTracker!.steps;
+    const logged = tracker.get('z_loss');
+    const evalGrad = (l: MoELayer) => tf.variableGrads(() => tf.sum(tf.mul(l.forward(x, { training: false }), dy)) as tf.Scalar, weightList(weights)).grads;
+    const e1 = layer.forward(x, { training: false });
+    const e2 = layer.forward(x, { training: false });
+    expect(Array.from(e1.dataSync())).toEqual(Array.from(e2.dataSync())); // no jitter
+    expectClose(e1, plain.forward(x, { training: false }), 1e-6);
+    const g = evalGrad(layer);
+    const gPlain = evalGrad(plain);
+    expectClose(g[weights.router.name]!, gPlain[weights.router.name]!, 1e-6); // no aux / z gradient injected
+    expect(layer.stats).toBe(stats);
+    expect(Array.from(bias.localTokensPerExpert)).toEqual(counted);
+    expect(layer.router.globalAuxTracker!.steps).toBe(steps);
+    expect(tracker.get('z_loss')).toEqual(logged);
+  });
+
+  it('endStep updates the expert bias and starts a fresh global aux-loss count', () => {
+    const config = validateMoEConfig({ ...base, routerScoreFunction: 'sigmoid', routerEnableExpertBias: true, routerLoadBalancingType: 'global_aux_loss', auxLossCoeff: 0.1 });
+    const layer = new MoELayer(config, initMoEWeights(config, createRng(3), { std: 0.3 }));
+    const x = tf.add(createRng(34).normal([16, 8]), tf.tensor1d([3, 0, 0, 0, 0, 0, 0, 0])) as tf.Tensor2D;
+    layer.forward(x);
+    layer.forward(x);
+    expect(layer.router.globalAuxTracker!.steps).toBe(2);
+    layer.endStep();
+    expect(layer.router.globalAuxTracker!.steps).toBe(0);
+    expect(Array.from(layer.router.expertBias!.bias).some((b) => b !== 0)).toBe(true);
+    expect(Array.from(layer.router.expertBias!.localTokensPerExpert).every((c) => c === 0)).toBe(true);
+  });
+});
+
+describe('low-precision experts with recomputation and offloading', () => {
+  const x = createRng(40).normal([24, 16]) as tf.Tensor2D;
+  const dy = createRng(41).normal([24, 16]);
+  const cfg16: MoEConfigInput = { ...base, hiddenSize: 16, ffnHiddenSize: 16 };
+  function grads(extra: Partial<MoEConfigInput>) {
+    const config = validateMoEConfig({ ...cfg16, ...extra });
+    const weights = initMoEWeights(config, createRng(6), { std: 0.3 });
+    const layer = new MoELayer(config, weights);
+    const vars = weightList(weights);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.forward(x), dy)) as tf.Scalar, vars);
+    return { value: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!), layer };
+  }
+  for (const [name, lowp] of [
+    ['FP8 tensorwise', { fp8: 'hybrid', fp8Recipe: 'tensorwise' }],
+    ['FP8 MXFP8', { fp8: 'e4m3', fp8Recipe: 'mxfp8' }],
+    ['NVFP4', { fp4: 'e2m1' }],
+  ] as const) {
+    it(`${name}: 'moe_act' recompute and every offload module run the quantized GEMMs with the same gradients`, () => {
+      const plain = grads({ ...lowp });
+      const exact = grads({});
+      expect(Math.abs(plain.value - exact.value)).toBeGreaterThan(1e-6); // quantized, not fp32
+      const extras: Partial<MoEConfigInput>[] = [
+        { recomputeModules: ['moe_act'] },
+        { offloadModules: ['expert_fc1'] },
+        { offloadModules: ['moe_act'] },
+        { offloadModules: ['fused_group_mlp'], recomputeModules: ['moe_act'] },
+      ];
+      for (const extra of extras) {
+        const r = grads({ ...lowp, ...extra });
+        expect(r.value).toBe(plain.value);
+        for (const [i, g] of r.grads.entries()) expectClose(g, plain.grads[i]!, 1e-5);
+        if ('offloadModules' in extra) {
+          expect(r.layer.offloader.offloadedBytes).toBeGreaterThan(0);
+          expect(r.layer.offloader.reloadedBytes).toBe(r.layer.offloader.offloadedBytes);
+        }
+      }
+    });
+  }
+
+  it('delayed scaling keeps one amax history per expert GEMM operand and rolls each once per step', () => {
+    const config = validateMoEConfig({ ...cfg16, fp8: 'e4m3', fp8Recipe: 'delayed', fp8AmaxHistoryLen: 8, fp8AmaxComputeAlgo: 'max' });
+    const weights = initMoEWeights(config, createRng(6), { std: 0.3 });
+    const layer = new MoELayer(config, weights);
+    const fp32 = new MoELayer(validateMoEConfig(cfg16), weights);
+    const recipe = layer.experts.recipe;
+    if (recipe.kind !== 'fp8' || !recipe.delayed) throw new Error('expected a delayed FP8 recipe');
+    const table = recipe.delayed;
+    const opt = tf.train.sgd(0.01);
+    for (let step = 1; step <= 3; step++) {
+      const y = layer.forward(x);
+      const err = tf.norm(tf.sub(y, fp32.forward(x))).dataSync()[0]! / tf.norm(fp32.forward(x)).dataSync()[0]!;
+      expect(err).toBeGreaterThan(0); // quantized
+      expect(err).toBeLessThan(0.5);
+      opt.minimize(() => tf.sum(tf.mul(layer.forward(x), dy)) as tf.Scalar, false, weightList(weights));
+      layer.endStep();
+      // 2 GEMMs × 4 experts (each routed some rows) × input, weight, grad
+      expect(table.tensors.length).toBe(2 * 4 * 3);
+      expect(table.steps).toBe(step);
+      for (const t of table.tensors) {
+        const s = table.state(t, 'input');
+        // one history entry per step, whatever the number of GEMMs and recomputed forwards
+        expect(Array.from(s.amaxHistory).filter((v) => v > 0).length, t).toBe(step);
+        // this step's scale: fmax / max(history), E5M2 for no tensor (format e4m3)
+        expect(s.scale, t).toBe(Math.fround(448 / Math.max(...s.amaxHistory)));
+      }
+    }
+    // fc1's and fc2's tensors, and each expert's, have their own histories
+    expect(table.state('fc1.0.input', 'input').scale).not.toBe(table.state('fc2.0.input', 'input').scale);
+    expect(table.state('fc1.0.weight', 'weight').scale).not.toBe(table.state('fc1.1.weight', 'weight').scale);
+  });
+});

@@ -1,12 +1,14 @@
 import { type Rng, tf } from '@kiln/tensor';
 import { type MoEConfig, type MoEConfigInput, quantizationAlignSize, validateMoEConfig } from '../config.js';
 import { type PermutePlan, type Permuter, getPermuter, planPermutation } from '../dispatch/permute.js';
-import type { GroupedGemm } from '../experts/grouped-gemm.js';
-import { type ExpertMatMul, GroupedMlp } from '../experts/grouped-mlp.js';
+import { type GroupedGemm, perExpertGemm } from '../experts/grouped-gemm.js';
+import { type ExpertGemms, GroupedMlp } from '../experts/grouped-mlp.js';
+import { quantizedGroupedGemm } from '../experts/quantized-gemm.js';
 import { sharedExpertsForward } from '../experts/shared-experts.js';
 import { ActivationOffloader } from '../memory/offload.js';
-import { createQuantRecipe, quantizedMatMul } from '../quant/qdq.js';
+import { type QuantRecipe, createQuantRecipe } from '../quant/qdq.js';
 import { recompute } from '../memory/recompute.js';
+import type { TokenOrder } from '../losses/load-balancing.js';
 import type { MoEMetricsTracker } from '../losses/metrics.js';
 import { drawInputJitter } from '../router/jitter.js';
 import { type RouterLosses, TopKRouter } from '../router/router.js';
@@ -15,15 +17,16 @@ import type { MoEWeights } from './weights.js';
 
 /** Options that are not part of MoEConfig: runtime objects. */
 export interface MoELayerOptions {
-  /** Random stream for input jitter (only used when `inputJitterEps` is set). */
+  /** Random stream for input jitter and NVFP4 stochastic rounding of gradients. */
   rng?: Rng;
-  /** Expert GEMM override, e.g. a quantize–dequantize FP8/NVFP4 matmul. */
-  expertMatMul?: ExpertMatMul | null;
   /** Shared host-offload accountant (one per layer if omitted). */
   offloader?: ActivationOffloader;
   /** Permuter override (default: the registered one, see setPermuter). */
   permuter?: Permuter;
-  /** Grouped GEMM override (default: the registered one, see setGroupedGemm). */
+  /**
+   * Grouped GEMM of the fp32 experts (default: the registered one, see setGroupedGemm, or the
+   * per-expert loop with `groupedGemm: false`). FP8 / NVFP4 configs use quantized GEMMs.
+   */
   groupedGemm?: GroupedGemm;
   /** 1-based layer number under which the router logs its losses (default 1). */
   layerNumber?: number;
@@ -60,16 +63,27 @@ export class PermuteStage {
   }
 }
 
-/** The experts stage: the grouped MLP with the configured recomputation / offloading. */
+/**
+ * The expert GEMMs a config asks for: quantized grouped GEMMs for FP8 / NVFP4 (one per expert
+ * layer, so delayed scaling keeps fc1's and fc2's tensors apart), else `override`, else the
+ * registered grouped kernel (null) or, with `groupedGemm: false`, the per-expert loop.
+ */
+export function expertGemmsFor(config: MoEConfig, recipe: QuantRecipe, override?: GroupedGemm): ExpertGemms | GroupedGemm | null {
+  if (recipe.kind !== 'none') return { fc1: quantizedGroupedGemm(recipe, 'fc1'), fc2: quantizedGroupedGemm(recipe, 'fc2') };
+  return override ?? (config.groupedGemm ? null : perExpertGemm);
+}
+
+/** The experts stage: the grouped MLP with the configured GEMMs, recomputation and offloading. */
 export class ExpertsStage {
   readonly mlp: GroupedMlp;
   constructor(
     readonly config: MoEConfig,
     readonly offloader: ActivationOffloader,
-    matMul: ExpertMatMul | null,
-    groupedGemm: GroupedGemm | null = null,
+    gemms: ExpertGemms | GroupedGemm | null,
+    /** The low-precision recipe of the GEMMs (its delayed-scaling histories roll in `endStep`). */
+    readonly recipe: QuantRecipe = { kind: 'none' },
   ) {
-    this.mlp = new GroupedMlp(config.activation, matMul, groupedGemm);
+    this.mlp = new GroupedMlp(config.activation, gemms);
   }
 
   forward(rows: tf.Tensor2D, fc1: tf.Tensor, fc2: tf.Tensor, rowsPerExpert: ArrayLike<number>): tf.Tensor2D {
@@ -80,7 +94,7 @@ export class ExpertsStage {
       return recompute((x, a, b) => this.mlp.forward(x as tf.Tensor2D, a as tf.Tensor3D, b as tf.Tensor3D, rowsPerExpert))(rows, f1, f2);
     }
     const actRecompute = c.recomputeModules.includes('moe_act');
-    if ((actRecompute || c.offloadModules.length > 0) && !this.mlp.matMul) {
+    if (actRecompute || c.offloadModules.length > 0) {
       return this.mlp.forwardManaged(rows, f1, f2, rowsPerExpert, {
         recomputeActivation: actRecompute,
         offload: c.offloadModules,
@@ -88,6 +102,11 @@ export class ExpertsStage {
       });
     }
     return this.mlp.forward(rows, f1, f2, rowsPerExpert);
+  }
+
+  /** End of a training step: delayed FP8 scaling turns each tensor's amax history into its next scale. */
+  endStep(): void {
+    if (this.recipe.kind === 'fp8') this.recipe.delayed?.step();
   }
 }
 
@@ -138,37 +157,54 @@ export class MoELayer {
     this.offloader = options.offloader ?? new ActivationOffloader();
     this.router = new TopKRouter(c, { weightVariable: weights.router, layerNumber: options.layerNumber, tracker: options.tracker });
     this.permute = new PermuteStage(c, options.permuter ?? getPermuter());
-    this.experts = new ExpertsStage(c, this.offloader, options.expertMatMul ?? expertMatMulFor(c, options.rng), options.groupedGemm ?? null);
+    const recipe = createQuantRecipe(c, options.rng);
+    this.experts = new ExpertsStage(c, this.offloader, expertGemmsFor(c, recipe, options.groupedGemm), recipe);
     this.shared = c.sharedExpertSize ? new SharedExpertsStage(c) : null;
     this.rng = options.rng ?? null;
     this.stats = { tokensPerExpert: new Float32Array(c.numExperts), losses: {}, capacity: null };
   }
 
   /**
-   * hidden [T, H] → [T, H]. `seqLength` is needed only for the sequence aux loss.
+   * hidden [T, H] → [T, H]. `seqLength` and `order` (the rows' token order: 'sb', Megatron's
+   * default, or 'bs' for batch-major rows) are needed only for the sequence aux loss.
    * With `recomputeModules` containing 'moe' the whole layer is recomputed in backward.
+   * `training: false` is evaluation (validation, generation): no input jitter, no z-loss or
+   * aux losses, no token counts for the expert bias or the global aux loss, and `stats` and
+   * the metrics tracker are left as the last training forward set them.
    */
-  forward(hidden: tf.Tensor2D, options: { seqLength?: number } = {}): tf.Tensor2D {
+  forward(hidden: tf.Tensor2D, options: { seqLength?: number; order?: TokenOrder; training?: boolean } = {}): tf.Tensor2D {
     if (hidden.rank !== 2 || hidden.shape[1] !== this.config.hiddenSize) {
       throw new Error(`MoELayer.forward: hidden shape [${hidden.shape}] is not [tokens, hiddenSize ${this.config.hiddenSize}]`);
     }
+    const training = options.training ?? true;
     const w = this.weights;
-    const jitter = drawInputJitter([hidden.shape[0], hidden.shape[1]], this.config.inputJitterEps, this.rng);
+    const jitter = training ? drawInputJitter([hidden.shape[0], hidden.shape[1]], this.config.inputJitterEps, this.rng) : null;
     const inputs: tf.Tensor[] = [hidden, w.router, w.fc1, w.fc2];
     if (w.sharedFc1 && w.sharedFc2) inputs.push(w.sharedFc1, w.sharedFc2);
     if (w.sharedGate) inputs.push(w.sharedGate);
     let calls = 0;
-    const body = (...xs: tf.Tensor[]) => this.body(xs, { jitter, seqLength: options.seqLength, record: calls++ === 0 });
+    const body = (...xs: tf.Tensor[]) => this.body(xs, { jitter, seqLength: options.seqLength, order: options.order, training, record: training && calls++ === 0 });
     const out = this.config.recomputeModules.includes('moe') ? recompute(body)(...inputs) : body(...inputs);
     jitter?.dispose();
     return out;
   }
 
-  private body(xs: tf.Tensor[], o: { jitter: tf.Tensor | null; seqLength?: number; record: boolean }): tf.Tensor2D {
+  /**
+   * End of a training step (a global batch): the aux-loss-free expert-bias update, a fresh
+   * count for the global aux loss, and delayed FP8 scaling's new scales (its amax histories
+   * roll once per step).
+   */
+  endStep(): void {
+    this.router.updateExpertBias();
+    this.router.resetGlobalAuxLossTracker();
+    this.experts.endStep();
+  }
+
+  private body(xs: tf.Tensor[], o: { jitter: tf.Tensor | null; seqLength?: number; order?: TokenOrder; training: boolean; record: boolean }): tf.Tensor2D {
     const [hidden, router, fc1, fc2, sFc1, sFc2, sGate] = xs as [tf.Tensor2D, tf.Tensor2D, tf.Tensor, tf.Tensor, tf.Tensor?, tf.Tensor?, tf.Tensor?];
     return tf.tidy(() => {
       const T = hidden.shape[0];
-      const route = routeTokens(this.router, hidden, router, { jitter: o.jitter, seqLength: o.seqLength, record: o.record });
+      const route = routeTokens(this.router, hidden, router, { jitter: o.jitter, seqLength: o.seqLength, order: o.order, training: o.training, record: o.record });
       const plan = this.permute.plan(route, T);
       const rows = this.permute.permuter.permute(hidden, plan);
       const expertOut = this.experts.forward(rows, fc1, fc2, plan.rowsPerExpert);
@@ -178,14 +214,4 @@ export class MoELayer {
       return out;
     });
   }
-}
-
-/**
- * The expert GEMM a config's low-precision recipe asks for: FP8 (delayed, tensorwise,
- * blockwise, MXFP8) or NVFP4 quantize–dequantize through `quantizedMatMul`, or null (fp32).
- */
-export function expertMatMulFor(config: MoEConfig, rng?: Rng): ExpertMatMul | null {
-  if (!config.fp8 && !config.fp4) return null;
-  const recipe = createQuantRecipe(config, rng);
-  return (a, b) => quantizedMatMul(a, b, recipe);
 }

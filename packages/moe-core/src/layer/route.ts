@@ -1,4 +1,5 @@
 import { tf } from '@kiln/tensor';
+import type { TokenOrder } from '../losses/load-balancing.js';
 import type { RouterLosses, TopKRouter } from '../router/router.js';
 
 export type { RouterLosses };
@@ -17,8 +18,12 @@ export interface RouteOutput {
 export interface RouteOptions {
   /** Jitter noise for the router input (pre-drawn with `drawInputJitter`, so recomputation sees the same noise). */
   jitter?: tf.Tensor | null;
-  /** Sequence length, for the sequence-level aux loss (tokens are [seq·batch] in 'sb' order). */
+  /** Sequence length, for the sequence-level aux loss (tokens in `order`). */
   seqLength?: number;
+  /** Token order of `hidden`: 'sb' (Megatron's [seq, batch] flattened, the default) or 'bs' (batch-major rows). */
+  order?: TokenOrder;
+  /** Training (default) applies z-loss and aux losses and counts tokens; false is evaluation. */
+  training?: boolean;
   /** Record statistics and update trackers (false while recomputing, so nothing counts twice). */
   record?: boolean;
 }
@@ -33,7 +38,8 @@ export function routeTokens(router: TopKRouter, hidden: tf.Tensor2D, weight: tf.
   const out = tf.tidy(() => {
     const input = options.jitter ? (tf.mul(hidden, options.jitter) as tf.Tensor2D) : hidden;
     const logits = router.gating(input, weight);
-    const r = router.routing(logits, { seqLength: options.seqLength, record: options.record ?? true });
+    const training = options.training ?? true;
+    const r = router.routing(logits, { seqLength: options.seqLength, order: options.order, training, record: training && (options.record ?? true) });
     capacity = r.capacity;
     return { probs: r.probs, map: r.routingMap };
   });

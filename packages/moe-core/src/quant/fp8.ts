@@ -8,9 +8,11 @@
  *   weights, power-of-two scales;
  * - MXFP8 (MXFP8BlockScaling): 32-element blocks along the reduction dimension with an E8M0
  *   scale = the smallest power of two ≥ amax / fmax.
- * fp32 arithmetic is reproduced with Math.fround at each step where TE computes in fp32.
+ * fp32 arithmetic is reproduced with Math.fround at each step where TE computes in fp32; the
+ * casts themselves run through @kiln/gpu-kernels' `castFp8` op.
  */
-import { type CastOptions, type MinifloatName, castToMinifloat, decodeE8M0, encodeE8M0Ceil, exactLog2Floor, formatOf } from './minifloat.js';
+import { FP8_FORMATS, type Fp8Format, castFp8Op, decodeE8M0, encodeE8M0Ceil, floorLog2 } from '@kiln/gpu-kernels';
+import { tf } from '@kiln/tensor';
 
 const FLT_MAX = 3.4028234663852886e38;
 const f32 = Math.fround;
@@ -40,7 +42,7 @@ export function fp8ScaleFromAmax(
   let scale = f32(fmax / a);
   if (options.margin) scale = f32(scale / 2 ** options.margin);
   if (scale === Number.POSITIVE_INFINITY) scale = FLT_MAX;
-  if (options.pow2 && Number.isFinite(scale) && scale > 0) scale = 2 ** exactLog2Floor(scale);
+  if (options.pow2 && Number.isFinite(scale) && scale > 0) scale = 2 ** floorLog2(scale);
   if (options.pow2 && a === Number.POSITIVE_INFINITY) scale = 0;
   if (a === 0) scale = 1;
   return { scale, scaleInv: f32(1 / scale) };
@@ -53,24 +55,33 @@ function checkMatrix(m: Matrix, name: string): void {
 }
 
 /**
+ * FP8 casts of a host array through @kiln/gpu-kernels' `castFp8` op at scale 1 (round to
+ * nearest even, saturating): the op's C++ kernel on kiln-native, WGSL on webgpu.
+ */
+function castFp8Values(values: Float32Array, format: Fp8Format): Float32Array {
+  if (values.length === 0) return values;
+  return tf.tidy(() => castFp8Op({ x: tf.tensor1d(values), scale: tf.tensor1d([1]) }, { format }).dataSync() as Float32Array);
+}
+
+/**
  * Generic block quantize–dequantize: for each block of `block` = [rows, cols] (edge blocks may
  * be partial), `scaleFor(amax)` gives the quantization scale and dequantization multiplier,
- * values become cast(x · scale) · scaleInv.
+ * values become cast(x · scale) · scaleInv, each product rounded to fp32 as TE computes it.
  */
 export function qdqBlocks(
   m: Matrix,
   block: [number, number],
-  format: MinifloatName,
+  format: Fp8Format,
   scaleFor: (amax: number) => { scale: number; scaleInv: number },
-  cast: CastOptions = {},
 ): QdqResult {
   checkMatrix(m, 'qdqBlocks');
   const [br, bc] = block;
   if (!(br >= 1 && bc >= 1)) throw new Error(`qdqBlocks: block shape must be positive, got [${block}]`);
-  const f = formatOf(format);
+  if (!(format in FP8_FORMATS)) throw new Error(`qdqBlocks: format must be 'e4m3' or 'e5m2', got '${String(format)}'`);
   const nbr = Math.ceil(m.rows / br);
   const nbc = Math.ceil(m.cols / bc);
-  const out = new Float32Array(m.data.length);
+  const scaled = new Float32Array(m.data.length);
+  const inverse = new Float32Array(m.data.length);
   const scaleInv = new Float32Array(nbr * nbc);
   for (let bi = 0; bi < nbr; bi++) {
     for (let bj = 0; bj < nbc; bj++) {
@@ -89,17 +100,21 @@ export function qdqBlocks(
       for (let r = bi * br; r < r1; r++) {
         for (let c = bj * bc; c < c1; c++) {
           const i = r * m.cols + c;
-          out[i] = f32(castToMinifloat(f32(m.data[i]! * scale), f, cast) * inv);
+          scaled[i] = m.data[i]! * scale; // stored as fp32
+          inverse[i] = inv;
         }
       }
     }
   }
+  const q = castFp8Values(scaled, format);
+  const out = new Float32Array(m.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = q[i]! * inverse[i]!;
   return { data: out, rows: m.rows, cols: m.cols, scaleInv, block: [br, bc] };
 }
 
 /** Largest finite value of an FP8 format. */
 export function fp8Max(format: 'e4m3' | 'e5m2'): number {
-  return formatOf(format).max;
+  return FP8_FORMATS[format].max;
 }
 
 /** Current (tensorwise) scaling: one scale from this tensor's amax. */

@@ -9,7 +9,7 @@
  * Hadamard transform along the reduction dimension first (`applyRht16`).
  */
 import type { Matrix, QdqResult } from './fp8.js';
-import { E2M1, E4M3, castToMinifloat } from './minifloat.js';
+import { E2M1, E4M3, castToMiniFloat } from '@kiln/gpu-kernels';
 
 const FLT_MAX = 3.4028234663852886e38;
 const f32 = Math.fround;
@@ -59,7 +59,7 @@ export function qdqNvfp4(m: Matrix, options: Nvfp4Options = {}): Nvfp4Result {
       for (let r = bi * br; r < r1; r++) for (let c = bj * bc; c < c1; c++) amax = Math.max(amax, Math.abs(m.data[r * m.cols + c]!));
       let sb = f32(amax * mult);
       if (sb > FLT_MAX) sb = FLT_MAX;
-      sb = castToMinifloat(Math.min(448, sb), E4M3);
+      sb = castToMiniFloat(Math.min(448, sb), E4M3);
       let e = f32(1 / f32(sb * dec));
       if (e > FLT_MAX) e = FLT_MAX;
       blockScales[bi * nbc + bj] = sb;
@@ -69,7 +69,7 @@ export function qdqNvfp4(m: Matrix, options: Nvfp4Options = {}): Nvfp4Result {
         for (let c = bj * bc; c < c1; c++) {
           const i = r * m.cols + c;
           const scaled = Math.max(-6, Math.min(6, f32(m.data[i]! * e)));
-          out[i] = f32(castToMinifloat(scaled, E2M1, cast) * inv);
+          out[i] = f32(castToMiniFloat(scaled, E2M1, cast) * inv);
         }
       }
     }

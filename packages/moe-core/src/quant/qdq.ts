@@ -19,8 +19,8 @@ export type QuantRecipe =
       scaling: 'delayed' | 'tensorwise' | 'blockwise' | 'mxfp8';
       /** 'e4m3' everywhere, or 'hybrid': E4M3 forward operands, E5M2 gradients. */
       format: 'e4m3' | 'hybrid';
-      /** Delayed scaling states per role (created by createQuantRecipe). */
-      delayed?: { input: DelayedScaling; weight: DelayedScaling; grad: DelayedScaling };
+      /** Delayed scaling: one amax history per tensor (created by createQuantRecipe). */
+      delayed?: DelayedScalingTable;
     }
   | {
       kind: 'nvfp4';
@@ -36,6 +36,44 @@ export type QuantRecipe =
 /** Operand role of a GEMM operand, deciding the format and block shape. */
 export type OperandRole = 'input' | 'weight' | 'grad';
 
+/**
+ * Delayed scaling's state for every tensor of a model (Transformer Engine keeps one amax
+ * history and scale per GEMM operand: each linear layer's input, weight and output gradient,
+ * and in a grouped linear each expert's). Quantizing a tensor records its amax; `step()` —
+ * once per training step, after backward — turns each history into the next step's scale and
+ * rolls it, so a history of N covers the last N steps whatever the number of GEMMs.
+ */
+export class DelayedScalingTable {
+  private readonly states = new Map<string, DelayedScaling>();
+  /** Training steps ended with `step()`. */
+  steps = 0;
+
+  constructor(
+    readonly options: { historyLen: number; margin: number; algo: 'max' | 'most_recent'; gradFormat: 'e4m3' | 'e5m2' },
+  ) {}
+
+  /** The state of one tensor (e.g. 'fc1.3.weight': expert 3's fc1 weight), made on first use. */
+  state(tensor: string, role: OperandRole): DelayedScaling {
+    let s = this.states.get(tensor);
+    if (!s) {
+      s = new DelayedScaling(role === 'grad' ? this.options.gradFormat : 'e4m3', this.options);
+      this.states.set(tensor, s);
+    }
+    return s;
+  }
+
+  /** Names of the tensors seen so far. */
+  get tensors(): string[] {
+    return [...this.states.keys()];
+  }
+
+  /** End of a training step: every tensor's scale from its amax history, then one roll each. */
+  step(): void {
+    for (const s of this.states.values()) s.update();
+    this.steps++;
+  }
+}
+
 /** The recipe a config selects (fp4 wins over fp8; none when neither is set). */
 export function createQuantRecipe(
   config: Pick<MoEConfig, 'fp8' | 'fp8Recipe' | 'fp8Margin' | 'fp8AmaxHistoryLen' | 'fp8AmaxComputeAlgo' | 'fp4'>,
@@ -45,12 +83,12 @@ export function createQuantRecipe(
   if (!config.fp8) return { kind: 'none' };
   const recipe: QuantRecipe = { kind: 'fp8', scaling: config.fp8Recipe, format: config.fp8 };
   if (config.fp8Recipe === 'delayed') {
-    const opts = { historyLen: config.fp8AmaxHistoryLen, margin: config.fp8Margin, algo: config.fp8AmaxComputeAlgo };
-    recipe.delayed = {
-      input: new DelayedScaling('e4m3', opts),
-      weight: new DelayedScaling('e4m3', opts),
-      grad: new DelayedScaling(config.fp8 === 'hybrid' ? 'e5m2' : 'e4m3', opts),
-    };
+    recipe.delayed = new DelayedScalingTable({
+      historyLen: config.fp8AmaxHistoryLen,
+      margin: config.fp8Margin,
+      algo: config.fp8AmaxComputeAlgo,
+      gradFormat: config.fp8 === 'hybrid' ? 'e5m2' : 'e4m3',
+    });
   }
   return recipe;
 }
@@ -64,9 +102,16 @@ function transpose(m: Matrix): Matrix {
 /**
  * Quantize–dequantize a matrix whose reduction dimension is its columns (`reduceAlong` =
  * 'cols') or its rows ('rows'), for the given role. Returns the dequantized matrix in the
- * same layout.
+ * same layout. Delayed scaling uses (and records the amax into) the history of `tensor`
+ * (default: the role's name).
  */
-export function qdqOperand(m: Matrix, role: OperandRole, recipe: QuantRecipe, reduceAlong: 'rows' | 'cols', options: { rht?: boolean } = {}): Matrix {
+export function qdqOperand(
+  m: Matrix,
+  role: OperandRole,
+  recipe: QuantRecipe,
+  reduceAlong: 'rows' | 'cols',
+  options: { rht?: boolean; tensor?: string } = {},
+): Matrix {
   if (recipe.kind === 'none') return m;
   // Work with the reduction dimension along the columns, transposing back afterwards.
   const along = reduceAlong === 'cols' ? m : transpose(m);
@@ -78,9 +123,8 @@ export function qdqOperand(m: Matrix, role: OperandRole, recipe: QuantRecipe, re
         out = qdqTensorwise(along, fmt);
         break;
       case 'delayed': {
-        const st = recipe.delayed?.[role];
-        if (!st) throw new Error("quantizedMatMul: the 'delayed' recipe needs its DelayedScaling states (use createQuantRecipe)");
-        out = st.qdq(along, { update: false });
+        if (!recipe.delayed) throw new Error("quantizedMatMul: the 'delayed' recipe needs its DelayedScalingTable (use createQuantRecipe)");
+        out = recipe.delayed.state(options.tensor ?? role, role).qdq(along, { update: false });
         break;
       }
       case 'blockwise':
@@ -107,14 +151,13 @@ export function qdqOperand(m: Matrix, role: OperandRole, recipe: QuantRecipe, re
 
 /**
  * Quantize–dequantize a tensor with a straight-through gradient. With delayed scaling the
- * role's history is updated after the call (one step per call).
+ * amax is recorded under `tensor` (default the role); the scale changes at the table's `step()`.
  */
-export function fakeQuantize(x: tf.Tensor2D, role: OperandRole, recipe: QuantRecipe, reduceAlong: 'rows' | 'cols' = 'cols'): tf.Tensor2D {
+export function fakeQuantize(x: tf.Tensor2D, role: OperandRole, recipe: QuantRecipe, reduceAlong: 'rows' | 'cols' = 'cols', tensor?: string): tf.Tensor2D {
   if (recipe.kind === 'none') return x;
   const f = tf.customGrad(((t: tf.Tensor) => {
     const [rows, cols] = t.shape as [number, number];
-    const q = qdqOperand({ data: Float32Array.from(t.dataSync() as ArrayLike<number>), rows, cols }, role, recipe, reduceAlong);
-    if (recipe.kind === 'fp8' && recipe.delayed) recipe.delayed[role].update();
+    const q = qdqOperand({ data: Float32Array.from(t.dataSync() as ArrayLike<number>), rows, cols }, role, recipe, reduceAlong, { tensor });
     return { value: tf.tensor2d(q.data, [rows, cols]), gradFunc: (dy: tf.Tensor) => dy };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return (f as unknown as (t: tf.Tensor) => tf.Tensor2D)(x);
@@ -128,43 +171,57 @@ const hostMatrix = (t: tf.Tensor): Matrix => ({
 const toTensor = (m: Matrix): tf.Tensor2D => tf.tensor2d(m.data, [m.rows, m.cols]);
 
 /**
- * Y = A·B with both operands quantized (A: input role, blocks along K; B: weight role), and a
- * backward that quantizes dY as a gradient: dA = Q(dY)·Q(B)ᵀ (reduction over N) and
- * dB = Q(Aᵀ)·Q(dY) (reduction over the M tokens; NVFP4 applies its Hadamard transform to both
- * wgrad operands along M, which leaves the exact product unchanged). Delayed scaling updates
- * its amax histories after each backward.
+ * The three GEMMs of one quantized linear layer Y = A·B, each operand quantized for its role
+ * along that GEMM's reduction dimension (Transformer Engine's fprop / dgrad / wgrad):
+ * - `fprop(a, b)` = Q(A)·Q(B): A [M, K] blocks along K (input), B [K, N] along K (weight);
+ * - `dgrad(dy, b)` = Q(dY)·Q(B)ᵀ: reduction over N, dY as a gradient;
+ * - `wgrad(a, dy)` = Q(Aᵀ)·Q(dY): reduction over the M tokens (NVFP4 applies its Hadamard
+ *   transform to both operands along M, which leaves the exact product unchanged).
+ * Delayed scaling keeps the histories of `name`'s three tensors: `${name}.input`,
+ * `${name}.weight`, `${name}.grad`.
  */
-export function quantizedMatMul(a: tf.Tensor2D, b: tf.Tensor2D, recipe: QuantRecipe): tf.Tensor2D {
+export interface QuantizedGemms {
+  fprop(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
+  dgrad(dy: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D;
+  wgrad(a: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D;
+}
+
+export function quantizedGemms(recipe: QuantRecipe, name = 'gemm'): QuantizedGemms {
+  const rht = recipe.kind === 'nvfp4' && (recipe.rht ?? true);
+  const q = (m: Matrix, role: OperandRole, along: 'rows' | 'cols', useRht = false) =>
+    toTensor(qdqOperand(m, role, recipe, along, { tensor: `${name}.${role}`, rht: useRht }));
+  return {
+    fprop: (a, b) => tf.tidy(() => tf.matMul(q(hostMatrix(a), 'input', 'cols'), q(hostMatrix(b), 'weight', 'rows'))),
+    // dY blocks along its columns (N), B along its columns too.
+    dgrad: (dy, b) => tf.tidy(() => tf.matMul(q(hostMatrix(dy), 'grad', 'cols'), q(hostMatrix(b), 'weight', 'cols'), false, true)),
+    // Aᵀ [K, M] and dYᵀ [N, M] with blocks along M.
+    wgrad: (a, dy) =>
+      tf.tidy(() => {
+        const aT = transpose(hostMatrix(a));
+        const dyT = transpose(hostMatrix(dy));
+        return tf.matMul(q(aT, 'input', 'cols', rht && aT.cols % 16 === 0), q(dyT, 'grad', 'cols', rht && dyT.cols % 16 === 0), false, true);
+      }),
+  };
+}
+
+/**
+ * Y = A·B through `quantizedGemms`: quantized forward, and a backward whose dA and dB are the
+ * quantized dgrad and wgrad. Delayed scaling records amaxes under `name` and changes its
+ * scales only at `recipe.delayed.step()`.
+ */
+export function quantizedMatMul(a: tf.Tensor2D, b: tf.Tensor2D, recipe: QuantRecipe, name = 'gemm'): tf.Tensor2D {
   if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[0]) {
     throw new Error(`quantizedMatMul: shapes [${a.shape}] and [${b.shape}] do not multiply (a: [M, K], b: [K, N])`);
   }
   if (recipe.kind === 'none') return tf.matMul(a, b);
-  const rht = recipe.kind === 'nvfp4' && (recipe.rht ?? true);
-  const f = tf.customGrad(((at: tf.Tensor, bt: tf.Tensor, save: tf.GradSaveFunc) => {
+  const gemms = quantizedGemms(recipe, name);
+  const f = tf.customGrad(((at: tf.Tensor2D, bt: tf.Tensor2D, save: tf.GradSaveFunc) => {
     save([at, bt]);
-    const qa = toTensor(qdqOperand(hostMatrix(at), 'input', recipe, 'cols'));
-    const qb = toTensor(qdqOperand(hostMatrix(bt), 'weight', recipe, 'rows'));
     return {
-      value: tf.matMul(qa, qb),
+      value: gemms.fprop(at, bt),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const dyM = hostMatrix(dy as tf.Tensor);
-        const [as, bs] = saved as [tf.Tensor, tf.Tensor];
-        // dgrad: reduction over N, dY blocks along its columns, B along its columns.
-        const qdy = toTensor(qdqOperand(dyM, 'grad', recipe, 'cols'));
-        const qbT = toTensor(qdqOperand(hostMatrix(bs), 'weight', recipe, 'cols'));
-        const da = tf.matMul(qdy, qbT, false, true);
-        // wgrad: reduction over M. Aᵀ [K, M] and dYᵀ [N, M] with blocks along M.
-        const aT = transpose(hostMatrix(as));
-        const dyT = transpose(dyM);
-        const qaT = toTensor(qdqOperand(aT, 'input', recipe, 'cols', { rht: rht && aT.cols % 16 === 0 }));
-        const qdyT = toTensor(qdqOperand(dyT, 'grad', recipe, 'cols', { rht: rht && dyT.cols % 16 === 0 }));
-        const db = tf.matMul(qaT, qdyT, false, true);
-        if (recipe.kind === 'fp8' && recipe.delayed) {
-          recipe.delayed.input.update();
-          recipe.delayed.weight.update();
-          recipe.delayed.grad.update();
-        }
-        return [da, db];
+        const [as, bs] = saved as [tf.Tensor2D, tf.Tensor2D];
+        return [gemms.dgrad(dy as tf.Tensor2D, bs), gemms.wgrad(as, dy as tf.Tensor2D)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -1,7 +1,5 @@
-export { topkRouting, topkRoutingWithScoreFunction, groupLimitedTopk, computeRoutingScoresForAuxLoss, scoreFunctionScores, tokensPerExpert, groupLimitedTopkRow, selectExperts } from './routing.js';
+export { topkRouting, topkRoutingWithScoreFunction, groupLimitedTopk, computeRoutingScoresForAuxLoss, scoreFunctionScores, tokensPerExpert, selectExperts, defaultTieOrder } from './routing.js';
 export type { TopkRoutingOptions, RoutingResult } from './routing.js';
-export { topkIndices, setTopkTieOrder, getTopkTieOrder } from './select.js';
-export type { TopkTieOrder } from './select.js';
 export { sinkhorn, sinkhornRouting } from './sinkhorn.js';
 export type { SinkhornOptions, SinkhornRoutingOptions } from './sinkhorn.js';
 export { updateExpertBias, ExpertBiasState } from './expert-bias.js';

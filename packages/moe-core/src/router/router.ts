@@ -54,7 +54,7 @@ export interface RouterForwardOptions {
   order?: TokenOrder;
   /**
    * Log the losses, count tokens for the expert bias and the global aux loss, and update
-   * `lastLosses` / `lastTokensPerExpert`. Default true; false while recomputing a forward
+   * `lastLosses` / `lastTokensPerExpert`. Default: `training`; false while recomputing a forward
    * (the global aux loss then reuses the counts of the recorded call), so nothing counts twice.
    */
   record?: boolean;
@@ -147,7 +147,7 @@ export class TopKRouter {
   routing(logitsIn: tf.Tensor2D, options: RouterForwardOptions = {}): RoutingOutput {
     const c = this.config;
     const training = options.training ?? true;
-    const record = options.record ?? true;
+    const record = options.record ?? training;
     const numTokens = logitsIn.shape[0];
     const losses: RouterLosses = {};
     let logits = logitsIn;

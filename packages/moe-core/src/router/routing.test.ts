@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { computeRoutingScoresForAuxLoss, groupLimitedTopk, topkRouting } from './routing.js';
-import { setTopkTieOrder, topkIndices } from './select.js';
+import { topkIndices } from '@kiln/gpu-kernels';
 
 // Megatron-Core reference values computed with PyTorch by scripts/megatron-reference.py.
 interface RouteCase {
@@ -56,15 +56,9 @@ describe('topkIndices reproduces torch.topk (CPU) including ties and NaN', () =>
   });
 
   it("'lowest-index' tie order puts equal values in index order", () => {
-    setTopkTieOrder('lowest-index');
-    try {
-      expect(topkIndices([1, 1, 1, 1], 4, 2)).toEqual([0, 1]);
-      expect(topkIndices([0, Number.NaN, 5, Number.NaN], 4, 3)).toEqual([1, 3, 2]);
-    } finally {
-      setTopkTieOrder('torch-cpu');
-    }
+    expect(topkIndices([1, 1, 1, 1], 4, 2, 0, 1, true, 'lowest-index')).toEqual([0, 1]);
+    expect(topkIndices([0, Number.NaN, 5, Number.NaN], 4, 3, 0, 1, true, 'lowest-index')).toEqual([1, 3, 2]);
     expect(topkIndices([1, 1, 1, 1], 4, 2)).toEqual([2, 3]);
-    expect(() => setTopkTieOrder('gpu' as never)).toThrow(/order/);
   });
 
   it('reads strided columns', () => {

@@ -1,14 +1,13 @@
 /**
  * Top-k routing with a score function, as Megatron-Core's `topk_routing_with_score_function`
- * and `group_limited_topk` (megatron/core/transformer/moe/moe_utils.py).
- *
- * The choice of experts is made on host copies of the fp32 scores (exact torch.topk order,
- * see select.ts); the probabilities are then built with differentiable tf ops from a
- * constant 0/1 mask, so gradients reach the logits exactly as through torch's gather/scatter.
+ * and `group_limited_topk` (megatron/core/transformer/moe/moe_utils.py), run by
+ * @kiln/gpu-kernels' `topkRouter` op (the one router implementation): the choice of experts
+ * with torch.topk's CPU tie order where the data is on the host (so ties resolve as in
+ * Megatron on PyTorch), the gates differentiable in the logits.
  */
+import { type TopkTieOrder, groupLimitedTopkRow, topkIndices, topkRouter } from '@kiln/gpu-kernels';
 import { tf } from '@kiln/tensor';
 import type { RouterScoreFunction } from '../config.js';
-import { topkIndices } from './select.js';
 
 /** Options of `topkRouting`; names follow Megatron's arguments. */
 export interface TopkRoutingOptions {
@@ -26,6 +25,16 @@ export interface TopkRoutingOptions {
   scalingFactor?: number | null;
   /** Per-expert bias added to the scores for the choice only (sigmoid/sqrtsoftplus). */
   expertBias?: tf.Tensor | ArrayLike<number> | null;
+  /** Order of equal scores; default `defaultTieOrder()`. */
+  tieOrder?: TopkTieOrder;
+}
+
+/**
+ * torch.topk's CPU order ('torch-cpu', the Megatron anchors) on backends that keep tensors on
+ * the host (cpu, kiln-native); on a GPU backend the kernels' 'lowest-index' order.
+ */
+export function defaultTieOrder(): TopkTieOrder {
+  return tf.getBackend() === 'webgpu' ? 'lowest-index' : 'torch-cpu';
 }
 
 /** Result of routing: both [tokens, experts]. */
@@ -72,36 +81,6 @@ export function scoreFunctionScores(logits: tf.Tensor2D, scoreFunction: RouterSc
 }
 
 /**
- * Group-limited top-k of one token's scores (Megatron's `group_limited_topk`): group score =
- * sum of the top ⌊topk / groupTopk⌋ scores of the group (summed in fp32), keep the best
- * groupTopk groups, mask the rest to −∞, then top-k over all experts.
- */
-export function groupLimitedTopkRow(
-  scores: Float32Array,
-  offset: number,
-  numExperts: number,
-  topk: number,
-  numGroups: number,
-  groupTopk: number,
-): number[] {
-  const per = numExperts / numGroups;
-  const inGroup = Math.floor(topk / groupTopk);
-  const groupScores = new Float32Array(numGroups);
-  for (let g = 0; g < numGroups; g++) {
-    const best = topkIndices(scores, per, inGroup, offset + g * per);
-    let s = 0;
-    for (const j of best) s = Math.fround(s + scores[offset + g * per + j]!);
-    groupScores[g] = s;
-  }
-  const keep = new Set(topkIndices(groupScores, numGroups, groupTopk));
-  const masked = new Float32Array(numExperts);
-  for (let e = 0; e < numExperts; e++) {
-    masked[e] = keep.has(Math.floor(e / per)) ? scores[offset + e]! : Number.NEGATIVE_INFINITY;
-  }
-  return topkIndices(masked, numExperts, topk);
-}
-
-/**
  * Megatron's `group_limited_topk` on a [tokens, experts] score tensor: the top-k scores and
  * their expert indices per token ([tokens, topk] each) after masking all but the best
  * `groupTopk` of `numGroups` expert groups.
@@ -115,7 +94,7 @@ export function groupLimitedTopk(
   const [numTokens, numExperts] = check2d(scores, 'scores');
   validateOptions(numExperts, { topk, numGroups, groupTopk });
   const host = hostValues(scores);
-  const idx = selectExperts(host, numTokens, numExperts, topk, numGroups, groupTopk);
+  const idx = selectExperts(host, numTokens, numExperts, topk, numGroups, groupTopk, defaultTieOrder());
   const vals = idx.map((row, t) => row.map((e) => host[t * numExperts + e]!));
   return { values: tf.tensor2d(vals.flat(), [numTokens, topk]), indices: tf.tensor2d(idx.flat(), [numTokens, topk], 'int32') };
 }
@@ -128,14 +107,12 @@ export function selectExperts(
   topk: number,
   numGroups: number | null | undefined,
   groupTopk: number | null | undefined,
+  tieOrder: TopkTieOrder = defaultTieOrder(),
 ): number[][] {
   const out: number[][] = [];
   for (let t = 0; t < numTokens; t++) {
-    out.push(
-      groupTopk
-        ? groupLimitedTopkRow(scores, t * numExperts, numExperts, topk, numGroups!, groupTopk)
-        : topkIndices(scores, numExperts, topk, t * numExperts),
-    );
+    const row = scores.subarray(t * numExperts, (t + 1) * numExperts);
+    out.push(groupTopk ? groupLimitedTopkRow(row, numExperts, topk, numGroups!, groupTopk, tieOrder) : topkIndices(row, numExperts, topk, 0, 1, true, tieOrder));
   }
   return out;
 }
@@ -179,59 +156,27 @@ function validateOptions(numExperts: number, o: TopkRoutingOptions): void {
  *   scalingFactor when it is truthy.
  */
 export function topkRouting(logits: tf.Tensor2D, options: TopkRoutingOptions): RoutingResult {
-  const [numTokens, numExperts] = check2d(logits);
+  const [, numExperts] = check2d(logits);
   validateOptions(numExperts, options);
-  const { topk } = options;
   const scoreFunction = options.scoreFunction ?? 'softmax';
-  // As in Megatron, preSoftmax only affects softmax scores and the expert bias only sigmoid /
-  // sqrtsoftplus scores; otherwise they are ignored.
-  const preSoftmax = scoreFunction === 'softmax' && (options.preSoftmax ?? false);
-  let bias: Float32Array | null = null;
-  if (options.expertBias !== null && options.expertBias !== undefined && scoreFunction !== 'softmax') {
-    bias = hostValues(options.expertBias);
-    if (bias.length !== numExperts) throw new Error(`expertBias has ${bias.length} entries, expected ${numExperts} (experts)`);
-  }
-
   return tf.tidy(() => {
-    const l = toFloat32(logits) as tf.Tensor2D;
-    // Scores the choice is made on, read back to host in fp32.
-    let scores: tf.Tensor2D | null = null;
-    let choice: Float32Array;
-    if (scoreFunction === 'softmax') {
-      if (preSoftmax) {
-        scores = tf.softmax(l, -1);
-        choice = hostValues(scores);
-      } else {
-        choice = hostValues(l);
-      }
-    } else {
-      scores = scoreFunctionScores(l, scoreFunction);
-      choice = hostValues(scores);
-      if (bias) {
-        for (let i = 0; i < choice.length; i++) choice[i] = Math.fround(choice[i]! + bias[i % numExperts]!);
-      }
+    // As in Megatron, the expert bias only affects sigmoid / sqrtsoftplus scores (the op ignores it otherwise).
+    let expertBias: tf.Tensor | undefined;
+    if (options.expertBias !== null && options.expertBias !== undefined && scoreFunction !== 'softmax') {
+      const bias = hostValues(options.expertBias);
+      if (bias.length !== numExperts) throw new Error(`expertBias has ${bias.length} entries, expected ${numExperts} (experts)`);
+      expertBias = tf.tensor1d(bias);
     }
-    const indices = selectExperts(choice, numTokens, numExperts, topk, options.numGroups, options.groupTopk);
-    const maskValues = indicesToMask(indices, numExperts);
-    const mask = tf.tensor2d(maskValues, [numTokens, numExperts], 'float32');
-    const maskBool = tf.cast(mask, 'bool') as tf.Tensor2D;
-
-    let probs: tf.Tensor2D;
-    if (scoreFunction === 'softmax') {
-      if (preSoftmax) {
-        probs = tf.mul(scores!, mask);
-      } else {
-        // softmax over the k chosen logits = softmax over the row with the others at −∞.
-        const masked = tf.where(maskBool, l, tf.fill([numTokens, numExperts], Number.NEGATIVE_INFINITY));
-        probs = tf.softmax(masked, -1);
-      }
-    } else {
-      const chosen = tf.mul(scores!, mask) as tf.Tensor2D;
-      probs = topk > 1 ? tf.div(chosen, tf.add(tf.sum(chosen, -1, true), 1e-20)) : chosen;
-    }
-    if (options.scalingFactor) probs = tf.mul(probs, options.scalingFactor);
-    const topIndices = tf.tensor2d(indices.flat(), [numTokens, topk], 'int32');
-    return { probs, routingMap: maskBool, topIndices };
+    const r = topkRouter(toFloat32(logits), {
+      topk: options.topk,
+      scoreFunction,
+      usePreSoftmax: options.preSoftmax ?? false,
+      ...(options.groupTopk ? { numGroups: options.numGroups!, groupTopk: options.groupTopk } : {}),
+      ...(options.scalingFactor ? { scalingFactor: options.scalingFactor } : {}),
+      ...(expertBias ? { expertBias } : {}),
+      tieOrder: options.tieOrder ?? defaultTieOrder(),
+    });
+    return { probs: r.probs as tf.Tensor2D, routingMap: r.routingMap as tf.Tensor2D, topIndices: r.topIndices as tf.Tensor2D };
   });
 }
 
