@@ -5,11 +5,11 @@
  * those rounded operands. Forward uses E4M3 for both operands; backward quantizes dY as a
  * gradient (E5M2 in the 'hybrid' format) for dA = Q(dY)·Q(B)ᵀ and dB = Q(A)ᵀ·Q(dY).
  */
+import { castToMiniFloat, E4M3, E5M2 } from '@kiln/gpu-kernels';
 import { createRng, tf } from '@kiln/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateMoEConfig } from '../config.js';
 import { fp8ScaleFromAmax } from './fp8.js';
-import { castToMinifloat, E4M3, E5M2 } from './minifloat.js';
 import { createQuantRecipe, quantizedMatMul } from './qdq.js';
 
 beforeAll(async () => {
@@ -21,7 +21,7 @@ function qdq(values: Float32Array, format: 'e4m3' | 'e5m2'): Float64Array {
   const fmt = format === 'e4m3' ? E4M3 : E5M2;
   const amax = values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   const { scale, scaleInv } = fp8ScaleFromAmax(amax, format === 'e4m3' ? 448 : 57344);
-  return Float64Array.from(values, (v) => Math.fround(castToMinifloat(Math.fround(v * scale), fmt) * scaleInv));
+  return Float64Array.from(values, (v) => Math.fround(castToMiniFloat(Math.fround(v * scale), fmt) * scaleInv));
 }
 
 /** C[m, n] = Σ_k A[m, k]·B[k, n] with optional transposes of the stored operands, in float64. */
