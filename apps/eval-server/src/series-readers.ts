@@ -19,6 +19,8 @@ interface Pending {
 }
 
 function readerScript(): string {
+  // Run from source (tests import src/*.ts in process): a worker thread needs the built script.
+  if (import.meta.url.endsWith('.ts')) return fileURLToPath(new URL('../dist/series-reader.js', import.meta.url));
   const ext = import.meta.url.endsWith('.cjs') ? '.cjs' : '.js';
   return fileURLToPath(new URL(`./series-reader${ext}`, import.meta.url));
 }
