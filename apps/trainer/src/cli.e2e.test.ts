@@ -325,7 +325,7 @@ describe('kiln → eval server', () => {
 
   it('warns but finishes when the server is unreachable', async () => {
     const out = join(tempDir(), 'r');
-    const r = await kiln(['regress', ...TINY, '--steps', '3', '--out', out, '--server', 'http://127.0.0.1:9']);
+    const r = await kiln(['regress', ...TINY, '--steps', '3', '--out', out, '--server', 'http://127.0.0.1:9', '--token', 't']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('warning: eval server http://127.0.0.1:9');
     expect(countLines(join(out, 'metrics.jsonl'))).toBe(4);

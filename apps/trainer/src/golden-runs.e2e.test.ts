@@ -81,9 +81,10 @@ describe('golden tiny runs (cpu backend)', () => {
     const r = await kiln([...MOE, '--steps', '6', '--out', straight]);
     expect(r.code, r.stderr).toBe(0);
     const run = await summarize(straight, 'model.safetensors');
-    // An untrained byte-level model predicts about uniformly over its vocabulary: ln 256.
-    expect(Math.abs(run.losses[0]! - Math.log(256))).toBeLessThan(0.05);
-    expect(run.losses[5]!).toBeLessThan(run.losses[0]! - 1);
+    // The output bias starts at the corpus's unigram log-probabilities, so an untrained
+    // byte-level model predicts byte frequencies (about 3 nats), well below uniform (ln 256).
+    expect(run.losses[0]!).toBeGreaterThan(2);
+    expect(run.losses[0]!).toBeLessThan(Math.log(256) - 1);
     expectGolden('moe-train-tiny-6', run);
 
     const resumed = join(tempDir(), 'moe');
