@@ -130,7 +130,7 @@ export async function predictToPly(ctx: CommandContext, config: PointCloudSslCon
   let correct = 0;
   let labelled = 0;
   for (const scene of scenes) {
-    const p = predictScene(config, model, scene).prediction;
+    const p = (await predictScene(config, model, scene)).prediction;
     prediction.set(p, at);
     for (let i = 0; i < p.length; i++) {
       const l = scene.label?.[i] ?? -1;

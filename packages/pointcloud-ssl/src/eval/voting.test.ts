@@ -26,10 +26,10 @@ function scene(seed: number, points: number) {
 }
 
 describe('fragment voting', () => {
-  it('adds each fragment’s probabilities to the points it holds, once per fragment', () => {
+  it('adds each fragment’s probabilities to the points it holds, once per fragment', async () => {
     const s = scene(5, 300);
     const k = config.numClasses;
-    const result = predictScene(config, model, s);
+    const result = await predictScene(config, model, s);
     // cells of the test grid (after CenterShift, as the pipeline voxelizes), and each point's rank in its cell
     const lo = [0, 1, 2].map((d) => Math.min(...Array.from(s.coord).filter((_, i) => i % 3 === d)));
     const hi = [0, 1, 2].map((d) => Math.max(...Array.from(s.coord).filter((_, i) => i % 3 === d)));
@@ -56,8 +56,8 @@ describe('fragment voting', () => {
 
   it('test-time augmentations add their votes; evaluation scores whole scenes against their labels', async () => {
     const s = scene(6, 200);
-    const one = predictScene(config, model, s);
-    const twice = predictScene(config, model, s, { ...testPipeline({ gridSize: 0.4 }), augmentations: [[], []] });
+    const one = await predictScene(config, model, s);
+    const twice = await predictScene(config, model, s, { ...testPipeline({ gridSize: 0.4 }), augmentations: [[], []] });
     expect(twice.fragments).toBe(2 * one.fragments);
     for (let i = 0; i < one.votes.length; i += 37) expect(twice.votes[i]).toBeCloseTo(2 * one.votes[i]!, 5);
     const scenes = [scene(7, 150), scene(8, 220)];

@@ -38,7 +38,7 @@ export function configTestPipeline(config: PointCloudSslConfig): TestPipeline {
 }
 
 /** Labels one scene (a single-scene batch with colours in 0–1) by fragment voting. */
-export function predictScene(config: PointCloudSslConfig, model: SegmentationModel, scene: PointCloudBatch, pipeline: TestPipeline = configTestPipeline(config)): ScenePrediction {
+export async function predictScene(config: PointCloudSslConfig, model: SegmentationModel, scene: PointCloudBatch, pipeline: TestPipeline = configTestPipeline(config)): Promise<ScenePrediction> {
   const n = scene.coord.length / 3;
   const k = config.numClasses;
   const votes = new Float32Array(n * k);
@@ -54,8 +54,11 @@ export function predictScene(config: PointCloudSslConfig, model: SegmentationMod
       const fragment = post.apply(part, rng);
       const batch = sceneFromSample(fragment, 'test fragment');
       const input = modelInput(batch, config, { crossScene: false });
-      const probs = tf.tidy(() => tf.softmax(segLogits(model.head, model.backbone.forward(input.feat, input.structure)))).dataSync() as Float32Array;
+      const probsTensor = tf.tidy(() => tf.softmax(segLogits(model.head, model.backbone.forward(input.feat, input.structure))));
       input.feat.dispose();
+      // Read asynchronously: a synchronous read fails on webgpu in Node.
+      const probs = (await probsTensor.data()) as Float32Array;
+      probsTensor.dispose();
       const index = fragment.index!;
       for (let j = 0; j < index.length; j++) {
         const row = index[j]! * k;
@@ -98,7 +101,7 @@ export async function evaluateByVoting(
   let fragments = 0;
   for (let i = 0; i < total; i++) {
     const scene = await loadFromSource(source, i);
-    const result = predictScene(config, model, scene, options.pipeline);
+    const result = await predictScene(config, model, scene, options.pipeline);
     const label = scene.label ?? new Int32Array(result.prediction.length).fill(-1);
     for (let p = 0; p < label.length; p++) {
       if (label[p]! >= k) throw new Error(`evaluation: scene ${i} has label ${label[p]} but the model has ${k} classes`);
